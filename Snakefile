@@ -12,7 +12,15 @@ report: "rules/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/download.smk"
 include: "rules/sky.smk"
+include: "rules/tiles.smk"
+include: "rules/dataset.smk"
+include: "rules/train.smk"
+include: "rules/detect.smk"
+include: "rules/mmf.smk"
+include: "rules/bubbles_data.smk"
+include: "rules/bubbles_model.smk"
 
 
 rule all:

@@ -1,0 +1,1 @@
+# rules/bubbles_data.smk: being written (stage owner replaces this file).

@@ -1,0 +1,1 @@
+# rules/bubbles_model.smk: being written (stage owner replaces this file).

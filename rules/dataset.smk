@@ -1,0 +1,1 @@
+# rules/dataset.smk: being written (stage owner replaces this file).

@@ -1,0 +1,1 @@
+# rules/detect.smk: being written (stage owner replaces this file).

@@ -1,0 +1,1 @@
+# rules/download.smk: being written (stage owner replaces this file).

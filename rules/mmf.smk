@@ -1,0 +1,1 @@
+# rules/mmf.smk: being written (stage owner replaces this file).

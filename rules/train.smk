@@ -1,0 +1,1 @@
+# rules/train.smk: being written (stage owner replaces this file).
