@@ -24,6 +24,6 @@ include: "rules/bubbles_model.smk"
 
 
 rule all:
+    default_target: True
     input:
         FINAL_OUTPUT,
-    default_target: True
