@@ -1,1 +1,256 @@
-# rules/bubbles_data.smk: being written (stage owner replaces this file).
+# Spitzer bubbles, data side (issue 7): mosaics (mock / download / local), the catalogue,
+# aligned and masked tiles, negative windows and their clustering, validation/test windows.
+#
+# For the model side (rules/bubbles_model.smk):
+#   BUBBLE_SPLITS[split]      -> field codes of train / validation / test
+#   bubble_tile(field)        -> "results/bubbles/aligned/{field}.fits" (both bands, 8 µm grid)
+#   BUBBLE_CATALOG            -> "results/bubbles/catalog.ecsv"
+#   bubble_negatives()        -> the negatives HDF5 files of the training fields
+#   BUBBLE_NEG_CLASSES        -> "results/bubbles/negatives/clusters.ecsv"
+#   bubble_windows(split)     -> "results/bubbles/windows/{split}.h5"
+
+
+include: "bubbles_common.smk"
+
+
+rule simulate_spitzer_tile:
+    input:
+        unpack(simulate_positions),
+    output:
+        i4="results/bubbles/spitzer/{field}/GLM_{field}_mosaic_I4.fits",
+        m1="results/bubbles/spitzer/{field}/MPG_{field}_mosaic_M1.fits",
+        truth="results/bubbles/spitzer/{field}/truth.ecsv",
+    log:
+        "logs/simulate_spitzer_tile/{field}.log",
+    benchmark:
+        "benchmarks/rules/simulate_spitzer_tile/{field}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=15,
+    params:
+        simulate=BUB["simulate"],
+        seed=config["seed"],
+    script:
+        "../scripts/simulate_spitzer_tile.py"
+
+
+rule download_spitzer:
+    output:
+        "results/bubbles/download/{spitzer_file}",
+    log:
+        "logs/download_spitzer/{spitzer_file}.log",
+    benchmark:
+        "benchmarks/rules/download_spitzer/{spitzer_file}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=120,
+    params:
+        source=spitzer_download,
+    script:
+        "../scripts/download_bubble_file.py"
+
+
+rule download_bubble_catalog:
+    output:
+        catalog="results/bubbles/download/mwp_dr2.csv",
+        clear_names="results/bubbles/download/mwp_dr2_clear.npy",
+    log:
+        "logs/download_bubble_catalog/all.log",
+    benchmark:
+        "benchmarks/rules/download_bubble_catalog/all.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    params:
+        catalog=BUB["download"]["catalog"],
+        clear_names=BUB["download"]["clear_names"],
+    script:
+        "../scripts/download_bubble_catalog.py"
+
+
+rule bubble_catalog:
+    input:
+        unpack(bubble_catalog_inputs),
+    output:
+        BUBBLE_CATALOG,
+    log:
+        "logs/bubble_catalog/all.log",
+    benchmark:
+        "benchmarks/rules/bubble_catalog/all.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        centres={f: field_center(f)[0] for f in BUBBLE_FIELDS},
+        half_width=BUB["simulate"]["width_deg"] / 2,
+    script:
+        "../scripts/bubble_catalog.py"
+
+
+rule align_spitzer_tile:
+    input:
+        unpack(spitzer_mosaics),
+    output:
+        "results/bubbles/aligned/{field}.fits",
+    log:
+        "logs/align_spitzer_tile/{field}.log",
+    benchmark:
+        "benchmarks/rules/align_spitzer_tile/{field}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=20,
+    script:
+        "../scripts/align_spitzer_tile.py"
+
+
+rule mask_bubbles:
+    input:
+        tile="results/bubbles/aligned/{field}.fits",
+        catalog=BUBBLE_CATALOG,
+    output:
+        "results/bubbles/masked/{field}.fits",
+    log:
+        "logs/mask_bubbles/{field}.log",
+    benchmark:
+        "benchmarks/rules/mask_bubbles/{field}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=10,
+    params:
+        mask=BUB["mask"],
+    script:
+        "../scripts/mask_bubbles.py"
+
+
+rule sample_negatives:
+    input:
+        tile="results/bubbles/masked/{field}.fits",
+        catalog=BUBBLE_CATALOG,
+    output:
+        "results/bubbles/negatives/{field}.h5",
+    log:
+        "logs/sample_negatives/{field}.log",
+    benchmark:
+        "benchmarks/rules/sample_negatives/{field}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    params:
+        negatives=BUB["negatives"],
+        preprocess=BUB["preprocess"],
+        seed=config["seed"],
+    script:
+        "../scripts/sample_negatives.py"
+
+
+rule cluster_negatives:
+    input:
+        negatives=bubble_negatives(),
+    output:
+        table=BUBBLE_NEG_CLASSES,
+        figures=report(
+            BUBBLE_NEG_FIGURES,
+            caption="report/bubble_negatives.rst",
+            category="Bubble training data",
+            subcategory="Negative classes",
+        ),
+    log:
+        "logs/cluster_negatives/all.log",
+    benchmark:
+        "benchmarks/rules/cluster_negatives/all.tsv"
+    conda:
+        ENV_SKY
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=20,
+    params:
+        negatives=BUB["negatives"],
+        seed=config["seed"],
+    script:
+        "../scripts/cluster_negatives.py"
+
+
+rule make_validation_windows:
+    input:
+        tiles=lambda wc: [bubble_tile(f) for f in BUBBLE_SPLITS[wc.bubble_split]],
+        catalog=BUBBLE_CATALOG,
+    output:
+        "results/bubbles/windows/{bubble_split}.h5",
+    log:
+        "logs/make_validation_windows/{bubble_split}.log",
+    benchmark:
+        "benchmarks/rules/make_validation_windows/{bubble_split}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        windows=BUB["windows"],
+    script:
+        "../scripts/make_validation_windows.py"
+
+
+rule plot_bubble_tile:
+    input:
+        tile="results/bubbles/aligned/{field}.fits",
+        catalog=BUBBLE_CATALOG,
+    output:
+        report(
+            "results/bubbles/figures/tile_{field}.png",
+            caption="report/bubble_tile.rst",
+            category="Bubble training data",
+            subcategory="Tiles",
+        ),
+    log:
+        "logs/plot_bubble_tile/{field}.log",
+    benchmark:
+        "benchmarks/rules/plot_bubble_tile/{field}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=5,
+    params:
+        box_scale=BUB["windows"]["box_scale"],
+    script:
+        "../scripts/plot_bubble_tile.py"
+
+
+if "bubbles" in config["detectors"]:
+    FINAL_OUTPUT.extend(
+        [
+            BUBBLE_CATALOG,
+            *expand("results/bubbles/masked/{field}.fits", field=BUBBLE_FIELDS),
+            *bubble_negatives(),
+            BUBBLE_NEG_CLASSES,
+            *BUBBLE_NEG_FIGURES,
+            bubble_windows("validation"),
+            bubble_windows("test"),
+            *expand("results/bubbles/figures/tile_{field}.png", field=BUBBLE_FIELDS),
+        ]
+    )

@@ -1,1 +1,203 @@
-# rules/dataset.smk: being written (stage owner replaces this file).
+# Cluster training data (issue 3): training catalogue, per-tile patches, normalisation from
+# the training split, one HDF5 dataset per split, example figures.
+from skydetect.clusters.catalogs import needed_inputs
+
+if "planck_catalog_file" not in globals():  # until rules/sky.smk provides it
+
+    def planck_catalog_file(name):
+        return {
+            "psz2": "results/sky/catalogs/psz2_union.fits",
+            "mcxc": "results/sky/catalogs/mcxc.fits",
+            "redmapper": "results/sky/catalogs/redmapper.fits",
+            "sources": "results/sky/catalogs/sources.ecsv",
+        }[name]
+
+
+CL = config["clusters"]
+VALIDATION_TILES = sorted(int(t) for t in CL["tiles"]["validation"])
+TEST_TILES = sorted(int(t) for t in CL["tiles"]["test"])
+TRAIN_TILES = [t for t in range(N_TILES) if t not in VALIDATION_TILES + TEST_TILES]
+SPLIT_TILES = {"train": TRAIN_TILES, "validation": VALIDATION_TILES}
+# cover patches: the test tiles, or every tile for all-sky inference
+COVER_TILES = (
+    list(range(N_TILES)) if CL.get("detect", {}).get("all_sky", False) else TEST_TILES
+)
+TRAINING_CATALOG = f"results/catalogs/{CL['catalog']['name']}.ecsv"
+# per-tile job memory: tile + margin + patches of the tile (<= 1 GiB at nside 2048)
+PATCH_MEM_MB = 1000 if config["planck"]["nside"] <= 2048 else 3000
+
+
+def dataset_patch_files(wildcards):
+    if wildcards.split == "test":
+        return expand("results/patches/cover/{tile}.h5", tile=TEST_TILES)
+    return expand(
+        "results/patches/{split}/{tile}.h5",
+        split=wildcards.split,
+        tile=SPLIT_TILES[wildcards.split],
+    )
+
+
+rule build_catalog:
+    input:
+        unpack(lambda wc: {k: planck_catalog_file(k) for k in needed_inputs(wc.name)}),
+    output:
+        "results/catalogs/{name}.ecsv",
+    log:
+        "logs/build_catalog/{name}.log",
+    benchmark:
+        "benchmarks/rules/build_catalog/{name}.tsv"
+    wildcard_constraints:
+        name="planck_z|planck_no-z|MCXC|RM30|RM50",
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        merge_radius_arcmin=CL["catalog"]["merge_radius_arcmin"],
+    script:
+        "../scripts/build_catalog.py"
+
+
+rule cut_patches:
+    input:
+        tile="results/tiles/{tile}.h5",
+        catalog=TRAINING_CATALOG,
+    output:
+        "results/patches/{split}/{tile}.h5",
+    log:
+        "logs/cut_patches/{split}_{tile}.log",
+    benchmark:
+        "benchmarks/rules/cut_patches/{split}_{tile}.tsv"
+    wildcard_constraints:
+        split="train|validation",
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=PATCH_MEM_MB,
+        runtime=30,
+    params:
+        split=lambda wc: wc.split,
+        split_tiles=lambda wc: SPLIT_TILES[wc.split],
+        bands=BANDS,
+        patch=CL["patch"],
+        mask=CL["mask"],
+        seed=config["seed"],
+    script:
+        "../scripts/cut_patches.py"
+
+
+rule cut_cover:
+    input:
+        tile="results/tiles/{tile}.h5",
+        catalog=TRAINING_CATALOG,
+    output:
+        "results/patches/cover/{tile}.h5",
+    log:
+        "logs/cut_cover/{tile}.log",
+    benchmark:
+        "benchmarks/rules/cut_cover/{tile}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=PATCH_MEM_MB,
+        runtime=30,
+    params:
+        split="cover",
+        split_tiles=None,
+        bands=BANDS,
+        patch=CL["patch"],
+        mask=CL["mask"],
+        seed=config["seed"],
+    script:
+        "../scripts/cut_patches.py"
+
+
+rule normalise:
+    input:
+        patches=expand("results/patches/train/{tile}.h5", tile=TRAIN_TILES),
+    output:
+        "results/datasets/normalisation.json",
+    log:
+        "logs/normalise/all.log",
+    benchmark:
+        "benchmarks/rules/normalise/all.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=lambda wc: 1000
+        + CL["normalise"]["max_patches"]
+        * CL["patch"]["size"] ** 2
+        * len(BANDS)
+        * 12
+        // 10**6,
+        runtime=20,
+    params:
+        bands=BANDS,
+        method=CL["normalise"]["method"],
+        max_patches=CL["normalise"]["max_patches"],
+        seed=config["seed"],
+    script:
+        "../scripts/normalise.py"
+
+
+rule assemble:
+    input:
+        patches=dataset_patch_files,
+        normalisation="results/datasets/normalisation.json",
+    output:
+        "results/datasets/{split}.h5",
+    log:
+        "logs/assemble/{split}.log",
+    benchmark:
+        "benchmarks/rules/assemble/{split}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        bands=BANDS,
+    script:
+        "../scripts/assemble.py"
+
+
+rule plot_dataset:
+    input:
+        "results/datasets/{split}.h5",
+    output:
+        report(
+            "results/datasets/{split}_examples.png",
+            caption="report/dataset_examples.rst",
+            category="Cluster training data",
+            subcategory="{split}",
+        ),
+    log:
+        "logs/plot_dataset/{split}.log",
+    benchmark:
+        "benchmarks/rules/plot_dataset/{split}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        n_examples=4,
+        seed=config["seed"],
+    script:
+        "../scripts/plot_dataset.py"
+
+
+if "clusters" in config["detectors"]:
+    FINAL_OUTPUT += expand(
+        ["results/datasets/{split}.h5", "results/datasets/{split}_examples.png"],
+        split=["train", "validation", "test"],
+    )
+    FINAL_OUTPUT += expand("results/patches/cover/{tile}.h5", tile=COVER_TILES)
+    FINAL_OUTPUT += [TRAINING_CATALOG, "results/datasets/normalisation.json"]

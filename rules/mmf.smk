@@ -1,1 +1,45 @@
-# rules/mmf.smk: being written (stage owner replaces this file).
+# Matched multi-frequency filter (issue 6): the classical baseline beside the U-Net.
+# Run name `mmf`: its detections use the U-Net's file contract (docs/dataflow.md), so the
+# crossmatch / evaluate / compare_detectors rules treat it as one more run.
+MMF_CFG = config["clusters"]["mmf"]
+MMF_TILES = (
+    list(range(N_TILES))
+    if config["clusters"].get("detect", {}).get("all_sky", False)
+    else [int(t) for t in config["clusters"]["tiles"]["test"]]
+)
+
+
+# results/detections/{run}/{tile}.ecsv is also the U-Net's extract_detections output
+# (rules/detect.smk, included before this file).
+if "extract_detections" in {r.name for r in workflow.rules}:
+
+    ruleorder: mmf_tile > extract_detections
+
+
+rule mmf_tile:
+    input:
+        tile="results/tiles/{tile}.h5",
+    output:
+        detections="results/detections/mmf/{tile}.ecsv",
+        snr="results/mmf/{tile}.h5",
+    log:
+        "logs/mmf_tile/{tile}.log",
+    benchmark:
+        "benchmarks/rules/mmf_tile/{tile}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    params:
+        mmf=MMF_CFG,
+        bands=BANDS,
+    script:
+        "../scripts/mmf_tile.py"
+
+
+if "clusters" in config["detectors"] and MMF_CFG["enabled"]:
+    FINAL_OUTPUT += expand(
+        ["results/detections/mmf/{tile}.ecsv", "results/mmf/{tile}.h5"], tile=MMF_TILES
+    )

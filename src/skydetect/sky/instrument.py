@@ -86,7 +86,9 @@ CHANNELS: dict[str, Channel] = {
         26.335 * 2.27,
         2.27,
     ),
-    "y": Channel("y", None, "milca_ymaps.fits", "y", 10.0, 0.0, 1.0, None),
+    # MILCA-like y-map: 10' resolution; noise of ~1e-6 rms in y after the 10' smoothing,
+    # i.e. ~8.8e-6 per 1.718' pixel before it (the mock adds it before the beam).
+    "y": Channel("y", None, "milca_ymaps.fits", "y", 10.0, 8.8e-6, 1.0, None),
 }
 
 REFERENCE_PIXEL_ARCMIN = 1.718  # nside 2048 pixel size the noise levels refer to

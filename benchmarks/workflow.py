@@ -1,0 +1,154 @@
+"""Wall time of a whole workflow run with 1 and 2 cores, and per-rule times.
+
+Runs ``snakemake --cores N`` from scratch (a fresh working directory per N) on a configuration
+(default: the default run, config/config.yaml), measures the wall time, and summarises the
+``benchmark:`` files every rule writes (benchmarks/rules/<rule>/<wildcards>.tsv): jobs, total
+/ mean / max seconds, peak memory (max RSS) and CPU time. Writes a Markdown table to
+benchmarks/results/workflow.md (``--out``) and prints it.
+
+    python benchmarks/workflow.py                                # default run, 1 and 2 cores
+    python benchmarks/workflow.py --configfile tests/workflow/config.yaml \\
+        --out benchmarks/results/workflow_tiny.md                # the tiny configuration
+    python benchmarks/workflow.py --summarise /path/to/run       # an existing run only
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_workflow(workdir: Path, configfile: Path, cores: int, targets, timeout_s: int) -> float:
+    """One run from scratch; returns its wall time in seconds (raises on failure)."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    cmd = ["timeout", "-s", "KILL", str(timeout_s), sys.executable, "-m", "snakemake"]
+    cmd += ["-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--configfile", str(configfile), "--cores", str(cores), *targets]
+    print(f"[workflow benchmark] {cores} core(s): {workdir}", flush=True)
+    t0 = time.perf_counter()
+    with open(workdir / "snakemake.out", "w") as fh:
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        tail = (workdir / "snakemake.out").read_text()[-3000:]
+        raise SystemExit(f"run with {cores} core(s) failed (rc {rc}) in {workdir}:\n{tail}")
+    return wall
+
+
+def rule_times(workdir: Path) -> dict[str, dict[str, float]]:
+    """Per rule: jobs, total/mean/max seconds, max RSS (MB), CPU seconds from benchmark files."""
+    rows = defaultdict(list)
+    for tsv in sorted((workdir / "benchmarks/rules").glob("*/**/*.tsv")):
+        rule = tsv.relative_to(workdir / "benchmarks/rules").parts[0]
+        with open(tsv, newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                rows[rule].append(row)
+
+    def num(row, key):
+        try:
+            return float(row.get(key) or "nan")
+        except ValueError:
+            return float("nan")
+
+    out = {}
+    for rule, rs in rows.items():
+        secs = [num(r, "s") for r in rs]
+        rss = [num(r, "max_rss") for r in rs]
+        cpu = [num(r, "cpu_time") for r in rs]
+        out[rule] = {
+            "jobs": len(rs),
+            "total_s": sum(secs),
+            "mean_s": sum(secs) / len(secs),
+            "max_s": max(secs),
+            "max_rss_mb": max((x for x in rss if x == x), default=float("nan")),
+            "cpu_s": sum(x for x in cpu if x == x),
+        }
+    return out
+
+
+def markdown(walls: dict[int, float], per_rule: dict[int, dict], meta: dict) -> str:
+    lines = ["# Workflow wall time", ""]
+    lines += [f"- {k}: {v}" for k, v in meta.items()]
+    lines += ["", "| cores | wall time [s] | wall time [min] | speed-up vs 1 core |"]
+    lines += ["| ---: | ---: | ---: | ---: |"]
+    base = walls.get(1)
+    for cores, wall in sorted(walls.items()):
+        ratio = f"{base / wall:.2f}" if base else "n/a"
+        lines.append(f"| {cores} | {wall:.1f} | {wall / 60:.2f} | {ratio} |")
+    for cores, rules in sorted(per_rule.items()):
+        total = sum(r["total_s"] for r in rules.values())
+        lines += ["", f"## Per rule ({cores} core(s); from the `benchmark:` files)", ""]
+        lines += [
+            "| rule | jobs | total [s] | share | mean [s] | max [s] | max RSS [MB] | CPU [s] |"
+        ]
+        lines += ["| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for rule, r in sorted(rules.items(), key=lambda kv: -kv[1]["total_s"]):
+            share = r["total_s"] / total if total else 0.0
+            lines.append(
+                f"| {rule} | {r['jobs']} | {r['total_s']:.1f} | {share:.0%} | {r['mean_s']:.1f} "
+                f"| {r['max_s']:.1f} | {r['max_rss_mb']:.0f} | {r['cpu_s']:.1f} |"
+            )
+        lines.append(f"| **sum of job times** | {sum(r['jobs'] for r in rules.values())} "
+                     f"| {total:.1f} | | | | | |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--configfile", type=Path, default=ROOT / "config/config.yaml")
+    ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--workdir", type=Path, default=None, help="base of the run directories")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/workflow.md")
+    ap.add_argument("--timeout", type=int, default=4 * 3600, help="hard limit per run [s]")
+    ap.add_argument("--summarise", type=Path, default=None, help="only summarise this run dir")
+    ap.add_argument("--keep", action="store_true", help="keep the run directories")
+    ap.add_argument("targets", nargs="*", help="targets (default: the default target)")
+    args = ap.parse_args(argv)
+
+    meta = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()})",
+        "configuration": str(args.configfile.resolve().relative_to(ROOT))
+        if args.configfile.resolve().is_relative_to(ROOT)
+        else str(args.configfile),
+        "targets": " ".join(args.targets) or "default (`rule all`)",
+        "command": "python benchmarks/workflow.py " + " ".join(argv or sys.argv[1:]),
+    }
+    walls, per_rule = {}, {}
+    if args.summarise:
+        per_rule[0] = rule_times(args.summarise)
+        meta["run directory"] = str(args.summarise)
+    else:
+        base = args.workdir or Path(tempfile.mkdtemp(prefix="skydetect_bench_"))
+        for cores in args.cores:
+            workdir = base / f"cores{cores}"
+            walls[cores] = run_workflow(
+                workdir, args.configfile.resolve(), cores, args.targets, args.timeout
+            )
+            per_rule[cores] = rule_times(workdir)
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+    text = markdown(walls, per_rule, meta)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

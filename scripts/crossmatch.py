@@ -1,0 +1,36 @@
+"""Rule crossmatch: the candidate catalogue of a run (known clusters, IR/radio sources)."""
+
+from skydetect.logutil import setup_script_logging
+
+log = setup_script_logging(snakemake.log[0])
+
+from skydetect.clusters.crossmatch import (  # noqa: E402
+    class_counts,
+    concat_detections,
+    crossmatch,
+    known_catalog,
+)
+from skydetect.clusters.detect import read_detections, write_table_atomic  # noqa: E402
+from skydetect.io.catalogs import read_catalog  # noqa: E402
+
+NAME_COLUMN = {"psz2": "NAME", "mcxc": "MCXC", "redmapper": "NAME"}
+
+cfg = snakemake.params.crossmatch
+detections = concat_detections([read_detections(p) for p in snakemake.input.detections])
+known = {}
+for name in snakemake.params.catalogs:
+    table = read_catalog(name, snakemake.input[name])
+    if "GLON" not in table.colnames:  # redMaPPer has RA/DEC only
+        from astropy.coordinates import SkyCoord
+
+        g = SkyCoord(table["RA"], table["DEC"], unit="deg", frame="icrs").galactic
+        table["GLON"], table["GLAT"] = g.l.deg, g.b.deg
+    known[name.upper()] = known_catalog(table, NAME_COLUMN[name], snakemake.input[name])
+sources = read_catalog("sources", snakemake.input.sources)
+cand = crossmatch(
+    detections, known, sources, cfg["cluster_radius_arcmin"], cfg["source_radius_arcmin"]
+)
+cand.meta["RUN"] = snakemake.wildcards.run
+log.info("run %s: %d candidates: %s", snakemake.wildcards.run, len(cand), class_counts(cand))
+write_table_atomic(cand, snakemake.output.fits)
+write_table_atomic(cand, snakemake.output.csv)

@@ -1,0 +1,26 @@
+"""Rules cut_patches / cut_cover: the patches of one tile (training, validation or cover)."""
+
+from skydetect.logutil import setup_script_logging
+
+log = setup_script_logging(snakemake.log[0])
+
+from skydetect.clusters import catalogs, patches  # noqa: E402
+from skydetect.geometry import tiles  # noqa: E402
+
+split = snakemake.params.split
+tile_id = int(snakemake.wildcards.tile)
+cfg = patches.PatchConfig.from_config(snakemake.params.bands, snakemake.params.patch,
+                                      snakemake.params.mask)
+tile = tiles.read_tile(snakemake.input.tile, bands=cfg.bands)
+if tile.tile != tile_id:
+    raise tiles.TileError(f"{snakemake.input.tile} holds tile {tile.tile}, not {tile_id}")
+cat = catalogs.read_training_catalog(snakemake.input.catalog)
+if split == "cover":
+    ps = patches.cut_cover(tile, cat, cfg, snakemake.params.seed, progress=True)
+else:
+    ps = patches.cut_training(tile, cat, cfg, split, snakemake.params.split_tiles,
+                              snakemake.params.seed, progress=True)
+log.info("tile %d (%s): %d patches of %d candidates; %d mask pixels", tile_id, split, len(ps),
+         ps.attrs["n_candidates"], int(ps.masks.sum()))
+patches.write_patches(snakemake.output[0], ps, cfg,
+                      {"catalog": str(snakemake.input.catalog), "seed": snakemake.params.seed})

@@ -1,0 +1,15 @@
+"""Download the MWP DR2 catalogue (CSV) and the clear-bubble name list (.npy), verified."""
+
+from skydetect.logutil import setup_script_logging
+
+log = setup_script_logging(snakemake.log[0])
+
+from skydetect.io.download import fetch  # noqa: E402
+
+for key in ("catalog", "clear_names"):
+    src = snakemake.params[key]
+    if not src["url"]:
+        raise ValueError(
+            f"config key 'bubbles.download.{key}.url' is missing: bubbles.source is 'download'"
+        )
+    fetch(src["url"], snakemake.output[key], size=src["size"], sha256=src["sha256"], progress=False)

@@ -1,0 +1,57 @@
+"""Rule evaluate: completeness and purity of a run's candidates (against the truth if known)."""
+
+from skydetect.logutil import setup_script_logging
+
+log = setup_script_logging(snakemake.log[0])
+
+import json  # noqa: E402
+import os  # noqa: E402
+
+from astropy.table import Table  # noqa: E402
+
+from skydetect.clusters.crossmatch import known_catalog  # noqa: E402
+from skydetect.clusters.detect import write_table_atomic  # noqa: E402
+from skydetect.clusters.evaluate import evaluate, format_summary  # noqa: E402
+from skydetect.io.catalogs import read_catalog  # noqa: E402
+from skydetect.plots.detections import plot_completeness, plot_sky_map  # noqa: E402
+
+NAME_COLUMN = {"psz2": "NAME", "mcxc": "MCXC"}
+
+run = snakemake.wildcards.run
+cfg = snakemake.params.evaluate
+candidates = Table.read(snakemake.input.candidates, format="fits")
+known = {
+    name.upper(): known_catalog(
+        read_catalog(name, snakemake.input[name]), NAME_COLUMN[name], snakemake.input[name]
+    )
+    for name in snakemake.params.catalogs
+    if name in NAME_COLUMN
+}
+truth = None
+if "truth" in snakemake.input.keys():
+    truth = Table.read(snakemake.input.truth, format="ascii.ecsv")
+summary, curves, matched = evaluate(
+    candidates,
+    snakemake.params.tiles,
+    truth,
+    known,
+    snakemake.params.cluster_radius_arcmin,
+    cfg["theta500_scale"],
+    cfg["min_radius_arcmin"],
+    cfg["max_radius_arcmin"],
+    {"SNR": cfg["snr_bins"], "M500": cfg["m500_bins"], "Z": cfg["z_bins"]},
+)
+summary["run"] = run
+text = format_summary(run, summary)
+log.info("\n%s", text)
+print(text)
+
+write_table_atomic(curves, snakemake.output.curves)
+write_table_atomic(matched if matched is not None else Table(), snakemake.output.matched)
+plot_completeness(curves, summary, snakemake.output.completeness, run)
+plot_sky_map(candidates, snakemake.params.tiles, snakemake.output.sky_map, truth,
+             f"run {run}: {len(candidates)} candidates")  # fmt: skip
+tmp = snakemake.output.summary + ".tmp"
+with open(tmp, "w") as fh:
+    json.dump(summary, fh, indent=2)
+os.replace(tmp, snakemake.output.summary)

@@ -1,0 +1,29 @@
+"""Sliding windows over the validation / test fields with the boxes of the bubbles they hold."""
+
+from skydetect.logutil import setup_script_logging
+
+log = setup_script_logging(snakemake.log[0])
+
+from skydetect.bubbles.catalog import read_catalog  # noqa: E402
+from skydetect.bubbles.windows import field_truth, make_windows, write_windows  # noqa: E402
+from skydetect.sky.spitzer import read_tile  # noqa: E402
+
+cfg = snakemake.params.windows
+catalog = read_catalog(snakemake.input.catalog)
+fields = {}
+for path in snakemake.input.tiles:
+    tile = read_tile(path)
+    fields[tile.field] = field_truth(tile, catalog, cfg["box_scale"])
+arrays = make_windows(fields, cfg["sizes_arcmin"], cfg["stride_fraction"])
+log.info("%d windows, %d boxes over %s", len(arrays["x0"]), len(arrays["boxes"]), list(fields))
+write_windows(
+    snakemake.output[0],
+    arrays,
+    {
+        "split": snakemake.wildcards.bubble_split,
+        "fields": list(fields),
+        "sizes_arcmin": list(cfg["sizes_arcmin"]),
+        "stride_fraction": cfg["stride_fraction"],
+        "box_scale": cfg["box_scale"],
+    },
+)

@@ -1,0 +1,47 @@
+"""Driver of rule train_ssd: train the bubble SSD (skydetect.bubbles.train)."""
+
+import json
+
+from skydetect.logutil import setup_script_logging
+
+log = setup_script_logging(snakemake.log[0])  # noqa: F821
+
+from pathlib import Path  # noqa: E402
+
+from skydetect.bubbles.detect import DetectSettings  # noqa: E402
+from skydetect.bubbles.train import (  # noqa: E402
+    TrainSettings,
+    build_and_train,
+    files_key,
+    load_training_data,
+    load_validation,
+    set_threads,
+)
+from skydetect.plots.bubble_detections import plot_learning_curve  # noqa: E402
+
+sm = snakemake  # noqa: F821
+p = sm.params
+set_threads(sm.threads)
+overrides = {}
+if sm.input.get("best_params"):
+    overrides = json.loads(Path(sm.input.best_params).read_text())["overrides"]
+    log.info("tuned parameters: %s", overrides)
+settings = TrainSettings.from_config(p.train, p.ssd, min_cover=p.min_cover, **overrides)
+crops, negatives = load_training_data(
+    sm.input.train_tiles, sm.input.catalog, sm.input.negatives, sm.input.clusters, p.preprocess,
+    p.seed, k_range=p.k_range, box_scale=p.box_scale
+)
+fields = [Path(f).stem for f in sm.input.validation_tiles]
+validation = load_validation(
+    sm.input.windows, dict(zip(fields, sm.input.validation_tiles, strict=True)), p.preprocess
+)
+out_dir = Path(sm.output.model).parent
+res = build_and_train(
+    p.ssd, p.preprocess["input_size"], settings, DetectSettings.from_config(p.detect), crops,
+    negatives, validation, out_dir, p.seed,
+    extra={"preprocess": p.preprocess, "tuned": overrides or None},
+    resume_key=files_key(sm.input),
+)
+plot_learning_curve(res["history"], sm.output.curve, title=f"bubble SSD, run {sm.wildcards.brun}")
+log.info("best epoch %s: validation F2 %.3f at threshold %.2f", res["best_epoch"],
+         res["val_f2"], res["threshold"])

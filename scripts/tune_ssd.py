@@ -1,0 +1,52 @@
+"""Driver of rule tune_ssd: one optuna worker on the shared study (skydetect.bubbles.tune)."""
+
+import shutil
+
+from skydetect.logutil import setup_script_logging
+
+log = setup_script_logging(snakemake.log[0])  # noqa: F821
+
+from pathlib import Path  # noqa: E402
+
+from skydetect.bubbles.detect import DetectSettings  # noqa: E402
+from skydetect.bubbles.train import (  # noqa: E402
+    TrainSettings,
+    build_and_train,
+    load_training_data,
+    load_validation,
+    set_threads,
+)
+from skydetect.bubbles.tune import run_worker, write_json  # noqa: E402
+
+sm = snakemake  # noqa: F821
+p = sm.params
+worker = int(sm.wildcards.worker)
+set_threads(sm.threads)
+crops, negatives = load_training_data(
+    sm.input.train_tiles, sm.input.catalog, sm.input.negatives, sm.input.clusters, p.preprocess,
+    p.seed, k_range=p.k_range, box_scale=p.box_scale
+)
+fields = [Path(f).stem for f in sm.input.validation_tiles]
+validation = load_validation(
+    sm.input.windows, dict(zip(fields, sm.input.validation_tiles, strict=True)), p.preprocess
+)
+detect = DetectSettings.from_config(p.detect)
+trial_root = Path(p.trial_dir)
+
+
+def objective(overrides, number):
+    settings = TrainSettings.from_config(
+        p.train, p.ssd, min_cover=p.min_cover, epochs=p.tune["epochs"], **overrides
+    )
+    out = trial_root / f"trial_{number}"
+    res = build_and_train(p.ssd, p.preprocess["input_size"], settings, detect, crops, negatives,
+                          validation, out, p.seed)
+    shutil.rmtree(out, ignore_errors=True)
+    return res["val_f2"]
+
+
+space = {k: p.tune[k] for k in ("learning_rate", "weight_decay", "batch_bubbles", "negative_ratio")}
+trials = run_worker(p.storage, p.study, objective, p.tune["trials_per_worker"], p.seed, worker,
+                    space, p.tune["startup_trials"])
+write_json({"worker": worker, "study": p.study, "storage": p.storage, "trials": trials},
+           sm.output.trials)

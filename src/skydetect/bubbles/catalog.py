@@ -1,0 +1,187 @@
+"""The bubble catalogue in the Milky Way Project DR2 layout (Jayasinghe et al. 2019).
+
+One table layout for the real catalogue and the mock truth: ``MWP`` (name), ``GLON GLAT``
+(degrees; GLON wrapped to (-180, 180], so longitudes just below 360 are negative l),
+``MajAxis MinAxis Reff`` (arcmin; semi-axes and effective radius), ``theta`` (degrees,
+position angle of the major axis counted from +l towards +b), ``Ecc`` and ``CLEAR`` (bool:
+8 µm ring clearly enclosing 24 µm emission, the training selection of Nishimoto et al. 2025).
+
+Pixel geometry of bubbles in a tile (centres, boxes of ±1.3·MajAxis) is computed here from
+the tile's WCS; the box convention is that of :mod:`skydetect.bubbles.windows`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+COLUMNS = ["MWP", "GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
+FLOAT_COLUMNS = ["GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
+UNITS = {"GLON": "deg", "GLAT": "deg", "MajAxis": "arcmin", "MinAxis": "arcmin"}
+UNITS |= {"Reff": "arcmin", "theta": "deg"}
+
+
+class CatalogError(ValueError):
+    """A catalogue file without the expected columns or with invalid values."""
+
+
+def wrap_glon(glon) -> np.ndarray:
+    """Galactic longitude in (-180, 180] degrees (359.5 -> -0.5)."""
+    g = np.mod(np.asarray(glon, dtype=float), 360.0)
+    return np.where(g > 180.0, g - 360.0, g)
+
+
+def load_clear_names(path: str | os.PathLike) -> np.ndarray:
+    """The clear-bubble name list (.npy unicode array), loaded without pickles."""
+    try:
+        names = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise CatalogError(f"{path}: cannot read the clear-bubble name list: {err}") from err
+    if names.dtype.kind not in "US" or names.ndim != 1:
+        raise CatalogError(f"{path}: expected a 1-d string array, got {names.dtype} {names.shape}")
+    return names.astype(str)
+
+
+def read_mwp(
+    path: str | os.PathLike, clear_names: np.ndarray | str | os.PathLike | None = None
+) -> Table:
+    """Read an MWP DR2 CSV (first column = bubble name) into the catalogue layout.
+
+    ``clear_names`` (array or .npy path) sets ``CLEAR``; without it every bubble is unclear.
+    """
+    try:
+        raw = Table.read(path, format="ascii.csv")
+    except Exception as err:  # astropy raises many types for a malformed file
+        raise CatalogError(f"{path}: cannot read as CSV: {err}") from err
+    name_col = "MWP" if "MWP" in raw.colnames else raw.colnames[0]
+    missing = [c for c in FLOAT_COLUMNS if c not in raw.colnames]
+    if missing:
+        raise CatalogError(
+            f"{path}: MWP DR2 catalogue lacks column(s) {', '.join(missing)} "
+            f"(found: {', '.join(raw.colnames)})"
+        )
+    out = Table()
+    out["MWP"] = np.asarray(raw[name_col]).astype(str)
+    for col in FLOAT_COLUMNS:
+        values = np.ma.filled(np.ma.asarray(raw[col], dtype=float), np.nan)
+        out[col] = np.asarray(values, dtype=float)
+    out["GLON"] = wrap_glon(out["GLON"])
+    if isinstance(clear_names, str | os.PathLike):
+        clear_names = load_clear_names(clear_names)
+    if clear_names is None:
+        out["CLEAR"] = np.zeros(len(out), bool)
+    else:
+        out["CLEAR"] = np.isin(out["MWP"], np.asarray(clear_names).astype(str))
+    _check(out, path)
+    _set_units(out)
+    return out
+
+
+def _check(table: Table, path) -> None:
+    for col in ("GLON", "GLAT", "MajAxis", "Reff"):
+        bad = ~np.isfinite(np.asarray(table[col], dtype=float))
+        if bad.any():
+            raise CatalogError(
+                f"{path}: column {col} has {bad.sum()} non-finite value(s) "
+                f"(first: row {int(np.flatnonzero(bad)[0])})"
+            )
+    for col in ("MajAxis", "Reff"):
+        if (np.asarray(table[col]) <= 0).any():
+            raise CatalogError(f"{path}: column {col} must be positive")
+
+
+def _set_units(table: Table) -> None:
+    for col, unit in UNITS.items():
+        table[col].unit = unit
+
+
+def empty_catalog() -> Table:
+    t = Table()
+    t["MWP"] = np.zeros(0, dtype="U20")
+    for col in FLOAT_COLUMNS:
+        t[col] = np.zeros(0)
+    t["CLEAR"] = np.zeros(0, bool)
+    _set_units(t)
+    return t
+
+
+def write_catalog(path: str | os.PathLike, table: Table) -> None:
+    """Write the catalogue as ECSV via a temporary file in the same directory."""
+    path = Path(path)
+    missing = [c for c in [*COLUMNS, "CLEAR"] if c not in table.colnames]
+    if missing:
+        raise CatalogError(f"catalogue for {path} lacks column(s) {', '.join(missing)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    table.write(tmp, format="ascii.ecsv", overwrite=True)
+    os.replace(tmp, path)
+
+
+def read_catalog(path: str | os.PathLike) -> Table:
+    """Read a catalogue written by :func:`write_catalog` (columns checked)."""
+    try:
+        table = Table.read(path, format="ascii.ecsv")
+    except Exception as err:
+        raise CatalogError(f"{path}: cannot read as ECSV: {err}") from err
+    missing = [c for c in [*COLUMNS, "CLEAR"] if c not in table.colnames]
+    if missing:
+        raise CatalogError(f"{path}: bubble catalogue lacks column(s) {', '.join(missing)}")
+    table["CLEAR"] = np.asarray(table["CLEAR"], bool)
+    table["MWP"] = np.asarray(table["MWP"]).astype(str)
+    _check(table, path)
+    return table
+
+
+def bubble_pixels(table: Table, wcs) -> tuple[np.ndarray, np.ndarray]:
+    """0-based pixel centres (x, y) of the bubbles through the tile's celestial WCS."""
+    if len(table) == 0:
+        return np.zeros(0), np.zeros(0)
+    x, y = wcs.celestial.world_to_pixel_values(
+        np.asarray(table["GLON"], float), np.asarray(table["GLAT"], float)
+    )
+    return np.asarray(x, float), np.asarray(y, float)
+
+
+def bubble_boxes(table: Table, wcs, pixel_arcsec: float, scale: float = 1.3) -> np.ndarray:
+    """Boxes (N, 4) ``x_min y_min x_max y_max`` (pixel-edge coordinates) of ±scale·MajAxis."""
+    x, y = bubble_pixels(table, wcs)
+    half = scale * np.asarray(table["MajAxis"], float) * 60.0 / pixel_arcsec
+    xc, yc = x + 0.5, y + 0.5
+    return np.stack([xc - half, yc - half, xc + half, yc + half], axis=1).reshape(-1, 4)
+
+
+def in_tile(table: Table, wcs, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean mask of the bubbles whose centre falls on the tile's pixel grid."""
+    x, y = bubble_pixels(table, wcs)
+    h, w = shape
+    return (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
+
+
+def assign_fields(table: Table, centres: dict[str, float], half_width_deg: float = 1.5) -> Table:
+    """Add ``FIELD``: the field whose centre longitude is nearest (within the half-width), else ''."""
+    glon = np.asarray(table["GLON"], float)
+    field = np.full(len(table), "", dtype="U10")
+    best = np.full(len(table), np.inf)
+    for name, lc in centres.items():
+        d = np.abs(wrap_glon(glon - lc))
+        better = (d <= half_width_deg) & (d < best)
+        field[better] = name
+        best[better] = d[better]
+    table["FIELD"] = field
+    return table
+
+
+def combine(tables: list[Table]) -> Table:
+    """Stack field catalogues (e.g. the mock truths) into one, keeping the layout."""
+    from astropy.table import vstack
+
+    parts = [t for t in tables if len(t)]
+    if not parts:
+        return empty_catalog()
+    out = vstack(parts, metadata_conflicts="silent")
+    out["CLEAR"] = np.asarray(out["CLEAR"], bool)
+    _set_units(out)
+    return out

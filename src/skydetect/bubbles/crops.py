@@ -1,0 +1,130 @@
+"""Training crops around clear bubbles, regenerated every epoch (nothing written to disk).
+
+Around each clear bubble: a square crop of half-width k·MajAxis, k uniform in ``k_range``
+(reference 1.7-5.9), its centre shifted at random so that the bubble's box (±box_scale·MajAxis)
+stays inside, then shifted (never truncated) to lie inside the tile. The crop is
+preprocessed with :func:`skydetect.bubbles.preprocess.preprocess_window` (the same function
+as validation windows and inference), then rotated by a multiple of 90° and flipped; the
+boxes of all clear bubbles whose centre falls in the crop are clipped to it and transformed
+the same way. Boxes are returned in input-pixel coordinates (see
+:mod:`skydetect.bubbles.windows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from skydetect.bubbles.catalog import bubble_boxes, in_tile
+from skydetect.bubbles.preprocess import preprocess_window
+from skydetect.bubbles.windows import boxes_in_window, tile_to_input
+
+CROP_STAGE = 80  # seed component of the training crops
+
+
+def rotate_boxes(boxes: np.ndarray, size: float, k: int) -> np.ndarray:
+    """Boxes after ``np.rot90(image, k, axes=(0, 1))`` of an (S, S, C) image of side ``size``."""
+    b = np.asarray(boxes, float).reshape(-1, 4)
+    for _ in range(k % 4):
+        # rot90 maps the point (x, y) to (y, size - x)
+        b = np.stack([b[:, 1], size - b[:, 2], b[:, 3], size - b[:, 0]], axis=1)
+    return b
+
+
+def flip_boxes(boxes: np.ndarray, size: float) -> np.ndarray:
+    """Boxes after ``image[:, ::-1]`` (left-right flip of an (S, S, C) image)."""
+    b = np.asarray(boxes, float).reshape(-1, 4)
+    return np.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], axis=1)
+
+
+def augment(image: np.ndarray, boxes: np.ndarray, k: int, flip: bool):
+    """Rotate an (S, S, C) input by k·90° then optionally flip it, boxes alike."""
+    s = image.shape[0]
+    out = np.rot90(image, k, axes=(0, 1))
+    b = rotate_boxes(boxes, s, k)
+    if flip:
+        out = out[:, ::-1]
+        b = flip_boxes(b, s)
+    return np.ascontiguousarray(out), b
+
+
+def crop_geometry(
+    rng: np.random.Generator,
+    box: np.ndarray,
+    maj_px: float,
+    shape: tuple[int, int],
+    k_range=(1.7, 5.9),
+    min_size: int = 8,
+) -> tuple[int, int, int]:
+    """(x0, y0, size) of a random crop around the bubble with box ``box`` (tile coordinates)."""
+    h, w = shape
+    xc, yc = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half_box = (box[2] - box[0]) / 2
+    half = rng.uniform(k_range[0], k_range[1]) * maj_px
+    size = int(np.clip(max(np.rint(2 * half), np.ceil(2 * half_box) + 2, min_size), 1, min(h, w)))
+    slack = max(size / 2 - half_box, 0.0)
+    cx = xc + rng.uniform(-slack, slack)
+    cy = yc + rng.uniform(-slack, slack)
+    x0 = int(np.clip(np.rint(cx - size / 2), 0, w - size))
+    y0 = int(np.clip(np.rint(cy - size / 2), 0, h - size))
+    return x0, y0, size
+
+
+class BubbleCrops:
+    """Crop generator over tiles (:class:`skydetect.sky.spitzer.SpitzerTile`).
+
+    ``BubbleCrops(tiles, catalog, seed=config["seed"], **config["bubbles"]["preprocess"])``;
+    ``for inputs, boxes in crops.epoch(e)`` yields one crop per clear bubble (order shuffled),
+    inputs (S, S, 2) float32 and boxes (m, 4) float in input pixels (m >= 1).
+    """
+
+    def __init__(
+        self,
+        tiles,
+        catalog,
+        *,
+        seed: int,
+        k_range=(1.7, 5.9),
+        box_scale: float = 1.3,
+        augment: bool = True,
+        clear_only: bool = True,
+        **preprocess_kwargs,
+    ):
+        self.tiles = list(tiles)
+        self.seed = int(seed)
+        self.k_range = tuple(k_range)
+        self.augment = augment
+        self.preprocess_kwargs = preprocess_kwargs
+        self.input_size = int(preprocess_kwargs.get("input_size", 300))
+        self.items = []  # (tile index, bubble row in the tile's boxes)
+        self.boxes, self.maj_px = [], []
+        for t, tile in enumerate(self.tiles):
+            sel = in_tile(catalog, tile.wcs, tile.shape)
+            if clear_only:
+                sel &= np.asarray(catalog["CLEAR"], bool)
+            sub = catalog[sel]
+            self.boxes.append(bubble_boxes(sub, tile.wcs, tile.pixel_arcsec, box_scale))
+            self.maj_px.append(np.asarray(sub["MajAxis"], float) * 60 / tile.pixel_arcsec)
+            self.items += [(t, i) for i in range(len(sub))]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def crop(self, rng, item) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+        t, i = item
+        tile = self.tiles[t]
+        x0, y0, size = crop_geometry(
+            rng, self.boxes[t][i], self.maj_px[t][i], tile.shape, self.k_range
+        )
+        x = preprocess_window(tile.data, x0, y0, size, **self.preprocess_kwargs)
+        _, clipped = boxes_in_window(self.boxes[t], x0, y0, size)
+        return x, tile_to_input(clipped, x0, y0, size, self.input_size), (x0, y0, size)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng([self.seed, CROP_STAGE, int(epoch)])
+        for j in rng.permutation(len(self.items)):
+            x, boxes, _ = self.crop(rng, self.items[j])
+            if self.augment:
+                x, boxes = augment(x, boxes, int(rng.integers(4)), bool(rng.random() < 0.5))
+            yield x, boxes.astype(np.float32)

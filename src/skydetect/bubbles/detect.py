@@ -1,0 +1,193 @@
+"""Whole-mosaic bubble detection: multi-scale sliding windows, SSD, NMS, merging.
+
+Every window ``(x0, y0, size)`` lies fully inside the tile (the grid comes from
+:func:`skydetect.bubbles.windows.sliding_windows`: no truncated or stretched edge windows) and
+goes through the shared :func:`skydetect.bubbles.preprocess.preprocess_window`. Boxes predicted
+in window-input coordinates are mapped back to tile pixels with the exact inverse of that
+crop (:func:`skydetect.bubbles.windows.input_to_tile`), suppressed within the window
+(``window_nms_iou``), then merged across windows and scales by NMS at ``merge_iou`` (0.3 in
+the reference). Boxes are corner form ``(x_min, y_min, x_max, y_max)`` in tile pixel-edge
+coordinates (see docs/dataflow.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .ssd.boxes import nms
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DetectSettings:
+    """Post-processing of the raw SSD outputs (``bubbles.detect`` in the config)."""
+
+    min_score: float = 0.3  # boxes below this are dropped before any NMS
+    window_nms_iou: float = 0.45  # NMS inside one window
+    max_per_window: int = 50  # boxes kept per window after NMS
+    merge_iou: float = 0.3  # NMS across windows and scales
+    batch_size: int = 32
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> DetectSettings:
+        return cls(**{k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg})
+
+
+def window_to_tile(boxes_unit: np.ndarray, x0, y0, size) -> np.ndarray:
+    """Boxes normalised to a window (0..1) -> tile pixel-edge coordinates (exact inverse of the
+    window crop: ``x = x0 + u * size``)."""
+    b = np.asarray(boxes_unit, dtype=np.float64)
+    off = np.array([x0, y0, x0, y0], dtype=np.float64)
+    return off + b * float(size)
+
+
+def window_detections(boxes_unit, scores, settings: DetectSettings):
+    """Per-window NMS on one window's decoded boxes (normalised, clipped to the window)."""
+    boxes = np.clip(np.asarray(boxes_unit, dtype=np.float64), 0.0, 1.0)
+    scores = np.asarray(scores, dtype=np.float64)
+    ok = (scores >= settings.min_score) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    idx = np.flatnonzero(ok)
+    if len(idx) == 0:
+        return np.zeros((0, 4)), np.zeros(0)
+    keep = nms(boxes[idx], scores[idx], settings.window_nms_iou, max_output=settings.max_per_window)
+    return boxes[idx][keep], scores[idx][keep]
+
+
+def merge_detections(boxes, scores, iou_threshold: float = 0.3):
+    """Merge boxes from overlapping windows and scales (tile coordinates) by NMS."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(boxes) == 0:
+        return boxes, scores
+    keep = nms(boxes, scores, iou_threshold)
+    return boxes[keep], scores[keep]
+
+
+def detect_windows(model, priors, inputs, x0, y0, size, settings: DetectSettings, merge=True):
+    """Detections of one tile from preprocessed windows ``inputs`` (N, S, S, C) at positions
+    ``x0, y0, size`` (N,). Returns ``(boxes_tile, scores)``: merged across windows (best
+    first), or with ``merge=False`` the per-window survivors only."""
+    from .ssd.model import predict_boxes
+
+    all_b, all_s = [], []
+    n = len(inputs)
+    for start in range(0, n, settings.batch_size):
+        sl = slice(start, start + settings.batch_size)
+        boxes, scores = predict_boxes(model, priors, inputs[sl], batch_size=settings.batch_size)
+        for k, (b, s) in enumerate(zip(boxes, scores, strict=True)):
+            i = start + k
+            wb, ws = window_detections(b, s, settings)
+            if len(wb):
+                all_b.append(window_to_tile(wb, x0[i], y0[i], size[i]))
+                all_s.append(ws)
+    if not all_b:
+        return np.zeros((0, 4)), np.zeros(0)
+    b, s = np.concatenate(all_b), np.concatenate(all_s)
+    return merge_detections(b, s, settings.merge_iou) if merge else (b, s)
+
+
+def detect_tile(
+    model,
+    priors,
+    data,
+    windows,
+    preprocess,
+    settings: DetectSettings,
+    chunk: int = 256,
+    progress: bool = False,
+):
+    """Detect bubbles over a whole tile ``data`` (C, H, W).
+
+    ``windows`` is ``(x0, y0, size)`` arrays; ``preprocess(data, x0, y0, size)`` returns the
+    network input of one window. Windows are preprocessed in chunks to bound memory.
+    """
+    x0s, y0s, sizes = (np.asarray(a) for a in windows)
+    n = len(x0s)
+    boxes, scores = [], []
+    chunks = range(0, n, chunk)
+    if progress:
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc="windows", unit="chunk", total=(n + chunk - 1) // chunk)
+    for start in chunks:
+        sl = slice(start, start + chunk)
+        inputs = np.stack(
+            [preprocess(data, a, b, c) for a, b, c in zip(x0s[sl], y0s[sl], sizes[sl], strict=True)]
+        ).astype(np.float32)
+        b, s = detect_windows(
+            model, priors, inputs, x0s[sl], y0s[sl], sizes[sl], settings, merge=False
+        )
+        boxes.append(b)
+        scores.append(s)
+    if not boxes:
+        return np.zeros((0, 4)), np.zeros(0)
+    return merge_detections(np.concatenate(boxes), np.concatenate(scores), settings.merge_iou)
+
+
+CATALOG_COLUMNS = [
+    "ID",
+    "FIELD",
+    "GLON",
+    "GLAT",
+    "WIDTH_ARCMIN",
+    "HEIGHT_ARCMIN",
+    "SIZE_ARCMIN",
+    "SCORE",
+    "X_MIN",
+    "Y_MIN",
+    "X_MAX",
+    "Y_MAX",
+]
+
+
+def detections_table(boxes, scores, wcs, pixel_arcsec: float, field: str):
+    """Catalogue of detections: sky centre (GLON in (-180, 180], GLAT; degrees) from the
+    tile WCS, box width/height and mean side in arcmin, score, and the tile pixel box."""
+    from astropy.table import Table
+
+    from .catalog import wrap_glon
+
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    t = Table()
+    t["ID"] = [f"{field}_{i:04d}" for i in range(len(boxes))]
+    t["FIELD"] = np.full(len(boxes), field, dtype=f"<U{max(len(field), 1)}")
+    if len(boxes):
+        # pixel-edge centre -> 0-based WCS pixel centre coordinates
+        cx = (boxes[:, 0] + boxes[:, 2]) / 2 - 0.5
+        cy = (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5
+        sky = wcs.pixel_to_world(cx, cy).galactic
+        glon, glat = wrap_glon(sky.l.deg), sky.b.deg
+    else:
+        glon = glat = np.zeros(0)
+    t["GLON"] = np.asarray(glon, np.float64)
+    t["GLAT"] = np.asarray(glat, np.float64)
+    scale = float(pixel_arcsec) / 60.0
+    t["WIDTH_ARCMIN"] = (boxes[:, 2] - boxes[:, 0]) * scale
+    t["HEIGHT_ARCMIN"] = (boxes[:, 3] - boxes[:, 1]) * scale
+    t["SIZE_ARCMIN"] = (t["WIDTH_ARCMIN"] + t["HEIGHT_ARCMIN"]) / 2
+    t["SCORE"] = scores
+    for k, name in enumerate(["X_MIN", "Y_MIN", "X_MAX", "Y_MAX"]):
+        t[name] = boxes[:, k]
+    for name in ("GLON", "GLAT"):
+        t[name].unit = "deg"
+    for name in ("WIDTH_ARCMIN", "HEIGHT_ARCMIN", "SIZE_ARCMIN"):
+        t[name].unit = "arcmin"
+    t.meta["comments"] = ["Bubble detections (SSD); X/Y: tile pixel-edge box corners"]
+    return t
+
+
+def read_detections(path):
+    """Boxes (N, 4) and scores of a detection catalogue written by :func:`detections_table`."""
+    from astropy.table import Table
+
+    t = Table.read(path, format="ascii.ecsv")
+    missing = [c for c in CATALOG_COLUMNS if c not in t.colnames]
+    if missing:
+        raise ValueError(f"{path}: detection catalogue lacks column(s) {', '.join(missing)}")
+    boxes = np.column_stack([np.asarray(t[c], np.float64) for c in CATALOG_COLUMNS[8:]])
+    return boxes.reshape(-1, 4), np.asarray(t["SCORE"], np.float64), t

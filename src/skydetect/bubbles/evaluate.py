@@ -1,0 +1,203 @@
+"""Scoring bubble detections against a catalogue (or the mock's truth).
+
+Two matching rules, both on boxes in one pixel frame (corner form ``x0, y0, x1, y1``):
+
+- ``reference`` (Nishimoto et al. 2025): a catalogue bubble is *found* when some predicted box
+  covers at least ``min_cover`` (1/3) of its box (the square of +-1.3 MajAxis); a predicted
+  box that covers no catalogue box that much is a false positive. Recall = found / catalogue,
+  precision = matched predictions / predictions. Several predictions may match one bubble.
+- ``iou``: one-to-one greedy matching by decreasing score at IoU >= ``iou_threshold``.
+
+``F2 = 5 P R / (4 P + R)``. Counts (not ratios) are returned so that tiles can be summed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .ssd.boxes import area, intersection, iou
+
+
+@dataclass
+class Counts:
+    n_truth: int = 0  # catalogue bubbles that count for recall (e.g. the clear ones)
+    n_found: int = 0  # of those, detected
+    n_pred: int = 0  # predicted boxes
+    n_pred_matched: int = 0  # predicted boxes matching a recall bubble
+    n_not_in_catalogue: int = 0  # predicted boxes matching no catalogue bubble at all
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            *(a + b for a, b in zip(asdict(self).values(), asdict(other).values(), strict=True))
+        )
+
+    @property
+    def recall(self) -> float:
+        return self.n_found / self.n_truth if self.n_truth else float("nan")
+
+    @property
+    def precision(self) -> float:
+        return self.n_pred_matched / self.n_pred if self.n_pred else float("nan")
+
+    @property
+    def f2(self) -> float:
+        return f_beta(self.precision, self.recall, 2.0)
+
+    def summary(self) -> dict:
+        return {**asdict(self), "recall": self.recall, "precision": self.precision, "f2": self.f2}
+
+
+def f_beta(precision: float, recall: float, beta: float = 2.0) -> float:
+    """F-beta score; 0 when precision and recall are both 0 or undefined."""
+    p = 0.0 if not np.isfinite(precision) else precision
+    r = 0.0 if not np.isfinite(recall) else recall
+    b2 = beta * beta
+    den = b2 * p + r
+    return (1 + b2) * p * r / den if den > 0 else 0.0
+
+
+def _as_boxes(b) -> np.ndarray:
+    return np.asarray(b, dtype=np.float64).reshape(-1, 4)
+
+
+def reference_matches(pred: np.ndarray, truth: np.ndarray, min_cover: float = 1 / 3):
+    """Boolean matrix (T, P): prediction p covers >= ``min_cover`` of truth box t."""
+    pred, truth = _as_boxes(pred), _as_boxes(truth)
+    if len(pred) == 0 or len(truth) == 0:
+        return np.zeros((len(truth), len(pred)), bool)
+    a = area(truth)[:, None]
+    cover = intersection(truth, pred) / np.where(a > 0, a, np.inf)
+    return cover >= min_cover - 1e-12
+
+
+def iou_matches(pred, scores, truth, iou_threshold: float = 0.5):
+    """One-to-one matching; boolean matrix (T, P) with at most one True per row and column.
+
+    Predictions are taken by decreasing score, each matching the still-free truth box of
+    highest IoU if that IoU is ``>= iou_threshold``.
+    """
+    pred, truth = _as_boxes(pred), _as_boxes(truth)
+    m = np.zeros((len(truth), len(pred)), bool)
+    if len(pred) == 0 or len(truth) == 0:
+        return m
+    ov = iou(truth, pred)
+    free = np.ones(len(truth), bool)
+    for p in np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"):
+        cand = np.where(free, ov[:, p], -1.0)
+        t = int(np.argmax(cand))
+        if cand[t] >= iou_threshold:
+            m[t, p] = True
+            free[t] = False
+    return m
+
+
+def count(
+    pred,
+    scores,
+    truth,
+    recall_mask=None,
+    rule: str = "reference",
+    min_cover: float = 1 / 3,
+    iou_threshold: float = 0.5,
+) -> Counts:
+    """Detection counts of one mosaic/tile.
+
+    ``truth`` holds every catalogue box; ``recall_mask`` (bool, default all) selects the ones
+    recall is measured on and precision is scored against (the reference uses the clear
+    bubbles for both). Predictions matching no catalogue box at all are counted in
+    ``n_not_in_catalogue``.
+    """
+    pred, truth = _as_boxes(pred), _as_boxes(truth)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(scores) != len(pred):
+        raise ValueError(f"{len(pred)} boxes but {len(scores)} scores")
+    sel = np.ones(len(truth), bool) if recall_mask is None else np.asarray(recall_mask, bool)
+    if rule == "reference":
+        m_all = reference_matches(pred, truth, min_cover)
+        m = m_all[sel]
+    elif rule == "iou":
+        m = iou_matches(pred, scores, truth[sel], iou_threshold)
+        m_all = (
+            iou(truth, pred) >= iou_threshold
+            if len(pred) and len(truth)
+            else (np.zeros((len(truth), len(pred)), bool))
+        )
+    else:
+        raise ValueError(f"unknown matching rule {rule!r} (reference, iou)")
+    return Counts(
+        n_truth=int(sel.sum()),
+        n_found=int(m.any(axis=1).sum()),
+        n_pred=len(pred),
+        n_pred_matched=int(m.any(axis=0).sum()),
+        n_not_in_catalogue=int((~m_all.any(axis=0)).sum()) if len(pred) else 0,
+    )
+
+
+def best_threshold(tiles, thresholds, **kw) -> tuple[float, float, list]:
+    """Score threshold maximising the summed-count F2 over ``tiles``.
+
+    ``tiles`` is a list of ``(pred, scores, truth, recall_mask)``; returns ``(threshold, f2,
+    table)`` with ``table`` a list of ``(threshold, Counts)``. Ties go to the higher threshold.
+    """
+    table = []
+    for thr in thresholds:
+        c = Counts()
+        for pred, scores, truth, mask in tiles:
+            scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+            keep = scores >= thr
+            c = c + count(_as_boxes(pred)[keep], scores[keep], truth, mask, **kw)
+        table.append((float(thr), c))
+    best = max(table, key=lambda tc: (tc[1].f2, tc[0]))
+    return best[0], best[1].f2, table
+
+
+def evaluate_fields(
+    detections: dict, truth: dict, min_cover: float = 1 / 3, iou_threshold: float = 0.5
+) -> dict:
+    """Scores of several fields with both rules.
+
+    ``detections``: field -> (boxes, scores); ``truth``: field -> (boxes, clear). Recall on the
+    clear bubbles; ``n_not_in_catalogue`` against every catalogue bubble. Returns a dict with
+    ``rules`` -> {``total``: summary, ``fields``: {field: summary}}.
+    """
+    missing = sorted(set(detections) - set(truth))
+    if missing:
+        raise ValueError(f"no truth/catalogue boxes for field(s) {', '.join(missing)}")
+    out = {"min_cover": min_cover, "iou_threshold": iou_threshold, "rules": {}}
+    for rule in ("reference", "iou"):
+        per, total = {}, Counts()
+        for field, (boxes, scores) in sorted(detections.items()):
+            tb, clear = truth[field]
+            c = count(
+                boxes,
+                scores,
+                tb,
+                clear,
+                rule=rule,
+                min_cover=min_cover,
+                iou_threshold=iou_threshold,
+            )
+            per[field] = c.summary()
+            total = total + c
+        out["rules"][rule] = {"total": total.summary(), "fields": per}
+    return out
+
+
+def format_table(result: dict) -> str:
+    """Plain-text table of :func:`evaluate_fields` (one row per rule and field)."""
+    head = (
+        f"{'rule':<10} {'field':<12} {'clear':>6} {'found':>6} {'recall':>7} {'dets':>6} "
+        f"{'prec.':>6} {'F2':>6} {'new':>5}"
+    )
+    lines = [head, "-" * len(head)]
+    for rule, res in result["rules"].items():
+        rows = [*res["fields"].items(), ("all", res["total"])]
+        for field, s in rows:
+            lines.append(
+                f"{rule:<10} {field:<12} {s['n_truth']:>6d} {s['n_found']:>6d} "
+                f"{s['recall']:>7.3f} {s['n_pred']:>6d} {s['precision']:>6.3f} {s['f2']:>6.3f} "
+                f"{s['n_not_in_catalogue']:>5d}"
+            )
+    return "\n".join(lines)

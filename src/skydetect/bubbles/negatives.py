@@ -1,0 +1,317 @@
+"""Negative (non-bubble) windows: sampling from the masked tiles, clustering, reading.
+
+Sampling (reference: 3000 windows per tile): the window half-width is k·MajAxis with
+ln(MajAxis [px]) drawn from a normal fitted to the catalogue's clear bubbles and k uniform
+in ``half_width_factor`` (the bubble crops' range), so negatives have the crops' scales. The
+centre is uniform over the tile; a window is rejected if it leaves the tile, holds any NaN
+(masked bubble cores, saturated pixels, no coverage) or is flat (standard deviation below
+``flat_min_std`` MJy/sr in a band). Checks use summed-area tables, so a draw costs O(1).
+
+Clustering: features per window, computed on the preprocessed inputs (S, S, 2) reduced to
+32 × 32: radial profile (mean in 8 annuli about the centre, per channel), moments (mean, standard
+deviation, skewness per channel) and a PCA embedding (``pca_components``) of 16 × 16
+block-averaged thumbnails; standardised, then k-means (scikit-learn, seeded). Class 0 is
+the largest. The reference used the trained detector's 256-d backbone features instead; these
+fixed features need no trained model, so the clustering can run before training.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+from astropy.table import Table
+
+log = logging.getLogger(__name__)
+
+NEG_STAGE = 73  # seed component of negative sampling
+CLUSTER_STAGE = 74
+
+
+def fit_lognormal(maj_px: np.ndarray) -> tuple[float, float]:
+    """(mu, sigma) of ln(MajAxis in pixels)."""
+    v = np.log(np.asarray(maj_px, float))
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise ValueError("no bubble sizes to fit the negative-window size distribution")
+    return float(v.mean()), float(v.std()) if v.size > 1 else 0.5
+
+
+def _sat(a: np.ndarray) -> np.ndarray:
+    """Summed-area table with a leading row/column of zeros."""
+    s = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
+    s[1:, 1:] = np.cumsum(np.cumsum(a, axis=0), axis=1)
+    return s
+
+
+def _box_sum(s: np.ndarray, x0, y0, size) -> np.ndarray:
+    return s[y0 + size, x0 + size] - s[y0, x0 + size] - s[y0 + size, x0] + s[y0, x0]
+
+
+def sample_windows(
+    data: np.ndarray,
+    rng: np.random.Generator,
+    n: int,
+    mu: float,
+    sigma: float,
+    *,
+    half_width_factor=(1.7, 5.9),
+    min_size_px: int = 16,
+    flat_min_std: float = 0.05,
+    max_tries_factor: int = 50,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random valid square windows (x0, y0, size) of a (C, H, W) tile; may return fewer than n."""
+    c, h, w = data.shape
+    nan_sat = _sat(~np.isfinite(data).all(axis=0))
+    sats = []
+    for ch in range(c):
+        x = np.where(np.isfinite(data[ch]), data[ch], 0.0).astype(np.float64)
+        x = x - np.median(x)
+        sats.append((_sat(x), _sat(x * x)))
+    kept_x, kept_y, kept_s = [], [], []
+    tries, n_kept = 0, 0
+    batch = max(4 * n, 256)
+    while n_kept < n and tries < n * max_tries_factor:
+        maj = np.exp(rng.normal(mu, sigma, batch))
+        k = rng.uniform(half_width_factor[0], half_width_factor[1], batch)
+        size = np.maximum(np.rint(2 * k * maj), min_size_px).astype(np.int64)
+        cx, cy = rng.uniform(0, w, batch), rng.uniform(0, h, batch)
+        x0 = np.rint(cx - size / 2).astype(np.int64)
+        y0 = np.rint(cy - size / 2).astype(np.int64)
+        tries += batch
+        ok = (x0 >= 0) & (y0 >= 0) & (x0 + size <= w) & (y0 + size <= h)
+        x0, y0, size = x0[ok], y0[ok], size[ok]
+        ok = _box_sum(nan_sat, x0, y0, size) == 0
+        npix = size.astype(float) ** 2
+        for s1, s2 in sats:
+            mean = _box_sum(s1, x0, y0, size) / npix
+            var = _box_sum(s2, x0, y0, size) / npix - mean**2
+            ok &= np.sqrt(np.maximum(var, 0.0)) >= flat_min_std
+        x0, y0, size = x0[ok], y0[ok], size[ok]
+        take = min(n - n_kept, len(x0))
+        kept_x.append(x0[:take])
+        kept_y.append(y0[:take])
+        kept_s.append(size[:take])
+        n_kept += take
+    if n_kept < n:
+        log.warning("only %d of %d negative windows found after %d draws", n_kept, n, tries)
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return cat(kept_x), cat(kept_y), cat(kept_s)
+
+
+def write_negatives(path, inputs, x0, y0, size, glon, glat, attrs: dict) -> None:
+    """Write a field's negatives (see docs/dataflow.md) via a temporary file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as h5:
+        h5.create_dataset(
+            "inputs",
+            data=np.asarray(inputs, np.float32),
+            compression="gzip",
+            compression_opts=1,
+            chunks=(1, *np.shape(inputs)[1:]) if len(inputs) else None,
+        )
+        for key, val in (("x0", x0), ("y0", y0), ("size", size)):
+            h5.create_dataset(key, data=np.asarray(val, np.int32))
+        h5.create_dataset("glon", data=np.asarray(glon, np.float64))
+        h5.create_dataset("glat", data=np.asarray(glat, np.float64))
+        for key, value in attrs.items():
+            h5.attrs[key] = value
+    os.replace(tmp, path)
+
+
+def read_negative_file(path) -> dict:
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: cannot open negatives file: {err}") from err
+    with h5:
+        missing = [k for k in ("inputs", "x0", "y0", "size") if k not in h5]
+        if missing:
+            raise ValueError(f"{path}: negatives file lacks dataset(s) {', '.join(missing)}")
+        out = {k: h5[k][()] for k in h5.keys()}
+        out["attrs"] = dict(h5.attrs)
+    return out
+
+
+# ------------------------------------------------------------------ clustering
+def _radial_profiles(inputs: np.ndarray, n_bins: int = 8) -> np.ndarray:
+    n, s = inputs.shape[0], inputs.shape[1]
+    yy, xx = np.mgrid[:s, :s]
+    r = np.hypot(xx - (s - 1) / 2, yy - (s - 1) / 2) / (s / 2)
+    bins = np.minimum((r * n_bins).astype(int), n_bins - 1)
+    counts = np.bincount(bins.ravel(), minlength=n_bins)
+    out = np.empty((n, n_bins * inputs.shape[3]))
+    for c in range(inputs.shape[3]):
+        flat = inputs[..., c].reshape(n, -1)
+        sums = np.stack([np.bincount(bins.ravel(), weights=f, minlength=n_bins) for f in flat])
+        out[:, c * n_bins : (c + 1) * n_bins] = sums / counts
+    return out
+
+
+def _thumbnails(inputs: np.ndarray, t: int = 16) -> np.ndarray:
+    from scipy import ndimage
+
+    n, s = inputs.shape[0], inputs.shape[1]
+    z = t / s
+    return np.stack(
+        [
+            ndimage.zoom(inputs[i], (z, z, 1), order=1, grid_mode=True, mode="nearest")
+            for i in range(n)
+        ]
+    ).reshape(n, -1)
+
+
+def window_features(inputs: np.ndarray, pca_components: int = 16, seed: int = 0) -> np.ndarray:
+    """Feature vectors (N, F) of preprocessed windows (N, S, S, C), as documented above."""
+    from sklearn.decomposition import PCA
+
+    inputs = np.asarray(inputs, np.float32)
+    n, c = inputs.shape[0], inputs.shape[3]
+    small = _thumbnails(inputs, 32).reshape(n, 32, 32, c).astype(np.float64)
+    flat = small.reshape(n, -1, c)
+    mean = flat.mean(axis=1)
+    std = flat.std(axis=1)
+    skew = ((flat - mean[:, None]) ** 3).mean(axis=1) / np.maximum(std, 1e-6) ** 3
+    thumbs = _thumbnails(small, 16)
+    ncomp = int(min(pca_components, n, thumbs.shape[1]))
+    emb = PCA(n_components=ncomp, random_state=seed).fit_transform(thumbs)
+    return np.hstack([_radial_profiles(small), mean, std, skew, emb])
+
+
+def cluster_windows(features: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
+    """k-means labels of standardised features; class 0 is the most populated."""
+    from sklearn.cluster import KMeans
+    from sklearn.preprocessing import StandardScaler
+
+    k = int(min(n_classes, len(features)))
+    x = StandardScaler().fit_transform(features)
+    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+    order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
+    remap = np.empty(k, int)
+    remap[order] = np.arange(k)
+    return remap[labels]
+
+
+def class_table(fields, indices, labels, n_classes, drop_classes=(), class_weights=None) -> Table:
+    """The per-window table of ``clusters.ecsv``: FIELD INDEX CLASS KEEP WEIGHT."""
+    if class_weights is not None and len(class_weights) != n_classes:
+        raise ValueError(
+            f"bubbles.negatives.class_weights has {len(class_weights)} entries, "
+            f"n_classes is {n_classes}"
+        )
+    bad = [c for c in drop_classes if not 0 <= c < n_classes]
+    if bad:
+        raise ValueError(f"bubbles.negatives.drop_classes {bad} outside 0..{n_classes - 1}")
+    weights = np.ones(n_classes) if class_weights is None else np.asarray(class_weights, float)
+    labels = np.asarray(labels, int)
+    keep = ~np.isin(labels, list(drop_classes))
+    t = Table()
+    t["FIELD"] = np.asarray(fields).astype(str)
+    t["INDEX"] = np.asarray(indices, np.int64)
+    t["CLASS"] = labels
+    t["KEEP"] = keep
+    t["WEIGHT"] = np.where(keep, weights[labels], 0.0)
+    return t
+
+
+def read_negatives(paths, clusters_path, *, keep_only: bool = True) -> dict:
+    """All negatives of the given field files with their class labels and weights.
+
+    Returns a dict: ``inputs`` (N, S, S, C) float32, ``x0 y0 size`` (N,), ``field`` (N,) str,
+    ``index`` (row in the field file), ``cls``, ``keep``, ``weight``. With ``keep_only`` the
+    windows of dropped classes are left out.
+    """
+    table = Table.read(clusters_path, format="ascii.ecsv")
+    for col in ("FIELD", "INDEX", "CLASS", "KEEP", "WEIGHT"):
+        if col not in table.colnames:
+            raise ValueError(f"{clusters_path}: lacks column {col}")
+    lookup = {
+        (str(f), int(i)): r
+        for r, (f, i) in enumerate(zip(table["FIELD"], table["INDEX"], strict=True))
+    }
+    parts = {
+        k: [] for k in ("inputs", "x0", "y0", "size", "field", "index", "cls", "keep", "weight")
+    }
+    for path in paths:
+        d = read_negative_file(path)
+        field = str(d["attrs"].get("field", ""))
+        rows = []
+        for i in range(len(d["x0"])):
+            if (field, i) not in lookup:
+                raise ValueError(
+                    f"{clusters_path}: no class for window {i} of field {field} ({path})"
+                )
+            rows.append(lookup[(field, i)])
+        rows = np.asarray(rows, int)
+        sel = np.ones(len(rows), bool)
+        if keep_only and len(rows):
+            sel = np.asarray(table["KEEP"], bool)[rows]
+        parts["inputs"].append(d["inputs"][sel])
+        for k in ("x0", "y0", "size"):
+            parts[k].append(d[k][sel])
+        parts["field"].append(np.full(sel.sum(), field))
+        parts["index"].append(np.arange(len(rows))[sel])
+        parts["cls"].append(np.asarray(table["CLASS"], int)[rows][sel])
+        parts["keep"].append(np.asarray(table["KEEP"], bool)[rows][sel])
+        parts["weight"].append(np.asarray(table["WEIGHT"], float)[rows][sel])
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+
+
+def negatives_for_tile(tile, catalog, *, seed: int, neg: dict, preprocess: dict) -> dict:
+    """Sample and preprocess the negative windows of one masked tile.
+
+    ``neg`` is ``config["bubbles"]["negatives"]``, ``preprocess`` the preprocessing keys.
+    Sizes: log-normal fitted to the catalogue's clear bubbles (all bubbles if none is clear),
+    in pixels of this tile. Returns the arrays and attrs of :func:`write_negatives`.
+    """
+    from skydetect.bubbles.catalog import wrap_glon
+    from skydetect.bubbles.preprocess import preprocess_windows
+
+    clear = np.asarray(catalog["CLEAR"], bool)
+    maj = np.asarray(catalog["MajAxis"], float)[clear if clear.sum() >= 2 else slice(None)]
+    mu, sigma = fit_lognormal(maj * 60.0 / tile.pixel_arcsec)
+    rng = np.random.default_rng([seed, NEG_STAGE, int(tile.field[:5] or 0)])
+    x0, y0, size = sample_windows(
+        tile.data,
+        rng,
+        int(neg["per_tile"]),
+        mu,
+        sigma,
+        half_width_factor=neg["half_width_factor"],
+        min_size_px=int(neg["min_size_px"]),
+        flat_min_std=float(neg["flat_min_std"]),
+        max_tries_factor=int(neg["max_tries_factor"]),
+    )
+    inputs = preprocess_windows(tile.data, x0, y0, size, progress=True, **preprocess)
+    glon, glat = tile.wcs.pixel_to_world_values(x0 + size / 2 - 0.5, y0 + size / 2 - 0.5)
+    attrs = {
+        "field": tile.field,
+        "input_size": int(preprocess["input_size"]),
+        "channels": ["24um", "8um"],
+        "pixel_arcsec": float(tile.pixel_arcsec),
+        "lognormal_mu_px": mu,
+        "lognormal_sigma": sigma,
+    }
+    return {
+        "inputs": inputs,
+        "x0": x0,
+        "y0": y0,
+        "size": size,
+        "glon": wrap_glon(glon),
+        "glat": np.asarray(glat, float),
+        "attrs": attrs,
+    }
+
+
+def write_class_table(path, table: Table) -> None:
+    """Write ``clusters.ecsv`` via a temporary file in the same directory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    table.write(tmp, format="ascii.ecsv", overwrite=True)
+    os.replace(tmp, path)

@@ -1,0 +1,136 @@
+"""Box conversions, SSD encoding with variances, IoU, matching and non-maximum suppression.
+
+Encoding (Liu et al. 2016, with the usual variances ``(0.1, 0.2)``) of a ground-truth box ``g``
+against a prior ``p`` (centre form)::
+
+    t_x = (g_cx - p_cx) / (p_w * v0)       t_w = log(g_w / p_w) / v1
+    t_y = (g_cy - p_cy) / (p_h * v0)       t_h = log(g_h / p_h) / v1
+
+:func:`decode` is its exact inverse. NMS uses ``tf.image.non_max_suppression``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+VARIANCES = (0.1, 0.2)
+
+
+def to_corners(b: np.ndarray) -> np.ndarray:
+    """Centre form ``(cx, cy, w, h)`` -> corner form ``(x0, y0, x1, y1)``."""
+    b = np.asarray(b, dtype=np.float64)
+    half = b[..., 2:] / 2
+    return np.concatenate([b[..., :2] - half, b[..., :2] + half], axis=-1)
+
+
+def to_centre(b: np.ndarray) -> np.ndarray:
+    """Corner form ``(x0, y0, x1, y1)`` -> centre form ``(cx, cy, w, h)``."""
+    b = np.asarray(b, dtype=np.float64)
+    return np.concatenate([(b[..., :2] + b[..., 2:]) / 2, b[..., 2:] - b[..., :2]], axis=-1)
+
+
+def encode(gt_centre: np.ndarray, priors: np.ndarray, variances=VARIANCES) -> np.ndarray:
+    """Regression targets (N, 4) of boxes ``gt_centre`` (N, 4) against ``priors`` (N, 4)."""
+    g = np.asarray(gt_centre, dtype=np.float64)
+    p = np.asarray(priors, dtype=np.float64)
+    v0, v1 = variances
+    txy = (g[:, :2] - p[:, :2]) / (p[:, 2:] * v0)
+    twh = np.log(g[:, 2:] / p[:, 2:]) / v1
+    return np.concatenate([txy, twh], axis=1).astype(np.float32)
+
+
+def decode(loc: np.ndarray, priors: np.ndarray, variances=VARIANCES) -> np.ndarray:
+    """Boxes in centre form from regression outputs ``loc`` (..., N, 4); inverse of :func:`encode`."""
+    t = np.asarray(loc, dtype=np.float64)
+    p = np.asarray(priors, dtype=np.float64)
+    v0, v1 = variances
+    cxy = p[..., :2] + t[..., :2] * v0 * p[..., 2:]
+    wh = p[..., 2:] * np.exp(np.clip(t[..., 2:] * v1, -10.0, 10.0))
+    return np.concatenate([cxy, wh], axis=-1)
+
+
+def area(b: np.ndarray) -> np.ndarray:
+    """Area of corner-form boxes (zero for empty boxes)."""
+    b = np.asarray(b, dtype=np.float64)
+    return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+
+
+def intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection areas (Na, Nb) of corner-form boxes."""
+    a = np.asarray(a, dtype=np.float64)[:, None, :]
+    b = np.asarray(b, dtype=np.float64)[None, :, :]
+    lo = np.maximum(a[..., :2], b[..., :2])
+    hi = np.minimum(a[..., 2:], b[..., 2:])
+    wh = np.clip(hi - lo, 0, None)
+    return wh[..., 0] * wh[..., 1]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union (Na, Nb) of corner-form boxes."""
+    inter = intersection(a, b)
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def match(
+    gt_corners: np.ndarray,
+    priors: np.ndarray,
+    threshold: float = 0.5,
+    variances=VARIANCES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Assign ground-truth boxes to priors.
+
+    A prior is positive when its IoU with some ground truth is ``>= threshold`` (it takes the
+    ground truth of highest IoU); in addition, every ground truth claims its best prior, so that
+    no object goes unmatched. Returns ``loc`` (N, 4) float32 regression targets (zeros for
+    background) and ``labels`` (N,) int32: 1 for bubble, 0 for background.
+    """
+    priors = np.asarray(priors, dtype=np.float64)
+    n = len(priors)
+    gt = np.asarray(gt_corners, dtype=np.float64).reshape(-1, 4)
+    loc = np.zeros((n, 4), np.float32)
+    labels = np.zeros(n, np.int32)
+    if len(gt) == 0:
+        return loc, labels
+    overlaps = iou(gt, to_corners(priors))  # (G, N)
+    best_gt = overlaps.argmax(axis=0)
+    best_gt_iou = overlaps.max(axis=0)
+    best_prior = overlaps.argmax(axis=1)  # (G,)
+    # every ground truth keeps its best prior (later ground truths win ties, as in ssd.pytorch)
+    for g, p in enumerate(best_prior):
+        best_gt[p] = g
+        best_gt_iou[p] = 2.0
+    pos = best_gt_iou >= threshold
+    labels[pos] = 1
+    loc[pos] = encode(to_centre(gt[best_gt[pos]]), priors[pos], variances)
+    return loc, labels
+
+
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    iou_threshold: float,
+    score_threshold: float = float("-inf"),
+    max_output: int | None = None,
+) -> np.ndarray:
+    """Indices (into ``boxes``) kept by non-maximum suppression, best score first.
+
+    ``boxes`` are corner form (any units); uses ``tf.image.non_max_suppression`` (which wants
+    ``(y0, x0, y1, x1)``; IoU is symmetric in the axes, so the order does not matter).
+    """
+    import tensorflow as tf
+
+    import skydetect  # noqa: F401  (legacy Keras switch before TensorFlow)
+
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    keep = tf.image.non_max_suppression(
+        boxes[:, [1, 0, 3, 2]],
+        scores,
+        max_output_size=len(boxes) if max_output is None else int(max_output),
+        iou_threshold=float(iou_threshold),
+        score_threshold=float(score_threshold),
+    )
+    return keep.numpy().astype(np.int64)

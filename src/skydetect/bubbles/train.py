@@ -1,0 +1,451 @@
+"""Training of the bubble SSD, driven by the validation F2 score.
+
+Each epoch mixes freshly augmented bubble crops (one per clear bubble, regenerated every
+epoch by the data side's :class:`skydetect.bubbles.crops.BubbleCrops`) with negative windows
+drawn with their per-class weights, ``batch_bubbles`` + ``batch_negatives`` per batch.
+Optimiser: AdamW with global gradient-norm clipping. After every epoch the model detects
+bubbles over the validation windows exactly as inference does (window NMS, merging across
+windows and scales, :mod:`skydetect.bubbles.detect`) and is scored with the reference's rule
+(:mod:`skydetect.bubbles.evaluate`); the score threshold in ``thresholds`` maximising F2 is
+kept with the model; early stopping on that F2.
+
+Resumable: after every epoch ``checkpoint/`` receives a TensorFlow checkpoint (weights,
+optimiser state, epoch), the best weights so far and ``state.json`` (history, early-stopping
+counters); a killed run started again continues with the next epoch. Every random draw comes
+from ``np.random.default_rng([seed, 8, epoch])`` (8 = this stage), so a resumed run sees the
+same data as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import skydetect  # noqa: F401  (legacy Keras switch before TensorFlow)
+
+from .detect import DetectSettings, detect_windows
+from .evaluate import best_threshold
+from .ssd.boxes import match
+
+log = logging.getLogger(__name__)
+
+STAGE = 8  # seed component of this stage
+
+
+@dataclass
+class TrainSettings:
+    """Training hyper-parameters (``bubbles.train`` + loss/matching from ``bubbles.ssd``)."""
+
+    epochs: int = 10
+    patience: int = 5
+    batch_bubbles: int = 16
+    batch_negatives: int = 16
+    crop_repeats: int = 1  # independent augmented crops of every bubble per epoch
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-3
+    clipnorm: float = 1.0
+    iou_match: float = 0.5
+    neg_pos_ratio: float = 3.0
+    min_negatives: int = 8
+    min_cover: float = 1 / 3
+    thresholds: list = field(
+        default_factory=lambda: [round(t, 2) for t in np.arange(0.5, 0.951, 0.05)]
+    )
+
+    @classmethod
+    def from_config(cls, train: dict, ssd: dict | None = None, **override) -> TrainSettings:
+        merged = {**(ssd or {}), **train, **override}
+        return cls(**{k: merged[k] for k in cls.__dataclass_fields__ if k in merged})
+
+
+@dataclass
+class ValidationField:
+    """Preprocessed sliding windows of one validation tile and its catalogue boxes."""
+
+    name: str
+    inputs: np.ndarray  # (N, S, S, C)
+    x0: np.ndarray
+    y0: np.ndarray
+    size: np.ndarray
+    truth: np.ndarray  # (K, 4) tile pixel boxes
+    clear: np.ndarray  # (K,) bool
+
+
+def make_targets(boxes_px: Sequence[np.ndarray], input_size: int, priors, iou_match=0.5):
+    """SSD targets (B, N, 5) for boxes given in input pixels (one (m, 4) array per image)."""
+    out = np.zeros((len(boxes_px), len(priors), 5), np.float32)
+    for i, b in enumerate(boxes_px):
+        b = np.asarray(b, dtype=np.float64).reshape(-1, 4) / float(input_size)
+        loc, labels = match(np.clip(b, 0.0, 1.0), priors, iou_match)
+        out[i, :, :4] = loc
+        out[i, :, 4] = labels
+    return out
+
+
+def _augment_negatives(x: np.ndarray, rng) -> np.ndarray:
+    k = rng.integers(0, 4, len(x))
+    flip = rng.random(len(x)) < 0.5
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        a = np.rot90(x[i], k[i], axes=(0, 1))
+        out[i] = a[:, ::-1] if flip[i] else a
+    return out
+
+
+def epoch_batches(crops, boxes, negatives, weights, settings: TrainSettings, rng):
+    """Batches ``(inputs, boxes_px_list)`` of one epoch: shuffled bubble crops, each batch
+    topped up with ``batch_negatives`` negatives drawn with probability ~ ``weights``."""
+    n_b = len(crops)
+    order = rng.permutation(n_b)
+    n_batches = max(1, -(-n_b // settings.batch_bubbles)) if n_b else 0
+    n_neg = len(negatives) if negatives is not None else 0
+    need = n_batches * settings.batch_negatives if n_neg else 0
+    neg_idx = np.zeros(0, int)
+    if need:
+        w = np.asarray(weights, dtype=np.float64)
+        if not np.all(np.isfinite(w)) or w.sum() <= 0:
+            raise ValueError("negative windows: weights must be finite with a positive sum")
+        neg_idx = rng.choice(n_neg, size=need, replace=need > np.count_nonzero(w), p=w / w.sum())
+    for k in range(n_batches):
+        bi = order[k * settings.batch_bubbles : (k + 1) * settings.batch_bubbles]
+        ni = np.sort(neg_idx[k * settings.batch_negatives : (k + 1) * settings.batch_negatives])
+        parts = [np.asarray(crops)[bi]] if len(bi) else []
+        bx = [boxes[i] for i in bi]
+        if len(ni):
+            parts.append(_augment_negatives(np.asarray(negatives[ni]), rng))
+            bx += [np.zeros((0, 4))] * len(ni)
+        yield np.concatenate(parts).astype(np.float32), bx
+
+
+def validate(
+    model,
+    priors,
+    fields: Iterable[ValidationField],
+    detect: DetectSettings,
+    thresholds,
+    min_cover=1 / 3,
+):
+    """Validation F2 (reference rule, clear bubbles) at its best threshold.
+
+    Returns ``(threshold, counts)`` with ``counts`` a :class:`~.evaluate.Counts`.
+    """
+    tiles = []
+    for f in fields:
+        b, s = detect_windows(model, priors, f.inputs, f.x0, f.y0, f.size, detect)
+        tiles.append((b, s, f.truth, f.clear))
+    thr, _, table = best_threshold(tiles, thresholds, rule="reference", min_cover=min_cover)
+    return thr, dict(table)[thr]
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def train_ssd(
+    model,
+    priors,
+    bubbles,
+    negatives: dict | None,
+    validation: Sequence[ValidationField],
+    settings: TrainSettings,
+    out_dir: str | Path,
+    seed: int,
+    detect: DetectSettings | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    resume_key=None,
+) -> dict:
+    """Train ``model`` (built by :func:`.ssd.model.build_ssd`) and save it to ``out_dir``.
+
+    ``bubbles.epoch(e)`` yields ``(input (S, S, C), boxes (m, 4) in input pixels)``;
+    ``negatives`` is a dict with ``inputs`` (N, S, S, C) and ``weight`` (N,) (or None).
+    Writes ``model.json`` + ``weights.h5`` (best epoch, with ``threshold`` and ``val_f2``),
+    ``history.csv`` and ``checkpoint/``. Returns the summary written into model.json.
+    A checkpoint is resumed only when ``settings``, ``seed`` and ``resume_key`` (JSON-able,
+    e.g. :func:`files_key` of the inputs) equal those it was written with; otherwise training
+    starts over.
+    """
+    import tensorflow as tf
+
+    from .ssd.loss import SSDLoss
+    from .ssd.model import save_model
+
+    detect = detect or DetectSettings()
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoint"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    size = int(model.input_shape[1])
+    loss_fn = SSDLoss(settings.neg_pos_ratio, settings.min_negatives)
+    opt = tf.keras.optimizers.AdamW(
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        global_clipnorm=settings.clipnorm if settings.clipnorm else None,
+    )
+    opt.build(model.trainable_variables)
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=opt, epoch=epoch_var)
+    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
+    state_path = ckpt_dir / "state.json"
+    best_path = ckpt_dir / "best_weights.h5"
+    key = json.loads(json.dumps({"settings": asdict(settings), "seed": seed, "data": resume_key}))
+    state = {
+        "epoch": 0,
+        "best_f2": -1.0,
+        "best_threshold": None,
+        "best_epoch": None,
+        "wait": 0,
+        "history": [],
+        "checkpoint": None,
+        "key": key,
+    }
+    if state_path.exists():
+        old = json.loads(state_path.read_text())
+        if old.get("key") == key:
+            state = old
+            ckpt.restore(state["checkpoint"]).assert_existing_objects_matched()
+            log.info("resuming from %s after epoch %d", state["checkpoint"], state["epoch"])
+        else:
+            log.warning("%s: checkpoint of other settings or data; starting over", state_path)
+            for f in ckpt_dir.iterdir():
+                f.unlink()
+
+    neg_x = negatives["inputs"] if negatives is not None and len(negatives["inputs"]) else None
+    neg_w = negatives["weight"] if neg_x is not None else None
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            pred = model(x, training=True)
+            loc_l, conf_l = loss_fn.terms(y, pred)
+            loss = loc_l + conf_l
+            if model.losses:
+                loss += tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss, loc_l, conf_l
+
+    stopped = state["wait"] >= settings.patience
+    while state["epoch"] < settings.epochs and not stopped:
+        epoch = int(state["epoch"])
+        rng = np.random.default_rng([seed, STAGE, epoch])
+        t0 = time.perf_counter()
+        crops, boxes = [], []
+        for r in range(settings.crop_repeats):
+            for x, b in bubbles.epoch(epoch * settings.crop_repeats + r):
+                crops.append(np.asarray(x, np.float32))
+                boxes.append(np.asarray(b, np.float64).reshape(-1, 4))
+        t_data = time.perf_counter() - t0
+        sums, n_img, n_steps = np.zeros(3), 0, 0
+        t1 = time.perf_counter()
+        for x, bx in epoch_batches(crops, boxes, neg_x, neg_w, settings, rng):
+            y = make_targets(bx, size, priors, settings.iou_match)
+            sums += [float(v) for v in step(tf.constant(x), tf.constant(y))]
+            n_img += len(x)
+            n_steps += 1
+        t_train = time.perf_counter() - t1
+        thr, counts = validate(
+            model, priors, validation, detect, settings.thresholds, settings.min_cover
+        )
+        row = {
+            "epoch": epoch + 1,
+            "loss": sums[0] / max(n_steps, 1),
+            "loc_loss": sums[1] / max(n_steps, 1),
+            "conf_loss": sums[2] / max(n_steps, 1),
+            "val_f2": counts.f2,
+            "val_precision": counts.precision,
+            "val_recall": counts.recall,
+            "threshold": thr,
+            "images_per_s": n_img / t_train if t_train > 0 else float("nan"),
+            "data_s": t_data,
+            "seconds": time.perf_counter() - t0,
+        }
+        improved = counts.f2 > state["best_f2"] + 1e-12
+        if improved:
+            model.save_weights(str(ckpt_dir / "best_weights.tmp.h5"))
+            os.replace(ckpt_dir / "best_weights.tmp.h5", best_path)
+            state.update(best_f2=counts.f2, best_threshold=thr, best_epoch=epoch + 1, wait=0)
+        else:
+            state["wait"] += 1
+        epoch_var.assign(epoch + 1)
+        state["checkpoint"] = manager.save(checkpoint_number=epoch + 1)
+        state["epoch"] = epoch + 1
+        state["history"].append(row)
+        _write_json(state_path, state)
+        log.info(
+            "epoch %d: loss %.4f  val F2 %.3f (P %.3f R %.3f at %.2f)  %.1f img/s%s",
+            epoch + 1,
+            row["loss"],
+            counts.f2,
+            counts.precision,
+            counts.recall,
+            thr,
+            row["images_per_s"],
+            "  *" if improved else "",
+        )
+        stopped = state["wait"] >= settings.patience
+        if stopped:
+            log.info("early stopping: no F2 improvement in %d epochs", settings.patience)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+
+    if best_path.exists():
+        model.load_weights(str(best_path))
+    summary = {
+        "threshold": state["best_threshold"] if state["best_threshold"] is not None else 0.5,
+        "val_f2": max(state["best_f2"], 0.0),
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "seed": seed,
+        "train": asdict(settings),
+        "detect": asdict(detect),
+    }
+    write_history(state["history"], out / "history.csv")
+    save_model(model, out, extra=summary)
+    return {**summary, "history": state["history"]}
+
+
+def write_history(rows: list[dict], path: str | Path) -> None:
+    """History rows as CSV (atomic)."""
+    from astropy.table import Table
+
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp.csv")
+    if rows:
+        Table(rows=[list(r.values()) for r in rows], names=list(rows[0])).write(
+            tmp, format="ascii.csv", overwrite=True
+        )
+    else:
+        tmp.write_text("epoch\n")
+    os.replace(tmp, path)
+
+
+def files_key(paths) -> list:
+    """Name, size and modification time of input files: changes when an input is rewritten."""
+    out = []
+    for p in sorted(str(p) for p in paths):
+        st = os.stat(p)
+        out.append([p, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def load_validation(
+    windows_path: str | Path, tiles: dict, preprocess: dict, progress: bool = False
+) -> list[ValidationField]:
+    """Preprocessed validation windows per field from ``windows/validation.h5`` and the
+    aligned tiles ``tiles`` (field -> path)."""
+    from ..sky.spitzer import read_tile
+    from .preprocess import preprocess_windows
+    from .windows import read_windows
+
+    win = read_windows(windows_path)
+    fields = np.asarray(win["field"]).astype(str)
+    out = []
+    for name in sorted(set(fields)):
+        if name not in tiles:
+            raise ValueError(
+                f"{windows_path}: windows of field {name} but no aligned tile given "
+                f"(have: {', '.join(sorted(tiles))})"
+            )
+        tile = read_tile(tiles[name])
+        sel = fields == name
+        x0, y0, sz = (np.asarray(win[k])[sel] for k in ("x0", "y0", "size"))
+        inputs = preprocess_windows(tile.data, x0, y0, sz, progress=progress, **preprocess)
+        truth = win["truth"][name]
+        out.append(
+            ValidationField(
+                name,
+                inputs,
+                x0,
+                y0,
+                sz,
+                np.asarray(truth["boxes"], np.float64).reshape(-1, 4),
+                np.asarray(truth["clear"], bool),
+            )
+        )
+        log.info(
+            "validation field %s: %d windows, %d catalogue bubbles (%d clear)",
+            name,
+            len(x0),
+            len(out[-1].truth),
+            out[-1].clear.sum(),
+        )
+    return out
+
+
+def load_training_data(
+    train_tiles, catalog_path, negatives_paths, clusters_path, preprocess, seed: int, **crop_kwargs
+):
+    """Bubble crop generator (data side's ``BubbleCrops``, given ``crop_kwargs`` such as
+    ``k_range`` and ``box_scale``) and the kept negative windows."""
+    from ..sky.spitzer import read_tile
+    from .catalog import read_catalog
+    from .crops import BubbleCrops
+    from .negatives import read_negatives
+
+    tiles = [read_tile(p) for p in train_tiles]
+    crops = BubbleCrops(tiles, read_catalog(catalog_path), seed=seed, **crop_kwargs, **preprocess)
+    neg = read_negatives(list(negatives_paths), clusters_path) if negatives_paths else None
+    if neg is not None:
+        log.info("negatives: %d windows kept", len(neg["inputs"]))
+    return crops, neg
+
+
+ARCH_KEYS = ("backbone", "width", "scales", "aspect_ratios")
+
+
+def build_and_train(
+    ssd_cfg: dict,
+    input_size: int,
+    settings: TrainSettings,
+    detect,
+    crops,
+    negatives,
+    validation,
+    out_dir,
+    seed: int,
+    extra: dict | None = None,
+    resume_key=None,
+    on_epoch_end=None,
+) -> dict:
+    """Seed TensorFlow, build the SSD of ``ssd_cfg`` (architecture keys of ``bubbles.ssd``)
+    for ``input_size`` and train it with :func:`train_ssd`; ``extra`` goes into model.json."""
+    import tensorflow as tf
+
+    from .ssd.model import build_ssd, save_model
+
+    tf.keras.utils.set_random_seed(int(np.random.SeedSequence([seed, STAGE]).generate_state(1)[0]))
+    arch = {k: ssd_cfg[k] for k in ARCH_KEYS if ssd_cfg.get(k) is not None}
+    model, priors = build_ssd({**arch, "input_size": int(input_size)})
+    res = train_ssd(
+        model,
+        priors,
+        crops,
+        negatives,
+        validation,
+        settings,
+        out_dir,
+        seed,
+        detect,
+        on_epoch_end=on_epoch_end,
+        resume_key=resume_key,
+    )
+    if extra:
+        meta = {k: v for k, v in res.items() if k != "history"}
+        save_model(model, out_dir, extra={**meta, **extra})
+    return res
+
+
+def set_threads(n: int) -> None:
+    """Limit TensorFlow to ``n`` threads (the job's Snakemake threads)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(int(n))
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(n))))

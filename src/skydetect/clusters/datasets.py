@@ -1,0 +1,125 @@
+"""Normalisation statistics from the training patches and assembly of the split datasets.
+
+One HDF5 file per split (``results/datasets/{split}.h5``), written by streaming the per-tile
+patch files (memory: one tile at a time), normalised with
+:func:`skydetect.clusters.normalise.apply`, chunked by ``chunk`` patches so training can
+stream it. Patches are stored in tile order: shuffle at training time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from skydetect.clusters import normalise
+
+__all__ = ["DatasetError", "check_patch_files", "fit_normalisation", "assemble", "PER_PATCH"]
+
+PER_PATCH = ("glon", "glat", "angle", "flip", "tile", "cluster_ids")
+STAGE = 4
+
+
+class DatasetError(ValueError):
+    """Inconsistent patch files (bands, size, missing datasets)."""
+
+
+def check_patch_files(paths, bands) -> dict:
+    """Common attributes of the patch files; errors name the offending file."""
+    common = None
+    for p in paths:
+        with h5py.File(p, "r") as f:
+            for k in ("inputs", "masks", *PER_PATCH):
+                if k not in f:
+                    raise DatasetError(f"patch file {p} has no '{k}' dataset")
+            fb = [str(b) for b in f.attrs["bands"]]
+            if fb != [str(b) for b in bands]:
+                raise DatasetError(f"patch file {p} has bands {fb}, expected {list(bands)}")
+            a = {k: f.attrs[k] for k in ("size", "pixel_arcmin", "sampling", "nside")
+                 if k in f.attrs}
+            a = {k: (v.item() if hasattr(v, "item") else v) for k, v in a.items()}
+        if common is None:
+            common = a
+        elif a != common:
+            raise DatasetError(f"patch file {p} has geometry {a}, others {common}")
+    return common or {}
+
+
+def fit_normalisation(paths, bands, method="mad", max_patches=2000, seed=0) -> dict:
+    """Statistics from (a seeded random subset of at most ``max_patches``) training patches."""
+    if not paths:
+        raise DatasetError("no training patch files to compute the normalisation from")
+    check_patch_files(paths, bands)
+    counts = []
+    for p in paths:
+        with h5py.File(p, "r") as f:
+            counts.append(f["inputs"].shape[0])
+    total = int(sum(counts))
+    if total == 0:
+        raise DatasetError(
+            f"the {len(paths)} training patch files hold no patches (empty catalogue or tiles?)"
+        )
+    rng = np.random.default_rng([seed, STAGE])
+    take = np.sort(rng.choice(total, size=min(total, max_patches), replace=False))
+    parts, start = [], 0
+    for p, n in zip(paths, counts, strict=True):
+        sel = take[(take >= start) & (take < start + n)] - start
+        if sel.size:
+            with h5py.File(p, "r") as f:
+                parts.append(f["inputs"][np.sort(sel)])
+        start += n
+    stats = normalise.fit(np.concatenate(parts), bands, method)
+    stats["n_patches"] = int(len(take))
+    stats["n_training_patches"] = total
+    return stats
+
+
+def assemble(paths, out_path, stats, bands, split: str, chunk: int = 64) -> int:
+    """Concatenate patch files into one normalised, chunked dataset; returns N."""
+    if not paths:
+        raise DatasetError(f"no patch files to assemble into the {split} dataset")
+    common = check_patch_files(paths, bands)
+    out_path = Path(out_path)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    n_total = 0
+    with h5py.File(tmp, "w") as out:
+        ds = {}
+        for p in paths:
+            with h5py.File(p, "r") as f:
+                n = f["inputs"].shape[0]
+                if not ds:
+                    s = f["inputs"].shape[1]
+                    b = f["inputs"].shape[3]
+                    k = f["cluster_ids"].shape[1]
+                    ds["inputs"] = out.create_dataset(
+                        "inputs", (0, s, s, b), np.float32, maxshape=(None, s, s, b),
+                        chunks=(chunk, s, s, b))
+                    ds["masks"] = out.create_dataset(
+                        "masks", (0, s, s), np.uint8, maxshape=(None, s, s), chunks=(chunk, s, s))
+                    for key in PER_PATCH:
+                        shape = f[key].shape[1:]
+                        ds[key] = out.create_dataset(key, (0, *shape), f[key].dtype,
+                                                     maxshape=(None, *shape))
+                    kmax = k
+                if f["cluster_ids"].shape[1] != kmax:
+                    raise DatasetError(f"patch file {p}: cluster_ids width differs")
+                if n == 0:
+                    continue
+                for key, d in ds.items():
+                    d.resize(n_total + n, axis=0)
+                x = normalise.apply(f["inputs"][...], stats, bands)
+                ds["inputs"][n_total:] = x
+                ds["masks"][n_total:] = f["masks"][...]
+                for key in PER_PATCH:
+                    ds[key][n_total:] = f[key][...]
+                n_total += n
+        out.attrs.update(common)
+        out.attrs["bands"] = [str(b) for b in bands]
+        out.attrs["split"] = split
+        out.attrs["normalised"] = True
+        out.attrs["normalisation_method"] = stats.get("method", "")
+        out.attrs["n_source_files"] = len(paths)
+    os.replace(tmp, out_path)
+    return n_total

@@ -1,0 +1,249 @@
+"""Cut the training, validation and cover patches of one tile (all patches at once).
+
+- Training / validation: ``loops`` copies of a patch around every catalogue cluster of the
+  tile, each centre shifted in the tangent plane of the cluster by independent uniform
+  offsets on both axes (up to ``max_shift_px`` pixels), with a random rotation and flip.
+  Guard band: a patch is kept only if *all* its pixel centres fall in tiles of its split.
+- Cover: a complete overlapping grid over the tile — centres at the pixel centres of a
+  HEALPix (RING) grid fine enough that every point of the tile lies within
+  ``(1 - cover_overlap)`` x the inscribed radius of the nearest patch.
+
+Every catalogue cluster overlapping a patch is drawn into its mask (:mod:`.masks`).
+Patch file layout: see ``docs/dataflow.md`` (inputs, masks, glon, glat, angle, flip, tile,
+cluster_ids = row numbers in the training catalogue, padded with -1).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import healpy as hp
+import numpy as np
+
+from skydetect.clusters import masks as masklib
+from skydetect.geometry import projection, tiles
+
+__all__ = ["PatchConfig", "PatchSet", "training_centres", "cover_centres", "cut_training",
+           "cut_cover", "write_patches", "read_patches", "STAGE"]
+
+STAGE = 3  # seed component of this stage
+SPLIT_CODES = {"train": 0, "validation": 1, "cover": 2}
+
+
+@dataclass
+class PatchConfig:
+    bands: list
+    size: int = 64
+    pixel_arcmin: float = 1.7
+    sampling: str = "nearest"
+    loops: int = 3
+    max_shift_px: float = 30.0
+    rotate: bool = True
+    flip: bool = True
+    cover_overlap: float = 0.2
+    max_clusters_per_tile: int | None = None
+    disk_radius: float | None = 2.5
+    theta500: bool = False
+    theta500_scale: float = 1.0
+    random_max_arcmin: float = 15.0
+    max_ids: int = 8
+    chunk: int = 256
+
+    @classmethod
+    def from_config(cls, bands, patch: dict, mask: dict) -> PatchConfig:
+        return cls(
+            bands=[str(b) for b in bands],
+            size=int(patch["size"]),
+            pixel_arcmin=float(patch["pixel_arcmin"]),
+            sampling=patch["sampling"],
+            loops=int(patch["loops"]),
+            max_shift_px=float(patch["max_shift"]),
+            rotate=bool(patch["rotate"]),
+            flip=bool(patch["flip"]),
+            cover_overlap=float(patch["cover_overlap"]),
+            max_clusters_per_tile=patch.get("max_clusters_per_tile"),
+            disk_radius=mask["disk_radius"],
+            theta500=bool(mask["theta500"]),
+            theta500_scale=float(mask["theta500_scale"]),
+            random_max_arcmin=float(mask["random_max_arcmin"]),
+            max_ids=int(mask["max_ids"]),
+        )
+
+
+@dataclass
+class PatchSet:
+    inputs: np.ndarray  # (N, S, S, B) float32
+    masks: np.ndarray  # (N, S, S) uint8
+    glon: np.ndarray
+    glat: np.ndarray
+    angle: np.ndarray
+    flip: np.ndarray
+    tile: np.ndarray
+    cluster_ids: np.ndarray  # (N, K) int64, -1 padded
+    attrs: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.glon)
+
+
+def training_centres(cl_glon, cl_glat, loops, max_shift_px, pixel_arcmin, rng, rotate=True,
+                     flip=True):
+    """(glon, glat, angle, flip, source) of ``loops`` augmented copies per cluster."""
+    n0 = len(cl_glon)
+    src = np.tile(np.arange(n0), loops)
+    n = src.size
+    shift = rng.uniform(-max_shift_px, max_shift_px, (2, n)) * pixel_arcmin / 60.0
+    glon, glat = projection.offset_lonlat(
+        np.asarray(cl_glon, float)[src], np.asarray(cl_glat, float)[src], shift[0], shift[1]
+    )
+    angle = rng.uniform(0.0, 360.0, n) if rotate else np.zeros(n)
+    flips = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
+    return np.atleast_1d(glon), np.atleast_1d(glat), angle.astype(np.float32), flips, src
+
+
+def cover_nside(size, pixel_arcmin, overlap) -> int:
+    """Smallest (RING, any integer) nside whose pixels are all within the covering radius."""
+    if not 0 <= overlap < 1:
+        raise ValueError(f"clusters.patch.cover_overlap must be in [0, 1), got {overlap}")
+    r_in = np.arctan(np.radians(size / 2.0 * pixel_arcmin / 60.0))
+    r_cov = (1.0 - overlap) * r_in
+    nside = max(1, int(np.sqrt(np.pi / 3) / r_cov / 2))
+    while hp.max_pixrad(nside) > r_cov:
+        nside += 1
+    return nside
+
+
+def cover_centres(nside, tile_pixels, size, pixel_arcmin, overlap):
+    """Centres (glon, glat) of cover patches for the given RING pixels (at ``nside``)."""
+    nc = cover_nside(size, pixel_arcmin, overlap)
+    vec = hp.pix2vec(nside, np.asarray(tile_pixels, dtype=np.int64))
+    cpix = np.unique(hp.vec2pix(nc, *vec))
+    return hp.pix2ang(nc, cpix, lonlat=True)
+
+
+def _empty(cfg: PatchConfig) -> PatchSet:
+    s, b = cfg.size, len(cfg.bands)
+    return PatchSet(
+        np.zeros((0, s, s, b), np.float32), np.zeros((0, s, s), np.uint8), np.zeros(0),
+        np.zeros(0), np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.int16),
+        np.full((0, cfg.max_ids), -1, np.int64),
+    )
+
+
+def _cut(tile: tiles.Tile, glon, glat, angle, flip, cfg: PatchConfig, catalog, rng,
+         allowed_tiles=None, drop_nan=True, progress=False) -> PatchSet:
+    """Cut patches in chunks; keep those inside ``allowed_tiles`` (None: all)."""
+    from tqdm import tqdm
+
+    cl_glon = np.asarray(catalog["GLON"], float)
+    cl_glat = np.asarray(catalog["GLAT"], float)
+    theta = np.asarray(catalog["THETA500"], float) if "THETA500" in catalog.colnames else None
+
+    def radii_fn(idx):
+        return masklib.mask_radii(
+            len(idx), None if theta is None else theta[idx], disk_radius=cfg.disk_radius,
+            theta500_mode=cfg.theta500, theta500_scale=cfg.theta500_scale,
+            random_max_arcmin=cfg.random_max_arcmin, pixel_arcmin=cfg.pixel_arcmin, rng=rng,
+        )
+
+    parts = []
+    allowed = None if allowed_tiles is None else np.asarray(sorted(allowed_tiles))
+    n = len(glon)
+    for s in tqdm(range(0, n, cfg.chunk), desc=f"tile {tile.tile}", disable=not progress):
+        sl = slice(s, s + cfg.chunk)
+        g, b, a, f = glon[sl], glat[sl], angle[sl], flip[sl]
+        vec = projection.patch_vectors(g, b, cfg.size, cfg.pixel_arcmin, a, f)
+        keep = np.ones(len(g), bool)
+        if allowed is not None:
+            v = vec.reshape(-1, 3)
+            pt = hp.vec2pix(tiles.TILE_NSIDE, v[:, 0], v[:, 1], v[:, 2]).reshape(len(g), -1)
+            keep = np.isin(pt, allowed).all(axis=1)
+        if not keep.any():
+            continue
+        vec, g, b, a, f = vec[keep], g[keep], b[keep], a[keep], f[keep]
+        x = tile.sample_vectors(vec, cfg.bands, cfg.sampling)
+        if drop_nan:
+            good = np.isfinite(x).all(axis=(1, 2, 3))
+            vec, x, g, b, a, f = vec[good], x[good], g[good], b[good], a[good], f[good]
+        m, ids = masklib.draw_masks(vec, g, b, a, f, cfg.size, cfg.pixel_arcmin, cl_glon,
+                                    cl_glat, radii_fn, cfg.max_ids)
+        parts.append(PatchSet(x, m, g, b, a.astype(np.float32), f.astype(bool),
+                              np.full(len(g), tile.tile, np.int16), ids))
+    if not parts:
+        return _empty(cfg)
+    return PatchSet(*(np.concatenate([getattr(p, k) for p in parts]) for k in
+                      ("inputs", "masks", "glon", "glat", "angle", "flip", "tile", "cluster_ids")))
+
+
+def cut_training(tile: tiles.Tile, catalog, cfg: PatchConfig, split: str, split_tiles,
+                 seed: int, progress=False) -> PatchSet:
+    """Augmented patches around the catalogue clusters of ``tile`` that lie entirely in
+    ``split_tiles`` (the tiles of ``split``)."""
+    if tile.tile not in set(split_tiles):
+        raise ValueError(f"tile {tile.tile} is not a tile of split {split!r}")
+    rng = np.random.default_rng([seed, STAGE, tile.tile, SPLIT_CODES[split]])
+    cl_glon = np.asarray(catalog["GLON"], float)
+    cl_glat = np.asarray(catalog["GLAT"], float)
+    sel = np.flatnonzero(tiles.tile_of(cl_glon, cl_glat) == tile.tile)
+    if cfg.max_clusters_per_tile is not None and len(sel) > cfg.max_clusters_per_tile:
+        sel = np.sort(rng.choice(sel, cfg.max_clusters_per_tile, replace=False))
+    glon, glat, angle, flip, _ = training_centres(
+        cl_glon[sel], cl_glat[sel], cfg.loops, cfg.max_shift_px, cfg.pixel_arcmin, rng,
+        cfg.rotate, cfg.flip,
+    )
+    ps = _cut(tile, glon, glat, angle, flip, cfg, catalog, rng, split_tiles, True, progress)
+    ps.attrs.update(split=split, tile=tile.tile, nside=tile.nside, n_clusters=len(sel),
+                    n_candidates=len(glon))
+    return ps
+
+
+def cut_cover(tile: tiles.Tile, catalog, cfg: PatchConfig, seed: int, progress=False):
+    """The complete overlapping grid of patches over ``tile`` (angle 0, no flip)."""
+    rng = np.random.default_rng([seed, STAGE, tile.tile, SPLIT_CODES["cover"]])
+    glon, glat = cover_centres(tile.nside, tile.pixels[tile.in_tile], cfg.size,
+                               cfg.pixel_arcmin, cfg.cover_overlap)
+    n = len(glon)
+    ps = _cut(tile, glon, glat, np.zeros(n, np.float32), np.zeros(n, bool), cfg, catalog, rng,
+              None, False, progress)
+    ps.attrs.update(split="cover", tile=tile.tile, nside=tile.nside, n_candidates=n)
+    return ps
+
+
+def write_patches(path, ps: PatchSet, cfg: PatchConfig, attrs: dict) -> None:
+    """Write a patch file atomically (chunked by 64 patches)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    n, s, b = len(ps), cfg.size, len(cfg.bands)
+    ch = max(1, min(64, n))
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("inputs", data=ps.inputs, chunks=(ch, s, s, b), maxshape=(None, s, s, b))
+        f.create_dataset("masks", data=ps.masks, chunks=(ch, s, s), maxshape=(None, s, s))
+        for k, dt in (("glon", np.float64), ("glat", np.float64), ("angle", np.float32),
+                      ("flip", bool), ("tile", np.int16)):
+            f.create_dataset(k, data=np.asarray(getattr(ps, k), dtype=dt))
+        f.create_dataset("cluster_ids", data=ps.cluster_ids.astype(np.int64))
+        f.attrs["bands"] = list(cfg.bands)
+        f.attrs["size"] = s
+        f.attrs["pixel_arcmin"] = cfg.pixel_arcmin
+        f.attrs["sampling"] = cfg.sampling
+        f.attrs["normalised"] = False
+        f.attrs["nside"] = int(ps.attrs.get("nside", 0))
+        for k, v in {**ps.attrs, **attrs}.items():
+            f.attrs[k] = v
+    os.replace(tmp, path)
+
+
+def read_patches(path) -> PatchSet:
+    """Read a patch (or dataset) file completely."""
+    with h5py.File(path, "r") as f:
+        for k in ("inputs", "masks", "glon", "glat", "angle", "flip", "tile", "cluster_ids"):
+            if k not in f:
+                raise ValueError(f"patch file {path} has no '{k}' dataset")
+        return PatchSet(
+            f["inputs"][...], f["masks"][...], f["glon"][...], f["glat"][...],
+            f["angle"][...], f["flip"][...], f["tile"][...], f["cluster_ids"][...],
+            dict(f.attrs),
+        )

@@ -1,0 +1,277 @@
+"""Per-tile inference: U-Net probabilities of the cover patches, combined on the sphere.
+
+Every pixel of every cover patch is mapped back to the HEALPix pixel (RING) that contains
+its centre (:mod:`skydetect.geometry` gives the centres), as nearest-neighbour sampling does.
+The probability of a HEALPix pixel is the mean over all patch pixels, of all patches, that
+fall in it. The grid is that of the patch pixels by default (nside 2048 for 1.7' pixels,
+``clusters.detect.nside: null``), whatever the map nside: on a coarser grid (nside 1024:
+3.4' pixels) a 2.5'-radius predicted disc covers two pixels and fails the 3-pixel rule. A cluster seen by several overlapping patches
+is therefore one blob of one map, hence one detection.
+
+The map keeps every pixel that some patch saw: the tile's own pixels (``in_tile``) and the
+margin around it that the cover patches reach. Detection keeps a region only if its centre
+lies in the tile (:func:`skydetect.clusters.detect.find_detections`), so a cluster on a tile
+border is found once over the sky, by the tile that holds its centre.
+
+Prediction file (HDF5, ``results/predictions/{run}/{tile}.h5``): ``pixels`` int64 (M,) sorted
+RING indices; ``prob`` float32 (M,) mean probability; ``count`` int32 (M,) number of patch
+pixels averaged; ``in_tile`` bool (M,); attrs ``nside`` (of this map), ``map_nside`` (of the
+input maps), ``tile``, ``run``, ``n_patches``, ``size``, ``pixel_arcmin``, ``bands``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import healpy as hp
+import numpy as np
+from tqdm import tqdm
+
+from skydetect.geometry import projection, tiles
+
+log = logging.getLogger(__name__)
+
+PATCH_KEYS = ("inputs", "glon", "glat", "angle", "flip")
+
+
+@dataclass
+class ProbabilityMap:
+    """Mean patch probability on the HEALPix pixels seen by the cover patches of a tile."""
+
+    pixels: np.ndarray
+    prob: np.ndarray
+    count: np.ndarray
+    in_tile: np.ndarray
+    nside: int
+    tile: int
+    attrs: dict
+
+
+def predict_patches(model, inputs, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    """Probabilities (N, S, S) float32 of ``model`` (a Keras model or any callable mapping a
+    batch (n, S, S, B) to (n, S, S[, 1])) over ``inputs`` (N, S, S, B), in batches."""
+    n = len(inputs)
+    out = None
+    call = model.predict_on_batch if hasattr(model, "predict_on_batch") else model
+    for start in tqdm(range(0, n, batch_size), desc="patches", unit="batch", disable=not progress):
+        batch = np.asarray(inputs[start : start + batch_size], dtype=np.float32)
+        p = np.asarray(call(batch), dtype=np.float32)
+        if p.ndim == 4:
+            p = p[..., 0]
+        if out is None:
+            out = np.empty((n, *p.shape[1:]), dtype=np.float32)
+        out[start : start + len(batch)] = p
+    if out is None:
+        return np.empty((0, 0, 0), dtype=np.float32)
+    return out
+
+
+def prediction_nside(pixel_arcmin: float, nside: int | None = None) -> int:
+    """HEALPix nside of the probability map: ``nside`` if given, else the power of two whose
+    pixel size is closest to the patch pixel (2048 for 1.7'), so that the map keeps the
+    network's own resolution and "3 adjacent pixels" means what it does in a patch."""
+    if nside is not None:
+        nside = int(nside)
+        if nside < 2 or nside & (nside - 1):
+            raise ValueError(f"clusters.detect.nside must be a power of two >= 2, got {nside}")
+        return nside
+    if pixel_arcmin <= 0:
+        raise ValueError(f"patch pixel_arcmin must be > 0, got {pixel_arcmin}")
+    resol_1 = hp.nside2resol(1, arcmin=True)
+    return int(2 ** max(1, round(np.log2(resol_1 / pixel_arcmin))))
+
+
+def patch_pixels(glon, glat, angle, flip, size: int, pixel_arcmin: float, nside: int):
+    """RING pixel (N, S, S) at ``nside`` sampled by every pixel of the patches."""
+    vec = projection.patch_vectors(glon, glat, size, pixel_arcmin, angle, flip)
+    return hp.vec2pix(nside, vec[..., 0], vec[..., 1], vec[..., 2]).astype(np.int64)
+
+
+def combine_on_sphere(prob, pixels, nside: int, tile: int) -> ProbabilityMap:
+    """Mean of the patch probabilities ``prob`` (N, S, S) per HEALPix pixel ``pixels``."""
+    prob = np.asarray(prob, dtype=np.float64).ravel()
+    pixels = np.asarray(pixels, dtype=np.int64).ravel()
+    if prob.shape != pixels.shape:
+        raise ValueError(f"prob {prob.shape} and pixels {pixels.shape} differ")
+    ok = np.isfinite(prob)
+    if not ok.all():
+        log.warning("%d non-finite patch probabilities ignored", int((~ok).sum()))
+    pixels, prob = pixels[ok], prob[ok]
+    order = np.argsort(pixels, kind="stable")
+    sp = pixels[order]
+    starts = np.flatnonzero(np.r_[True, sp[1:] != sp[:-1]]) if sp.size else np.zeros(0, int)
+    uniq = sp[starts]
+    count = np.diff(np.r_[starts, sp.size])
+    total = np.add.reduceat(prob[order], starts) if sp.size else np.zeros(0)
+    return ProbabilityMap(
+        pixels=uniq,
+        prob=(total / np.maximum(count, 1)).astype(np.float32),
+        count=count.astype(np.int32),
+        in_tile=tiles.tile_of_pixels(nside, uniq) == tile if uniq.size else np.zeros(0, bool),
+        nside=int(nside),
+        tile=int(tile),
+        attrs={},
+    )
+
+
+def sample_map(pmap: ProbabilityMap, glon, glat, angle, flip, size: int, pixel_arcmin: float):
+    """The probability map seen through patches: (N, S, S) float32, NaN where the map has no
+    value (for figures: what the detections were extracted from)."""
+    pix = patch_pixels(glon, glat, angle, flip, size, pixel_arcmin, pmap.nside)
+    pos = np.clip(np.searchsorted(pmap.pixels, pix), 0, max(pmap.pixels.size - 1, 0))
+    out = np.full(pix.shape, np.nan, dtype=np.float32)
+    if pmap.pixels.size:
+        hit = pmap.pixels[pos] == pix
+        out[hit] = pmap.prob[pos[hit]]
+    return out
+
+
+def read_cover(path, bands) -> tuple[dict, dict]:
+    """Arrays and attributes of a cover patch file, inputs restricted to ``bands`` (in order)."""
+    path = str(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"cannot read cover patch file {path}: {exc}") from exc
+    with f:
+        missing = [k for k in PATCH_KEYS if k not in f]
+        if missing:
+            raise ValueError(f"{path}: missing dataset(s) {', '.join(missing)}")
+        attrs = {k: _attr(v) for k, v in f.attrs.items()}
+        for key in ("bands", "size", "pixel_arcmin", "nside"):
+            if key not in attrs:
+                raise ValueError(f"{path}: missing attribute {key!r}")
+        have = [str(b) for b in attrs["bands"]]
+        absent = [b for b in bands if b not in have]
+        if absent:
+            raise ValueError(
+                f"{path}: band(s) {absent} needed by the model are absent (has {have})"
+            )
+        idx = [have.index(b) for b in bands]
+        data = {k: f[k][...] for k in PATCH_KEYS if k != "inputs"}
+        data["inputs"] = f["inputs"][...][..., idx] if len(f["inputs"]) else f["inputs"][...]
+        if "masks" in f:
+            data["masks"] = f["masks"][...]
+    if data["inputs"].ndim != 4 or data["inputs"].shape[1:3] != (attrs["size"],) * 2:
+        raise ValueError(f"{path}: 'inputs' has shape {data['inputs'].shape}")
+    if attrs.get("normalised"):
+        raise ValueError(f"{path}: inputs are already normalised; cover patches must be raw")
+    return data, attrs
+
+
+def _attr(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray):
+        return [x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def predict_tile(
+    cover_path,
+    model,
+    bands,
+    stats,
+    tile: int,
+    batch_size: int = 64,
+    nside: int | None = None,
+    progress: bool = False,
+) -> ProbabilityMap:
+    """Probability map of one tile from its cover patches (raw inputs, normalised here).
+
+    The map is at ``prediction_nside(pixel_arcmin, nside)`` (by default the patch-pixel
+    resolution, independent of the resolution of the input maps)."""
+    from skydetect.clusters import normalise
+
+    data, attrs = read_cover(cover_path, list(bands))
+    if int(attrs.get("tile", tile)) != int(tile):
+        raise ValueError(f"{cover_path}: holds tile {attrs['tile']}, not {tile}")
+    n = len(data["inputs"])
+    if n == 0:
+        raise ValueError(f"{cover_path}: no cover patches for tile {tile}")
+    x = normalise.apply(data["inputs"], stats, list(bands))
+    prob = predict_patches(model, x, batch_size, progress)
+    nside = prediction_nside(float(attrs["pixel_arcmin"]), nside)
+    pix = patch_pixels(
+        data["glon"],
+        data["glat"],
+        data["angle"],
+        data["flip"],
+        int(attrs["size"]),
+        float(attrs["pixel_arcmin"]),
+        nside,
+    )
+    pmap = combine_on_sphere(prob, pix, nside, tile)
+    missing = tiles.tile_pixels(pmap.nside, tile).size - int(pmap.in_tile.sum())
+    if missing:
+        log.warning("tile %d: %d of its pixels were seen by no cover patch", tile, missing)
+    pmap.attrs = {
+        "n_patches": n,
+        "size": int(attrs["size"]),
+        "pixel_arcmin": float(attrs["pixel_arcmin"]),
+        "bands": [str(b) for b in bands],
+        "map_nside": int(attrs["nside"]),
+    }
+    log.info(
+        "tile %d: %d patches -> %d HEALPix pixels (%d in the tile, %d unseen), max prob %.3f",
+        tile,
+        n,
+        pmap.pixels.size,
+        int(pmap.in_tile.sum()),
+        missing,
+        float(pmap.prob.max()) if pmap.prob.size else float("nan"),
+    )
+    return pmap
+
+
+def write_prediction(pmap: ProbabilityMap, path, run: str) -> None:
+    """Write a prediction file atomically (see the module docstring for the layout)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("pixels", data=pmap.pixels.astype(np.int64), compression="gzip")
+            f.create_dataset("prob", data=pmap.prob.astype(np.float32), compression="gzip")
+            f.create_dataset("count", data=pmap.count.astype(np.int32), compression="gzip")
+            f.create_dataset("in_tile", data=pmap.in_tile.astype(bool), compression="gzip")
+            f.attrs["nside"] = pmap.nside
+            f.attrs["tile"] = pmap.tile
+            f.attrs["run"] = str(run)
+            for k, v in pmap.attrs.items():
+                f.attrs[k] = v
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_prediction(path) -> ProbabilityMap:
+    """Read a prediction file, checking its datasets."""
+    path = str(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"cannot read prediction file {path}: {exc}") from exc
+    with f:
+        keys = ("pixels", "prob", "count", "in_tile")
+        missing = [k for k in keys if k not in f]
+        if missing:
+            raise ValueError(f"{path}: missing dataset(s) {', '.join(missing)}")
+        for key in ("nside", "tile"):
+            if key not in f.attrs:
+                raise ValueError(f"{path}: missing attribute {key!r}")
+        arrays = {k: f[k][...] for k in keys}
+        attrs = {k: _attr(v) for k, v in f.attrs.items()}
+    sizes = {k: a.shape for k, a in arrays.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"{path}: datasets of different lengths {sizes}")
+    return ProbabilityMap(
+        nside=int(attrs.pop("nside")), tile=int(attrs.pop("tile")), attrs=attrs, **arrays
+    )

@@ -1,0 +1,281 @@
+"""Column layouts, writers and readers of the cluster and compact-source catalogues.
+
+Four catalogues, each written by the mock sky in the layout of the real file so that the same
+reader serves mock, downloaded and local data:
+
+- ``psz2``: the Planck PSZ2 union catalogue (``HFI_PCCS_SZ-union_R2.08.fits``): FITS BINTABLE
+  extension ``PSZ2_UNION``, 30 columns; ``REDSHIFT`` is -1 where unknown, ``Y5R500`` in
+  1e-3 arcmin^2, ``MSZ`` in 1e14 Msun (0 where unknown).
+- ``mcxc``: the MCXC meta-catalogue (Piffaretti et al. 2011): ``MCXC GLON GLAT RAdeg DEdeg z
+  M500 [1e14 Msun] R500 [Mpc] L500 [1e37 W]`` (the real file is an ASCII table; the mock
+  writes a binary table with the same column names and units).
+- ``redmapper``: redMaPPer-like optical catalogue: ``NAME RA DEC Z_LAMBDA LAMBDA``.
+- ``sources``: IR / radio compact sources (ECSV): ``ID GLON GLAT TYPE FLUX_<band>`` with
+  ``TYPE`` in {ir, radio} and fluxes in mJy.
+
+Readers check the required columns (case-insensitively, renaming to the canonical spelling)
+and raise :class:`CatalogError` naming the file and the missing column. String columns are
+returned as unicode, stripped.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import MaskedColumn, Table
+from astropy.units import UnitsWarning
+
+
+class CatalogError(ValueError):
+    """A catalogue file that is missing, unreadable or lacks a required column."""
+
+
+# Required columns of each catalogue (what later stages rely on).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "psz2": (
+        "NAME",
+        "GLON",
+        "GLAT",
+        "RA",
+        "DEC",
+        "SNR",
+        "PIPELINE",
+        "Y5R500",
+        "REDSHIFT",
+        "MSZ",
+        "MCXC",
+        "REDMAPPER",
+        "COSMO",
+    ),
+    "mcxc": ("MCXC", "GLON", "GLAT", "RAdeg", "DEdeg", "z", "M500", "R500", "L500"),
+    "redmapper": ("NAME", "RA", "DEC", "Z_LAMBDA", "LAMBDA"),
+    "sources": ("ID", "GLON", "GLAT", "TYPE"),
+}
+
+# Full PSZ2 union layout: (name, FITS format, TUNIT) in the order of the real file.
+PSZ2_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("INDEX", "I", "None"),
+    ("NAME", "18A", "None"),
+    ("GLON", "D", "degrees"),
+    ("GLAT", "D", "degrees"),
+    ("RA", "D", "degrees"),
+    ("DEC", "D", "degrees"),
+    ("POS_ERR", "E", "arcmin"),
+    ("SNR", "E", "None"),
+    ("PIPELINE", "I", "None"),
+    ("PIPE_DET", "I", "None"),
+    ("PCCS2", "L", "None"),
+    ("PSZ", "I", "None"),
+    ("IR_FLAG", "I", "None"),
+    ("Q_NEURAL", "E", "None"),
+    ("Y5R500", "E", "10^-3 arcmin^2"),
+    ("Y5R500_ERR", "E", "10^-3 arcmin^2"),
+    ("VALIDATION", "I", "None"),
+    ("REDSHIFT_ID", "25A", "None"),
+    ("REDSHIFT", "E", "None"),
+    ("MSZ", "E", "10^14 Msol"),
+    ("MSZ_ERR_UP", "E", "10^14 Msol"),
+    ("MSZ_ERR_LOW", "E", "10^14 Msol"),
+    ("MCXC", "25A", "None"),
+    ("REDMAPPER", "25A", "None"),
+    ("ACT", "25A", "None"),
+    ("SPT", "25A", "None"),
+    ("WISE_FLAG", "I", "None"),
+    ("AMI_EVIDENCE", "E", "None"),
+    ("COSMO", "L", "None"),
+    ("COMMENT", "128A", "None"),
+)
+
+MCXC_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("MCXC", "12A", ""),
+    ("OName", "18A", ""),
+    ("RAdeg", "D", "deg"),
+    ("DEdeg", "D", "deg"),
+    ("GLON", "D", "deg"),
+    ("GLAT", "D", "deg"),
+    ("z", "D", ""),
+    ("L500", "D", "10+37W"),
+    ("M500", "D", "10+14Msun"),
+    ("R500", "D", "Mpc"),
+)
+
+REDMAPPER_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("MEM_MATCH_ID", "J", ""),
+    ("NAME", "20A", ""),
+    ("RA", "D", "deg"),
+    ("DEC", "D", "deg"),
+    ("Z_LAMBDA", "E", ""),
+    ("LAMBDA", "E", ""),
+)
+
+# Sentinel of an unknown redshift in PSZ2 (as in the real file).
+PSZ2_NO_REDSHIFT = -1.0
+
+
+# --------------------------------------------------------------------------- helpers
+def _atomic_target(path: str | Path) -> tuple[Path, Path]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    return path, tmp
+
+
+def _write_bintable(
+    path: str | Path,
+    layout: tuple[tuple[str, str, str], ...],
+    data: dict,
+    extname: str,
+    n: int,
+) -> None:
+    """Write ``data`` (column -> array; missing columns get blank/zero) as a BINTABLE."""
+    cols = []
+    for name, fmt, unit in layout:
+        if name in data:
+            arr = np.asarray(data[name])
+        elif fmt.endswith("A"):
+            arr = np.full(n, "", dtype="U1")
+        elif fmt == "L":
+            arr = np.zeros(n, dtype=bool)
+        else:
+            arr = np.zeros(n)
+        if len(arr) != n:
+            raise ValueError(f"column {name!r} has {len(arr)} rows, expected {n}")
+        cols.append(fits.Column(name=name, format=fmt, unit=unit or None, array=arr))
+    hdu = fits.BinTableHDU.from_columns(cols, name=extname)
+    path, tmp = _atomic_target(path)
+    try:
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, overwrite=True, checksum=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _read_table(path: str | Path, kind: str) -> Table:
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError(f"{path}: {kind} catalogue not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnitsWarning)
+            if path.suffix.lower() in (".ecsv", ".csv", ".txt"):
+                fmt = "ascii.ecsv" if path.suffix.lower() == ".ecsv" else "ascii.csv"
+                table = Table.read(path, format=fmt)
+            else:
+                table = Table.read(path, format="fits", hdu=1)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise CatalogError(f"{path}: cannot read {kind} catalogue: {exc}") from exc
+    table.convert_bytestring_to_unicode()
+    return table
+
+
+def _require(table: Table, path: str | Path, kind: str, required=None) -> Table:
+    """Rename columns to the canonical spelling; raise naming the first missing column."""
+    required = REQUIRED[kind] if required is None else required
+    lower = {c.lower(): c for c in table.colnames}
+    missing = []
+    for name in required:
+        if name in table.colnames:
+            continue
+        found = lower.get(name.lower())
+        if found is None:
+            missing.append(name)
+        else:
+            table.rename_column(found, name)
+    if missing:
+        raise CatalogError(
+            f"{path}: {kind} catalogue lacks column(s) {', '.join(repr(m) for m in missing)} "
+            f"(required: {' '.join(required)}; found: {' '.join(table.colnames)})"
+        )
+    for name in table.colnames:
+        col = table[name]
+        if col.dtype.kind == "U":
+            values = col.filled("") if isinstance(col, MaskedColumn) else col
+            table[name] = np.char.strip(np.asarray(values))
+    return table
+
+
+# --------------------------------------------------------------------------- PSZ2
+def write_psz2(path: str | Path, data: dict) -> None:
+    """Write a PSZ2-union-layout FITS file; ``data`` maps column names to arrays.
+
+    Columns not given are written blank (strings), False (logicals) or 0. ``INDEX`` defaults
+    to 1..N. ``REDSHIFT`` must use -1 for unknown redshifts, as the real file does.
+    """
+    n = len(np.asarray(data["NAME"]))
+    data = dict(data)
+    data.setdefault("INDEX", np.arange(1, n + 1))
+    _write_bintable(path, PSZ2_COLUMNS, data, "PSZ2_UNION", n)
+
+
+def read_psz2(path: str | Path) -> Table:
+    """Read a PSZ2 union file (real or mock); ``Y5R500`` in 1e-3 arcmin^2, ``REDSHIFT`` -1 if unknown."""
+    return _require(_read_table(path, "psz2"), path, "psz2")
+
+
+# --------------------------------------------------------------------------- MCXC
+def write_mcxc(path: str | Path, data: dict) -> None:
+    n = len(np.asarray(data["MCXC"]))
+    _write_bintable(path, MCXC_COLUMNS, data, "MCXC", n)
+
+
+def read_mcxc(path: str | Path) -> Table:
+    """Read an MCXC file (the real ASCII-table FITS or the mock binary table)."""
+    return _require(_read_table(path, "mcxc"), path, "mcxc")
+
+
+# --------------------------------------------------------------------------- redMaPPer
+def write_redmapper(path: str | Path, data: dict) -> None:
+    n = len(np.asarray(data["NAME"]))
+    data = dict(data)
+    data.setdefault("MEM_MATCH_ID", np.arange(1, n + 1))
+    _write_bintable(path, REDMAPPER_COLUMNS, data, "REDMAPPER", n)
+
+
+def read_redmapper(path: str | Path) -> Table:
+    return _require(_read_table(path, "redmapper"), path, "redmapper")
+
+
+# --------------------------------------------------------------------------- sources
+def write_sources(path: str | Path, table: Table) -> None:
+    """Write the IR/radio source table as ECSV (atomic)."""
+    _require(table.copy(copy_data=False), path, "sources")
+    path, tmp = _atomic_target(path)
+    try:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_sources(path: str | Path) -> Table:
+    """Read the IR/radio source table: ``ID GLON GLAT TYPE`` (ir/radio) and ``FLUX_<band>`` [mJy]."""
+    table = _require(_read_table(path, "sources"), path, "sources")
+    bad = set(np.unique(np.asarray(table["TYPE"]))) - {"ir", "radio"}
+    if bad:
+        raise CatalogError(f"{path}: column 'TYPE' has values {sorted(bad)}; expected ir or radio")
+    return table
+
+
+READERS = {
+    "psz2": read_psz2,
+    "mcxc": read_mcxc,
+    "redmapper": read_redmapper,
+    "sources": read_sources,
+}
+
+
+def read_catalog(name: str, path: str | Path) -> Table:
+    """Read catalogue ``name`` (psz2, mcxc, redmapper, sources) from ``path``."""
+    try:
+        reader = READERS[name]
+    except KeyError:
+        raise CatalogError(
+            f"unknown catalogue {name!r}: expected one of {', '.join(READERS)}"
+        ) from None
+    return reader(path)

@@ -1,0 +1,95 @@
+"""Figures of the bubble detector: learning curve and detections drawn on a tile."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+
+def _save(fig, path) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def plot_learning_curve(history: list[dict], path, title: str = "") -> None:
+    """Training loss and validation F2 / precision / recall per epoch."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    ep = [r["epoch"] for r in history]
+    for key, label in [
+        ("loss", "total"),
+        ("loc_loss", "smooth-L1"),
+        ("conf_loss", "cross-entropy"),
+    ]:
+        a1.plot(ep, [r[key] for r in history], marker="o", label=label)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("training loss")
+    a1.legend()
+    for key, label in [("val_f2", "F2"), ("val_precision", "precision"), ("val_recall", "recall")]:
+        a2.plot(ep, [r[key] for r in history], marker="o", label=label)
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("validation (best threshold)")
+    a2.set_ylim(-0.02, 1.02)
+    a2.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _stretch(img: np.ndarray) -> np.ndarray:
+    finite = img[np.isfinite(img)]
+    if finite.size == 0:
+        return np.zeros_like(img)
+    lo, hi = np.percentile(finite, [1, 99.5])
+    return np.clip((np.nan_to_num(img, nan=lo) - lo) / max(hi - lo, 1e-12), 0, 1)
+
+
+def plot_tile_detections(
+    data, boxes, scores, path, truth=None, truth_clear=None, title: str = "", max_pixels: int = 1500
+) -> None:
+    """Both bands as a colour image (red 24 µm, green 8 µm) with detections (cyan, score)
+    and catalogue boxes (clear: white dashed, others: grey dotted). Boxes are tile pixel
+    corners; the image is shown in pixel-edge coordinates so boxes sit exactly."""
+    data = np.asarray(data, dtype=np.float64)
+    h, w = data.shape[1:]
+    step = max(1, int(np.ceil(max(h, w) / max_pixels)))
+    rgb = np.zeros((len(range(0, h, step)), len(range(0, w, step)), 3))
+    rgb[..., 0] = _stretch(data[0, ::step, ::step])
+    rgb[..., 1] = _stretch(data[1, ::step, ::step])
+    rgb[..., 2] = 0.5 * rgb[..., 1]
+    fig, ax = plt.subplots(figsize=(10, 10 * h / w + 0.6))
+    ax.imshow(rgb, origin="lower", extent=(0, w, 0, h), interpolation="nearest")
+    if truth is not None:
+        truth = np.asarray(truth).reshape(-1, 4)
+        clear = np.ones(len(truth), bool) if truth_clear is None else np.asarray(truth_clear)
+        for b, c in zip(truth, clear, strict=True):
+            ax.add_patch(
+                Rectangle(
+                    b[:2],
+                    b[2] - b[0],
+                    b[3] - b[1],
+                    fill=False,
+                    ec="white" if c else "0.6",
+                    ls="--" if c else ":",
+                    lw=0.8,
+                )
+            )
+    for b, s in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1), strict=True):
+        ax.add_patch(Rectangle(b[:2], b[2] - b[0], b[3] - b[1], fill=False, ec="cyan", lw=1))
+        ax.text(b[0], b[3], f"{s:.2f}", color="cyan", fontsize=6, va="bottom")
+    ax.set_xlim(0, w)
+    ax.set_ylim(0, h)
+    ax.set_xlabel("x [pixel] (l decreasing)")
+    ax.set_ylabel("y [pixel] (b increasing)")
+    ax.set_title(title or f"{len(boxes)} detections")
+    fig.tight_layout()
+    _save(fig, path)

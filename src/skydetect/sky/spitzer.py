@@ -1,0 +1,495 @@
+"""Spitzer Galactic-plane mosaics: mock GLIMPSE 8 µm / MIPSGAL 24 µm tiles, reading, alignment.
+
+Fields are named by the GLIMPSE tile code of their centre (``01500+0000`` = l 15°, b 0°) and
+the files carry the real names ``GLM_<field>_mosaic_I4.fits`` / ``MPG_<field>_mosaic_M1.fits``.
+
+The mock (``../shared/docs/sky-model.md`` §2) draws, on the 8 µm grid (Galactic CAR):
+diffuse emission rising towards b = 0 with log-normal structure on all scales (power
+spectrum ∝ k^-2.8, correlated between bands), filaments, infrared dark clouds (absorption at
+8 µm, weaker at 24 µm), bubbles with MWP DR2 sizes — clear ones (8 µm ring of thickness
+0.2-0.4 R, often broken or brighter on one side, enclosing 24 µm emission) and unclear ones
+(``arc``: a partial ring; ``ring_no24``; ``only24``) —, stars (denser at 8 µm), compact
+bright 24 µm sources (Mira-like), bright HII regions whose saturated cores are NaN, the
+beams (2″ / 6″) and white noise. The 24 µm band is then resampled onto its own TAN grid
+with coarser pixels (as real MIPSGAL), so that the pipeline's reprojection is exercised.
+The truth catalogue has the MWP DR2 columns (see :mod:`skydetect.bubbles.catalog`) plus
+``KIND``.
+
+Tiles used by later stages are :class:`SpitzerTile`: both bands on the 8 µm grid, channel
+order (24 µm, 8 µm); the pixel scale is always read from the header.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
+from scipy import ndimage
+
+from skydetect.bubbles.catalog import FLOAT_COLUMNS, wrap_glon
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("24um", "8um")
+EXTNAMES = ("M24", "I8")
+FIELD_RE = re.compile(r"^(\d{5})([+-])(\d{4})$")
+SIM_STAGE = 70  # seed component of the mock mosaics
+FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+SATURATION = {"8um": 2000.0, "24um": 1500.0}  # MJy/sr; brighter pixels become NaN
+KINDS_UNCLEAR = ("arc", "ring_no24", "only24")
+
+
+class SpitzerError(ValueError):
+    """A mosaic file that cannot be used (layout, unit, WCS), named in the message."""
+
+
+# ------------------------------------------------------------------ field names
+def field_name(glon: float, glat: float = 0.0) -> str:
+    """GLIMPSE tile code of a field centre: ``field_name(15) == '01500+0000'``."""
+    lcode = int(round(float(np.mod(glon, 360.0)) * 100)) % 36000
+    bcode = int(round(abs(glat) * 100))
+    return f"{lcode:05d}{'-' if glat < 0 else '+'}{bcode:04d}"
+
+
+def field_center(field: str) -> tuple[float, float]:
+    """(glon in (-180, 180], glat) of a field code."""
+    m = FIELD_RE.match(field)
+    if not m:
+        raise SpitzerError(f"field {field!r} is not a GLIMPSE tile code like '01500+0000'")
+    glon = float(wrap_glon(int(m.group(1)) / 100.0))
+    glat = int(m.group(3)) / 100.0 * (-1 if m.group(2) == "-" else 1)
+    return glon, glat
+
+
+def glimpse_filename(field: str) -> str:
+    return f"GLM_{field}_mosaic_I4.fits"
+
+
+def mipsgal_filename(field: str) -> str:
+    return f"MPG_{field}_mosaic_M1.fits"
+
+
+# ------------------------------------------------------------------ WCS helpers
+def tile_wcs(
+    glon: float,
+    glat: float,
+    width_deg: float,
+    height_deg: float,
+    pixel_arcsec: float,
+    projection: str = "CAR",
+) -> tuple[WCS, tuple[int, int]]:
+    """A Galactic WCS centred on (glon, glat) and the (ny, nx) shape covering the field."""
+    pix = pixel_arcsec / 3600.0
+    nx = int(np.ceil(width_deg / pix))
+    ny = int(np.ceil(height_deg / pix))
+    w = WCS(naxis=2)
+    w.wcs.ctype = [f"GLON-{projection}", f"GLAT-{projection}"]
+    w.wcs.crval = [float(np.mod(glon, 360.0)), float(glat)]
+    w.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
+    w.wcs.cdelt = [-pix, pix]
+    w.wcs.cunit = ["deg", "deg"]
+    w.wcs.set()
+    return w, (ny, nx)
+
+
+def pixel_scale_arcsec(header: fits.Header, source: str = "header") -> float:
+    """Pixel scale (arcsec) from CD / CDELT, or PIXSCAL1 when neither is present."""
+    has_cd = any(k in header for k in ("CD1_1", "CD2_2", "PC1_1"))
+    if has_cd or "CDELT1" in header:
+        scales = proj_plane_pixel_scales(WCS(header).celestial) * 3600.0
+        if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+            raise SpitzerError(f"{source}: invalid pixel scale from CD/CDELT: {scales}")
+        if abs(scales[0] - scales[1]) > 0.01 * scales.max():
+            log.warning("%s: non-square pixels %s arcsec; using the mean", source, scales)
+        return float(np.sqrt(scales[0] * scales[1]))
+    if "PIXSCAL1" in header:
+        return abs(float(header["PIXSCAL1"]))
+    raise SpitzerError(f"{source}: no CD, CDELT or PIXSCAL1 keyword: pixel scale unknown")
+
+
+# ------------------------------------------------------------------ tiles
+@dataclass
+class SpitzerTile:
+    """Both bands on one grid: ``data`` (2, H, W) float32 MJy/sr, channels (24 µm, 8 µm)."""
+
+    data: np.ndarray
+    wcs: WCS
+    pixel_arcsec: float
+    field: str
+    path: str | None = None
+    header: fits.Header = dc_field(default_factory=fits.Header)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.data.shape[1:])
+
+
+def _atomic_writeto(hdul: fits.HDUList, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    hdul.writeto(tmp, overwrite=True)
+    os.replace(tmp, path)
+
+
+def write_tile(path: str | os.PathLike, tile: SpitzerTile) -> None:
+    """Write an aligned tile: HDU 1 ``M24``, HDU 2 ``I8`` (same WCS), float32, MJy/sr."""
+    if tile.data.ndim != 3 or tile.data.shape[0] != 2:
+        raise SpitzerError(f"tile for {path}: data must be (2, H, W), got {tile.data.shape}")
+    primary = fits.PrimaryHDU()
+    primary.header["FIELD"] = (tile.field, "GLIMPSE tile code of the field centre")
+    hdus = [primary]
+    for i, name in enumerate(EXTNAMES):
+        header = tile.wcs.celestial.to_header()
+        header["BUNIT"] = "MJy/sr"
+        header["PIXSCALE"] = (tile.pixel_arcsec, "[arcsec] pixel scale")
+        header["CHANNEL"] = CHANNELS[i]
+        hdus.append(fits.ImageHDU(tile.data[i].astype(np.float32), header=header, name=name))
+    _atomic_writeto(fits.HDUList(hdus), path)
+
+
+def read_tile(path: str | os.PathLike) -> SpitzerTile:
+    """Read a tile written by :func:`write_tile`, checking its layout."""
+    try:
+        with fits.open(path) as hdul:
+            names = [h.name for h in hdul]
+            for name in EXTNAMES:
+                if name not in names:
+                    raise SpitzerError(f"{path}: no {name} extension (found {names})")
+            arrays = [np.asarray(hdul[n].data, dtype=np.float32) for n in EXTNAMES]
+            header = hdul["I8"].header.copy()
+            field = str(hdul[0].header.get("FIELD", ""))
+    except OSError as err:
+        raise SpitzerError(f"{path}: cannot read FITS: {err}") from err
+    if arrays[0].shape != arrays[1].shape or arrays[0].ndim != 2:
+        raise SpitzerError(f"{path}: M24 {arrays[0].shape} and I8 {arrays[1].shape} differ")
+    return SpitzerTile(
+        data=np.stack(arrays),
+        wcs=WCS(header).celestial,
+        pixel_arcsec=pixel_scale_arcsec(header, str(path)),
+        field=field,
+        path=str(path),
+        header=header,
+    )
+
+
+def _read_mosaic(path) -> tuple[np.ndarray, fits.Header]:
+    """The first 2-d image HDU of a real-layout mosaic, checked for unit and WCS."""
+    try:
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                if hdu.is_image and hdu.data is not None:
+                    data = np.squeeze(np.asarray(hdu.data, dtype=np.float32))
+                    header = hdu.header.copy()
+                    break
+            else:
+                raise SpitzerError(f"{path}: no image HDU")
+    except OSError as err:
+        raise SpitzerError(f"{path}: cannot read FITS: {err}") from err
+    if data.ndim != 2:
+        raise SpitzerError(f"{path}: image is {data.ndim}-d, expected 2-d")
+    unit = str(header.get("BUNIT", "")).replace(" ", "").lower()
+    if unit not in ("mjy/sr", "mjysr-1", "mjy/steradian"):
+        raise SpitzerError(f"{path}: BUNIT is {header.get('BUNIT')!r}, expected MJy/sr")
+    ctype = str(header.get("CTYPE1", ""))
+    if not ctype.startswith("GLON"):
+        raise SpitzerError(f"{path}: CTYPE1 is {ctype!r}; Galactic coordinates expected")
+    return data, header
+
+
+def align_tile(i4_path: str | os.PathLike, m1_path: str | os.PathLike, field: str) -> SpitzerTile:
+    """Reproject the 24 µm mosaic onto the 8 µm grid (``reproject_interp``); NaN = no data."""
+    from reproject import reproject_interp
+
+    i8, h8 = _read_mosaic(i4_path)
+    m24, h24 = _read_mosaic(m1_path)
+    w8 = WCS(h8).celestial
+    pixel = pixel_scale_arcsec(h8, str(i4_path))
+    pixel_scale_arcsec(h24, str(m1_path))  # fails early on a header without a scale
+    m24_on_8, footprint = reproject_interp((m24, WCS(h24).celestial), w8, shape_out=i8.shape)
+    m24_on_8 = np.where(footprint > 0, m24_on_8, np.nan).astype(np.float32)
+    return SpitzerTile(np.stack([m24_on_8, i8]), w8, pixel, field, None)
+
+
+# ------------------------------------------------------------------ mock sky
+def _power_law_field(rng, shape, index=-2.8) -> np.ndarray:
+    """Gaussian random field with P(k) ∝ k^index, zero mean, unit standard deviation."""
+    ny, nx = shape
+    ky = np.fft.fftfreq(ny)[:, None]
+    kx = np.fft.rfftfreq(nx)[None, :]
+    k = np.hypot(kx, ky)
+    k[0, 0] = np.inf
+    amp = k ** (index / 2.0)
+    noise = rng.standard_normal(shape)
+    f = np.fft.irfft2(np.fft.rfft2(noise) * amp, s=shape)
+    return (f - f.mean()) / f.std()
+
+
+def _draw_sizes(rng, n, cfg) -> np.ndarray:
+    out = np.empty(0)
+    while out.size < n:
+        s = rng.lognormal(np.log(cfg["size_median_arcmin"]), cfg["size_sigma_ln"], 2 * n + 10)
+        s = s[(s >= cfg["min_majaxis_arcmin"]) & (s <= cfg["max_majaxis_arcmin"])]
+        out = np.concatenate([out, s])
+    return out[:n]
+
+
+def mock_bubble_catalog(rng, glon_c: float, cfg: dict, real: Table | None = None) -> Table:
+    """Bubbles of one field: random (MWP DR2 statistics) or the real catalogue's in the field."""
+    half_w, half_h = cfg["width_deg"] / 2.0, cfg["height_deg"] / 2.0
+    if real is not None:
+        dl = wrap_glon(np.asarray(real["GLON"]) - glon_c)
+        sel = (np.abs(dl) < half_w) & (np.abs(np.asarray(real["GLAT"])) < half_h)
+        t = real[sel].copy()
+        n = len(t)
+        clear = np.asarray(t["CLEAR"], bool)
+        if not clear.any() and cfg.get("clear_names_from") is None:
+            clear = rng.random(n) < cfg["clear_fraction"]
+        t["CLEAR"] = clear
+        kinds = np.where(clear, "ring", rng.choice(KINDS_UNCLEAR, n))
+        t["KIND"] = np.asarray(kinds, dtype="U10")
+        return t
+    area_scale = cfg["width_deg"] * cfg["height_deg"] / 6.0
+    n = int(rng.poisson(cfg["bubbles_per_tile"] * area_scale))
+    maj = _draw_sizes(rng, n, cfg)
+    ecc = rng.uniform(0.3, 0.75, n)
+    minor = maj * np.sqrt(1.0 - ecc**2)
+    glon = wrap_glon(glon_c + rng.uniform(-half_w, half_w, n))
+    glat = np.clip(rng.normal(0.0, 0.35, n), -0.95 * half_h, 0.95 * half_h)
+    clear = rng.random(n) < cfg["clear_fraction"]
+    kinds = np.where(clear, "ring", rng.choice(KINDS_UNCLEAR, n))
+    rows = Table()
+    rows["MWP"] = np.array(
+        [
+            f"MK{np.mod(lo, 360) * 1e4:07.0f}{'-' if b < 0 else '+'}{abs(b) * 1e5:07.0f}"
+            for lo, b in zip(glon, glat, strict=True)
+        ],
+        dtype="U20",
+    )
+    rows["GLON"], rows["GLAT"] = glon, glat
+    rows["MajAxis"], rows["MinAxis"] = maj, minor
+    rows["Reff"] = np.sqrt(maj * minor)
+    rows["theta"] = rng.uniform(0.0, 180.0, n)
+    rows["Ecc"] = ecc
+    rows["CLEAR"] = clear
+    t = rows
+    t["KIND"] = np.asarray(kinds, dtype="U10")
+    for col in FLOAT_COLUMNS:
+        t[col] = np.asarray(t[col], float)
+    return t
+
+
+def _paint_bubble(img8, img24, rng, x, y, row, pix_arcmin, bg8, bg24):
+    """Add one bubble (ring / arc / 24 µm interior as its KIND says) to the two images."""
+    a = row["MajAxis"] / pix_arcmin
+    b = max(row["MinAxis"] / pix_arcmin, 0.3)
+    th = np.deg2rad(row["theta"])
+    kind = str(row["KIND"])
+    r = int(np.ceil(1.6 * a + 4))
+    ny, nx = img8.shape
+    x0, x1 = max(int(x) - r, 0), min(int(x) + r + 1, nx)
+    y0, y1 = max(int(y) - r, 0), min(int(y) + r + 1, ny)
+    if x0 >= x1 or y0 >= y1:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    dl, db = -(xx - x), (yy - y)  # pixel x grows towards lower l
+    u = dl * np.cos(th) + db * np.sin(th)
+    v = -dl * np.sin(th) + db * np.cos(th)
+    rho = np.hypot(u / a, v / b)
+    phi = np.arctan2(v, u)
+    local8 = bg8[y0:y1, x0:x1]
+    local24 = bg24[y0:y1, x0:x1]
+    if kind != "only24":
+        thick = rng.uniform(0.2, 0.4)  # FWHM of the shell in units of the radius
+        width = max(thick * FWHM_TO_SIGMA, 0.7 / a)
+        shell = np.exp(-0.5 * ((rho - 1.0) / width) ** 2)
+        asym = 1.0 + rng.uniform(0.0, 0.8) * np.cos(phi - rng.uniform(0, 2 * np.pi))
+        shell *= asym
+        if kind == "arc":
+            extent = rng.uniform(0.5, 1.1) * np.pi  # half-extent of the arc
+            centre = rng.uniform(0, 2 * np.pi)
+            d = np.abs(np.angle(np.exp(1j * (phi - centre))))
+            shell *= 1.0 / (1.0 + np.exp((d - extent) / 0.15))
+        elif rng.random() < 0.5:  # broken ring: one gap
+            gap = rng.uniform(0.25, 0.9)
+            centre = rng.uniform(0, 2 * np.pi)
+            d = np.abs(np.angle(np.exp(1j * (phi - centre))))
+            shell *= 1.0 / (1.0 + np.exp(-(d - gap) / 0.15))
+        amp8 = rng.uniform(0.4, 2.5) * np.median(local8)
+        img8[y0:y1, x0:x1] += amp8 * shell
+        img24[y0:y1, x0:x1] += (
+            0.15 * amp8 * shell * np.median(local24) / max(np.median(local8), 1e-6)
+        )
+    if kind in ("ring", "only24") or (kind == "arc" and rng.random() < 0.5):
+        amp24 = rng.uniform(0.5, 3.0) * np.median(local24)
+        core = rng.uniform(0.3, 0.6)
+        img24[y0:y1, x0:x1] += amp24 * np.exp(-0.5 * (rho / core) ** 2)
+        if rng.random() < 0.4:  # compact central source (exciting star cluster)
+            img24[y0:y1, x0:x1] += 2 * amp24 * np.exp(-0.5 * (rho * a / 1.0) ** 2)
+
+
+def _paint_lines(shape, rng, n, pix_arcsec) -> np.ndarray:
+    """Filaments: smooth random curves, a few arcmin to a degree long, 0.2'-1' wide."""
+    out = np.zeros(shape)
+    ny, nx = shape
+    for _ in range(n):
+        length = rng.uniform(5, 60) * 60 / pix_arcsec
+        steps = int(max(length * 2, 10))
+        ang = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.03, steps))
+        xs = rng.uniform(0, nx) + np.cumsum(0.5 * np.cos(ang))
+        ys = rng.uniform(0, ny) + np.cumsum(0.5 * np.sin(ang))
+        ok = (xs >= 0) & (xs < nx) & (ys >= 0) & (ys < ny)
+        line = np.zeros(shape)
+        np.add.at(line, (ys[ok].astype(int), xs[ok].astype(int)), rng.uniform(0.3, 1.0))
+        width = max(rng.uniform(0.2, 1.0) * 60 / pix_arcsec * FWHM_TO_SIGMA, 0.7)
+        out += ndimage.gaussian_filter(line, width) * width * 2.5
+    return out
+
+
+def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
+    """Mock mosaics of one field.
+
+    Returns ``(i4_hdu, m1_hdu, truth)``: the 8 µm image on a Galactic CAR grid, the 24 µm
+    image on a coarser TAN grid (``m24_pixel_factor``), both primary HDUs with BUNIT MJy/sr,
+    and the truth catalogue (MWP DR2 columns + ``CLEAR`` + ``KIND``).
+    """
+    glon_c, glat_c = field_center(field)
+    rng = np.random.default_rng([seed, SIM_STAGE, int(field[:5])])
+    pix = float(cfg["pixel_arcsec"])
+    pix_arcmin = pix / 60.0
+    w_out, (ny0, nx0) = tile_wcs(glon_c, glat_c, cfg["width_deg"], cfg["height_deg"], pix)
+    # Simulate on a padded grid so that the coarser 24 µm grid has data beyond the 8 µm edges.
+    factor = float(cfg["m24_pixel_factor"])
+    pad = int(np.ceil(2 * factor)) + 2
+    w8 = w_out.deepcopy()
+    w8.wcs.crpix = [w_out.wcs.crpix[0] + pad, w_out.wcs.crpix[1] + pad]
+    w8.wcs.set()
+    shape = (ny0 + 2 * pad, nx0 + 2 * pad)
+    ny, nx = shape
+    area_deg2 = cfg["width_deg"] * cfg["height_deg"]
+    tile_scale = area_deg2 / 6.0
+    _, glat_grid = w8.pixel_to_world_values(np.zeros(ny), np.arange(ny))
+    profile = np.exp(-np.abs(glat_grid) / cfg["background_scale_deg"])[:, None]
+
+    # Diffuse emission: log-normal structure on all scales, correlated between the bands.
+    g_common = _power_law_field(rng, shape)
+    g8 = 0.8 * g_common + 0.6 * _power_law_field(rng, shape)
+    g24 = 0.8 * g_common + 0.6 * _power_law_field(rng, shape)
+    bg8 = cfg["background_8um"] * (0.15 + profile) * np.exp(0.45 * g8 - 0.1)
+    bg24 = cfg["background_24um"] * (0.1 + profile) * np.exp(0.5 * g24 - 0.125)
+    img8, img24 = bg8.copy(), bg24.copy()
+
+    fil = _paint_lines(shape, rng, int(round(cfg["filaments_per_tile"] * tile_scale)), pix)
+    img8 += fil * 0.6 * bg8
+    img24 += fil * 0.3 * bg24
+
+    truth = mock_bubble_catalog(rng, glon_c, cfg, real)
+    if len(truth):
+        xb, yb = w8.world_to_pixel_values(
+            np.mod(np.asarray(truth["GLON"], float), 360.0), np.asarray(truth["GLAT"], float)
+        )
+        for i in range(len(truth)):
+            _paint_bubble(img8, img24, rng, xb[i], yb[i], truth[i], pix_arcmin, bg8, bg24)
+
+    # Infrared dark clouds: absorption at 8 µm, weaker at 24 µm.
+    tau = np.zeros(shape)
+    for _ in range(int(round(cfg["dark_clouds_per_tile"] * tile_scale))):
+        cx, cy = rng.uniform(0, nx), rng.normal(ny / 2, ny / 8)
+        s_major = rng.uniform(2, 12) * 60 / pix / 2.355
+        s_minor = s_major * rng.uniform(0.2, 0.6)
+        ang = rng.uniform(0, np.pi)
+        r = int(4 * s_major)
+        x0, x1 = max(int(cx) - r, 0), min(int(cx) + r + 1, nx)
+        y0, y1 = max(int(cy) - r, 0), min(int(cy) + r + 1, ny)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        u = (xx - cx) * np.cos(ang) + (yy - cy) * np.sin(ang)
+        v = -(xx - cx) * np.sin(ang) + (yy - cy) * np.cos(ang)
+        tau[y0:y1, x0:x1] += rng.uniform(0.3, 1.5) * np.exp(
+            -0.5 * ((u / s_major) ** 2 + (v / s_minor) ** 2)
+        )
+    img8 *= np.exp(-tau)
+    img24 *= np.exp(-tau / 3.0)
+
+    # Point sources (stars, denser at 8 µm), Mira-like 24 µm sources, saturated HII regions.
+    pts8 = np.zeros(shape)
+    pts24 = np.zeros(shape)
+    n_stars = int(rng.poisson(cfg["point_sources_per_deg2"] * area_deg2))
+    sx, sy = rng.integers(0, nx, n_stars), rng.integers(0, ny, n_stars)
+    flux = np.minimum((rng.pareto(1.5, n_stars) + 1.0) * 2.0, 1500.0)
+    np.add.at(pts8, (sy, sx), flux)
+    k24 = rng.random(n_stars) < 0.2
+    np.add.at(pts24, (sy[k24], sx[k24]), 0.3 * flux[k24])
+    n_mira = int(rng.poisson(cfg["compact_24um_per_deg2"] * area_deg2))
+    mx, my = rng.integers(0, nx, n_mira), rng.integers(0, ny, n_mira)
+    mflux = rng.uniform(50, 1000, n_mira)
+    np.add.at(pts24, (my, mx), mflux)
+    np.add.at(pts8, (my, mx), 0.1 * mflux)
+    img8 += ndimage.gaussian_filter(pts8, max(cfg["beam_8um_arcsec"] / pix * FWHM_TO_SIGMA, 1e-3))
+    img24 += ndimage.gaussian_filter(
+        pts24, max(cfg["beam_24um_arcsec"] / pix * FWHM_TO_SIGMA, 1e-3)
+    )
+    for _ in range(int(rng.poisson(cfg["saturated_per_tile"] * tile_scale))):
+        cx, cy = rng.uniform(0, nx), rng.normal(ny / 2, ny / 10)
+        s = max(rng.uniform(0.3, 1.0) * 60 / pix / 2.355, 1.0)
+        yy, xx = np.ogrid[:ny, :nx]
+        blob = np.exp(-0.5 * ((xx - cx) ** 2 + (yy - cy) ** 2) / s**2)
+        img8 += rng.uniform(5e3, 2e4) * blob
+        img24 += rng.uniform(5e3, 2e4) * blob
+
+    # Beams on the extended emission (point sources were convolved above) and noise.
+    img8 = ndimage.gaussian_filter(img8, cfg["beam_8um_arcsec"] / pix * FWHM_TO_SIGMA)
+    img24 = ndimage.gaussian_filter(img24, cfg["beam_24um_arcsec"] / pix * FWHM_TO_SIGMA)
+    img8 += rng.normal(0.0, cfg["noise_8um"], shape)
+    img8[img8 > SATURATION["8um"]] = np.nan
+
+    # 24 µm on its own coarser TAN grid, as real MIPSGAL mosaics.
+    from reproject import reproject_interp
+
+    w24, shape24 = tile_wcs(
+        glon_c,
+        glat_c,
+        cfg["width_deg"] + 2 * (pad - 1) * pix / 3600,  # inside the padded footprint
+        cfg["height_deg"] + 2 * (pad - 1) * pix / 3600,
+        pix * factor,
+        projection="TAN",
+    )
+    if factor > 1:
+        img24_s = ndimage.gaussian_filter(img24, 0.5 * (factor - 1.0))  # anti-aliasing
+    else:
+        img24_s = img24
+    m24, _ = reproject_interp((img24_s, w8), w24, shape_out=shape24, order="bilinear")
+    m24 = m24 + rng.normal(0.0, cfg["noise_24um"], shape24)
+    m24[m24 > SATURATION["24um"]] = np.nan
+
+    img8 = img8[pad:-pad, pad:-pad]
+    h8 = w_out.to_header()
+    h8["BUNIT"] = "MJy/sr"
+    h8["TELESCOP"] = "Spitzer (mock)"
+    h8["FIELD"] = field
+    h24 = w24.to_header()
+    h24["BUNIT"] = "MJy/sr"
+    h24["TELESCOP"] = "Spitzer (mock)"
+    h24["FIELD"] = field
+    h24["PIXSCAL1"] = (pix * factor, "[arcsec] pixel scale")
+    i4 = fits.PrimaryHDU(img8.astype(np.float32), header=h8)
+    m1 = fits.PrimaryHDU(m24.astype(np.float32), header=h24)
+    keep = np.ones(len(truth), bool)
+    if len(truth):
+        xb, yb = xb - pad, yb - pad
+        keep = (xb >= -0.5) & (xb < nx0 - 0.5) & (yb >= -0.5) & (yb < ny0 - 0.5)
+    return i4, m1, truth[keep]
+
+
+def write_mosaic(path: str | os.PathLike, hdu: fits.PrimaryHDU) -> None:
+    _atomic_writeto(fits.HDUList([hdu]), path)

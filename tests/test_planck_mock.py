@@ -1,0 +1,220 @@
+"""The mock Planck sky: component spectra, beams, noise, truth and known catalogues."""
+
+import healpy as hp
+import numpy as np
+import pytest
+from scipy.optimize import curve_fit
+
+from skydetect.io import catalogs
+from skydetect.sky import physics, planck
+from skydetect.sky.instrument import CHANNELS, noise_per_pixel
+
+FREQ = planck.FREQ_BANDS
+
+
+def _sky(nside, components, **kw):
+    kw.setdefault("n_clusters", 200)
+    kw.setdefault("m500_min", 3.0)
+    params = planck.SimulationParams(components=tuple(components), **kw)
+    return planck.MockSky(nside, (*FREQ, "y"), seed=11, params=params, progress=False)
+
+
+def test_tsz_decrement_and_increment_with_tabulated_ratios():
+    sky = _sky(64, ["tsz"])
+    y_mean = sky.channel_map("y").mean()  # the monopole is untouched by the beams
+    assert y_mean > 0
+    # total y of the map = sum of the clusters' Y5R500
+    total = y_mean * 4 * np.pi * physics.ARCMIN_PER_RAD**2
+    assert total == pytest.approx(float(np.sum(sky.truth["Y5R500"])), rel=1e-3)
+    for band in FREQ:
+        ratio = sky.channel_map(band).mean() / y_mean
+        assert ratio == pytest.approx(CHANNELS[band].tsz_per_y, rel=1e-4)
+    assert CHANNELS["100"].tsz_per_y < 0 and CHANNELS["143"].tsz_per_y < 0
+    # at the brightest cluster the 100/143 maps dip, the 353-857 maps rise
+    i = int(np.argmax(sky.truth["Y5R500"]))
+    pix = hp.ang2pix(64, sky.truth["GLON"][i], sky.truth["GLAT"][i], lonlat=True)
+    for band in ("100", "143"):
+        assert sky.channel_map(band)[pix] < 0
+    for band in ("353", "545", "857"):
+        assert sky.channel_map(band)[pix] > 0
+
+
+def test_dust_follows_the_modified_black_body():
+    sky = _sky(64, ["dust"], n_clusters=5)
+    to_mjysr = {b: 1.0 / physics.mjysr_to_map_unit(b) for b in FREQ}
+    means = {b: sky.channel_map(b).mean() * to_mjysr[b] for b in FREQ}
+    p = sky.params
+    for band in FREQ:
+        nu = CHANNELS[band].freq_ghz
+        expected = physics.modified_blackbody(nu, 353.0, p.dust_temperature, p.dust_beta)
+        assert means[band] / means["353"] == pytest.approx(expected, rel=1e-4)
+    assert means["857"] > means["545"] > means["353"] > means["100"] > 0
+    # the dust rises strongly towards the plane
+    m = sky.channel_map("545")
+    b = np.abs(hp.pix2ang(64, np.arange(m.size), lonlat=True)[1])
+    assert np.median(m[b < 5]) > 10 * np.median(m[b > 60])
+
+
+def test_point_source_has_the_beam_fwhm_and_its_flux():
+    nside, fwhm = 256, 60.0
+    sky = _sky(
+        nside,
+        ["ir_sources"],
+        n_clusters=5,
+        n_ir_sources=1,
+        n_radio_sources=0,
+        sources_on_clusters_fraction=0.0,
+        beam_fwhm_arcmin={"545": fwhm},
+    )
+    m = sky.channel_map("545")
+    src = sky.sources[0]
+    # flux conservation: integral of the map = source flux (mJy -> MJy)
+    assert m.sum() * hp.nside2pixarea(nside) == pytest.approx(src["FLUX_545"] * 1e-9, rel=1e-3)
+    vec = hp.ang2vec(src["GLON"], src["GLAT"], lonlat=True)
+    pix = hp.query_disc(nside, vec, np.radians(2 * fwhm / 60))
+    r = np.degrees(np.arccos(np.clip(np.dot(np.array(hp.pix2vec(nside, pix)).T, vec), -1, 1))) * 60
+
+    def gauss(r, a, s):
+        return a * np.exp(-0.5 * (r / s) ** 2)
+
+    (a, s), _ = curve_fit(gauss, r, m[pix], p0=[m[pix].max(), fwhm / 2.355])
+    assert 2.3548 * abs(s) == pytest.approx(fwhm, rel=0.05)
+
+
+def test_noise_per_pixel_matches_the_instrument():
+    nside = 128
+    sky = _sky(nside, ["noise"], n_clusters=5)
+    for band in FREQ:
+        sigma = noise_per_pixel(band, nside)
+        assert sky.channel_map(band).std() == pytest.approx(sigma, rel=0.02)
+    # sigma_pix ~ 1 / pixel size, and the 1.718' (nside 2048) values of sky-model.md
+    assert noise_per_pixel("143", 2048) == pytest.approx(19e-6, rel=0.01)
+    assert noise_per_pixel("143", 1024) == pytest.approx(noise_per_pixel("143", 2048) / 2)
+
+
+def test_components_are_seeded():
+    a = _sky(32, ["cmb", "noise"], n_clusters=5).channel_map("143")
+    b = _sky(32, ["cmb", "noise"], n_clusters=5).channel_map("143")
+    np.testing.assert_array_equal(a, b)
+    cmb = _sky(32, ["cmb"], n_clusters=5)
+    # CMB identical in K_CMB at every channel (up to the beams): same sign pattern at 100/143
+    m100, m143 = cmb.channel_map("100"), cmb.channel_map("143")
+    assert np.corrcoef(m100, m143)[0, 1] > 0.99
+    assert 50e-6 < m143.std() < 150e-6  # CMB rms ~ 100 uK at degree resolution
+
+
+@pytest.fixture(scope="module")
+def full_sky():
+    params = planck.SimulationParams(m500_min=2.5, n_ir_sources=500, n_radio_sources=300)
+    sky = planck.MockSky(128, (*FREQ, "y"), seed=5, params=params, progress=False)
+    known = planck.known_catalogues(sky)
+    return sky, known
+
+
+def test_truth_counts_and_snr_distribution(full_sky):
+    sky, _ = full_sky
+    t = planck.truth_table(sky)
+    assert t.colnames == [
+        "ID",
+        "GLON",
+        "GLAT",
+        "RA",
+        "DEC",
+        "M500",
+        "Z",
+        "THETA500",
+        "Y5R500",
+        "SNR",
+        "KNOWN",
+    ]
+    _, _, counts = physics.cluster_counts_grid(2.5)
+    assert abs(len(t) - counts.sum()) < 5 * np.sqrt(counts.sum())  # Poisson draw
+    snr = np.asarray(t["SNR"])
+    assert np.all(snr > 0) and np.median(snr) < 1.0  # most clusters lie below detection
+    n_det = int((snr > 4.5).sum())
+    assert 50 < n_det < 0.05 * len(t)
+    # S/N rises with Y at fixed size: the top-1 % in Y are far more often detectable
+    y = np.asarray(t["Y5R500"])
+    assert np.median(snr[y > np.quantile(y, 0.99)]) > 4 * np.median(snr)
+    assert str(t["THETA500"].unit) == "arcmin" and str(t["Y5R500"].unit) == "arcmin2"
+    assert t["M500"].unit.to("solMass") == pytest.approx(1e14)
+
+
+def test_known_catalogues_are_realistic_subsets(full_sky, tmp_path):
+    sky, known = full_sky
+    t = sky.truth
+    psz2_path = tmp_path / "psz2_union.fits"
+    catalogs.write_psz2(psz2_path, known["psz2"])
+    psz2 = catalogs.read_psz2(psz2_path)
+    assert psz2.colnames == [c[0] for c in catalogs.PSZ2_COLUMNS]
+    assert len(psz2) > 20
+    # high-S/N part outside the plane; true S/N mostly above ~3.5
+    assert np.all(np.abs(psz2["GLAT"]) >= 10.0) and np.all(psz2["SNR"] >= 4.5)
+    with_z = psz2["REDSHIFT"] >= 0
+    assert 0.5 < with_z.mean() < 0.8 and np.all(psz2["REDSHIFT"][~with_z] == -1)
+    assert np.all(psz2["MSZ"][~with_z] == 0) and np.all(psz2["MSZ"][with_z] > 0)
+    catalogs.write_mcxc(tmp_path / "mcxc.fits", known["mcxc"])
+    mcxc = catalogs.read_mcxc(tmp_path / "mcxc.fits")
+    assert len(mcxc) == min(sky.params.mcxc_count, len(t))
+    # X-ray selection reaches lower masses at low redshift
+    assert np.median(mcxc["z"]) < np.median(np.asarray(t["Z"]))
+    catalogs.write_redmapper(tmp_path / "rm.fits", known["redmapper"])
+    rm = catalogs.read_redmapper(tmp_path / "rm.fits")
+    assert np.all(rm["LAMBDA"] >= 20) and (rm["LAMBDA"] > 30).sum() > (rm["LAMBDA"] > 50).sum() > 0
+    assert np.all(rm["DEC"] > -5.0)
+    assert t["KNOWN"].sum() >= len(psz2)
+
+
+def test_sources_catalogue(full_sky, tmp_path):
+    sky, _ = full_sky
+    catalogs.write_sources(tmp_path / "sources.ecsv", sky.sources)
+    s = catalogs.read_sources(tmp_path / "sources.ecsv")
+    assert (s["TYPE"] == "ir").sum() == 500 and (s["TYPE"] == "radio").sum() == 300
+    ir, radio = s[s["TYPE"] == "ir"], s[s["TYPE"] == "radio"]
+    assert np.all(ir["FLUX_857"] > ir["FLUX_100"])  # dusty: rising with frequency
+    assert np.all(radio["FLUX_100"] > radio["FLUX_857"])  # synchrotron: falling
+    assert s["ON_CLUSTER"].sum() > 0
+
+
+def test_params_reject_unknown_keys():
+    with pytest.raises(ValueError, match="unknown planck.simulate key"):
+        planck.SimulationParams.from_config({"n_galaxies": 3})
+    with pytest.raises(ValueError, match="components"):
+        planck.SimulationParams.from_config({"components": ["cmb", "synchrotron"]})
+
+
+def test_positions_from_a_real_catalogue():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "catalogs" / "mcxc.fits"
+    if not path.exists():
+        pytest.skip("real catalogues not present in ../shared/data/catalogs/")
+    t = planck.draw_clusters(planck.SimulationParams(positions_from=str(path)), seed=1)
+    real = catalogs.read_mcxc(path)
+    assert len(t) == len(real)
+    np.testing.assert_allclose(t["GLON"], real["GLON"])
+    np.testing.assert_allclose(t["M500"], real["M500"])
+
+
+def test_sky_paths_follow_the_source():
+    from skydetect.sky.paths import SkyPaths
+
+    sim = SkyPaths({"source": "simulate", "nside": 128})
+    assert (
+        sim.raw_map("353") == "results/sky/maps/HFI_SkyMap_353-psb-field-IQU_2048_R3.00_full.fits"
+    )
+    assert sim.catalog("psz2") == "results/sky/catalogs/psz2_union.fits"
+    assert sim.map_nside == 128
+    dl = SkyPaths({"source": "download", "nside": 128}, lambda b: f"dl/{b}", lambda n: f"dl/{n}")
+    assert dl.raw_map("100") == "dl/100" and dl.catalog("mcxc") == "dl/mcxc"
+    assert dl.map_nside == 2048
+    local = SkyPaths(
+        {"source": "local", "nside": 2048, "local": {"100": "/d/100.fits", "catalogs": {}}}
+    )
+    assert local.raw_map("100") == "/d/100.fits"
+    with pytest.raises(ValueError, match="planck.local.143"):
+        local.raw_map("143")
+    with pytest.raises(ValueError, match="planck.local.catalogs.psz2"):
+        local.catalog("psz2")
+    with pytest.raises(ValueError, match="unknown catalogue"):
+        sim.catalog("abell")

@@ -1,0 +1,178 @@
+"""Per-tile inference: batching, combination of overlapping patches on the sphere, files."""
+
+import h5py
+import healpy as hp
+import numpy as np
+import pytest
+
+from skydetect.clusters.detect import find_detections
+from skydetect.clusters.predict import (
+    ProbabilityMap,
+    combine_on_sphere,
+    patch_pixels,
+    predict_patches,
+    prediction_nside,
+    read_cover,
+    read_prediction,
+    write_prediction,
+)
+from skydetect.geometry import projection, tiles
+
+NSIDE = 1024
+SIZE, PIX = 64, 1.7
+TILE = 6
+LON0, LAT0 = hp.pix2ang(2, TILE, lonlat=True)
+
+
+def _grid(step_deg=0.3, n=3, lon0=LON0, lat0=LAT0):
+    """n x n overlapping patch centres (a sixth of a patch apart) with varied angle and flip."""
+    d = (np.arange(n) - (n - 1) / 2) * step_deg
+    lat = lat0 + np.repeat(d, n)
+    lon = lon0 + np.tile(d, n) / np.cos(np.radians(lat))
+    rng = np.random.default_rng(1)
+    return lon, lat, rng.uniform(0, 360, n * n), rng.random(n * n) < 0.5
+
+
+def test_predict_patches_batches_any_size():
+    x = np.random.default_rng(0).normal(size=(10, 8, 8, 2)).astype(np.float32)
+
+    def model(batch):
+        return 1 / (1 + np.exp(-batch[..., :1] * batch[..., 1:]))  # (n, 8, 8, 1)
+
+    full = model(x)[..., 0]
+    for bs in (1, 3, 10, 64):
+        np.testing.assert_allclose(predict_patches(model, x, bs), full, rtol=1e-6)
+    assert predict_patches(model, x[:0], 4).shape[0] == 0
+
+
+def test_patch_pixels_agree_with_healpy_on_patch_lonlat():
+    lon, lat, angle, flip = _grid()
+    pix = patch_pixels(lon, lat, angle, flip, SIZE, PIX, NSIDE)
+    plon, plat = projection.patch_lonlat(lon, lat, SIZE, PIX, angle, flip)
+    ref = hp.ang2pix(NSIDE, plon, plat, lonlat=True)
+    assert pix.shape == (9, SIZE, SIZE)
+    assert np.mean(pix == ref) > 0.9999  # equal up to pixel-border round-off
+
+
+def test_combining_a_sampled_map_returns_the_map():
+    """Round trip: patches that sample a HEALPix map, averaged back per pixel, give the map."""
+    sky = np.random.default_rng(2).random(hp.nside2npix(256)).astype(np.float32)
+    lon, lat, angle, flip = _grid()
+    pix = patch_pixels(lon, lat, angle, flip, SIZE, PIX, 256)
+    pmap = combine_on_sphere(sky[pix], pix, 256, TILE)
+    np.testing.assert_allclose(pmap.prob, sky[pmap.pixels], rtol=1e-6)
+    assert pmap.count.sum() == pix.size
+    assert np.array_equal(pmap.in_tile, tiles.tile_of_pixels(256, pmap.pixels) == TILE)
+    assert np.all(np.diff(pmap.pixels) > 0)
+    # overlapping patches: the central pixels were seen by several patches
+    # overlapping patches: the central pixel was seen by all 9 patches, and averaged over them
+    centre = hp.ang2pix(256, LON0, LAT0, lonlat=True)
+    assert (pix == centre).any(axis=(1, 2)).sum() == 9
+    assert pmap.count[pmap.pixels == centre][0] == (pix == centre).sum()
+
+
+def test_overlapping_patches_give_one_detection():
+    """A cluster seen by all 9 overlapping patches (each predicting it a little differently)
+    is one detection; counted per patch it would be 9."""
+    lon, lat, angle, flip = _grid()
+    cl = hp.ang2vec(LON0 + 0.1, LAT0 - 0.1, lonlat=True)
+    vec = projection.patch_vectors(lon, lat, SIZE, PIX, angle, flip)
+    rng = np.random.default_rng(3)
+    prob = np.full(vec.shape[:-1], 0.02, dtype=np.float32)
+    per_patch = 0
+    for i in range(len(lon)):
+        # each patch sees the blob shifted by up to 1' and with its own radius 5-6'
+        jitter = rng.normal(scale=1 / 60 / 57.3, size=3)
+        centre = (cl + jitter) / np.linalg.norm(cl + jitter)
+        sep = np.degrees(np.arccos(np.clip(vec[i] @ centre, -1, 1))) * 60
+        blob = sep < rng.uniform(5, 6)
+        prob[i][blob] = rng.uniform(0.93, 0.99)
+        per_patch += int(blob.any())
+    assert per_patch == 9
+    nside = prediction_nside(PIX)
+    assert nside == 2048
+    pix = patch_pixels(lon, lat, angle, flip, SIZE, PIX, nside)
+    pmap = combine_on_sphere(prob, pix, nside, TILE)
+    det = find_detections(pmap.pixels, pmap.prob, nside, tile=TILE)
+    assert len(det) == 1
+    glon, glat = hp.vec2ang(cl, lonlat=True)
+    sep = hp.rotator.angdist([det["GLON"][0], det["GLAT"][0]], [glon[0], glat[0]], lonlat=True)
+    assert np.degrees(sep[0]) * 60 < 1.5  # arcmin
+
+
+def test_prediction_nside():
+    assert prediction_nside(1.7) == 2048
+    assert prediction_nside(3.4) == 1024
+    assert prediction_nside(1.7, 512) == 512
+    with pytest.raises(ValueError, match="clusters.detect.nside"):
+        prediction_nside(1.7, 1000)
+
+
+def test_prediction_file_round_trip_and_errors(tmp_path):
+    pmap = ProbabilityMap(
+        pixels=np.array([3, 5, 9]),
+        prob=np.array([0.1, 0.5, 0.95], np.float32),
+        count=np.array([1, 2, 4], np.int32),
+        in_tile=np.array([True, False, True]),
+        nside=64,
+        tile=0,
+        attrs={"n_patches": 2, "bands": ["100", "y"]},
+    )
+    path = tmp_path / "p" / "0.h5"
+    write_prediction(pmap, path, "default")
+    back = read_prediction(path)
+    assert back.nside == 64 and back.tile == 0 and back.attrs["run"] == "default"
+    assert back.attrs["bands"] == ["100", "y"]
+    np.testing.assert_array_equal(back.pixels, pmap.pixels)
+    np.testing.assert_array_equal(back.in_tile, pmap.in_tile)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["0.h5"]
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f["pixels"] = [1]
+    with pytest.raises(ValueError, match="bad.h5: missing dataset"):
+        read_prediction(tmp_path / "bad.h5")
+    (tmp_path / "junk.h5").write_text("no hdf5")
+    with pytest.raises(ValueError, match="cannot read prediction file"):
+        read_prediction(tmp_path / "junk.h5")
+
+
+def _cover(path, n=4, bands=("100", "143", "y"), normalised=False):
+    with h5py.File(path, "w") as f:
+        f["inputs"] = np.random.default_rng(0).normal(size=(n, 16, 16, len(bands)))
+        f["masks"] = np.zeros((n, 16, 16), np.uint8)
+        f["glon"] = np.full(n, LON0)
+        f["glat"] = np.full(n, LAT0)
+        f["angle"] = np.zeros(n, np.float32)
+        f["flip"] = np.zeros(n, bool)
+        f.attrs.update(
+            bands=list(bands),
+            size=16,
+            pixel_arcmin=PIX,
+            nside=256,
+            tile=TILE,
+            normalised=normalised,
+        )
+
+
+def test_read_cover_selects_model_bands_and_checks(tmp_path):
+    _cover(tmp_path / "c.h5")
+    data, attrs = read_cover(tmp_path / "c.h5", ["y", "100"])
+    with h5py.File(tmp_path / "c.h5") as f:
+        np.testing.assert_array_equal(data["inputs"], f["inputs"][...][..., [2, 0]])
+    assert attrs["size"] == 16 and data["masks"].shape == (4, 16, 16)
+    with pytest.raises(ValueError, match=r"band\(s\) \['857'\] needed by the model"):
+        read_cover(tmp_path / "c.h5", ["857"])
+    _cover(tmp_path / "n.h5", normalised=True)
+    with pytest.raises(ValueError, match="already normalised"):
+        read_cover(tmp_path / "n.h5", ["100"])
+
+
+def test_small_keras_unet_gives_probabilities():
+    import skydetect  # noqa: F401  (legacy Keras before TensorFlow)
+    from skydetect.clusters.models import build_model
+
+    model = build_model((16, 16, 3), {"architecture": "unet", "filter_num": [4, 8]})
+    x = np.random.default_rng(0).normal(size=(5, 16, 16, 3)).astype(np.float32)
+    p = predict_patches(model, x, batch_size=2)
+    assert p.shape == (5, 16, 16)
+    assert np.all((p >= 0) & (p <= 1))
+    np.testing.assert_allclose(p, model(x, training=False).numpy()[..., 0], atol=1e-5)

@@ -1,0 +1,298 @@
+"""Input pipeline, seeded and resumable training, learning-curve figure."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import skydetect  # noqa: F401  (before tensorflow)
+
+tf = pytest.importorskip("tensorflow")
+from skydetect.clusters import models as M  # noqa: E402
+from skydetect.clusters import pipeline as P  # noqa: E402
+from skydetect.clusters import train as T  # noqa: E402
+from skydetect.plots.training import plot_learning_curve  # noqa: E402
+
+BANDS = ("143", "217", "353")
+SIZE = 32
+
+
+def make_dataset(path, n, seed=0, size=SIZE, bands=BANDS):
+    """Synthetic dataset file in the docs/dataflow.md layout: a decrement in band 0 and an
+    increment in band 2 at a disk-shaped 'cluster'; channel 1 carries the patch index / n."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    x = rng.normal(0, 1, (n, size, size, len(bands))).astype(np.float32)
+    m = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        cy, cx = rng.integers(5, size - 5, 2)
+        r2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        m[i] = r2 <= 9
+        x[i, ..., 0] -= 3 * np.exp(-r2 / 8)
+        x[i, ..., 2] += 3 * np.exp(-r2 / 8)
+        x[i, ..., 1] = i / n
+    with h5py.File(path, "w") as f:
+        f["inputs"] = x
+        f["masks"] = m
+        f.attrs["bands"] = list(bands)
+        f.attrs["size"] = size
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    return make_dataset(d / "train.h5", 96, seed=1), make_dataset(d / "validation.h5", 32, seed=2)
+
+
+MODEL = {"architecture": "unet", "filter_num": [4, 8, 16]}
+TRAIN = {
+    "loss": "dice_loss",
+    "optimizer": "adam",
+    "learning_rate": 3e-3,
+    "batch_size": 16,
+    "epochs": 4,
+    "patience": 10,
+    "lr_patience": 1,
+}
+
+
+# ---------------------------------------------------------------- input pipeline
+
+
+def test_dataset_info_and_layout_errors(tmp_path, data):
+    info = P.dataset_info(data[0])
+    assert (info.n, info.size, info.bands) == (96, SIZE, BANDS)
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        P.dataset_info(tmp_path / "nope.h5")
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f["inputs"] = np.zeros((2, 8, 8, 3), np.float32)
+    with pytest.raises(ValueError, match="bad.h5: missing dataset 'masks'"):
+        P.dataset_info(bad)
+    with h5py.File(bad, "a") as f:
+        f["masks"] = np.zeros((2, 8, 7), np.uint8)
+    with pytest.raises(ValueError, match="'masks' shape"):
+        P.dataset_info(bad)
+    with h5py.File(bad, "a") as f:
+        del f["masks"]
+        f["masks"] = np.zeros((2, 8, 8), np.uint8)
+        f.attrs["bands"] = ["143", "217"]
+    with pytest.raises(ValueError, match="attribute 'bands'"):
+        P.dataset_info(bad)
+
+
+def _epoch(src):
+    xs, ms = zip(*src(), strict=True)
+    return np.concatenate(xs), np.concatenate(ms)
+
+
+def test_batches_cover_every_patch_once_with_matching_augmentation(data):
+    src = P.BatchSource(data[0], batch_size=10, seed=3, block=16, window=2)
+    assert len(src) == 10
+    x, m = _epoch(src)
+    assert x.shape == (96, SIZE, SIZE, 3) and m.shape == (96, SIZE, SIZE, 1)
+    ids = np.rint(x[:, 0, 0, 1] * 96).astype(int)
+    assert sorted(ids) == list(range(96))  # every patch exactly once
+    assert not np.array_equal(ids, np.arange(96))  # shuffled
+    with h5py.File(data[0]) as f:
+        x0, m0 = f["inputs"][:], f["masks"][:]
+    n_aug = 0
+    for j, i in enumerate(ids):
+        # the input and its mask went through the same one of the 8 flips/rotations
+        matches = [
+            k + 4 * fl
+            for k in range(4)
+            for fl in (0, 1)
+            if np.array_equal(P.augment(x0[i], m0[i], k, bool(fl))[0], x[j])
+            and np.array_equal(P.augment(x0[i], m0[i], k, bool(fl))[1], m[j, ..., 0])
+        ]
+        assert matches, f"patch {i}: input and mask transformed differently"
+        n_aug += 0 not in matches
+    assert n_aug > 48  # 7 of 8 transforms are not the identity
+
+
+def test_batch_order_is_seeded_per_epoch(data):
+    a = P.BatchSource(data[0], 16, seed=3)
+    b = P.BatchSource(data[0], 16, seed=3)
+    xa0, xb0 = _epoch(a)[0], _epoch(b)[0]
+    np.testing.assert_array_equal(xa0, xb0)
+    xa1 = _epoch(a)[0]
+    assert not np.array_equal(xa0, xa1)  # another epoch, another order
+    resumed = P.BatchSource(data[0], 16, seed=3, first_epoch=1)
+    np.testing.assert_array_equal(_epoch(resumed)[0], xa1)
+
+
+def test_validation_source_is_plain(data):
+    x, m = _epoch(P.BatchSource(data[1], 7, shuffle=False, augment=False))
+    with h5py.File(data[1]) as f:
+        np.testing.assert_array_equal(x, f["inputs"][:])
+        np.testing.assert_array_equal(m[..., 0], f["masks"][:])
+
+
+# ---------------------------------------------------------------- training
+
+
+class Interrupt(tf.keras.callbacks.Callback):
+    """Simulates a job killed right after the checkpoint of epoch ``after`` (1-based)."""
+
+    def __init__(self, after):
+        super().__init__()
+        self.after = after
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after:
+            raise KeyboardInterrupt("killed")
+
+
+def _weights(model_dir):
+    return M.load_model(model_dir).get_weights()
+
+
+@pytest.fixture(scope="module")
+def reference_run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    summary = T.train(*data, out, MODEL, TRAIN, seed=11, normalisation={"method": "mad"})
+    return out, summary
+
+
+def test_training_writes_outputs_and_learns(reference_run):
+    out, summary = reference_run
+    for name in ("weights.h5", "model.json", "history.csv"):
+        assert (out / name).is_file()
+    assert not summary["resumed"] and summary["epochs_done"] == 4
+    hist = T.read_history(out / "history.csv")
+    assert [r["epoch"] for r in hist] == [0, 1, 2, 3]
+    assert {"loss", "val_loss", "dice", "val_dice", "precision", "val_recall", "lr"} <= set(hist[0])
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert max(r["val_dice"] for r in hist) > 0.3  # the disks are easy to find
+    info = json.loads((out / "model.json").read_text())
+    assert info["bands"] == list(BANDS) and info["input_size"] == SIZE
+    assert info["normalisation"] == {"method": "mad"}
+    assert info["training"]["seed"] == 11 and info["params"]["filter_num"] == [4, 8, 16]
+    # the saved weights are those of the best validation epoch
+    best = min(hist, key=lambda r: r["val_loss"])
+    assert info["training"]["best_epoch"] == best["epoch"]
+
+
+def test_same_seed_same_weights_other_seed_other_weights(data, reference_run, tmp_path):
+    T.train(*data, tmp_path / "a", MODEL, TRAIN, seed=11)
+    for a, b in zip(_weights(reference_run[0]), _weights(tmp_path / "a"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    T.train(*data, tmp_path / "b", MODEL, {**TRAIN, "epochs": 1}, seed=12)
+    T.train(*data, tmp_path / "c", MODEL, {**TRAIN, "epochs": 1}, seed=11)
+    assert not np.array_equal(_weights(tmp_path / "b")[0], _weights(tmp_path / "c")[0])
+
+
+def test_killed_run_resumes_from_checkpoint(data, reference_run, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        T.train(*data, out, MODEL, TRAIN, seed=11, extra_callbacks=[Interrupt(after=2)])
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 2 and not (out / "weights.h5").exists()
+    # a kill between the history row and the checkpoint leaves a row of an unfinished epoch
+    with open(out / "checkpoint" / "history.csv", "a", newline="") as fh:
+        head = next(csv.reader(open(out / "checkpoint" / "history.csv")))
+        csv.writer(fh).writerow(["2"] + ["0.5"] * (len(head) - 1))
+    summary = T.train(*data, out, MODEL, TRAIN, seed=11)
+    assert summary["resumed"] and summary["initial_epoch"] == 2
+    epochs = [r["epoch"] for r in T.read_history(out / "history.csv")]
+    assert epochs == [0, 1, 2, 3]  # continued, no duplicate epoch
+    # and the result is exactly that of the uninterrupted run (optimizer state, lr, data order)
+    for a, b in zip(_weights(reference_run[0]), _weights(out), strict=True):
+        np.testing.assert_array_equal(a, b)
+    ref = T.read_history(reference_run[0] / "history.csv")
+    assert T.read_history(out / "history.csv")[3]["val_loss"] == ref[3]["val_loss"]
+
+
+def test_more_epochs_extend_a_finished_run_and_config_change_restarts(data, reference_run, tmp_path):
+    out = tmp_path / "run"
+    T.train(*data, out, MODEL, {**TRAIN, "epochs": 2}, seed=11)
+    summary = T.train(*data, out, MODEL, {**TRAIN, "epochs": 3}, seed=11)
+    assert summary["resumed"] and summary["initial_epoch"] == 2 and summary["epochs_done"] == 3
+    summary = T.train(*data, out, MODEL, {**TRAIN, "epochs": 3, "learning_rate": 1e-3}, seed=11)
+    assert not summary["resumed"] and summary["initial_epoch"] == 0
+
+
+def test_early_stopping_keeps_best_epoch(data, tmp_path):
+    # a learning rate far too large: validation loss stalls, early stopping ends the run
+    params = {**TRAIN, "optimizer": "sgd", "learning_rate": 50.0, "epochs": 8, "patience": 2}
+    T.train(*data, tmp_path, MODEL, params, seed=3)
+    hist = T.read_history(tmp_path / "history.csv")
+    assert len(hist) < 8
+    info = json.loads((tmp_path / "model.json").read_text())
+    assert info["training"]["best_epoch"] == min(hist, key=lambda r: r["val_loss"])["epoch"]
+    # restarting an early-stopped run does not train further
+    summary = T.train(*data, tmp_path, MODEL, params, seed=3)
+    assert summary["epochs_done"] == len(hist)
+
+
+@pytest.mark.parametrize("loss", ["focal_tversky_loss", "combo_loss"])
+def test_deep_supervision_and_sgd_train(data, tmp_path, loss):
+    model = {"architecture": "unet_plus", "filter_num": [4, 8, 16], "deep_supervision": True}
+    params = {**TRAIN, "loss": loss, "optimizer": "sgd", "learning_rate": 0.05, "epochs": 1}
+    T.train(*data, tmp_path, model, params, seed=1)
+    info = json.loads((tmp_path / "model.json").read_text())
+    assert info["n_outputs"] == 3
+    loaded = M.load_model(tmp_path)
+    assert len(loaded.outputs) == 1
+
+
+def test_bad_inputs(data, tmp_path):
+    other = make_dataset(tmp_path / "v.h5", 8, bands=("100", "143", "217"))
+    with pytest.raises(ValueError, match="v.h5: size/bands"):
+        T.train(data[0], other, tmp_path / "m", MODEL, TRAIN)
+    with pytest.raises(ValueError, match="optimizer"):
+        T.train_params({"optimizer": "rmsprop"})
+    with pytest.raises(ValueError, match="unknown training parameter"):
+        T.train_params({"epoch": 3})
+    with pytest.raises(ValueError, match="unknown loss"):
+        T.train_params({"loss": "iou"})
+
+
+def test_learning_curve_figure(reference_run, tmp_path):
+    png = plot_learning_curve(reference_run[0] / "history.csv", tmp_path / "lc.png", title="t")
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("epoch,loss\n")
+    with pytest.raises(ValueError, match="empty training history"):
+        plot_learning_curve(empty, tmp_path / "x.png")
+
+
+@pytest.mark.slow
+def test_process_killed_with_sigkill_resumes(data, tmp_path):
+    """A real kill -9 of a training process after its first checkpoint, then a restart."""
+    out = tmp_path / "run"
+    params = {**TRAIN, "epochs": 40}
+    code = (
+        "import sys, json; from skydetect.clusters.train import train; "
+        f"train({str(data[0])!r}, {str(data[1])!r}, {str(out)!r}, {MODEL!r}, {params!r}, seed=11)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    state = out / "checkpoint" / "state.json"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if state.is_file() and json.loads(state.read_text())["epoch"] >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "training ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = json.loads(state.read_text())["epoch"]
+    summary = T.train(*data, out, MODEL, {**params, "epochs": done + 1}, seed=11)
+    assert summary["resumed"] and summary["initial_epoch"] == done
+    epochs = [r["epoch"] for r in T.read_history(out / "history.csv")]
+    assert epochs == list(range(done + 1))
+    assert Path(out / "weights.h5").is_file()
