@@ -97,31 +97,38 @@ def main() -> None:
         min_size_px=neg["min_size_px"],
         flat_min_std=neg["flat_min_std"],
     )
-    ours_s, _ = rate(
-        lambda: sample_windows(tile.data, np.random.default_rng(0), n, mu, sigma, **kw), n
-    )
-    peer_s, _ = rate(
-        lambda: naive_sample(
-            tile.data,
-            np.random.default_rng(0),
-            n,
-            mu,
-            sigma,
-            kw["half_width_factor"],
-            kw["min_size_px"],
-            kw["flat_min_std"],
-            100 * n,
-        ),
-        n,
-    )
+    sampling = []
+    for m in sorted({n, 3000}):  # 3000 per tile is the reference's count
+        ours_s, _ = rate(
+            lambda m=m: sample_windows(tile.data, np.random.default_rng(0), m, mu, sigma, **kw), m
+        )
+        peer_s, _ = rate(
+            lambda m=m: naive_sample(
+                tile.data,
+                np.random.default_rng(0),
+                m,
+                mu,
+                sigma,
+                kw["half_width_factor"],
+                kw["min_size_px"],
+                kw["flat_min_std"],
+                100 * m,
+            ),
+            m,
+        )
+        sampling.append((m, ours_s, peer_s))
     x0, y0, size = sample_windows(tile.data, np.random.default_rng(1), n, mu, sigma, **kw)
     ours_p, _ = rate(
-        lambda: [preprocess_window(tile.data, a, b, s, **pp) for a, b, s in zip(x0, y0, size)],
+        lambda: [
+            preprocess_window(tile.data, a, b, s, **pp)
+            for a, b, s in zip(x0, y0, size, strict=True)
+        ],
         len(x0),
     )
     peer_p, _ = rate(
         lambda: [
-            naive_preprocess(tile.data, a, b, s, pp["input_size"]) for a, b, s in zip(x0, y0, size)
+            naive_preprocess(tile.data, a, b, s, pp["input_size"])
+            for a, b, s in zip(x0, y0, size, strict=True)
         ],
         len(x0),
     )
@@ -135,8 +142,11 @@ def main() -> None:
         "",
         "| step | skydetect (windows/s) | peer (windows/s) | ratio skydetect/peer |",
         "| --- | ---: | ---: | ---: |",
-        f"| negative sampling (summed-area tables vs per-window slicing) | {ours_s:.0f} | "
-        f"{peer_s:.0f} | {ours_s / peer_s:.1f} |",
+        *[
+            f"| negative sampling, {m} windows (summed-area tables vs per-window slicing) | "
+            f"{o:.0f} | {p:.0f} | {o / p:.2f} |"
+            for m, o, p in sampling
+        ],
         f"| preprocessing (`preprocess_window` vs min/max + zoom) | {ours_p:.1f} | "
         f"{peer_p:.1f} | {ours_p / peer_p:.2f} |",
         "",

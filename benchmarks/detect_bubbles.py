@@ -116,16 +116,20 @@ def main() -> None:
     data = mock_tile(rng)
     sizes = sizes_to_pixels(SIZES_ARCMIN, PIXEL_ARCSEC, SHAPE)
     windows = sliding_windows(SHAPE, sizes, 1 / 3)
-    rows = [bench_backbone(b, s, data, windows, args.sample, rng)
-            for b, s in [("light", 128), ("vgg16", 300)]]
+    rows = [
+        bench_backbone(b, s, data, windows, args.sample, rng)
+        for b, s in [("light", 128), ("vgg16", 300)]
+    ]
     light, vgg = rows
-    head = ("| backbone | input | priors | params [M] | windows / tile | preprocess [ms/win] "
-            "| network [ms/win] | NMS [ms/win] | time per 3° tile [s] | training [img/s] |")
+    head = (
+        "| backbone | input | priors | params [M] | windows / tile | preprocess [ms/win] "
+        "| network [ms/win] | NMS [ms/win] | time per 3° tile [s] | training [img/s] |"
+    )
     lines = [
         "# Bubble SSD on CPU: time per 3° tile and training throughput",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {args.threads} TensorFlow "
-        f"threads; tile {SHAPE[1]} x {SHAPE[0]} px at {PIXEL_ARCSEC}\" (3° x 2°), windows "
+        f'threads; tile {SHAPE[1]} x {SHAPE[0]} px at {PIXEL_ARCSEC}" (3° x 2°), windows '
         f"{SIZES_ARCMIN} arcmin = {list(map(int, sizes))} px, stride 1/3; "
         f"{args.sample} windows timed per backbone, scaled to the tile. Training: batches of "
         "16 bubble crops + 16 negatives, AdamW with clipping.",

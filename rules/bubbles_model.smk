@@ -141,6 +141,7 @@ rule detect_bubbles:
         model="results/bubbles/models/{brun}/model.json",
         weights="results/bubbles/models/{brun}/weights.h5",
         tile="results/bubbles/aligned/{field}.fits",
+        catalog="results/bubbles/catalog.ecsv",
     output:
         ecsv="results/bubbles/detections/{brun}/{field}.ecsv",
         csv="results/bubbles/detections/{brun}/{field}.csv",

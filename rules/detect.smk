@@ -18,20 +18,6 @@ SIMULATED_SKY = config["planck"]["source"] == "simulate"
 KNOWN_CATALOGS = list(XMATCH_CFG["catalogs"])
 
 
-def detection_files(wildcards):
-    return expand(
-        "results/detections/{run}/{tile}.ecsv", run=wildcards.run, tile=DETECT_TILES
-    )
-
-
-def known_catalog_files(wildcards):
-    return {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}
-
-
-def truth_file(wildcards):
-    return {"truth": "results/sky/truth_clusters.ecsv"} if SIMULATED_SKY else {}
-
-
 rule predict_tile:
     input:
         cover="results/patches/cover/{tile}.h5",
@@ -84,8 +70,10 @@ rule extract_detections:
 
 rule crossmatch:
     input:
-        unpack(known_catalog_files),
-        detections=detection_files,
+        unpack(lambda wc: {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}),
+        detections=lambda wc: expand(
+            "results/detections/{run}/{tile}.ecsv", run=wc.run, tile=DETECT_TILES
+        ),
         sources=planck_catalog_file("sources"),
     output:
         fits="results/candidates/{run}.fits",
@@ -109,8 +97,12 @@ rule crossmatch:
 
 rule evaluate:
     input:
-        unpack(known_catalog_files),
-        unpack(truth_file),
+        unpack(lambda wc: {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}),
+        unpack(
+            lambda wc: (
+                {"truth": "results/sky/truth_clusters.ecsv"} if SIMULATED_SKY else {}
+            )
+        ),
         candidates="results/candidates/{run}.fits",
     output:
         summary="results/evaluation/{run}/summary.json",

@@ -14,5 +14,6 @@ n = datasets.assemble(
     snakemake.params.bands,
     snakemake.wildcards.split,
 )
-log.info("%s: %d patches from %d tile files", snakemake.wildcards.split, n,
-         len(snakemake.input.patches))
+log.info(
+    "%s: %d patches from %d tile files", snakemake.wildcards.split, n, len(snakemake.input.patches)
+)

@@ -4,6 +4,8 @@ from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
 
+from astropy.coordinates import SkyCoord  # noqa: E402
+
 from skydetect.clusters.crossmatch import (  # noqa: E402
     class_counts,
     concat_detections,
@@ -21,8 +23,6 @@ known = {}
 for name in snakemake.params.catalogs:
     table = read_catalog(name, snakemake.input[name])
     if "GLON" not in table.colnames:  # redMaPPer has RA/DEC only
-        from astropy.coordinates import SkyCoord
-
         g = SkyCoord(table["RA"], table["DEC"], unit="deg", frame="icrs").galactic
         table["GLON"], table["GLAT"] = g.l.deg, g.b.deg
     known[name.upper()] = known_catalog(table, NAME_COLUMN[name], snakemake.input[name])

@@ -9,18 +9,19 @@ from skydetect.geometry import tiles  # noqa: E402
 
 split = snakemake.params.split
 tile_id = int(snakemake.wildcards.tile)
-cfg = patches.PatchConfig.from_config(snakemake.params.bands, snakemake.params.patch,
-                                      snakemake.params.mask)
+cfg = patches.PatchConfig.from_config(
+    snakemake.params.bands, snakemake.params.patch, snakemake.params.mask
+)
 tile = tiles.read_tile(snakemake.input.tile, bands=cfg.bands)
 if tile.tile != tile_id:
     raise tiles.TileError(f"{snakemake.input.tile} holds tile {tile.tile}, not {tile_id}")
 cat = catalogs.read_training_catalog(snakemake.input.catalog)
 if split == "cover":
-    ps = patches.cut_cover(tile, cat, cfg, snakemake.params.seed, progress=True)
+    attrs, chunks = patches.cover_chunks(tile, cat, cfg, snakemake.params.seed, progress=True)
 else:
-    ps = patches.cut_training(tile, cat, cfg, split, snakemake.params.split_tiles,
-                              snakemake.params.seed, progress=True)
-log.info("tile %d (%s): %d patches of %d candidates; %d mask pixels", tile_id, split, len(ps),
-         ps.attrs["n_candidates"], int(ps.masks.sum()))
-patches.write_patches(snakemake.output[0], ps, cfg,
-                      {"catalog": str(snakemake.input.catalog), "seed": snakemake.params.seed})
+    attrs, chunks = patches.training_chunks(
+        tile, cat, cfg, split, snakemake.params.split_tiles, snakemake.params.seed, progress=True
+    )
+attrs.update(catalog=str(snakemake.input.catalog), seed=snakemake.params.seed)
+n = patches.write_patches(snakemake.output[0], chunks, cfg, attrs)  # streamed, chunk by chunk
+log.info("tile %d (%s): %d patches kept of %d candidates", tile_id, split, n, attrs["n_candidates"])

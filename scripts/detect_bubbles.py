@@ -8,6 +8,7 @@ import os  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from skydetect.bubbles.catalog import bubble_boxes, in_tile, read_catalog  # noqa: E402
 from skydetect.bubbles.detect import DetectSettings, detect_tile, detections_table  # noqa: E402
 from skydetect.bubbles.preprocess import preprocess_window  # noqa: E402
 from skydetect.bubbles.ssd.model import load_model  # noqa: E402
@@ -22,15 +23,18 @@ set_threads(sm.threads)
 model, priors, meta = load_model(Path(sm.input.model).parent)
 pp = p.preprocess
 if int(meta["ssd"]["input_size"]) != int(pp["input_size"]):
-    raise ValueError(f"{sm.input.model}: model input {meta['ssd']['input_size']} px but "
-                     f"bubbles.preprocess.input_size is {pp['input_size']}")
+    raise ValueError(
+        f"{sm.input.model}: model input {meta['ssd']['input_size']} px but "
+        f"bubbles.preprocess.input_size is {pp['input_size']}"
+    )
 tile = read_tile(sm.input.tile)
 sizes = sizes_to_pixels(p.windows["sizes_arcmin"], tile.pixel_arcsec, tile.shape)
 windows = sliding_windows(tile.shape, sizes, p.windows["stride_fraction"])
 log.info("%s: %d windows of %s px", tile.field, len(windows[0]), list(sizes))
 settings = DetectSettings.from_config(p.detect)
-boxes, scores = detect_tile(model, priors, tile.data, windows, partial(preprocess_window, **pp),
-                            settings, progress=True)
+boxes, scores = detect_tile(
+    model, priors, tile.data, windows, partial(preprocess_window, **pp), settings, progress=True
+)
 keep = scores >= meta["threshold"]
 boxes, scores = boxes[keep], scores[keep]
 log.info("%d detections at score >= %.2f", len(boxes), meta["threshold"])
@@ -40,5 +44,15 @@ for out, fmt in [(sm.output.ecsv, "ascii.ecsv"), (sm.output.csv, "ascii.csv")]:
     tmp = f"{out}.tmp"
     table.write(tmp, format=fmt, overwrite=True)
     os.replace(tmp, out)
-plot_tile_detections(tile.data, boxes, scores, sm.output.figure,
-                     title=f"{tile.field}: {len(boxes)} detections (score >= {meta['threshold']:.2f})")
+catalog = read_catalog(sm.input.catalog)
+catalog = catalog[in_tile(catalog, tile.wcs, tile.shape)]
+truth = bubble_boxes(catalog, tile.wcs, tile.pixel_arcsec, p.windows["box_scale"])
+plot_tile_detections(
+    tile.data,
+    boxes,
+    scores,
+    sm.output.figure,
+    truth=truth,
+    truth_clear=catalog["CLEAR"],
+    title=f"{tile.field}: {len(boxes)} detections (score >= {meta['threshold']:.2f})",
+)

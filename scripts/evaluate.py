@@ -47,7 +47,9 @@ log.info("\n%s", text)
 print(text)
 
 write_table_atomic(curves, snakemake.output.curves)
-write_table_atomic(matched if matched is not None else Table(), snakemake.output.matched)
+if matched is None:  # real sky: no truth to match
+    matched = Table(names=["GLON", "GLAT", "DETECTED"], dtype=[float, float, bool])
+write_table_atomic(matched, snakemake.output.matched)
 plot_completeness(curves, summary, snakemake.output.completeness, run)
 plot_sky_map(candidates, snakemake.params.tiles, snakemake.output.sky_map, truth,
              f"run {run}: {len(candidates)} candidates")  # fmt: skip

@@ -6,6 +6,7 @@ log = setup_script_logging(snakemake.log[0])
 
 from skydetect.plots.dataset import plot_examples  # noqa: E402
 
-rows = plot_examples(snakemake.input[0], snakemake.output[0], snakemake.params.n_examples,
-                     snakemake.params.seed)
+rows = plot_examples(
+    snakemake.input[0], snakemake.output[0], snakemake.params.n_examples, snakemake.params.seed
+)
 log.info("%d example patches -> %s", rows, snakemake.output[0])

@@ -3,7 +3,10 @@
 import logging
 import os
 
-from skydetect.logutil import setup_script_logging
+# healpy's transforms use OpenMP: as many threads as the rule was given (before healpy loads)
+os.environ.setdefault("OMP_NUM_THREADS", str(snakemake.threads))
+
+from skydetect.logutil import setup_script_logging  # noqa: E402
 
 log = setup_script_logging(snakemake.log[0])
 
@@ -27,17 +30,14 @@ for band, path in zip(bands, snakemake.output.maps, strict=True):
         extra_header={"TELESCOP": "MOCK-PLANCK", "FREQ": band, "SEED": snakemake.params.seed},
     )
 
-truth = planck.truth_table(sky)
-tmp = snakemake.output.truth + ".tmp.ecsv"
-truth.write(tmp, format="ascii.ecsv", overwrite=True)
-os.replace(tmp, snakemake.output.truth)
+planck.write_truth(snakemake.output.truth, sky)
 catalogs.write_psz2(snakemake.output.psz2, known["psz2"])
 catalogs.write_mcxc(snakemake.output.mcxc, known["mcxc"])
 catalogs.write_redmapper(snakemake.output.redmapper, known["redmapper"])
 catalogs.write_sources(snakemake.output.sources, sky.sources)
 log.info(
     "truth: %d clusters, %d with SNR > 4.5, %d known",
-    len(truth),
-    int((truth["SNR"] > 4.5).sum()),
-    int(truth["KNOWN"].sum()),
+    len(sky.truth),
+    int((sky.truth["SNR"] > 4.5).sum()),
+    int(sky.truth["KNOWN"].sum()),
 )

@@ -9,7 +9,11 @@ from skydetect.geometry import tiles  # noqa: E402
 bands = [str(b) for b in snakemake.params.bands]
 maps = dict(zip(bands, snakemake.input.maps, strict=True))
 out = {int(t): path for t, path in zip(snakemake.params.tiles, snakemake.output.tiles, strict=True)}
-log.info("splitting %d band(s) into %d tiles, margin %.3f deg", len(maps), len(out),
-         snakemake.params.margin_deg)
+log.info(
+    "splitting %d band(s) into %d tiles, margin %.3f deg",
+    len(maps),
+    len(out),
+    snakemake.params.margin_deg,
+)
 tiles.split_maps(maps, out, snakemake.params.margin_deg, progress=True)
 log.info("done")

@@ -28,8 +28,14 @@ if sm.input.get("best_params"):
     log.info("tuned parameters: %s", overrides)
 settings = TrainSettings.from_config(p.train, p.ssd, min_cover=p.min_cover, **overrides)
 crops, negatives = load_training_data(
-    sm.input.train_tiles, sm.input.catalog, sm.input.negatives, sm.input.clusters, p.preprocess,
-    p.seed, k_range=p.k_range, box_scale=p.box_scale
+    sm.input.train_tiles,
+    sm.input.catalog,
+    sm.input.negatives,
+    sm.input.clusters,
+    p.preprocess,
+    p.seed,
+    k_range=p.k_range,
+    box_scale=p.box_scale,
 )
 fields = [Path(f).stem for f in sm.input.validation_tiles]
 validation = load_validation(
@@ -37,11 +43,22 @@ validation = load_validation(
 )
 out_dir = Path(sm.output.model).parent
 res = build_and_train(
-    p.ssd, p.preprocess["input_size"], settings, DetectSettings.from_config(p.detect), crops,
-    negatives, validation, out_dir, p.seed,
+    p.ssd,
+    p.preprocess["input_size"],
+    settings,
+    DetectSettings.from_config(p.detect),
+    crops,
+    negatives,
+    validation,
+    out_dir,
+    p.seed,
     extra={"preprocess": p.preprocess, "tuned": overrides or None},
     resume_key=files_key(sm.input),
 )
 plot_learning_curve(res["history"], sm.output.curve, title=f"bubble SSD, run {sm.wildcards.brun}")
-log.info("best epoch %s: validation F2 %.3f at threshold %.2f", res["best_epoch"],
-         res["val_f2"], res["threshold"])
+log.info(
+    "best epoch %s: validation F2 %.3f at threshold %.2f",
+    res["best_epoch"],
+    res["val_f2"],
+    res["threshold"],
+)

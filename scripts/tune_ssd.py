@@ -23,8 +23,14 @@ p = sm.params
 worker = int(sm.wildcards.worker)
 set_threads(sm.threads)
 crops, negatives = load_training_data(
-    sm.input.train_tiles, sm.input.catalog, sm.input.negatives, sm.input.clusters, p.preprocess,
-    p.seed, k_range=p.k_range, box_scale=p.box_scale
+    sm.input.train_tiles,
+    sm.input.catalog,
+    sm.input.negatives,
+    sm.input.clusters,
+    p.preprocess,
+    p.seed,
+    k_range=p.k_range,
+    box_scale=p.box_scale,
 )
 fields = [Path(f).stem for f in sm.input.validation_tiles]
 validation = load_validation(
@@ -39,14 +45,32 @@ def objective(overrides, number):
         p.train, p.ssd, min_cover=p.min_cover, epochs=p.tune["epochs"], **overrides
     )
     out = trial_root / f"trial_{number}"
-    res = build_and_train(p.ssd, p.preprocess["input_size"], settings, detect, crops, negatives,
-                          validation, out, p.seed)
+    res = build_and_train(
+        p.ssd,
+        p.preprocess["input_size"],
+        settings,
+        detect,
+        crops,
+        negatives,
+        validation,
+        out,
+        p.seed,
+    )
     shutil.rmtree(out, ignore_errors=True)
     return res["val_f2"]
 
 
 space = {k: p.tune[k] for k in ("learning_rate", "weight_decay", "batch_bubbles", "negative_ratio")}
-trials = run_worker(p.storage, p.study, objective, p.tune["trials_per_worker"], p.seed, worker,
-                    space, p.tune["startup_trials"])
-write_json({"worker": worker, "study": p.study, "storage": p.storage, "trials": trials},
-           sm.output.trials)
+trials = run_worker(
+    p.storage,
+    p.study,
+    objective,
+    p.tune["trials_per_worker"],
+    p.seed,
+    worker,
+    space,
+    p.tune["startup_trials"],
+)
+write_json(
+    {"worker": worker, "study": p.study, "storage": p.storage, "trials": trials}, sm.output.trials
+)

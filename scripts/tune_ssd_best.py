@@ -8,6 +8,11 @@ from skydetect.bubbles.tune import best_params, write_json  # noqa: E402
 
 sm = snakemake  # noqa: F821
 best = best_params(sm.params.storage, sm.params.study)
-log.info("best trial %d of %d: F2 %.4f with %s", best["trial"], best["n_trials"], best["value"],
-         best["overrides"])
+log.info(
+    "best trial %d of %d: F2 %.4f with %s",
+    best["trial"],
+    best["n_trials"],
+    best["value"],
+    best["overrides"],
+)
 write_json(best, sm.output.best)

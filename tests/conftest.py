@@ -27,7 +27,7 @@ TINY_CONFIG = ROOT / "tests/workflow/config.yaml"
 # SKYDETECT_TINY_TARGETS="a b" overrides it for a local check of a subset.
 TINY_TARGETS: list[str] = os.environ.get("SKYDETECT_TINY_TARGETS", "").split()
 
-TINY_TIMEOUT_S = 1500  # hard limit of one tiny run (timeout -s KILL)
+TINY_TIMEOUT_S = 2400  # hard limit of one tiny run (timeout -s KILL)
 
 # Result files compared between runs (catalogues and tables, never timestamps).
 TABLE_SUFFIXES = (".ecsv", ".csv", ".fits")

@@ -538,3 +538,20 @@ def test_downsampling_is_antialiased():
     raw = preprocess_window(img, 0, 0, 120, antialias=False, **kw)
     # the stripes alias into a spurious pattern along x unless smoothed first
     assert smooth[..., 1].std(axis=1).mean() < 0.2 * raw[..., 1].std(axis=1).mean()
+
+
+@pytest.mark.catalogs
+def test_mock_at_real_catalogue_positions():
+    csv = CATALOGS / "mwp_dr2_galactic_plane.csv"
+    npy = CATALOGS / "mwp_dr2_clear_bubbles.npy"
+    if not (csv.exists() and npy.exists()):
+        pytest.skip(f"real catalogues not found in {CATALOGS}")
+    real = cat.read_mwp(csv, npy)
+    cfg = dict(SIM, positions_from=str(csv), clear_names_from=str(npy))
+    _, _, truth = spitzer.simulate_field("03000+0000", cfg, seed=0, real=real)
+    inside = (np.abs(real["GLON"] - 30) < 0.5) & (np.abs(real["GLAT"]) < 0.3)
+    assert 0 < len(truth) <= inside.sum()
+    assert set(truth["MWP"]) <= set(real["MWP"][inside])
+    by_name = dict(zip(real["MWP"], real["CLEAR"], strict=True))
+    assert all(by_name[n] == c for n, c in zip(truth["MWP"], truth["CLEAR"], strict=True))
+    assert np.all(truth["KIND"][truth["CLEAR"]] == "ring")

@@ -185,6 +185,7 @@ def test_targets_and_batches():
         list(epoch_batches(xs, bs, neg, np.zeros(6), s, np.random.default_rng(1)))
 
 
+@pytest.mark.slow
 def test_train_kill_and_resume(tmp_path):
     model, priors, neg, val, settings, out_a = _setup(tmp_path, "a")
     res_a = train_ssd(model, priors, _Crops(1), neg, val, settings, out_a, seed=11)

@@ -29,18 +29,30 @@ def files(tmp_path):
         "MCXC": ["M0", "M1", "M2", "M3"],
         "GLON": [10.0 + 2 / 60 / np.cos(np.radians(20)), 150.0, 250.0, 250.0],
         "GLAT": [20.0, 5.0, -5.0, -5.0 + 1 / 60],
-        "RAdeg": [0.0] * 4, "DEdeg": [0.0] * 4,
-        "z": [0.1, 0.05, 0.2, 0.2], "R500": [1.0, 0.8, 1.1, 1.1], "M500": [3.0, 1.0, 2.0, 2.0],
+        "RAdeg": [0.0] * 4,
+        "DEdeg": [0.0] * 4,
+        "z": [0.1, 0.05, 0.2, 0.2],
+        "R500": [1.0, 0.8, 1.1, 1.1],
+        "M500": [3.0, 1.0, 2.0, 2.0],
         "L500": [1.0] * 4,
     }
     write_mcxc(tmp_path / "mcxc.fits", mcxc)
     gal = SkyCoord([120.0, 130.0, 50.0], [40.0, -40.0, -30.0], unit="deg", frame="galactic")
-    write_redmapper(tmp_path / "rm.fits", {
-        "NAME": ["R0", "R1", "R2"], "RA": gal.icrs.ra.deg, "DEC": gal.icrs.dec.deg,
-        "Z_LAMBDA": [0.3, 0.3, 0.2], "LAMBDA": [20.0, 40.0, 60.0],
-    })
-    return {"psz2": tmp_path / "psz2.fits", "mcxc": tmp_path / "mcxc.fits",
-            "redmapper": tmp_path / "rm.fits"}
+    write_redmapper(
+        tmp_path / "rm.fits",
+        {
+            "NAME": ["R0", "R1", "R2"],
+            "RA": gal.icrs.ra.deg,
+            "DEC": gal.icrs.dec.deg,
+            "Z_LAMBDA": [0.3, 0.3, 0.2],
+            "LAMBDA": [20.0, 40.0, 60.0],
+        },
+    )
+    return {
+        "psz2": tmp_path / "psz2.fits",
+        "mcxc": tmp_path / "mcxc.fits",
+        "redmapper": tmp_path / "rm.fits",
+    }
 
 
 def test_nested_catalogues(files):
@@ -68,14 +80,18 @@ def test_theta500_physics():
 
 
 def test_dedupe_keeps_one_of_a_close_pair():
-    t = Table({"GLON": [10.0, 10.0 + 1 / 60, 80.0], "GLAT": [0.0, 0.0, 0.0], "NAME": ["a", "b", "c"]})
+    t = Table(
+        {"GLON": [10.0, 10.0 + 1 / 60, 80.0], "GLAT": [0.0, 0.0, 0.0], "NAME": ["a", "b", "c"]}
+    )
     assert list(C.dedupe(t, 5.0)["NAME"]) == ["a", "c"]
     assert list(C.dedupe(t, 0.5)["NAME"]) == ["a", "b", "c"]
 
 
 def test_missing_column_is_named(tmp_path):
-    write_psz2(tmp_path / "p.fits", {"NAME": ["a"], "GLON": [1.0], "GLAT": [2.0],
-                                     "REDSHIFT": [0.1], "MSZ": [3.0]})
+    write_psz2(
+        tmp_path / "p.fits",
+        {"NAME": ["a"], "GLON": [1.0], "GLAT": [2.0], "REDSHIFT": [0.1], "MSZ": [3.0]},
+    )
     from astropy.io import fits
 
     with fits.open(tmp_path / "p.fits") as h:

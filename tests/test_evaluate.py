@@ -106,10 +106,13 @@ def test_real_sky_mode_has_no_truth_numbers(pair):
     assert summary["counts"] == {"known": 1, "new": 6, "spurious": 0}
 
 
-def test_candidates_outside_the_area_and_missing_truth_columns(pair):
+def test_candidates_outside_the_area_and_missing_truth_columns(pair, caplog):
     truth, cand, _ = pair
-    with pytest.raises(ValueError, match="outside the searched tiles"):
-        evaluate(cand, [7], truth)
+    # candidates outside the searched tiles are left out (with a warning), truth too
+    summary, _, matched = evaluate(cand, [7], truth)
+    assert summary["n_candidates"] == 0 and summary["n_outside_area"] == 7
+    assert summary["truth"]["n_true_in_area"] == 0 and len(matched) == 0
+    assert "outside the searched tiles [7]" in caplog.text
     truth.remove_column("THETA500")
     with pytest.raises(ValueError, match="truth catalogue: missing column.*THETA500"):
         evaluate(cand, [6], truth)

@@ -89,7 +89,9 @@ def test_loss_matches_numpy(name, arrays):
     g, p = arrays
     params = PARAMS[name]
     got = float(L.get_loss(name, params)(tf.constant(g), tf.constant(p)))
-    want = _np_loss(name, g.astype(np.float64), p.astype(np.float64), **{**L.LOSS_DEFAULTS[name], **params})
+    want = _np_loss(
+        name, g.astype(np.float64), p.astype(np.float64), **{**L.LOSS_DEFAULTS[name], **params}
+    )
     assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
     assert got > 0.01  # a random prediction is far from the minimum
 

@@ -77,10 +77,10 @@ def test_healpix_pixel_window_matches_pixel_averaging():
     lm_l, lm_m = hp.Alm.getlm(lmax)
     alm = (rng.normal(size=lm_l.size) + 1j * rng.normal(size=lm_l.size)) / np.sqrt(2.0)
     alm[lm_m == 0] = alm[lm_m == 0].real * np.sqrt(2.0)
-    fine = hp.alm2map(alm * np.sqrt(cl[lm_l]), 512, lmax=lmax)
+    fine = hp.alm2map(alm * np.sqrt(cl[lm_l]), 256, lmax=lmax)
     ratio = hp.anafast(hp.ud_grade(fine, nside), lmax=lmax) / hp.anafast(fine, lmax=lmax)
     q = ell / (2 * np.pi * 180 * 60 / np.pi)  # cycles / arcmin
-    w2 = (mmf.healpix_pixel_window(q, nside) / mmf.healpix_pixel_window(q, 512)) ** 2
+    w2 = (mmf.healpix_pixel_window(q, nside) / mmf.healpix_pixel_window(q, 256)) ** 2
     np.testing.assert_allclose(ratio[10:], w2[10:], rtol=0.03)
     assert w2[lmax] < 0.75  # the check has teeth: the window is far from 1 there
 
@@ -110,7 +110,7 @@ def test_noise_spectra_white_and_correlated():
 # ------------------------------------------------------------------------------ filter
 @pytest.fixture(scope="module")
 def bright_cluster():
-    size, it, snr_true = 256, 7, 20.0
+    size, it, snr_true = 256, 7, 30.0
     theta = THETAS[it]
     sigma = analytic_sigma(size, theta)
     y5 = snr_true * sigma
@@ -140,7 +140,7 @@ def test_single_cluster_recovered_in_white_noise(bright_cluster):
     best = max(peaks, key=lambda p: p.snr)
     assert abs(best.x - b["x0"]) < 1.0 and abs(best.y - b["y0"]) < 1.0
     assert best.itheta == b["it"]
-    analytic = b["y5"] / b["sigma"]  # = 20
+    analytic = b["y5"] / b["sigma"]  # = 30
     assert best.snr == pytest.approx(analytic, rel=0.10)
     assert best.yval == pytest.approx(b["y5"], rel=0.10)
     # the cluster is found once: no other peak above threshold within 30'
@@ -217,7 +217,9 @@ def _hp_clusters(nside, pixels, positions, y5, theta, bands):
 
 @pytest.fixture(scope="module")
 def tile_run(tmp_path_factory):
-    nside, tile, margin = 512, 6, 3.0
+    nside, tile = 512, 6
+    cfg = mmf.MMFConfig(bands=BANDS, patch_size=64, pixel_arcmin=6.8, apodisation_px=6)
+    margin = mmf.required_margin_deg(cfg, nside)
     pix = tiles.tile_margin_pixels(nside, tile, margin)
     rng = np.random.default_rng(0)
     maps = {b: rng.normal(size=pix.size) * noise_per_pixel(b, nside) for b in BANDS}
@@ -231,7 +233,6 @@ def tile_run(tmp_path_factory):
             outside = (lo + 1.0, float(lat_c))
             break
     assert tiles.tile_of(*inside) == tile and tiles.tile_of(*outside) != tile
-    cfg = mmf.MMFConfig(bands=BANDS, patch_size=96, pixel_arcmin=3.4, apodisation_px=6)
     cl = _hp_clusters(nside, pix, [inside, outside], 0.01, 8.2, BANDS)
     for b in BANDS:
         maps[b] = maps[b] + cl[b]
@@ -312,7 +313,7 @@ def test_snr_map_file_covers_the_tile(tile_run):
 
 def test_run_tile_errors_name_the_problem(tile_run, tmp_path):
     t = tile_run["tile"]
-    cfg = mmf.MMFConfig(bands=["100", "143"], patch_size=96, pixel_arcmin=3.4, apodisation_px=6)
+    cfg = mmf.MMFConfig(bands=["100", "143"], patch_size=64, pixel_arcmin=6.8, apodisation_px=6)
     t2 = tiles.Tile(
         t.tile, t.nside, t.margin_deg, t.pixels, t.in_tile, {"100": t.maps["100"]}, path="x.h5"
     )

@@ -49,12 +49,16 @@ def test_architecture_builds_and_trains_one_step(arch):
 
 @pytest.mark.parametrize("arch", sorted(M.DEEP_SUPERVISION))
 def test_deep_supervision_outputs(arch):
-    model = M.build_model(SHAPE, {"architecture": arch, "filter_num": TINY, "deep_supervision": True})
+    model = M.build_model(
+        SHAPE, {"architecture": arch, "filter_num": TINY, "deep_supervision": True}
+    )
     assert len(model.outputs) > 1
     assert all(tuple(o.shape[1:]) == (64, 64, 1) for o in model.outputs)
     final = M.final_output_model(model)
     x, _ = _batch(1)
-    np.testing.assert_allclose(final.predict(x, verbose=0), model.predict(x, verbose=0)[-1], atol=1e-6)
+    np.testing.assert_allclose(
+        final.predict(x, verbose=0), model.predict(x, verbose=0)[-1], atol=1e-6
+    )
 
 
 def test_vnet_is_built_with_transposed_convolutions():
@@ -96,7 +100,8 @@ def test_bad_parameters():
 def _save(model, tmp_path, params, bands=("143", "217", "353")):
     model.save_weights(str(tmp_path / M.WEIGHTS_FILE))
     M.write_model_json(
-        tmp_path, {"params": params, "bands": list(bands), "input_size": 64, "normalisation": {"x": 1}}
+        tmp_path,
+        {"params": params, "bands": list(bands), "input_size": 64, "normalisation": {"x": 1}},
     )
 
 
@@ -127,7 +132,9 @@ def test_load_model_failures(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.json"):
         M.load_model(tmp_path)
     params = {"architecture": "unet", "filter_num": TINY}
-    M.write_model_json(tmp_path, {"params": params, "bands": ["143", "217", "353"], "input_size": 64})
+    M.write_model_json(
+        tmp_path, {"params": params, "bands": ["143", "217", "353"], "input_size": 64}
+    )
     with pytest.raises(FileNotFoundError, match="weights.h5"):
         M.load_model(tmp_path)
     other = M.build_model(SHAPE, {"architecture": "unet", "filter_num": [4, 8, 32]})

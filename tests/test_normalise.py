@@ -48,9 +48,14 @@ def _patch_file(path, scale, n, seed, bands=("a", "b")):
     cfg = P.PatchConfig(bands=list(bands), size=8)
     ps = P.PatchSet(
         (rng.normal(0, 1, (n, 8, 8, len(bands))) * scale).astype(np.float32),
-        (rng.random((n, 8, 8)) < 0.1).astype(np.uint8), rng.uniform(0, 360, n),
-        rng.uniform(-90, 90, n), np.zeros(n, np.float32), np.zeros(n, bool),
-        np.full(n, 3, np.int16), np.full((n, 8), -1, np.int64), {"nside": 64, "tile": 3},
+        (rng.random((n, 8, 8)) < 0.1).astype(np.uint8),
+        rng.uniform(0, 360, n),
+        rng.uniform(-90, 90, n),
+        np.zeros(n, np.float32),
+        np.zeros(n, bool),
+        np.full(n, 3, np.int16),
+        np.full((n, 8), -1, np.int64),
+        {"nside": 64, "tile": 3},
     )
     P.write_patches(path, ps, cfg, {})
 
@@ -62,8 +67,9 @@ def test_statistics_from_training_only_and_applied_unchanged(tmp_path):
     stats = datasets.fit_normalisation([tmp_path / "t1.h5", tmp_path / "t2.h5"], ["a", "b"])
     assert np.isclose(stats["bands"]["a"]["sigma"], 2.0, rtol=0.05)
     assert np.isclose(stats["bands"]["b"]["sigma"], 10.0, rtol=0.05)
-    n = datasets.assemble([tmp_path / "v.h5"], tmp_path / "validation.h5", stats, ["a", "b"],
-                          "validation")
+    n = datasets.assemble(
+        [tmp_path / "v.h5"], tmp_path / "validation.h5", stats, ["a", "b"], "validation"
+    )
     assert n == 20
     with h5py.File(tmp_path / "v.h5") as f:
         raw = f["inputs"][...]
@@ -82,8 +88,9 @@ def test_assemble_rejects_mismatched_bands(tmp_path):
     _patch_file(tmp_path / "t2.h5", 1.0, 5, 0, bands=("a", "c"))
     stats = datasets.fit_normalisation([tmp_path / "t1.h5"], ["a", "b"])
     with pytest.raises(datasets.DatasetError, match=r"t2.h5 has bands \['a', 'c'\]"):
-        datasets.assemble([tmp_path / "t1.h5", tmp_path / "t2.h5"], tmp_path / "x.h5", stats,
-                          ["a", "b"], "train")
+        datasets.assemble(
+            [tmp_path / "t1.h5", tmp_path / "t2.h5"], tmp_path / "x.h5", stats, ["a", "b"], "train"
+        )
     assert not (tmp_path / "x.h5").exists()
 
 

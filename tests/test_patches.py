@@ -25,11 +25,13 @@ def _tile(t, cfg, nside=NSIDE, seed=0):
 
 def _catalog(n=3000, seed=1):
     rng = np.random.default_rng(seed)
-    return Table({
-        "GLON": rng.uniform(0, 360, n),
-        "GLAT": np.degrees(np.arcsin(rng.uniform(-1, 1, n))),
-        "THETA500": rng.uniform(2, 10, n),
-    })
+    return Table(
+        {
+            "GLON": rng.uniform(0, 360, n),
+            "GLAT": np.degrees(np.arcsin(rng.uniform(-1, 1, n))),
+            "THETA500": rng.uniform(2, 10, n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +39,18 @@ def cfg():
     return P.PatchConfig(bands=["a", "b"], size=32, pixel_arcmin=8.0, loops=4, max_shift_px=12)
 
 
-@pytest.mark.parametrize("tile,split,allowed", [(5, "train", TRAIN_TILES), (7, "train", TRAIN_TILES),
-                                                (9, "validation", VAL_TILES)])
+@pytest.mark.parametrize(
+    "tile,split,allowed",
+    [(5, "train", TRAIN_TILES), (7, "train", TRAIN_TILES), (9, "validation", VAL_TILES)],
+)
 def test_guard_band_no_patch_touches_another_split(cfg, tile, split, allowed):
     """Tiles 5 and 7 border test tile 6: no training patch may reach into it."""
     cat = _catalog()
     ps = P.cut_training(_tile(tile, cfg), cat, cfg, split, allowed, seed=3)
     assert len(ps) > 0
-    lon, lat = projection.patch_lonlat(ps.glon, ps.glat, cfg.size, cfg.pixel_arcmin, ps.angle,
-                                       ps.flip)
+    lon, lat = projection.patch_lonlat(
+        ps.glon, ps.glat, cfg.size, cfg.pixel_arcmin, ps.angle, ps.flip
+    )
     t = tiles.tile_of(lon, lat)
     assert np.isin(t, allowed).all()
     assert not np.isin(t, TEST_TILES).any()
@@ -68,12 +73,14 @@ def test_guard_band_drops_patches_next_to_the_test_tile(cfg):
 
 def test_shifts_independent_on_both_axes_and_bounded(cfg):
     rng = np.random.default_rng(0)
-    g, b, a, f, src = P.training_centres(np.array([30.0, 200.0]), np.array([70.0, -10.0]),
-                                         500, 12, 8.0, rng)
+    g, b, a, f, src = P.training_centres(
+        np.array([30.0, 200.0]), np.array([70.0, -10.0]), 500, 12, 8.0, rng
+    )
     assert len(g) == 1000 and set(src) == {0, 1}
     # centre position in the tangent plane of its cluster (x towards -l)
-    x, y = projection.lonlat_to_patch(g, b, np.array([30.0, 200.0])[src],
-                                      np.array([70.0, -10.0])[src], 101, 8.0)
+    x, y = projection.lonlat_to_patch(
+        g, b, np.array([30.0, 200.0])[src], np.array([70.0, -10.0])[src], 101, 8.0
+    )
     dx, dy = x - 50, y - 50
     assert np.abs(dx).max() <= 12 + 1e-6 and np.abs(dy).max() <= 12 + 1e-6
     assert abs(np.corrcoef(dx, dy)[0, 1]) < 0.1  # not the same shift on both axes
@@ -105,11 +112,22 @@ def test_masks_disk_radius_and_every_cluster_drawn(cfg):
     size, pix = 64, 1.0
     glon, glat = np.array([100.0]), np.array([45.0])
     # three clusters: centre, off-centre, and one just outside the patch whose disk overlaps
-    cl_l, cl_b = projection.offset_lonlat(100.0, 45.0, np.array([0.0, 10 / 60, 33.5 / 60]),
-                                          np.array([0.0, -12 / 60, 0.0]))
+    cl_l, cl_b = projection.offset_lonlat(
+        100.0, 45.0, np.array([0.0, 10 / 60, 33.5 / 60]), np.array([0.0, -12 / 60, 0.0])
+    )
     vec = projection.patch_vectors(glon, glat, size, pix)
-    m, ids = masklib.draw_masks(vec, glon, glat, np.zeros(1), np.zeros(1, bool), size, pix,
-                                cl_l, cl_b, lambda idx: np.full(len(idx), 5.0))
+    m, ids = masklib.draw_masks(
+        vec,
+        glon,
+        glat,
+        np.zeros(1),
+        np.zeros(1, bool),
+        size,
+        pix,
+        cl_l,
+        cl_b,
+        lambda idx: np.full(len(idx), 5.0),
+    )
     area = np.pi * 5.0**2  # arcmin^2 at 1' pixels
     d = 33.5 - 32.0  # third disk: centre 1.5' beyond the patch edge; its segment is inside
     segment = 25 * np.arccos(d / 5) - d * np.sqrt(25 - d**2)
@@ -122,27 +140,37 @@ def test_masks_disk_radius_and_every_cluster_drawn(cfg):
 
 def test_mask_radius_options():
     rng = np.random.default_rng(0)
-    r = masklib.mask_radii(1000, None, disk_radius=None, random_max_arcmin=15.0,
-                           pixel_arcmin=1.7, rng=rng)
+    r = masklib.mask_radii(
+        1000, None, disk_radius=None, random_max_arcmin=15.0, pixel_arcmin=1.7, rng=rng
+    )
     assert r.min() >= 1.7 and r.max() <= 15.0 and r.std() > 3
-    r = masklib.mask_radii(3, np.array([4.0, np.nan, 8.0]), disk_radius=2.5,
-                           theta500_mode=True, theta500_scale=0.5)
+    r = masklib.mask_radii(
+        3, np.array([4.0, np.nan, 8.0]), disk_radius=2.5, theta500_mode=True, theta500_scale=0.5
+    )
     assert np.allclose(r, [2.0, 2.5, 4.0])
 
 
 def test_training_patch_masks_follow_rotation(cfg):
     """The cluster the patch was cut around is in its mask wherever the rotation put it."""
     cat = _catalog(400)
-    c = P.PatchConfig(bands=["a"], size=32, pixel_arcmin=4.0, loops=2, max_shift_px=8,
-                      disk_radius=6.0)
+    c = P.PatchConfig(
+        bands=["a"], size=32, pixel_arcmin=4.0, loops=2, max_shift_px=8, disk_radius=6.0
+    )
     ps = P.cut_training(_tile(12, c), cat, c, "train", TRAIN_TILES, seed=0)
     assert len(ps) > 0
     for i in range(len(ps)):
         ids = ps.cluster_ids[i][ps.cluster_ids[i] >= 0]
         assert ids.size >= 1
-        x, y = projection.lonlat_to_patch(cat["GLON"][ids], cat["GLAT"][ids], ps.glon[i],
-                                          ps.glat[i], c.size, c.pixel_arcmin, ps.angle[i],
-                                          ps.flip[i])
+        x, y = projection.lonlat_to_patch(
+            cat["GLON"][ids],
+            cat["GLAT"][ids],
+            ps.glon[i],
+            ps.glat[i],
+            c.size,
+            c.pixel_arcmin,
+            ps.angle[i],
+            ps.flip[i],
+        )
         assert ps.masks[i][np.round(y).astype(int), np.round(x).astype(int)].all()
 
 

@@ -218,3 +218,15 @@ def test_sky_paths_follow_the_source():
         local.catalog("psz2")
     with pytest.raises(ValueError, match="unknown catalogue"):
         sim.catalog("abell")
+
+
+def test_truth_file_round_trip(full_sky, tmp_path):
+    from astropy.table import Table
+
+    sky, _ = full_sky
+    planck.write_truth(tmp_path / "truth_clusters.ecsv", sky)
+    t = Table.read(tmp_path / "truth_clusters.ecsv")
+    assert len(t) == len(sky.truth) and t["KNOWN"].dtype == bool
+    np.testing.assert_allclose(t["M500"], sky.truth["M500"])
+    assert t["M500"].unit.to("solMass") == pytest.approx(1e14)
+    assert not list(tmp_path.glob(".*tmp*"))

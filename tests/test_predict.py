@@ -176,3 +176,24 @@ def test_small_keras_unet_gives_probabilities():
     assert p.shape == (5, 16, 16)
     assert np.all((p >= 0) & (p <= 1))
     np.testing.assert_allclose(p, model(x, training=False).numpy()[..., 0], atol=1e-5)
+
+
+def test_sample_map_sees_the_map_through_patches(tmp_path):
+    from skydetect.clusters.predict import sample_map
+    from skydetect.plots.detections import plot_patch_panels
+
+    sky = np.random.default_rng(4).random(hp.nside2npix(256)).astype(np.float32)
+    lon, lat, angle, flip = _grid()
+    pix = patch_pixels(lon, lat, angle, flip, SIZE, PIX, 256)
+    pmap = combine_on_sphere(sky[pix[:4]], pix[:4], 256, TILE)  # the map from 4 patches only
+    seen = sample_map(pmap, lon, lat, angle, flip, SIZE, PIX)
+    np.testing.assert_array_equal(seen[:4], sky[pix[:4]])
+    # the other patches see the map where the first four did, NaN elsewhere
+    covered = np.isin(pix[4:], pmap.pixels)
+    np.testing.assert_array_equal(np.isfinite(seen[4:]), covered)
+    np.testing.assert_array_equal(seen[4:][covered], sky[pix[4:]][covered])
+    inputs = np.random.default_rng(5).normal(size=(2, SIZE, SIZE, 2))
+    marks = [(np.array([10.0]), np.array([20.0]), np.array([3.0])), (np.array([]),) * 3]
+    out = tmp_path / "panels.png"
+    plot_patch_panels(inputs, ["100", "y"], None, seen[:2], marks, out, ["a", "b"], "t")
+    assert out.stat().st_size > 5_000

@@ -36,8 +36,12 @@ def test_margin_contains_every_point_within_margin(tile):
     lon, lat = hp.pix2ang(nside, src, lonlat=True)
     d = rng.uniform(0, margin * 0.999, src.size)
     pa = rng.uniform(0, 2 * np.pi, src.size)
-    pl, pb = projection.offset_lonlat(lon, lat, np.degrees(np.tan(np.radians(d))) * np.cos(pa),
-                                      np.degrees(np.tan(np.radians(d))) * np.sin(pa))
+    pl, pb = projection.offset_lonlat(
+        lon,
+        lat,
+        np.degrees(np.tan(np.radians(d))) * np.cos(pa),
+        np.degrees(np.tan(np.radians(d))) * np.sin(pa),
+    )
     assert np.isin(hp.ang2pix(nside, pl, pb, lonlat=True), pix).all()
     # and the margin is not absurdly wide (tile area 859 deg2)
     area = pix.size * hp.nside2pixarea(nside, degrees=True)

@@ -50,16 +50,16 @@ def make_dataset(path, n, seed=0, size=SIZE, bands=BANDS):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
-    return make_dataset(d / "train.h5", 96, seed=1), make_dataset(d / "validation.h5", 32, seed=2)
+    return make_dataset(d / "train.h5", 64, seed=1), make_dataset(d / "validation.h5", 16, seed=2)
 
 
 MODEL = {"architecture": "unet", "filter_num": [4, 8, 16]}
 TRAIN = {
     "loss": "dice_loss",
     "optimizer": "adam",
-    "learning_rate": 3e-3,
+    "learning_rate": 1e-2,
     "batch_size": 16,
-    "epochs": 4,
+    "epochs": 3,
     "patience": 10,
     "lr_patience": 1,
 }
@@ -70,7 +70,7 @@ TRAIN = {
 
 def test_dataset_info_and_layout_errors(tmp_path, data):
     info = P.dataset_info(data[0])
-    assert (info.n, info.size, info.bands) == (96, SIZE, BANDS)
+    assert (info.n, info.size, info.bands) == (64, SIZE, BANDS)
     with pytest.raises(FileNotFoundError, match="nope.h5"):
         P.dataset_info(tmp_path / "nope.h5")
     bad = tmp_path / "bad.h5"
@@ -97,12 +97,12 @@ def _epoch(src):
 
 def test_batches_cover_every_patch_once_with_matching_augmentation(data):
     src = P.BatchSource(data[0], batch_size=10, seed=3, block=16, window=2)
-    assert len(src) == 10
+    assert len(src) == 7
     x, m = _epoch(src)
-    assert x.shape == (96, SIZE, SIZE, 3) and m.shape == (96, SIZE, SIZE, 1)
-    ids = np.rint(x[:, 0, 0, 1] * 96).astype(int)
-    assert sorted(ids) == list(range(96))  # every patch exactly once
-    assert not np.array_equal(ids, np.arange(96))  # shuffled
+    assert x.shape == (64, SIZE, SIZE, 3) and m.shape == (64, SIZE, SIZE, 1)
+    ids = np.rint(x[:, 0, 0, 1] * 64).astype(int)
+    assert sorted(ids) == list(range(64))  # every patch exactly once
+    assert not np.array_equal(ids, np.arange(64))  # shuffled
     with h5py.File(data[0]) as f:
         x0, m0 = f["inputs"][:], f["masks"][:]
     n_aug = 0
@@ -117,7 +117,7 @@ def test_batches_cover_every_patch_once_with_matching_augmentation(data):
         ]
         assert matches, f"patch {i}: input and mask transformed differently"
         n_aug += 0 not in matches
-    assert n_aug > 48  # 7 of 8 transforms are not the identity
+    assert n_aug > 32  # 7 of 8 transforms are not the identity
 
 
 def test_batch_order_is_seeded_per_epoch(data):
@@ -168,12 +168,12 @@ def test_training_writes_outputs_and_learns(reference_run):
     out, summary = reference_run
     for name in ("weights.h5", "model.json", "history.csv"):
         assert (out / name).is_file()
-    assert not summary["resumed"] and summary["epochs_done"] == 4
+    assert not summary["resumed"] and summary["epochs_done"] == 3
     hist = T.read_history(out / "history.csv")
-    assert [r["epoch"] for r in hist] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in hist] == [0, 1, 2]
     assert {"loss", "val_loss", "dice", "val_dice", "precision", "val_recall", "lr"} <= set(hist[0])
     assert hist[-1]["loss"] < hist[0]["loss"]
-    assert max(r["val_dice"] for r in hist) > 0.3  # the disks are easy to find
+    assert max(r["val_dice"] for r in hist) > 0.6  # the disks are easy to find
     info = json.loads((out / "model.json").read_text())
     assert info["bands"] == list(BANDS) and info["input_size"] == SIZE
     assert info["normalisation"] == {"method": "mad"}
@@ -183,6 +183,7 @@ def test_training_writes_outputs_and_learns(reference_run):
     assert info["training"]["best_epoch"] == best["epoch"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_other_seed_other_weights(data, reference_run, tmp_path):
     T.train(*data, tmp_path / "a", MODEL, TRAIN, seed=11)
     for a, b in zip(_weights(reference_run[0]), _weights(tmp_path / "a"), strict=True):
@@ -205,15 +206,18 @@ def test_killed_run_resumes_from_checkpoint(data, reference_run, tmp_path):
     summary = T.train(*data, out, MODEL, TRAIN, seed=11)
     assert summary["resumed"] and summary["initial_epoch"] == 2
     epochs = [r["epoch"] for r in T.read_history(out / "history.csv")]
-    assert epochs == [0, 1, 2, 3]  # continued, no duplicate epoch
+    assert epochs == [0, 1, 2]  # continued, no duplicate epoch
     # and the result is exactly that of the uninterrupted run (optimizer state, lr, data order)
     for a, b in zip(_weights(reference_run[0]), _weights(out), strict=True):
         np.testing.assert_array_equal(a, b)
     ref = T.read_history(reference_run[0] / "history.csv")
-    assert T.read_history(out / "history.csv")[3]["val_loss"] == ref[3]["val_loss"]
+    assert T.read_history(out / "history.csv")[2]["val_loss"] == ref[2]["val_loss"]
 
 
-def test_more_epochs_extend_a_finished_run_and_config_change_restarts(data, reference_run, tmp_path):
+@pytest.mark.slow
+def test_more_epochs_extend_a_finished_run_and_config_change_restarts(
+    data, reference_run, tmp_path
+):
     out = tmp_path / "run"
     T.train(*data, out, MODEL, {**TRAIN, "epochs": 2}, seed=11)
     summary = T.train(*data, out, MODEL, {**TRAIN, "epochs": 3}, seed=11)
@@ -224,10 +228,10 @@ def test_more_epochs_extend_a_finished_run_and_config_change_restarts(data, refe
 
 def test_early_stopping_keeps_best_epoch(data, tmp_path):
     # a learning rate far too large: validation loss stalls, early stopping ends the run
-    params = {**TRAIN, "optimizer": "sgd", "learning_rate": 50.0, "epochs": 8, "patience": 2}
+    params = {**TRAIN, "optimizer": "sgd", "learning_rate": 50.0, "epochs": 6, "patience": 1}
     T.train(*data, tmp_path, MODEL, params, seed=3)
     hist = T.read_history(tmp_path / "history.csv")
-    assert len(hist) < 8
+    assert len(hist) < 6
     info = json.loads((tmp_path / "model.json").read_text())
     assert info["training"]["best_epoch"] == min(hist, key=lambda r: r["val_loss"])["epoch"]
     # restarting an early-stopped run does not train further
@@ -235,7 +239,9 @@ def test_early_stopping_keeps_best_epoch(data, tmp_path):
     assert summary["epochs_done"] == len(hist)
 
 
-@pytest.mark.parametrize("loss", ["focal_tversky_loss", "combo_loss"])
+@pytest.mark.parametrize(
+    "loss", [pytest.param("focal_tversky_loss", marks=pytest.mark.slow), "combo_loss"]
+)
 def test_deep_supervision_and_sgd_train(data, tmp_path, loss):
     model = {"architecture": "unet_plus", "filter_num": [4, 8, 16], "deep_supervision": True}
     params = {**TRAIN, "loss": loss, "optimizer": "sgd", "learning_rate": 0.05, "epochs": 1}
@@ -276,7 +282,9 @@ def test_process_killed_with_sigkill_resumes(data, tmp_path):
         "import sys, json; from skydetect.clusters.train import train; "
         f"train({str(data[0])!r}, {str(data[1])!r}, {str(out)!r}, {MODEL!r}, {params!r}, seed=11)"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    )
     state = out / "checkpoint" / "state.json"
     try:
         deadline = time.time() + 120

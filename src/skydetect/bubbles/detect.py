@@ -75,8 +75,9 @@ def detect_windows(model, priors, inputs, x0, y0, size, settings: DetectSettings
 
     all_b, all_s = [], []
     n = len(inputs)
-    for start in range(0, n, settings.batch_size):
-        sl = slice(start, start + settings.batch_size)
+    step = 16 * settings.batch_size  # network calls on large chunks (fewer predict() set-ups)
+    for start in range(0, n, step):
+        sl = slice(start, start + step)
         boxes, scores = predict_boxes(model, priors, inputs[sl], batch_size=settings.batch_size)
         for k, (b, s) in enumerate(zip(boxes, scores, strict=True)):
             i = start + k

@@ -172,6 +172,8 @@ def window_features(inputs: np.ndarray, pca_components: int = 16, seed: int = 0)
 
     inputs = np.asarray(inputs, np.float32)
     n, c = inputs.shape[0], inputs.shape[3]
+    if n == 0:
+        return np.zeros((0, 1))
     small = _thumbnails(inputs, 32).reshape(n, 32, 32, c).astype(np.float64)
     flat = small.reshape(n, -1, c)
     mean = flat.mean(axis=1)
@@ -189,6 +191,8 @@ def cluster_windows(features: np.ndarray, n_classes: int, seed: int) -> np.ndarr
     from sklearn.preprocessing import StandardScaler
 
     k = int(min(n_classes, len(features)))
+    if k == 0:
+        return np.zeros(0, int)
     x = StandardScaler().fit_transform(features)
     labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
     order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")

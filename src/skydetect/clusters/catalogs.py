@@ -84,8 +84,9 @@ def theta500_from_m500(m500_1e14, z) -> np.ndarray:
 
 
 def _coords(t: Table) -> SkyCoord:
-    return SkyCoord(np.asarray(t["GLON"], float), np.asarray(t["GLAT"], float), unit="deg",
-                    frame="galactic")
+    return SkyCoord(
+        np.asarray(t["GLON"], float), np.asarray(t["GLAT"], float), unit="deg", frame="galactic"
+    )
 
 
 def dedupe(t: Table, radius_arcmin: float) -> Table:
@@ -145,8 +146,9 @@ def _mcxc(path) -> Table:
 def _redmapper(path, min_lambda: float) -> Table:
     t = read_redmapper(path)
     t = t[np.asarray(t["LAMBDA"], float) > min_lambda]
-    c = SkyCoord(np.asarray(t["RA"], float), np.asarray(t["DEC"], float), unit="deg",
-                 frame="icrs").galactic
+    c = SkyCoord(
+        np.asarray(t["RA"], float), np.asarray(t["DEC"], float), unit="deg", frame="icrs"
+    ).galactic
     n = len(t)
     return _table(t["NAME"], c.l.deg, c.b.deg, t["Z_LAMBDA"], np.full(n, np.nan), "RM")
 
@@ -164,8 +166,11 @@ def build_catalog(name: str, paths: dict, merge_radius_arcmin: float = 5.0) -> T
     if name in ("MCXC", "RM30", "RM50"):
         cat = merge(cat, _mcxc(paths["mcxc"]), merge_radius_arcmin)
     if name in ("RM30", "RM50"):
-        cat = merge(cat, _redmapper(paths["redmapper"], 30.0 if name == "RM30" else 50.0),
-                    merge_radius_arcmin)
+        cat = merge(
+            cat,
+            _redmapper(paths["redmapper"], 30.0 if name == "RM30" else 50.0),
+            merge_radius_arcmin,
+        )
     cat.meta["catalog"] = name
     cat.meta["merge_radius_arcmin"] = float(merge_radius_arcmin)
     cat["THETA500"].unit = u.arcmin

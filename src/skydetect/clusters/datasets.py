@@ -37,8 +37,9 @@ def check_patch_files(paths, bands) -> dict:
             fb = [str(b) for b in f.attrs["bands"]]
             if fb != [str(b) for b in bands]:
                 raise DatasetError(f"patch file {p} has bands {fb}, expected {list(bands)}")
-            a = {k: f.attrs[k] for k in ("size", "pixel_arcmin", "sampling", "nside")
-                 if k in f.attrs}
+            a = {
+                k: f.attrs[k] for k in ("size", "pixel_arcmin", "sampling", "nside") if k in f.attrs
+            }
             a = {k: (v.item() if hasattr(v, "item") else v) for k, v in a.items()}
         if common is None:
             common = a
@@ -94,20 +95,26 @@ def assemble(paths, out_path, stats, bands, split: str, chunk: int = 64) -> int:
                     b = f["inputs"].shape[3]
                     k = f["cluster_ids"].shape[1]
                     ds["inputs"] = out.create_dataset(
-                        "inputs", (0, s, s, b), np.float32, maxshape=(None, s, s, b),
-                        chunks=(chunk, s, s, b))
+                        "inputs",
+                        (0, s, s, b),
+                        np.float32,
+                        maxshape=(None, s, s, b),
+                        chunks=(chunk, s, s, b),
+                    )
                     ds["masks"] = out.create_dataset(
-                        "masks", (0, s, s), np.uint8, maxshape=(None, s, s), chunks=(chunk, s, s))
+                        "masks", (0, s, s), np.uint8, maxshape=(None, s, s), chunks=(chunk, s, s)
+                    )
                     for key in PER_PATCH:
                         shape = f[key].shape[1:]
-                        ds[key] = out.create_dataset(key, (0, *shape), f[key].dtype,
-                                                     maxshape=(None, *shape))
+                        ds[key] = out.create_dataset(
+                            key, (0, *shape), f[key].dtype, maxshape=(None, *shape)
+                        )
                     kmax = k
                 if f["cluster_ids"].shape[1] != kmax:
                     raise DatasetError(f"patch file {p}: cluster_ids width differs")
                 if n == 0:
                     continue
-                for key, d in ds.items():
+                for d in ds.values():
                     d.resize(n_total + n, axis=0)
                 x = normalise.apply(f["inputs"][...], stats, bands)
                 ds["inputs"][n_total:] = x

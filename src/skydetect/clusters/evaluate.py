@@ -16,6 +16,7 @@ by a one-to-one match within the cross-match radius, and the counts of candidate
 
 from __future__ import annotations
 
+import logging
 import math
 
 import healpy as hp
@@ -24,6 +25,8 @@ from astropy.stats import binom_conf_interval
 from astropy.table import Table, vstack
 
 from skydetect.clusters.crossmatch import class_counts, galactic, greedy_match
+
+log = logging.getLogger(__name__)
 
 TRUTH_COLUMNS = ["GLON", "GLAT", "M500", "Z", "THETA500", "SNR"]
 CURVES = {"SNR": "SNR", "M500": "M500", "Z": "Z"}
@@ -126,16 +129,19 @@ def evaluate(
     """
     tiles = sorted(int(t) for t in tiles)
     bins = {**DEFAULT_BINS, **(bins or {})}
-    inside = in_tiles(candidates["GLON"], candidates["GLAT"], tiles) if len(candidates) else []
-    if len(candidates) and not np.all(inside):
-        raise ValueError(
-            f"{int(np.sum(~np.asarray(inside)))} candidate(s) lie outside the searched tiles {tiles}"
+    inside = in_tiles(candidates["GLON"], candidates["GLAT"], tiles)
+    n_outside = int(np.sum(~inside))
+    if n_outside:
+        log.warning(
+            "%d candidate(s) lie outside the searched tiles %s: not evaluated", n_outside, tiles
         )
+        candidates = candidates[inside]
     summary = {
         "mode": "simulated" if truth is not None else "real",
         "tiles": tiles,
         "area_deg2": len(tiles) * SKY_DEG2 / 48.0,
         "n_candidates": len(candidates),
+        "n_outside_area": n_outside,
         "counts": class_counts(candidates),
         "known_recovery": {},
     }

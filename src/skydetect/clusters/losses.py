@@ -186,7 +186,9 @@ def combo_loss(alpha: float = 0.5, beta: float = 0.5) -> Callable:
 
     def combo_loss(y_true, y_pred):
         g, p = _prep(y_true, y_pred)
-        wbce = -tf.reduce_mean(beta * g * tf.math.log(p) + (1.0 - beta) * (1.0 - g) * tf.math.log(1.0 - p))
+        wbce = -tf.reduce_mean(
+            beta * g * tf.math.log(p) + (1.0 - beta) * (1.0 - g) * tf.math.log(1.0 - p)
+        )
         dice = tf.reduce_mean(_tversky_index(g, p, 0.5))
         return alpha * wbce + (1.0 - alpha) * (1.0 - dice)
 

@@ -19,8 +19,17 @@ from skydetect.geometry import projection
 __all__ = ["mask_radii", "clusters_near", "draw_masks"]
 
 
-def mask_radii(n: int, theta500=None, *, disk_radius=2.5, theta500_mode=False,
-               theta500_scale=1.0, random_max_arcmin=15.0, pixel_arcmin=1.7, rng=None):
+def mask_radii(
+    n: int,
+    theta500=None,
+    *,
+    disk_radius=2.5,
+    theta500_mode=False,
+    theta500_scale=1.0,
+    random_max_arcmin=15.0,
+    pixel_arcmin=1.7,
+    rng=None,
+):
     """Radii (arcmin) of ``n`` disks."""
     if disk_radius is None:
         rng = np.random.default_rng() if rng is None else rng
@@ -49,8 +58,19 @@ def clusters_near(centre_vec, cluster_vec, radius_rad):
     return p.astype(np.intp), c.astype(np.intp)
 
 
-def draw_masks(pix_vec, glon, glat, angle, flip, size, pixel_arcmin, cl_glon, cl_glat,
-               radii_fn, max_ids: int = 8):
+def draw_masks(
+    pix_vec,
+    glon,
+    glat,
+    angle,
+    flip,
+    size,
+    pixel_arcmin,
+    cl_glon,
+    cl_glat,
+    radii_fn,
+    max_ids: int = 8,
+):
     """Masks uint8 (N, S, S) and cluster ids (N, max_ids) padded with -1.
 
     ``pix_vec`` (N, S, S, 3): pixel-centre vectors of the patches centred on (glon, glat)

@@ -64,6 +64,7 @@ __all__ = [
     "white_noise_spectra",
     "filter_patch",
     "find_peaks",
+    "required_margin_deg",
     "run_tile",
     "DETECTION_COLUMNS",
     "write_detections",
@@ -183,26 +184,15 @@ def white_noise_spectra(sigmas, size: int) -> np.ndarray:
     return np.broadcast_to(p, (size, size // 2 + 1, len(sig), len(sig))).copy()
 
 
-def estimate_noise_spectra(
-    maps, window, min_modes: int = 50, smooth_bins: int = 3, ft=None
-) -> np.ndarray:
-    """Noise cross-power spectra P(k) (S, S//2+1, B, B) estimated from the maps themselves.
-
-    The mean-subtracted maps (B, S, S) are multiplied by ``window`` (apodisation times valid
-    pixels), Fourier transformed, and the cross-spectra averaged over annuli in |k| (merged at
-    low |k| until each annulus holds ``min_modes`` modes), smoothed over ``smooth_bins``
-    neighbouring annuli, and interpolated back to every mode. The normalisation N / sum(w^2)
-    undoes the power lost to the window, so white noise of variance s^2 gives P = N s^2.
-    """
-    maps = np.asarray(maps, dtype=float)
-    nb, size, _ = maps.shape
-    if ft is None:
-        ft = _windowed_ft(maps, window)
-    norm = size * size / float(np.sum(window**2))
+@lru_cache(maxsize=8)
+def _annuli(size: int, min_modes: int):
+    """Annulus binning of the rfft2 grid of a ``size`` patch: integer |k| rings merged from low
+    |k| until each holds ``min_modes`` modes. Returns (bin index per mode, mode weights (0 at
+    k = 0), modes per bin, mean |k| per bin, the distinct |k| values of the grid, the index of
+    their first mode, and the map grid -> distinct value)."""
     _, weight, kidx = fourier_grid(size, 1.0)
     r = np.floor(kidx + 0.5).astype(int).ravel()
     wt = weight.ravel()
-    # annuli: integer |k| rings, merged from low k until each has >= min_modes modes
     counts = np.bincount(r, weights=wt)
     edges = [1]
     acc = 0.0
@@ -221,10 +211,20 @@ def estimate_noise_spectra(
         bin_of_ring[edges[i] : edges[i + 1]] = i
     nbin = len(edges) - 1
     b = bin_of_ring[r]
-    sel = r >= 1  # exclude the mean (k = 0)
-    bw = np.where(sel, wt, 0.0)
+    bw = np.where(r >= 1, wt, 0.0)  # exclude the mean (k = 0)
     nmodes = np.bincount(b, weights=bw, minlength=nbin)
     kcen = np.bincount(b, weights=bw * kidx.ravel(), minlength=nbin) / nmodes
+    k2 = np.rint(kidx.ravel() ** 2).astype(np.int64)  # iy^2 + ix^2, exact
+    k2u, first, inv = np.unique(k2, return_index=True, return_inverse=True)
+    return b, bw, nmodes, kcen, np.sqrt(k2u), first, inv.ravel()
+
+
+def _spectra_on_distinct_k(ft, window, min_modes: int, smooth_bins: int) -> np.ndarray:
+    """Azimuthally averaged, smoothed cross-spectra (U, B, B) at the distinct |k| of the grid."""
+    nb, size = ft.shape[0], ft.shape[1]
+    norm = size * size / float(np.sum(np.asarray(window) ** 2))
+    b, bw, nmodes, kcen, ku, _, _ = _annuli(size, int(min_modes))
+    nbin = len(nmodes)
     f2 = ft.reshape(nb, -1)
     spec = np.empty((nbin, nb, nb))
     for i in range(nb):
@@ -241,12 +241,31 @@ def estimate_noise_spectra(
             )
             / wsum[:, None, None]
         )
-    k = kidx.ravel()
-    out = np.empty((k.size, nb, nb))
+    out = np.empty((ku.size, nb, nb))
     for i in range(nb):
         for j in range(i, nb):
-            out[:, i, j] = out[:, j, i] = np.interp(k, kcen, spec[:, i, j])
-    return out.reshape(size, size // 2 + 1, nb, nb)
+            out[:, i, j] = out[:, j, i] = np.interp(ku, kcen, spec[:, i, j])
+    return out
+
+
+def estimate_noise_spectra(
+    maps, window, min_modes: int = 50, smooth_bins: int = 3, ft=None
+) -> np.ndarray:
+    """Noise cross-power spectra P(k) (S, S//2+1, B, B) estimated from the maps themselves.
+
+    The mean-subtracted maps (B, S, S) are multiplied by ``window`` (apodisation times valid
+    pixels), Fourier transformed, and the cross-spectra averaged over annuli in |k| (merged at
+    low |k| until each annulus holds ``min_modes`` modes), smoothed over ``smooth_bins``
+    neighbouring annuli, and interpolated back to every mode. The normalisation N / sum(w^2)
+    undoes the power lost to the window, so white noise of variance s^2 gives P = N s^2.
+    """
+    maps = np.asarray(maps, dtype=float)
+    nb, size, _ = maps.shape
+    if ft is None:
+        ft = _windowed_ft(maps, window)
+    inv = _annuli(size, int(min_modes))[-1]
+    p = _spectra_on_distinct_k(ft, window, min_modes, smooth_bins)
+    return p[inv].reshape(size, size // 2 + 1, nb, nb)
 
 
 def _windowed_ft(maps, window):
@@ -308,15 +327,15 @@ def filter_patch(
     x = maps / scale[:, None, None]
     a = tsz / scale
     ft = _windowed_ft(x, window)
-    if noise_ps is None:
-        p = estimate_noise_spectra(x, window, min_modes, smooth_bins, ft=ft)
+    if noise_ps is None:  # isotropic: solved at the distinct |k| of the grid only
+        p = _spectra_on_distinct_k(ft, window, min_modes, smooth_bins)
     else:
         p = np.asarray(noise_ps, dtype=float) / np.outer(scale, scale)
     weight, kidx, beams, taus = _fourier_setup(
         size, float(pixel_arcmin), tuple(fwhm), tuple(thetas), pixwin_nside, profile, truncation
     )
     ab = a[:, None, None] * beams / pixel_arcmin**2  # tSZ x beam per unit Y, per mode
-    res = _apply_filter(ft, p, ab, taus, weight, kidx == 0, thetas)
+    res = _apply_filter(ft, p, ab, taus, weight, kidx == 0, thetas, min_modes)
     if noise_ps is None and subtract_snr:
         # The clusters themselves inflate the spectrum estimated from the data (and bias
         # their own S/N low by ~ (S/N)^2 / number of signal modes): subtract the best-fit
@@ -329,8 +348,10 @@ def filter_patch(
             for pk in peaks:
                 phase = np.exp(-2j * np.pi * (ky * pk.y + kx * pk.x))
                 model += np.fft.irfft2(pk.yval * ab * taus[pk.itheta] * phase, s=(size, size))
-            p = estimate_noise_spectra(x - model, window, min_modes, smooth_bins)
-            res = _apply_filter(ft, p, ab, taus, weight, kidx == 0, thetas)
+            p = _spectra_on_distinct_k(
+                _windowed_ft(x - model, window), window, min_modes, smooth_bins
+            )
+            res = _apply_filter(ft, p, ab, taus, weight, kidx == 0, thetas, min_modes)
     return res
 
 
@@ -344,12 +365,20 @@ def _fourier_setup(size, pixel_arcmin, fwhm, thetas, pixwin_nside, profile, trun
     return weight, kidx, beams, taus
 
 
-def _apply_filter(ft, p, ab, taus, weight, dc, thetas) -> PatchResult:
+def _apply_filter(ft, p, ab, taus, weight, dc, thetas, min_modes) -> PatchResult:
+    """Filter with spectrum ``p``: (S, S/2+1, B, B) per mode, or (U, B, B) at the distinct
+    |k| of the grid (an isotropic spectrum; beams and profiles are isotropic too)."""
     nb, size = ft.shape[0], ft.shape[1]
     ridge = 1e-9 * np.trace(p, axis1=-2, axis2=-1)[..., None, None] / nb
     # P^-1 (a b) once (regularised, mode by mode); the profile is a scalar factor per mode
-    rhs = np.moveaxis(ab, 0, -1)[..., None]  # (S, S/2+1, B, 1)
-    pinv_ab = np.moveaxis(np.linalg.solve(p + ridge * np.eye(nb), rhs)[..., 0], -1, 0)
+    if p.ndim == 3:
+        *_, first, inv = _annuli(size, int(min_modes))
+        rhs = ab.reshape(nb, -1)[:, first].T[..., None]  # (U, B, 1)
+        sol = np.linalg.solve(p + ridge * np.eye(nb), rhs)[..., 0]  # (U, B)
+        pinv_ab = sol.T[:, inv].reshape(ab.shape)
+    else:
+        rhs = np.moveaxis(ab, 0, -1)[..., None]  # (S, S/2+1, B, 1)
+        pinv_ab = np.moveaxis(np.linalg.solve(p + ridge * np.eye(nb), rhs)[..., 0], -1, 0)
     abpab = np.sum(ab * pinv_ab, axis=0)  # (S, S/2+1) real
     abpd = np.sum(pinv_ab * ft, axis=0)  # (S, S/2+1) complex; P symmetric
     abpab[dc] = 0.0
@@ -438,7 +467,6 @@ class MMFConfig:
     patch_size: int = 128
     pixel_arcmin: float = 1.7
     apodisation_px: int = 12
-    sampling: str = "nearest"
     pixel_window: bool = True
     profile: str = "arnaud10"
     truncation_r500: float = 5.0
@@ -466,8 +494,6 @@ class MMFConfig:
         return cls(bands=bands, **kw)
 
     def validate(self) -> None:
-        if self.sampling not in ("nearest", "bilinear"):
-            raise MMFError(f"clusters.mmf.sampling {self.sampling!r}: nearest or bilinear")
         if not self.theta500_arcmin or min(self.theta500_arcmin) <= 0:
             raise MMFError(
                 "clusters.mmf.theta500_arcmin must be a non-empty list of positive sizes"
@@ -490,26 +516,32 @@ def centre_nside(cfg: MMFConfig, nside_max: int = 1024) -> int:
     return nc
 
 
-def _sample(tile: tiles.Tile, data, vec, sampling):
+def required_margin_deg(cfg: MMFConfig, nside: int) -> float:
+    """Tile margin (deg) the MMF patches need to lie entirely inside a tile file: their
+    centres lie inside the tile, so the half-diagonal of a patch plus one map pixel."""
+    half_diag = np.sqrt(2.0) * cfg.patch_size / 2.0 * cfg.pixel_arcmin / 60.0
+    return float(half_diag + np.degrees(hp.max_pixrad(int(nside))))
+
+
+def _sample(tile: tiles.Tile, data, vec):
     """Patch values (S, S, B) of ``data`` (P, B) (the tile's maps) at unit vectors (S, S, 3),
-    tolerant of pixels outside the tile file (returned with valid = False)."""
+    nearest HEALPix pixel, tolerant of pixels outside the tile file or NaN / UNSEEN
+    (returned as 0 with valid = False).
+
+    Nearest-pixel sampling, not interpolation: an interpolated map has a noise spectrum that
+    falls steeply within each map pixel, and the filter's S/N is then mis-calibrated
+    (measured: S/N rms 1.37 instead of 1 with bilinear sampling at 2x oversampling).
+    """
     shape = vec.shape[:-1]
     v = vec.reshape(-1, 3)
-    if sampling == "nearest":
-        pix = hp.vec2pix(tile.nside, v[:, 0], v[:, 1], v[:, 2])[None, :]
-        wgt = np.ones_like(pix, dtype=np.float32)
-    else:
-        theta, phi = hp.vec2ang(v)
-        pix, wgt = hp.get_interp_weights(tile.nside, theta, phi)
-    idx = np.searchsorted(tile.pixels, pix)
-    idx = np.clip(idx, 0, len(tile.pixels) - 1)
+    pix = hp.vec2pix(tile.nside, v[:, 0], v[:, 1], v[:, 2])
+    idx = np.clip(np.searchsorted(tile.pixels, pix), 0, len(tile.pixels) - 1)
     found = tile.pixels[idx] == pix
-    vals = data[idx]  # (K, M, B)
-    good = found[..., None] & np.isfinite(vals) & (vals != hp.UNSEEN)
+    vals = data[idx]  # (M, B)
+    good = found[:, None] & np.isfinite(vals) & (vals != hp.UNSEEN)
     vals = np.where(good, vals, 0.0)
-    out = np.einsum("km,kmb->mb", wgt.astype(float), vals)
-    valid = good.all(axis=(0, 2))
-    return out.reshape(*shape, data.shape[1]), valid.reshape(shape)
+    valid = good.all(axis=1)
+    return vals.reshape(*shape, data.shape[1]), valid.reshape(shape)
 
 
 @dataclass
@@ -564,7 +596,7 @@ def run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool = False) -> TileRe
         it = tqdm(it, desc=f"MMF tile {tile.tile}", unit="patch")
     for ic in it:
         vec = projection.patch_vectors(clon[ic], clat[ic], size, cfg.pixel_arcmin)
-        vals, valid = _sample(tile, data, vec, cfg.sampling)
+        vals, valid = _sample(tile, data, vec)
         bad = ~valid
         n_invalid += int(bad.sum())
         if bad.mean() > cfg.max_invalid_fraction:
@@ -612,7 +644,8 @@ def run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool = False) -> TileRe
             iy = np.clip(np.rint(py).astype(int), 0, size - 1)
             snr_hp[:, sel] = res.snr[:, iy, ix]
             y_hp[:, sel] = res.y[:, iy, ix]
-    dets = _deduplicate(candidates, cfg.dedup_radius_arcmin)
+    # peaks closer than two patch pixels are not resolved from one another
+    dets = _deduplicate(candidates, max(cfg.dedup_radius_arcmin, 2.0 * cfg.pixel_arcmin))
     keep = []
     for d in dets:
         if int(tiles.tile_of(d["GLON"], d["GLAT"])) == tile.tile:

@@ -229,11 +229,17 @@ def load_model(model_dir: str | Path, final_only: bool = True):
     weights = model_dir / WEIGHTS_FILE
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: weights file missing")
-    tf.keras.mixed_precision.set_global_policy("float32")
     size = int(info["input_size"])
-    model = build_model((size, size, len(info["bands"])), info["params"])
+    policy = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("float32")  # inference in float32
+    try:
+        model = build_model((size, size, len(info["bands"])), info["params"])
+    finally:
+        tf.keras.mixed_precision.set_global_policy(policy)
     try:
         model.load_weights(str(weights))
     except (ValueError, OSError) as err:
-        raise ValueError(f"{weights}: does not match the network in {model_dir / MODEL_JSON}: {err}") from err
+        raise ValueError(
+            f"{weights}: does not match the network in {model_dir / MODEL_JSON}: {err}"
+        ) from err
     return final_output_model(model) if final_only else model

@@ -20,8 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["METHODS", "mad_sigma", "mode_fit_sigma", "fit", "apply", "save", "load",
-           "NormalisationError"]
+__all__ = [
+    "METHODS",
+    "mad_sigma",
+    "mode_fit_sigma",
+    "fit",
+    "apply",
+    "save",
+    "load",
+    "NormalisationError",
+]
 
 METHODS = ("mad", "fit_up_to_mode")
 MAD_TO_SIGMA = 1.4826

@@ -26,11 +26,24 @@ import numpy as np
 from skydetect.clusters import masks as masklib
 from skydetect.geometry import projection, tiles
 
-__all__ = ["PatchConfig", "PatchSet", "training_centres", "cover_centres", "cut_training",
-           "cut_cover", "write_patches", "read_patches", "STAGE"]
+__all__ = [
+    "PatchConfig",
+    "PatchSet",
+    "training_centres",
+    "cover_centres",
+    "training_chunks",
+    "cover_chunks",
+    "collect",
+    "cut_training",
+    "cut_cover",
+    "write_patches",
+    "read_patches",
+    "STAGE",
+]
 
 STAGE = 3  # seed component of this stage
 SPLIT_CODES = {"train": 0, "validation": 1, "cover": 2}
+_ARRAYS = ("inputs", "masks", "glon", "glat", "angle", "flip", "tile", "cluster_ids")
 
 
 @dataclass
@@ -50,7 +63,7 @@ class PatchConfig:
     theta500_scale: float = 1.0
     random_max_arcmin: float = 15.0
     max_ids: int = 8
-    chunk: int = 256
+    chunk: int = 128
 
     @classmethod
     def from_config(cls, bands, patch: dict, mask: dict) -> PatchConfig:
@@ -89,8 +102,9 @@ class PatchSet:
         return len(self.glon)
 
 
-def training_centres(cl_glon, cl_glat, loops, max_shift_px, pixel_arcmin, rng, rotate=True,
-                     flip=True):
+def training_centres(
+    cl_glon, cl_glat, loops, max_shift_px, pixel_arcmin, rng, rotate=True, flip=True
+):
     """(glon, glat, angle, flip, source) of ``loops`` augmented copies per cluster."""
     n0 = len(cl_glon)
     src = np.tile(np.arange(n0), loops)
@@ -127,15 +141,32 @@ def cover_centres(nside, tile_pixels, size, pixel_arcmin, overlap):
 def _empty(cfg: PatchConfig) -> PatchSet:
     s, b = cfg.size, len(cfg.bands)
     return PatchSet(
-        np.zeros((0, s, s, b), np.float32), np.zeros((0, s, s), np.uint8), np.zeros(0),
-        np.zeros(0), np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.int16),
+        np.zeros((0, s, s, b), np.float32),
+        np.zeros((0, s, s), np.uint8),
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros(0, np.float32),
+        np.zeros(0, bool),
+        np.zeros(0, np.int16),
         np.full((0, cfg.max_ids), -1, np.int64),
     )
 
 
-def _cut(tile: tiles.Tile, glon, glat, angle, flip, cfg: PatchConfig, catalog, rng,
-         allowed_tiles=None, drop_nan=True, progress=False) -> PatchSet:
-    """Cut patches in chunks; keep those inside ``allowed_tiles`` (None: all)."""
+def _cut_iter(
+    tile: tiles.Tile,
+    glon,
+    glat,
+    angle,
+    flip,
+    cfg: PatchConfig,
+    catalog,
+    rng,
+    allowed_tiles=None,
+    drop_nan=True,
+    progress=False,
+):
+    """Cut patches in chunks of ``cfg.chunk`` (yielded as PatchSets); keep those whose pixels
+    all lie in ``allowed_tiles`` (None: all) and, with ``drop_nan``, are free of NaN."""
     from tqdm import tqdm
 
     cl_glon = np.asarray(catalog["GLON"], float)
@@ -144,12 +175,16 @@ def _cut(tile: tiles.Tile, glon, glat, angle, flip, cfg: PatchConfig, catalog, r
 
     def radii_fn(idx):
         return masklib.mask_radii(
-            len(idx), None if theta is None else theta[idx], disk_radius=cfg.disk_radius,
-            theta500_mode=cfg.theta500, theta500_scale=cfg.theta500_scale,
-            random_max_arcmin=cfg.random_max_arcmin, pixel_arcmin=cfg.pixel_arcmin, rng=rng,
+            len(idx),
+            None if theta is None else theta[idx],
+            disk_radius=cfg.disk_radius,
+            theta500_mode=cfg.theta500,
+            theta500_scale=cfg.theta500_scale,
+            random_max_arcmin=cfg.random_max_arcmin,
+            pixel_arcmin=cfg.pixel_arcmin,
+            rng=rng,
         )
 
-    parts = []
     allowed = None if allowed_tiles is None else np.asarray(sorted(allowed_tiles))
     n = len(glon)
     for s in tqdm(range(0, n, cfg.chunk), desc=f"tile {tile.tile}", disable=not progress):
@@ -168,20 +203,37 @@ def _cut(tile: tiles.Tile, glon, glat, angle, flip, cfg: PatchConfig, catalog, r
         if drop_nan:
             good = np.isfinite(x).all(axis=(1, 2, 3))
             vec, x, g, b, a, f = vec[good], x[good], g[good], b[good], a[good], f[good]
-        m, ids = masklib.draw_masks(vec, g, b, a, f, cfg.size, cfg.pixel_arcmin, cl_glon,
-                                    cl_glat, radii_fn, cfg.max_ids)
-        parts.append(PatchSet(x, m, g, b, a.astype(np.float32), f.astype(bool),
-                              np.full(len(g), tile.tile, np.int16), ids))
+        m, ids = masklib.draw_masks(
+            vec, g, b, a, f, cfg.size, cfg.pixel_arcmin, cl_glon, cl_glat, radii_fn, cfg.max_ids
+        )
+        yield PatchSet(
+            x,
+            m,
+            g,
+            b,
+            a.astype(np.float32),
+            f.astype(bool),
+            np.full(len(g), tile.tile, np.int16),
+            ids,
+        )
+
+
+def collect(chunks, cfg: PatchConfig, attrs=None) -> PatchSet:
+    """One PatchSet from an iterable of chunks."""
+    parts = list(chunks)
     if not parts:
-        return _empty(cfg)
-    return PatchSet(*(np.concatenate([getattr(p, k) for p in parts]) for k in
-                      ("inputs", "masks", "glon", "glat", "angle", "flip", "tile", "cluster_ids")))
+        ps = _empty(cfg)
+    else:
+        ps = PatchSet(*(np.concatenate([getattr(p, k) for p in parts]) for k in _ARRAYS))
+    ps.attrs.update(attrs or {})
+    return ps
 
 
-def cut_training(tile: tiles.Tile, catalog, cfg: PatchConfig, split: str, split_tiles,
-                 seed: int, progress=False) -> PatchSet:
-    """Augmented patches around the catalogue clusters of ``tile`` that lie entirely in
-    ``split_tiles`` (the tiles of ``split``)."""
+def training_chunks(
+    tile: tiles.Tile, catalog, cfg: PatchConfig, split: str, split_tiles, seed: int, progress=False
+):
+    """(attrs, chunk iterator) of the augmented patches around the catalogue clusters of
+    ``tile`` that lie entirely in ``split_tiles`` (the tiles of ``split``)."""
     if tile.tile not in set(split_tiles):
         raise ValueError(f"tile {tile.tile} is not a tile of split {split!r}")
     rng = np.random.default_rng([seed, STAGE, tile.tile, SPLIT_CODES[split]])
@@ -191,59 +243,123 @@ def cut_training(tile: tiles.Tile, catalog, cfg: PatchConfig, split: str, split_
     if cfg.max_clusters_per_tile is not None and len(sel) > cfg.max_clusters_per_tile:
         sel = np.sort(rng.choice(sel, cfg.max_clusters_per_tile, replace=False))
     glon, glat, angle, flip, _ = training_centres(
-        cl_glon[sel], cl_glat[sel], cfg.loops, cfg.max_shift_px, cfg.pixel_arcmin, rng,
-        cfg.rotate, cfg.flip,
+        cl_glon[sel],
+        cl_glat[sel],
+        cfg.loops,
+        cfg.max_shift_px,
+        cfg.pixel_arcmin,
+        rng,
+        cfg.rotate,
+        cfg.flip,
     )
-    ps = _cut(tile, glon, glat, angle, flip, cfg, catalog, rng, split_tiles, True, progress)
-    ps.attrs.update(split=split, tile=tile.tile, nside=tile.nside, n_clusters=len(sel),
-                    n_candidates=len(glon))
-    return ps
+    attrs = dict(
+        split=split, tile=tile.tile, nside=tile.nside, n_clusters=len(sel), n_candidates=len(glon)
+    )
+    return attrs, _cut_iter(
+        tile, glon, glat, angle, flip, cfg, catalog, rng, split_tiles, True, progress
+    )
 
 
-def cut_cover(tile: tiles.Tile, catalog, cfg: PatchConfig, seed: int, progress=False):
-    """The complete overlapping grid of patches over ``tile`` (angle 0, no flip)."""
+def cover_chunks(tile: tiles.Tile, catalog, cfg: PatchConfig, seed: int, progress=False):
+    """(attrs, chunk iterator) of the complete overlapping grid of patches over ``tile``
+    (angle 0, no flip)."""
     rng = np.random.default_rng([seed, STAGE, tile.tile, SPLIT_CODES["cover"]])
-    glon, glat = cover_centres(tile.nside, tile.pixels[tile.in_tile], cfg.size,
-                               cfg.pixel_arcmin, cfg.cover_overlap)
+    glon, glat = cover_centres(
+        tile.nside, tile.pixels[tile.in_tile], cfg.size, cfg.pixel_arcmin, cfg.cover_overlap
+    )
     n = len(glon)
-    ps = _cut(tile, glon, glat, np.zeros(n, np.float32), np.zeros(n, bool), cfg, catalog, rng,
-              None, False, progress)
-    ps.attrs.update(split="cover", tile=tile.tile, nside=tile.nside, n_candidates=n)
-    return ps
+    attrs = dict(split="cover", tile=tile.tile, nside=tile.nside, n_candidates=n)
+    return attrs, _cut_iter(
+        tile,
+        glon,
+        glat,
+        np.zeros(n, np.float32),
+        np.zeros(n, bool),
+        cfg,
+        catalog,
+        rng,
+        None,
+        False,
+        progress,
+    )
 
 
-def write_patches(path, ps: PatchSet, cfg: PatchConfig, attrs: dict) -> None:
-    """Write a patch file atomically (chunked by 64 patches)."""
+def cut_training(tile, catalog, cfg, split, split_tiles, seed, progress=False) -> PatchSet:
+    """All training / validation patches of a tile in memory (see :func:`training_chunks`)."""
+    attrs, chunks = training_chunks(tile, catalog, cfg, split, split_tiles, seed, progress)
+    return collect(chunks, cfg, attrs)
+
+
+def cut_cover(tile, catalog, cfg, seed, progress=False) -> PatchSet:
+    """All cover patches of a tile in memory (see :func:`cover_chunks`)."""
+    attrs, chunks = cover_chunks(tile, catalog, cfg, seed, progress)
+    return collect(chunks, cfg, attrs)
+
+
+def write_patches(path, patches, cfg: PatchConfig, attrs: dict) -> int:
+    """Write a PatchSet, or stream an iterable of PatchSet chunks, to a patch file atomically
+    (datasets chunked by 64 patches); returns the number of patches written."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    n, s, b = len(ps), cfg.size, len(cfg.bands)
-    ch = max(1, min(64, n))
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset("inputs", data=ps.inputs, chunks=(ch, s, s, b), maxshape=(None, s, s, b))
-        f.create_dataset("masks", data=ps.masks, chunks=(ch, s, s), maxshape=(None, s, s))
-        for k, dt in (("glon", np.float64), ("glat", np.float64), ("angle", np.float32),
-                      ("flip", bool), ("tile", np.int16)):
-            f.create_dataset(k, data=np.asarray(getattr(ps, k), dtype=dt))
-        f.create_dataset("cluster_ids", data=ps.cluster_ids.astype(np.int64))
-        f.attrs["bands"] = list(cfg.bands)
-        f.attrs["size"] = s
-        f.attrs["pixel_arcmin"] = cfg.pixel_arcmin
-        f.attrs["sampling"] = cfg.sampling
-        f.attrs["normalised"] = False
-        f.attrs["nside"] = int(ps.attrs.get("nside", 0))
-        for k, v in {**ps.attrs, **attrs}.items():
-            f.attrs[k] = v
-    os.replace(tmp, path)
+    s, b, k = cfg.size, len(cfg.bands), cfg.max_ids
+    chunks = [patches] if isinstance(patches, PatchSet) else patches
+    meta = dict(patches.attrs) if isinstance(patches, PatchSet) else {}
+    dtypes = {
+        "inputs": np.float32,
+        "masks": np.uint8,
+        "glon": np.float64,
+        "glat": np.float64,
+        "angle": np.float32,
+        "flip": bool,
+        "tile": np.int16,
+        "cluster_ids": np.int64,
+    }
+    shapes = {"inputs": (s, s, b), "masks": (s, s), "cluster_ids": (k,)}
+    n = 0
+    try:
+        with h5py.File(tmp, "w") as f:
+            ds = {}
+            for key in _ARRAYS:
+                shape = shapes.get(key, ())
+                ds[key] = f.create_dataset(
+                    key, (0, *shape), dtypes[key], maxshape=(None, *shape), chunks=(64, *shape)
+                )
+            for ps in chunks:
+                m = len(ps)
+                if m == 0:
+                    continue
+                for key in _ARRAYS:
+                    ds[key].resize(n + m, axis=0)
+                    ds[key][n:] = np.asarray(getattr(ps, key), dtype=dtypes[key])
+                n += m
+            f.attrs["bands"] = list(cfg.bands)
+            f.attrs["size"] = s
+            f.attrs["pixel_arcmin"] = cfg.pixel_arcmin
+            f.attrs["sampling"] = cfg.sampling
+            f.attrs["normalised"] = False
+            for key, v in {**meta, **attrs}.items():
+                f.attrs[key] = v
+            f.attrs["n_patches"] = n
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
 
 
 def read_patches(path) -> PatchSet:
     """Read a patch (or dataset) file completely."""
     with h5py.File(path, "r") as f:
-        for k in ("inputs", "masks", "glon", "glat", "angle", "flip", "tile", "cluster_ids"):
+        for k in _ARRAYS:
             if k not in f:
                 raise ValueError(f"patch file {path} has no '{k}' dataset")
         return PatchSet(
-            f["inputs"][...], f["masks"][...], f["glon"][...], f["glat"][...],
-            f["angle"][...], f["flip"][...], f["tile"][...], f["cluster_ids"][...],
+            f["inputs"][...],
+            f["masks"][...],
+            f["glon"][...],
+            f["glat"][...],
+            f["angle"][...],
+            f["flip"][...],
+            f["tile"][...],
+            f["cluster_ids"][...],
             dict(f.attrs),
         )

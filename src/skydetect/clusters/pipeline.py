@@ -50,7 +50,9 @@ def dataset_info(path: str | Path) -> DatasetInfo:
             raise ValueError(f"{path}: missing attribute 'bands'")
         bands = tuple(b.decode() if isinstance(b, bytes) else str(b) for b in np.atleast_1d(bands))
         if len(bands) != x.shape[3]:
-            raise ValueError(f"{path}: attribute 'bands' {bands} but 'inputs' has {x.shape[3]} bands")
+            raise ValueError(
+                f"{path}: attribute 'bands' {bands} but 'inputs' has {x.shape[3]} bands"
+            )
         return DatasetInfo(str(path), int(x.shape[0]), int(x.shape[1]), bands)
 
 

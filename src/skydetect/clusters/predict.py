@@ -101,7 +101,7 @@ def combine_on_sphere(prob, pixels, nside: int, tile: int) -> ProbabilityMap:
     if not ok.all():
         log.warning("%d non-finite patch probabilities ignored", int((~ok).sum()))
     pixels, prob = pixels[ok], prob[ok]
-    order = np.argsort(pixels, kind="stable")
+    order = np.argsort(pixels)
     sp = pixels[order]
     starts = np.flatnonzero(np.r_[True, sp[1:] != sp[:-1]]) if sp.size else np.zeros(0, int)
     uniq = sp[starts]

@@ -159,7 +159,11 @@ def _callbacks(tf):
                 self.cooldown_counter = self.resume["cooldown_counter"]
 
         def get_state(self):
-            return {"wait": self.wait, "best": float(self.best), "cooldown_counter": self.cooldown_counter}
+            return {
+                "wait": self.wait,
+                "best": float(self.best),
+                "cooldown_counter": self.cooldown_counter,
+            }
 
     class EpochCheckpoint(tf.keras.callbacks.Callback):
         """After each epoch: tf checkpoint (weights, optimiser, epoch), best weights, state."""
@@ -189,7 +193,9 @@ def _callbacks(tf):
             }
             _atomic_json(self.dir / STATE, state)
             shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items())
-            log.info("epoch %d/%d (%.0f s): %s", epoch + 1, self.total, time.time() - self.t0, shown)
+            log.info(
+                "epoch %d/%d (%.0f s): %s", epoch + 1, self.total, time.time() - self.t0, shown
+            )
             self.t0 = time.time()
 
     return ResumableEarlyStopping, ResumableReduceLR, EpochCheckpoint
@@ -240,15 +246,21 @@ def train(
     tf.keras.utils.set_random_seed(tf_seed)
     log.info(
         "training %s on %d patches (validation %d), %s, bands %s, %s",
-        model_p["architecture"], info_t.n, info_v.n, f"{info_t.size}x{info_t.size}",
-        ",".join(info_t.bands), "GPU, mixed precision" if mixed else ("GPU" if gpus else "CPU, deterministic"),
+        model_p["architecture"],
+        info_t.n,
+        info_v.n,
+        f"{info_t.size}x{info_t.size}",
+        ",".join(info_t.bands),
+        "GPU, mixed precision" if mixed else ("GPU" if gpus else "CPU, deterministic"),
     )
 
     base = M.build_model((info_t.size, info_t.size, len(info_t.bands)), model_p)
     n_out = len(base.outputs)
     loss = L.get_loss(train_p["loss"], train_p["loss_params"].get(train_p["loss"], {}))
     if n_out > 1:
-        net = tf.keras.Model(base.inputs, tf.keras.layers.Concatenate(axis=-1, dtype="float32")(base.outputs))
+        net = tf.keras.Model(
+            base.inputs, tf.keras.layers.Concatenate(axis=-1, dtype="float32")(base.outputs)
+        )
         loss = L.deep_supervision_loss(loss, n_out)
     else:
         net = base
@@ -259,7 +271,7 @@ def train(
         opt = tf.keras.optimizers.SGD(learning_rate=lr, momentum=float(train_p["momentum"]))
     net.compile(optimizer=opt, loss=loss, metrics=L.segmentation_metrics())
     opt = net.optimizer  # a LossScaleOptimizer under mixed precision
-    opt.build(net.trainable_variables)
+    getattr(opt, "inner_optimizer", opt).build(net.trainable_variables)  # slots exist: restorable
 
     # ---- resume from a checkpoint of the same configuration, or start afresh
     fp = fingerprint(model_p, train_p, seed, [str(train_path), str(validation_path)])
@@ -271,14 +283,18 @@ def train(
     resumed = bool(state and state.get("fingerprint") == fp and manager.latest_checkpoint)
     if not resumed:
         if ckpt_dir.exists():
-            log.warning("%s: checkpoint of another configuration or incomplete: starting afresh", ckpt_dir)
+            log.warning(
+                "%s: checkpoint of another configuration or incomplete: starting afresh", ckpt_dir
+            )
             shutil.rmtree(ckpt_dir)
         ckpt_dir.mkdir(parents=True)
         manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
         state = None
     else:
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("resuming from %s (epoch %d done)", manager.latest_checkpoint, int(epoch_var.numpy()))
+        log.info(
+            "resuming from %s (epoch %d done)", manager.latest_checkpoint, int(epoch_var.numpy())
+        )
     initial_epoch = int(epoch_var.numpy())
     history_path = ckpt_dir / HISTORY
     _truncate_history(history_path, initial_epoch)
@@ -286,8 +302,10 @@ def train(
     EarlyStop, ReduceLR, EpochCheckpoint = _callbacks(tf)
     es = EarlyStop(monitor="val_loss", patience=int(train_p["patience"]), restore_best_weights=True)
     rl = ReduceLR(
-        monitor="val_loss", patience=int(train_p["lr_patience"]),
-        factor=float(train_p["lr_factor"]), min_lr=float(train_p["min_lr"]),
+        monitor="val_loss",
+        patience=int(train_p["lr_patience"]),
+        factor=float(train_p["lr_factor"]),
+        min_lr=float(train_p["min_lr"]),
     )
     if state:
         es.resume = dict(state["early_stopping"])
@@ -296,23 +314,38 @@ def train(
         rl.resume = state["reduce_lr"]
     epochs = int(train_p["epochs"])
     callbacks = [
-        rl, es, tf.keras.callbacks.CSVLogger(str(history_path), append=True),
+        rl,
+        es,
+        tf.keras.callbacks.CSVLogger(str(history_path), append=True),
         EpochCheckpoint(manager, epoch_var, ckpt_dir, es, rl, fp, epochs),
         *(extra_callbacks or []),
     ]
     stopped = bool(state and state.get("stopped"))
     if initial_epoch < epochs and not stopped:
         train_src = BatchSource(
-            train_path, train_p["batch_size"], seed=data_seed, shuffle=True,
-            augment=bool(train_p["augment"]), first_epoch=initial_epoch,
+            train_path,
+            train_p["batch_size"],
+            seed=data_seed,
+            shuffle=True,
+            augment=bool(train_p["augment"]),
+            first_epoch=initial_epoch,
         )
         val_src = BatchSource(validation_path, train_p["batch_size"], shuffle=False, augment=False)
         net.fit(
-            make_dataset(train_src, n_out), validation_data=make_dataset(val_src, n_out),
-            epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
+            make_dataset(train_src, n_out),
+            validation_data=make_dataset(val_src, n_out),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=0,
         )
     else:
-        log.info("nothing left to train (epoch %d of %d, early-stopped: %s)", initial_epoch, epochs, stopped)
+        log.info(
+            "nothing left to train (epoch %d of %d, early-stopped: %s)",
+            initial_epoch,
+            epochs,
+            stopped,
+        )
     if (ckpt_dir / BEST).is_file():  # the best epoch, also when fit() was skipped
         net.set_weights(_load_best(ckpt_dir / BEST))
 

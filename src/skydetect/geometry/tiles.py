@@ -272,7 +272,9 @@ def read_tile(path, bands=None) -> Tile:
         maps = {b: f["maps"][b][...] for b in want}
         for b, m in maps.items():
             if m.shape != pixels.shape:
-                raise TileError(f"tile file {path}: band {b} has {m.shape} values, not {pixels.shape}")
+                raise TileError(
+                    f"tile file {path}: band {b} has {m.shape} values, not {pixels.shape}"
+                )
         return Tile(
             tile=int(f.attrs["tile"]),
             nside=int(f.attrs["nside"]),

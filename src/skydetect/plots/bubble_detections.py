@@ -54,11 +54,21 @@ def _stretch(img: np.ndarray) -> np.ndarray:
 
 
 def plot_tile_detections(
-    data, boxes, scores, path, truth=None, truth_clear=None, title: str = "", max_pixels: int = 1500
+    data,
+    boxes,
+    scores,
+    path,
+    truth=None,
+    truth_clear=None,
+    title: str = "",
+    max_pixels: int = 1500,
+    max_boxes: int = 300,
+    max_labels: int = 60,
 ) -> None:
     """Both bands as a colour image (red 24 µm, green 8 µm) with detections (cyan, score)
     and catalogue boxes (clear: white dashed, others: grey dotted). Boxes are tile pixel
-    corners; the image is shown in pixel-edge coordinates so boxes sit exactly."""
+    corners; the image is shown in pixel-edge coordinates so boxes sit exactly. Only the
+    ``max_boxes`` best detections are drawn, the ``max_labels`` best with their score."""
     data = np.asarray(data, dtype=np.float64)
     h, w = data.shape[1:]
     step = max(1, int(np.ceil(max(h, w) / max_pixels)))
@@ -83,9 +93,14 @@ def plot_tile_detections(
                     lw=0.8,
                 )
             )
-    for b, s in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1), strict=True):
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-scores, kind="stable")[:max_boxes]
+    for rank, i in enumerate(order):
+        b = boxes[i]
         ax.add_patch(Rectangle(b[:2], b[2] - b[0], b[3] - b[1], fill=False, ec="cyan", lw=1))
-        ax.text(b[0], b[3], f"{s:.2f}", color="cyan", fontsize=6, va="bottom")
+        if rank < max_labels:
+            ax.text(b[0], b[3], f"{scores[i]:.2f}", color="cyan", fontsize=6, va="bottom")
     ax.set_xlim(0, w)
     ax.set_ylim(0, h)
     ax.set_xlabel("x [pixel] (l decreasing)")

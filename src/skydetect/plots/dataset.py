@@ -46,8 +46,14 @@ def plot_examples(dataset_path, out_png, n_examples: int = 4, seed: int = 0) -> 
                 ax = axes[r, c]
                 img = m[r] if c == len(bands) else x[r, ..., c]
                 vmin, vmax = (0, 1) if c == len(bands) else np.percentile(img, [1, 99])
-                ax.imshow(img, origin="lower", cmap="gray" if c == len(bands) else "viridis",
-                          vmin=vmin, vmax=vmax, interpolation="nearest")
+                ax.imshow(
+                    img,
+                    origin="lower",
+                    cmap="gray" if c == len(bands) else "viridis",
+                    vmin=vmin,
+                    vmax=vmax,
+                    interpolation="nearest",
+                )
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if r == 0:

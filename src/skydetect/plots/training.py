@@ -29,7 +29,9 @@ def plot_learning_curve(history_csv: str | Path, out_png: str | Path, title: str
     if "epoch" not in cols:
         raise ValueError(f"{history_csv}: no 'epoch' column")
     epoch = [int(e) + 1 for e in cols["epoch"]]
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.4), constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(PANELS), figsize=(4 * len(PANELS), 3.4), constrained_layout=True
+    )
     for ax, (key, label) in zip(axes, PANELS, strict=True):
         for prefix, style, name in (("", "-", "training"), ("val_", "--", "validation")):
             if prefix + key in cols:
@@ -38,7 +40,9 @@ def plot_learning_curve(history_csv: str | Path, out_png: str | Path, title: str
         ax.set_title(label)
         if key == "loss":
             best = min(range(len(epoch)), key=lambda i: cols.get("val_loss", cols["loss"])[i])
-            ax.axvline(epoch[best], color="0.6", lw=0.8, ls=":", label=f"best (epoch {epoch[best]})")
+            ax.axvline(
+                epoch[best], color="0.6", lw=0.8, ls=":", label=f"best (epoch {epoch[best]})"
+            )
         else:
             ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)

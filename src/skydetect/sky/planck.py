@@ -439,7 +439,8 @@ class MockSky:
             sv = s[:, None] * win  # (nb, L)
             cov += cl[:, None, None] * np.einsum("il,jl->lij", sv, sv)
         omega = hp.nside2pixarea(self.nside)
-        noise = np.array([max(noise_per_pixel(b, self.nside), 1e-30) ** 2 * omega for b in bands])
+        level = max(self.params.noise_scale, 1e-6)  # the instrument noise, even if not simulated
+        noise = np.array([(noise_per_pixel(b, self.nside) * level) ** 2 * omega for b in bands])
         cov[:, np.arange(nb), np.arange(nb)] += noise[None, :]
         tau = np.array([channel(b).tsz_per_y for b in bands])[:, None] * win  # (nb, L)
         tau_l = tau.T  # (L, nb)
@@ -578,3 +579,18 @@ def truth_table(sky: MockSky) -> Table:
     t.meta["nside"] = sky.nside
     t.meta["seed"] = sky.seed
     return t
+
+
+def write_truth(path, sky: MockSky) -> None:
+    """Write :func:`truth_table` as ECSV (temporary name, then ``os.replace``)."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.ecsv")
+    try:
+        truth_table(sky).write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

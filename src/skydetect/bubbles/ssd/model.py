@@ -139,7 +139,7 @@ def _light_features(x, width: float, n_maps: int):
             use_bias=False,
             name=f"{name}_conv",
         )(x)
-        x = L.BatchNormalization(name=f"{name}_bn")(x)
+        x = L.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)  # short CPU runs
         return L.ReLU(name=f"{name}_relu")(x)
 
     x = block(x, 16, "b1", stride=2)  # /2
