@@ -83,15 +83,16 @@ def rule_times(workdir: Path) -> dict[str, dict[str, float]]:
 def markdown(walls: dict[int, float], per_rule: dict[int, dict], meta: dict) -> str:
     lines = ["# Workflow wall time", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()]
-    lines += ["", "| cores | wall time [s] | wall time [min] | speed-up vs 1 core |"]
-    lines += ["| ---: | ---: | ---: | ---: |"]
+    if walls:
+        lines += ["", "| cores | wall time [s] | wall time [min] | speed-up vs 1 core |"]
+        lines += ["| ---: | ---: | ---: | ---: |"]
     base = walls.get(1)
     for cores, wall in sorted(walls.items()):
         ratio = f"{base / wall:.2f}" if base else "n/a"
         lines.append(f"| {cores} | {wall:.1f} | {wall / 60:.2f} | {ratio} |")
-    for cores, rules in sorted(per_rule.items()):
+    for label, rules in per_rule.items():
         total = sum(r["total_s"] for r in rules.values())
-        lines += ["", f"## Per rule ({cores} core(s); from the `benchmark:` files)", ""]
+        lines += ["", f"## Per rule ({label}; from the `benchmark:` files)", ""]
         lines += [
             "| rule | jobs | total [s] | share | mean [s] | max [s] | max RSS [MB] | CPU [s] |"
         ]
@@ -130,7 +131,8 @@ def main(argv=None) -> int:
     }
     walls, per_rule = {}, {}
     if args.summarise:
-        per_rule[0] = rule_times(args.summarise)
+        per_rule["existing run"] = rule_times(args.summarise)
+        meta["configuration"] = meta["targets"] = "those of the existing run"
         meta["run directory"] = str(args.summarise)
     else:
         base = args.workdir or Path(tempfile.mkdtemp(prefix="skydetect_bench_"))
@@ -139,7 +141,7 @@ def main(argv=None) -> int:
             walls[cores] = run_workflow(
                 workdir, args.configfile.resolve(), cores, args.targets, args.timeout
             )
-            per_rule[cores] = rule_times(workdir)
+            per_rule[f"{cores} core(s)"] = rule_times(workdir)
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
     text = markdown(walls, per_rule, meta)

@@ -2,17 +2,6 @@
 # the training split, one HDF5 dataset per split, example figures.
 from skydetect.clusters.catalogs import needed_inputs
 
-if "planck_catalog_file" not in globals():  # until rules/sky.smk provides it
-
-    def planck_catalog_file(name):
-        return {
-            "psz2": "results/sky/catalogs/psz2_union.fits",
-            "mcxc": "results/sky/catalogs/mcxc.fits",
-            "redmapper": "results/sky/catalogs/redmapper.fits",
-            "sources": "results/sky/catalogs/sources.ecsv",
-        }[name]
-
-
 CL = config["clusters"]
 VALIDATION_TILES = sorted(int(t) for t in CL["tiles"]["validation"])
 TEST_TILES = sorted(int(t) for t in CL["tiles"]["test"])
@@ -27,14 +16,11 @@ TRAINING_CATALOG = f"results/catalogs/{CL['catalog']['name']}.ecsv"
 PATCH_MEM_MB = 1000 if config["planck"]["nside"] <= 2048 else 3000
 
 
-def dataset_patch_files(wildcards):
-    if wildcards.split == "test":
-        return expand("results/patches/cover/{tile}.h5", tile=TEST_TILES)
-    return expand(
-        "results/patches/{split}/{tile}.h5",
-        split=wildcards.split,
-        tile=SPLIT_TILES[wildcards.split],
-    )
+DATASET_PATCHES = {
+    "train": expand("results/patches/train/{tile}.h5", tile=TRAIN_TILES),
+    "validation": expand("results/patches/validation/{tile}.h5", tile=VALIDATION_TILES),
+    "test": expand("results/patches/cover/{tile}.h5", tile=TEST_TILES),
+}
 
 
 rule build_catalog:
@@ -147,7 +133,7 @@ rule normalise:
 
 rule assemble:
     input:
-        patches=dataset_patch_files,
+        patches=lambda wc: DATASET_PATCHES[wc.split],
         normalisation="results/datasets/normalisation.json",
     output:
         "results/datasets/{split}.h5",

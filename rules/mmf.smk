@@ -39,7 +39,46 @@ rule mmf_tile:
         "../scripts/mmf_tile.py"
 
 
+rule plot_mmf_tile:
+    input:
+        unpack(
+            lambda wc: (
+                {"truth": "results/sky/truth_clusters.ecsv"}
+                if config["planck"]["source"] == "simulate"
+                else {}
+            )
+        ),
+        snr="results/mmf/{tile}.h5",
+        detections="results/detections/mmf/{tile}.ecsv",
+    output:
+        figure=report(
+            "results/mmf/{tile}_snr.png",
+            caption="report/mmf_snr_map.rst",
+            category="Cluster detection",
+            subcategory="mmf",
+        ),
+    log:
+        "logs/plot_mmf_tile/{tile}.log",
+    benchmark:
+        "benchmarks/rules/plot_mmf_tile/{tile}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        snr_threshold=MMF_CFG["snr_threshold"],
+    script:
+        "../scripts/plot_mmf_tile.py"
+
+
 if "clusters" in config["detectors"] and MMF_CFG["enabled"]:
     FINAL_OUTPUT += expand(
-        ["results/detections/mmf/{tile}.ecsv", "results/mmf/{tile}.h5"], tile=MMF_TILES
+        [
+            "results/detections/mmf/{tile}.ecsv",
+            "results/mmf/{tile}.h5",
+            "results/mmf/{tile}_snr.png",
+        ],
+        tile=MMF_TILES,
     )

@@ -4,12 +4,6 @@
 # read only results/tiles/{tile}.h5.
 from skydetect.geometry.tiles import patch_reach_deg, required_margin_deg
 
-if "checked_map" not in globals():  # until rules/sky.smk provides it
-
-    def checked_map(band):
-        return f"results/sky/checked/{band}.fits"
-
-
 TILES = list(range(N_TILES))
 TILE_MARGIN_DEG = round(
     max(

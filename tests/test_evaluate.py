@@ -165,3 +165,11 @@ def test_comparison_table_and_figures(pair, tmp_path):
     # patches for the panels: highest scores first, centres apart
     pick = select_patches(np.array([5, 9, 0, 8]), [10, 10.01, 30, 50], [0, 0, 0, 0], 2, 1.0)
     assert pick == [1, 3]
+
+
+def test_binomial_errors_are_never_negative():
+    for n in range(1, 80):
+        k = np.arange(n + 1)
+        frac, lo, hi = binomial_fraction(k, np.full(n + 1, n))
+        assert np.all(lo <= frac) and np.all(frac <= hi)
+        assert np.all((lo >= 0) & (hi <= 1))

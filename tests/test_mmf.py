@@ -128,7 +128,7 @@ def test_known_spectrum_sigma_is_the_analytic_one(bright_cluster):
     p = mmf.white_noise_spectra(SIGMA, b["size"])
     res = mmf.filter_patch(b["maps"], PIX, FWHM, TSZ, [b["theta"]], noise_ps=p)
     assert res.sigma[0] == pytest.approx(b["sigma"], rel=1e-6)
-    # unbiased Y at the true position with the true template (noise: 1 sigma = 5 %)
+    # unbiased Y at the true position with the true template (noise: 1 sigma = 3.3 %)
     assert res.y[0, round(b["y0"]), round(b["x0"])] == pytest.approx(b["y5"], rel=0.15)
 
 

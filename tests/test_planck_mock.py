@@ -194,6 +194,13 @@ def test_positions_from_a_real_catalogue():
     assert len(t) == len(real)
     np.testing.assert_allclose(t["GLON"], real["GLON"])
     np.testing.assert_allclose(t["M500"], real["M500"])
+    psz2_path = path.parent / "HFI_PCCS_SZ-union_R2.08.fits"
+    t = planck.draw_clusters(planck.SimulationParams(positions_from=str(psz2_path)), seed=1)
+    real = catalogs.read_psz2(psz2_path)
+    assert len(t) == 1653
+    np.testing.assert_allclose(t["Y5R500"], real["Y5R500"] * 1e-3, rtol=1e-6)  # published Y
+    has_z = real["REDSHIFT"] > 0
+    np.testing.assert_allclose(t["Z"][has_z], real["REDSHIFT"][has_z], rtol=1e-6)
 
 
 def test_sky_paths_follow_the_source():

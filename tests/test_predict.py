@@ -166,6 +166,7 @@ def test_read_cover_selects_model_bands_and_checks(tmp_path):
         read_cover(tmp_path / "n.h5", ["100"])
 
 
+@pytest.mark.slow  # imports TensorFlow (~10 s alone, much more on a busy machine)
 def test_small_keras_unet_gives_probabilities():
     import skydetect  # noqa: F401  (legacy Keras before TensorFlow)
     from skydetect.clusters.models import build_model

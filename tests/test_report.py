@@ -101,7 +101,8 @@ def test_report_renders(tiny_run, tmp_path):
     assert any(a.endswith(".png") for a in added), added
     for name in added:
         assert name in raw, f"{name} is not embedded in the report"
-    for cat in report_categories(work):
+    categories = report_categories(work)
+    for cat in categories:
         assert cat in raw, f"report category {cat!r} is missing"
 
     shot = tmp_path / "report.png"
@@ -118,7 +119,9 @@ def test_report_renders(tiny_run, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     text = visible_text(res.stdout)
     for section in SECTIONS:
-        assert section in text, f"section {section!r} not rendered: {text[:1500]}"
+        assert section.lower() in text.lower(), f"section {section!r} not rendered: {text[:1500]}"
+    for cat in categories:  # the navigation lists the result categories
+        assert cat in text, f"category {cat!r} not rendered: {text[:1500]}"
     assert TITLE in text, f"workflow description not rendered: {text[:1500]}"
     print(f"\nreport: {report.stat().st_size / 1e6:.1f} MB, {len(added)} result(s); "
           f"screenshot {shot}")  # fmt: skip

@@ -304,3 +304,53 @@ def test_process_killed_with_sigkill_resumes(data, tmp_path):
     epochs = [r["epoch"] for r in T.read_history(out / "history.csv")]
     assert epochs == list(range(done + 1))
     assert Path(out / "weights.h5").is_file()
+
+
+def test_schema_defaults_are_the_library_defaults_and_the_reference():
+    from skydetect.clusters.losses import LOSS_DEFAULTS
+    from skydetect.config import validate_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = validate_config({}, root / "config" / "schema.yaml")
+    model, train = cfg["clusters"]["model"], cfg["clusters"]["train"]
+    assert model == M.model_params()
+    assert {k: v for k, v in train.items() if k != "loss_params"} == {
+        k: v for k, v in T.DEFAULT_TRAIN.items() if k != "loss_params"
+    }
+    assert train["loss_params"] == {k: v for k, v in LOSS_DEFAULTS.items() if v}
+    # the reference: epochs 30, batch 20, lr 1e-2, patience 12, sgd with momentum 0.9
+    assert (train["epochs"], train["batch_size"], train["learning_rate"]) == (30, 20, 0.01)
+    assert (train["patience"], train["optimizer"], train["momentum"]) == (12, "sgd", 0.9)
+    lp = train["loss_params"]
+    assert lp["tversky_loss"]["delta"] == 0.3 and lp["focal_tversky_loss"]["gamma"] == 0.75
+    assert lp["combo_loss"] == {"alpha": 0.5, "beta": 0.5}
+    assert (lp["mixed_focal_loss"]["delta"], lp["mixed_focal_loss"]["gamma"]) == (0.7, 0.75)
+    # and the shipped config trains with keys the library accepts
+    shipped = validate_config(
+        __import__("yaml").safe_load((root / "config" / "config.yaml").read_text()),
+        root / "config" / "schema.yaml",
+    )
+    T.train_params(shipped["clusters"]["train"])
+    M.model_params(shipped["clusters"]["model"])
+
+
+@pytest.mark.slow
+def test_mixed_precision_path_trains_and_resumes(data, tmp_path, monkeypatch):
+    """The GPU code path (mixed float16, loss-scaled optimizer), run on the CPU."""
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(
+        tf.config,
+        "list_physical_devices",
+        lambda kind=None: ["gpu"] if kind == "GPU" else real(kind),
+    )
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            T.train(*data, tmp_path, MODEL, TRAIN, seed=1, extra_callbacks=[Interrupt(after=1)])
+        summary = T.train(*data, tmp_path, MODEL, TRAIN, seed=1)
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    assert summary["resumed"] and summary["initial_epoch"] == 1
+    assert json.loads((tmp_path / "model.json").read_text())["training"]["mixed_precision"]
+    model = M.load_model(tmp_path)
+    assert model.outputs[0].dtype == tf.float32
+    assert np.all(np.isfinite(model.predict(np.zeros((1, SIZE, SIZE, 3), np.float32), verbose=0)))

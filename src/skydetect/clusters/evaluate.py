@@ -55,7 +55,8 @@ def binomial_fraction(k, n) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if ok.any():
         frac[ok] = k[ok] / n[ok]
         lo[ok], hi[ok] = binom_conf_interval(k[ok], n[ok], 0.6827, interval="wilson")
-    return frac, lo, hi
+    # round-off can put an end a hair on the wrong side of k/n (k = 0 or k = n)
+    return frac, np.minimum(lo, frac), np.maximum(hi, frac)
 
 
 def match_radius(truth: Table, scale: float, min_arcmin: float, max_arcmin: float) -> np.ndarray:

@@ -14,8 +14,8 @@ streams batches with :mod:`skydetect.clusters.pipeline`, and fits with
 **Resuming**: started again in the same ``model_dir`` with the same configuration, training
 continues after the last completed epoch (the history rows of later epochs, written by a run
 killed before its checkpoint, are dropped so no epoch appears twice). A checkpoint written
-with a different configuration or dataset (see :func:`fingerprint`) is discarded. Changing
-only ``epochs`` extends or shortens a finished run.
+with a different configuration or dataset (see :func:`fingerprint`) is discarded. Raising
+only ``epochs`` extends a run that ended at its epoch limit (not one that stopped early).
 
 **Seeding**: every random number (weight initialisation, batch order, augmentation) derives
 from ``seed``; without a GPU ``tf.config.experimental.enable_op_determinism()`` makes two runs
@@ -280,7 +280,12 @@ def train(
     state_path = ckpt_dir / STATE
     state = json.loads(state_path.read_text()) if state_path.is_file() else None
     manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
-    resumed = bool(state and state.get("fingerprint") == fp and manager.latest_checkpoint)
+    # state.json is written last: it names the checkpoint that is complete (a later one may
+    # be from a job killed before it could write its state)
+    committed = ckpt_dir / f"ckpt-{state['epoch']}" if state else None
+    resumed = bool(
+        state and state.get("fingerprint") == fp and Path(f"{committed}.index").is_file()
+    )
     if not resumed:
         if ckpt_dir.exists():
             log.warning(
@@ -291,10 +296,8 @@ def train(
         manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
         state = None
     else:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info(
-            "resuming from %s (epoch %d done)", manager.latest_checkpoint, int(epoch_var.numpy())
-        )
+        ckpt.restore(str(committed)).assert_existing_objects_matched()
+        log.info("resuming from %s (epoch %d done)", committed, int(epoch_var.numpy()))
     initial_epoch = int(epoch_var.numpy())
     history_path = ckpt_dir / HISTORY
     _truncate_history(history_path, initial_epoch)

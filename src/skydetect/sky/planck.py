@@ -151,8 +151,9 @@ def _names_from_glon_glat(prefix: str, glon, glat) -> np.ndarray:
 def draw_clusters(params: SimulationParams, seed: int) -> Table:
     """Truth clusters: ID GLON GLAT RA DEC M500 Z THETA500 Y5R500 (SNR, KNOWN added later)."""
     rng = _rng(seed, 0)
+    y_given = None
     if params.positions_from:
-        glon, glat, m500, z = _clusters_from_file(params, rng)
+        glon, glat, m500, z, y_given = _clusters_from_file(params, rng)
     else:
         m500, z = physics.sample_clusters(
             rng, params.m500_min, params.n_clusters, z_min=params.z_min, z_max=params.z_max
@@ -161,6 +162,9 @@ def draw_clusters(params: SimulationParams, seed: int) -> Table:
         glon = rng.uniform(0.0, 360.0, n)
         glat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n)))
     y5r500 = physics.y5r500_arcmin2(m500, z, rng=rng if params.ym_scatter else None)
+    if y_given is not None:  # the file's published Y5R500 where it has one
+        ok = np.isfinite(y_given) & (y_given > 0)
+        y5r500[ok] = y_given[ok]
     theta500 = physics.theta500_arcmin(m500, z)
     icrs = SkyCoord(l=glon * u.deg, b=glat * u.deg, frame="galactic").icrs
     t = Table()
@@ -177,7 +181,9 @@ def draw_clusters(params: SimulationParams, seed: int) -> Table:
 
 
 def _clusters_from_file(params, rng):
-    """Positions (and masses/redshifts where given) from a real PSZ2 or MCXC file."""
+    """Positions, and masses/redshifts (and PSZ2 Y5R500) where given, from a real PSZ2 or
+    MCXC file; rows without mass or redshift get a draw from the mass function above
+    max(m500_min, 3e14 Msun)."""
     from skydetect.io import catalogs
 
     path = params.positions_from
@@ -185,10 +191,12 @@ def _clusters_from_file(params, rng):
         t = catalogs.read_psz2(path)
         m = np.asarray(t["MSZ"], float) / (1.0 - physics.YMRelation().bias)
         z = np.asarray(t["REDSHIFT"], float)
+        y = np.asarray(t["Y5R500"], float) * 1e-3  # file unit: 1e-3 arcmin^2
     except catalogs.CatalogError:
         t = catalogs.read_mcxc(path)
         m = np.asarray(t["M500"], float)
         z = np.asarray(t["z"], float)
+        y = np.full(len(t), np.nan)
     missing = ~((m > 0) & (z > 0) & np.isfinite(m) & np.isfinite(z))
     if missing.any():  # unknown mass or redshift: a draw from the mass function
         m_draw, z_draw = physics.sample_clusters(
@@ -198,7 +206,7 @@ def _clusters_from_file(params, rng):
     log.info(
         "clusters placed at the %d rows of %s (%d with drawn M500/z)", len(t), path, missing.sum()
     )
-    return np.asarray(t["GLON"], float), np.asarray(t["GLAT"], float), m, z
+    return np.asarray(t["GLON"], float), np.asarray(t["GLAT"], float), m, z, y
 
 
 def draw_sources(params: SimulationParams, seed: int, truth: Table, bands) -> Table:
