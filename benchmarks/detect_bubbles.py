@@ -16,6 +16,7 @@ Writes benchmarks/results/detect_bubbles.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from functools import partial
@@ -48,7 +49,9 @@ def mock_tile(rng) -> np.ndarray:
     return data
 
 
-def bench_backbone(backbone: str, input_size: int, data, windows, sample: int, rng) -> dict:
+def bench_backbone(
+    backbone: str, input_size: int, data, windows, sample: int, rng, batch: int, n_steps: int
+) -> dict:
     import tensorflow as tf
 
     model, priors = build_ssd({"backbone": backbone, "input_size": input_size})
@@ -67,14 +70,15 @@ def bench_backbone(backbone: str, input_size: int, data, windows, sample: int, r
     for b, s in zip(boxes, scores, strict=True):
         window_detections(b, s, settings)
     t_nms = (time.perf_counter() - t0) / len(pick)
-    # training throughput: one batch of 16 crops + 16 negatives per step
+    # training throughput: batches of half bubble crops, half negatives
     from skydetect.bubbles.ssd.loss import SSDLoss
 
     ts = TrainSettings()
     opt = tf.keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=1e-3, global_clipnorm=1.0)
     loss_fn = SSDLoss()
-    bx = [np.array([[0.3, 0.3, 0.7, 0.7]]) * input_size] * 16 + [np.zeros((0, 4))] * 16
-    xb = tf.constant(np.resize(x, (32, *x.shape[1:])))
+    half = batch // 2
+    bx = [np.array([[0.3, 0.3, 0.7, 0.7]]) * input_size] * half + [np.zeros((0, 4))] * half
+    xb = tf.constant(np.resize(x, (2 * half, *x.shape[1:])))
     yb = tf.constant(make_targets(bx, input_size, priors, ts.iou_match))
 
     @tf.function
@@ -86,17 +90,18 @@ def bench_backbone(backbone: str, input_size: int, data, windows, sample: int, r
         return loss
 
     step(xb, yb)
-    n_steps = 3 if backbone == "vgg16" else 8
     t0 = time.perf_counter()
     for _ in range(n_steps):
         step(xb, yb)
-    img_s = n_steps * 32 / (time.perf_counter() - t0)
+    img_s = n_steps * 2 * half / (time.perf_counter() - t0)
     return {
         "backbone": backbone,
         "input": input_size,
         "priors": len(priors),
         "params_M": model.count_params() / 1e6,
         "windows": n,
+        "sample": len(pick),
+        "batch": 2 * half,
         "pre_ms": 1e3 * t_pre,
         "net_ms": 1e3 * t_net,
         "nms_ms": 1e3 * t_nms,
@@ -107,7 +112,8 @@ def bench_backbone(backbone: str, input_size: int, data, windows, sample: int, r
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sample", type=int, default=192, help="windows timed per backbone")
+    ap.add_argument("--sample", type=int, default=192, help="windows timed (light)")
+    ap.add_argument("--sample-vgg", type=int, default=32, help="windows timed (vgg16)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "detect_bubbles.md"))
     args = ap.parse_args()
@@ -117,33 +123,35 @@ def main() -> None:
     sizes = sizes_to_pixels(SIZES_ARCMIN, PIXEL_ARCSEC, SHAPE)
     windows = sliding_windows(SHAPE, sizes, 1 / 3)
     rows = [
-        bench_backbone(b, s, data, windows, args.sample, rng)
-        for b, s in [("light", 128), ("vgg16", 300)]
+        bench_backbone("light", 128, data, windows, args.sample, rng, batch=32, n_steps=8),
+        bench_backbone("vgg16", 300, data, windows, args.sample_vgg, rng, batch=16, n_steps=2),
     ]
     light, vgg = rows
     head = (
         "| backbone | input | priors | params [M] | windows / tile | preprocess [ms/win] "
-        "| network [ms/win] | NMS [ms/win] | time per 3° tile [s] | training [img/s] |"
+        "| network [ms/win] | NMS [ms/win] | time per 3° tile [s] | windows timed "
+        "| training [img/s] (batch) |"
     )
     lines = [
         "# Bubble SSD on CPU: time per 3° tile and training throughput",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {args.threads} TensorFlow "
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} at the start, {args.threads} TensorFlow "
         f'threads; tile {SHAPE[1]} x {SHAPE[0]} px at {PIXEL_ARCSEC}" (3° x 2°), windows '
         f"{SIZES_ARCMIN} arcmin = {list(map(int, sizes))} px, stride 1/3; "
-        f"{args.sample} windows timed per backbone, scaled to the tile. Training: batches of "
-        "16 bubble crops + 16 negatives, AdamW with clipping.",
+        "a sample of windows timed per backbone (column), scaled to the tile. Training: "
+        "half bubble crops, half negatives per batch, AdamW with clipping.",
         "",
         "Command: `python benchmarks/detect_bubbles.py --threads 2`",
         "",
         head,
-        "|" + "---|" * 10,
+        "|" + "---|" * 11,
     ]
     for r in rows:
         lines.append(
             f"| {r['backbone']} | {r['input']} | {r['priors']} | {r['params_M']:.1f} | "
             f"{r['windows']} | {r['pre_ms']:.1f} | {r['net_ms']:.1f} | {r['nms_ms']:.2f} | "
-            f"{r['tile_s']:.0f} | {r['train_img_s']:.1f} |"
+            f"{r['tile_s']:.0f} | {r['sample']} | {r['train_img_s']:.1f} ({r['batch']}) |"
         )
     lines += [
         "",

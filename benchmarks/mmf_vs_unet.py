@@ -19,6 +19,7 @@ Prints a table with the ratio and writes it to benchmarks/results/mmf_vs_unet.md
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -144,13 +145,15 @@ def main() -> None:
         ("**ratio MMF / U-Net**", f"**{t_mmf / unet_tile:.2f}**", "> 1: the U-Net is faster"),
     ]  # fmt: skip
     cpu = platform.processor() or platform.machine()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         "# One tile on CPU: matched multi-frequency filter vs U-Net inference",
         "",
         f"`python benchmarks/mmf_vs_unet.py --tile {args.tile} --patches {args.patches} "
         f"--threads {args.threads}` on {cpu} ({platform.system()}), nside {nside_map}, "
         f"TensorFlow {tf.__version__}; untrained network of the default architecture. "
-        f"Synthetic tile built in {t_sim:.1f} s (not counted).",
+        f"Synthetic tile built in {t_sim:.1f} s (not counted). Load average at the end: "
+        f"{load:.1f} (machine shared with other jobs: compare the ratio, not the seconds).",
         "",
         "| quantity | value | notes |",
         "| --- | --- | --- |",

@@ -19,6 +19,7 @@ and prints a table (also written to benchmarks/results/predict_tile.md) with the
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -59,7 +60,7 @@ def main() -> None:
     ap.add_argument("--patches", type=int, default=256, help="patches timed for inference")
     ap.add_argument("--tile", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--mmf-patches", type=int, default=3, help="MMF patches timed")
+    ap.add_argument("--mmf-patches", type=int, default=10, help="MMF patches timed")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/predict_tile.md"))
     args = ap.parse_args()
 
@@ -135,7 +136,7 @@ def main() -> None:
         ("combine on the sphere", f"{t_comb:.2f} s", f"{pmap.pixels.size} pixels"),
         ("extract detections", f"{t_det:.2f} s", f"{len(det)} detections"),
         ("**U-Net time / tile**", f"**{unet_tile:.1f} s**", "sum of the above"),
-        ("MMF time / patch", f"{mmf_patch:.2f} s", f"{cfg.patch_size}x{cfg.patch_size}x"
+        ("MMF time / patch", f"{1000 * mmf_patch:.1f} ms", f"{cfg.patch_size}x{cfg.patch_size}x"
          f"{len(cfg.bands)}, {len(cfg.theta500_arcmin)} theta500, {args.mmf_patches} timed"),
         ("MMF patches / tile", f"{n_mmf}", f"centres on nside {nc}"),
         ("**MMF time / tile**", f"**{mmf_tile:.1f} s**", "patches x time per patch"),
@@ -143,12 +144,14 @@ def main() -> None:
          "> 1: the U-Net is faster"),
     ]  # fmt: skip
     cpu = platform.processor() or platform.machine()
+    load = os.getloadavg()[0]
     lines = [
         "# Cluster inference per tile on CPU: U-Net vs MMF",
         "",
         f"`python benchmarks/predict_tile.py --patches {args.patches} --tile {args.tile} "
         f"--threads {args.threads}` on {cpu}, {args.threads} threads, TensorFlow "
-        f"{tf.__version__}; untrained network (inference cost does not depend on the weights).",
+        f"{tf.__version__}, load average {load:.1f} at the end; untrained network (inference cost "
+        "does not depend on the weights). Timings scale with the machine's load: compare the ratio.",
         "",
         "| quantity | value | notes |",
         "| --- | --- | --- |",

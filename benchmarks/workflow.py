@@ -30,23 +30,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_workflow(workdir: Path, configfile: Path, cores: int, targets, timeout_s: int) -> float:
-    """One run from scratch; returns its wall time in seconds (raises on failure)."""
+def run_workflow(
+    workdir: Path, configfile: Path, cores: int, targets, timeout_s: int, keep_going=False
+) -> tuple[float, int]:
+    """One run from scratch: (wall time in seconds, return code).
+
+    Raises on failure unless ``keep_going`` (then independent jobs finish, and the failure is
+    reported in the table)."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     cmd = ["timeout", "-s", "KILL", str(timeout_s), sys.executable, "-m", "snakemake"]
     cmd += ["-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
     cmd += ["--configfile", str(configfile), "--cores", str(cores), *targets]
+    if keep_going:
+        cmd.append("--keep-going")
     print(f"[workflow benchmark] {cores} core(s): {workdir}", flush=True)
     t0 = time.perf_counter()
     with open(workdir / "snakemake.out", "w") as fh:
         rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT).returncode
     wall = time.perf_counter() - t0
-    if rc != 0:
+    if rc != 0 and not keep_going:
         tail = (workdir / "snakemake.out").read_text()[-3000:]
         raise SystemExit(f"run with {cores} core(s) failed (rc {rc}) in {workdir}:\n{tail}")
-    return wall
+    return wall, rc
 
 
 def rule_times(workdir: Path) -> dict[str, dict[str, float]]:
@@ -84,12 +91,13 @@ def markdown(walls: dict[int, float], per_rule: dict[int, dict], meta: dict) -> 
     lines = ["# Workflow wall time", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()]
     if walls:
-        lines += ["", "| cores | wall time [s] | wall time [min] | speed-up vs 1 core |"]
-        lines += ["| ---: | ---: | ---: | ---: |"]
-    base = walls.get(1)
-    for cores, wall in sorted(walls.items()):
+        lines += ["", "| cores | wall time [s] | wall time [min] | speed-up vs 1 core | run |"]
+        lines += ["| ---: | ---: | ---: | ---: | --- |"]
+    base = walls.get(1, (None, 0))[0]
+    for cores, (wall, rc) in sorted(walls.items()):
         ratio = f"{base / wall:.2f}" if base else "n/a"
-        lines.append(f"| {cores} | {wall:.1f} | {wall / 60:.2f} | {ratio} |")
+        status = "complete" if rc == 0 else f"FAILED (rc {rc}; jobs after the failure missing)"
+        lines.append(f"| {cores} | {wall:.1f} | {wall / 60:.2f} | {ratio} | {status} |")
     for label, rules in per_rule.items():
         total = sum(r["total_s"] for r in rules.values())
         lines += ["", f"## Per rule ({label}; from the `benchmark:` files)", ""]
@@ -117,6 +125,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=int, default=4 * 3600, help="hard limit per run [s]")
     ap.add_argument("--summarise", type=Path, default=None, help="only summarise this run dir")
     ap.add_argument("--keep", action="store_true", help="keep the run directories")
+    ap.add_argument(
+        "--keep-going", action="store_true", help="on a failed job, finish the others and report"
+    )
     ap.add_argument("targets", nargs="*", help="targets (default: the default target)")
     args = ap.parse_args(argv)
 
@@ -139,7 +150,12 @@ def main(argv=None) -> int:
         for cores in args.cores:
             workdir = base / f"cores{cores}"
             walls[cores] = run_workflow(
-                workdir, args.configfile.resolve(), cores, args.targets, args.timeout
+                workdir,
+                args.configfile.resolve(),
+                cores,
+                args.targets,
+                args.timeout,
+                args.keep_going,
             )
             per_rule[f"{cores} core(s)"] = rule_times(workdir)
             if not args.keep:

@@ -321,3 +321,19 @@ def test_run_tile_errors_name_the_problem(tile_run, tmp_path):
         mmf.run_tile(t2, cfg)
     with pytest.raises(mmf.MMFError, match="nothing.h5"):
         mmf.read_snr_map(tmp_path / "nothing.h5")
+
+
+def test_snr_figure_marks_the_cluster(tile_run, tmp_path):
+    from skydetect.plots.mmf import plot_snr_map, snr_image
+
+    m = mmf.read_snr_map(tile_run["out"] / "6.h5")
+    img, extent, glon, glat, pix = snr_image(m["pixels"], m["snr"].max(axis=0), tile_run["nside"])
+    # the brightest image pixel lies at the injected cluster (l increasing to the left)
+    iy, ix = np.unravel_index(np.nanargmax(img), img.shape)
+    lon, lat = projection.patch_lonlat(glon, glat, img.shape[0], pix)
+    l0, b0 = tile_run["inside"]
+    assert np.hypot((lon[iy, ix] - l0) * np.cos(np.radians(b0)), lat[iy, ix] - b0) * 60 < 10
+    assert np.isnan(img).any() and np.isfinite(img).mean() > 0.2  # the tile, not the square
+    det = Table.read(tile_run["out"] / "6.ecsv")
+    plot_snr_map(m, det, tmp_path / "snr.png")
+    assert (tmp_path / "snr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -42,7 +42,7 @@ WORKFLOW_RULES = {
     "cluster_negatives", "make_validation_windows", "train_ssd", "tune_ssd",
     "detect_bubbles", "evaluate_bubbles", "cut_cover", "plot_detection_patches",
     "download_spitzer", "download_bubble_catalog", "align_spitzer_tile", "bubble_catalog",
-    "plot_bubble_tile", "tune_ssd_best",
+    "plot_bubble_tile", "tune_ssd_best", "plot_mmf_tile",
 }  # fmt: skip
 
 
@@ -206,9 +206,12 @@ def test_tiny_workflow_on_slurm(slurm_cluster, tiny_run, tmp_path):
     profile = derive_test_profile(tmp_path / "profile", rules=rules)
     cmd = snakemake_command(workdir, "--profile", profile)
     res = run_logged(cmd, workdir / "snakemake.out", 2 * TINY_TIMEOUT_S, env=slurm_cluster)
-    assert res.returncode == 0, f"SLURM run failed in {workdir}:\n{res.output[-6000:]}"
-
     job_ids = re.findall(r"submitted with SLURM jobid (\d+)", res.output)
+    if res.returncode != 0:
+        if job_ids:  # a killed snakemake leaves its jobs behind
+            subprocess.run(["scancel", *job_ids], capture_output=True, timeout=60)
+        pytest.fail(f"SLURM run failed in {workdir}:\n{res.output[-6000:]}")
+
     remote_jobs = re.findall(r"^rule (\w+):", res.output, flags=re.M)
     print(f"\n{len(job_ids)} job(s) submitted through sbatch: {sorted(set(remote_jobs))}")
     assert job_ids, "no job went through sbatch:\n" + res.output[-3000:]

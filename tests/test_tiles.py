@@ -116,3 +116,17 @@ def test_bad_tile_index_and_nside_mismatch(tmp_path):
     with pytest.raises(tiles.TileError, match="band 143 .* nside 128"):
         tiles.split_maps({**p1, **p2}, {6: tmp_path / "6.h5"}, margin_deg=1.0)
     assert not (tmp_path / "6.h5").exists()
+
+
+def test_unseen_becomes_nan_and_patch_tiles(tmp_path):
+    nside = 64
+    m = np.ones(hp.nside2npix(nside), np.float32)
+    m[tiles.tile_pixels(nside, 6)[:10]] = hp.UNSEEN
+    hp.write_map(tmp_path / "100.fits", m, dtype=np.float32)
+    tiles.split_maps({"100": tmp_path / "100.fits"}, {6: tmp_path / "6.h5"}, margin_deg=1.0)
+    tl = tiles.read_tile(tmp_path / "6.h5")
+    assert np.isnan(tl.maps["100"]).sum() == 10
+    lon, lat = hp.pix2ang(2, 6, lonlat=True)
+    assert list(tiles.patch_tiles(lon, lat, 16, 5.0)[0]) == [6]
+    near_edge = tiles.patch_tiles([lon], [lat + 12.0], 64, 30.0)  # 32 deg patch: several tiles
+    assert 6 in near_edge[0] and len(near_edge[0]) > 1

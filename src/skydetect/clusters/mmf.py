@@ -593,7 +593,7 @@ def run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool = False) -> TileRe
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, desc=f"MMF tile {tile.tile}", unit="patch")
+        it = tqdm(it, desc=f"MMF tile {tile.tile}", unit="patch", mininterval=5.0)
     for ic in it:
         vec = projection.patch_vectors(clon[ic], clat[ic], size, cfg.pixel_arcmin)
         vals, valid = _sample(tile, data, vec)

@@ -50,13 +50,13 @@ def plot_snr_map(snr_map: dict, detections, path, truth=None, snr_threshold: flo
     if truth is not None and len(truth):
         sel = np.asarray(truth["SNR"], float) >= snr_threshold
         xi, eta = offsets(np.asarray(truth["GLON"])[sel], np.asarray(truth["GLAT"])[sel])
-        ax.plot(xi, eta, "+", color="white", ms=9, mew=1.5, ls="none",
+        ax.plot(xi, eta, "+", color="white", ms=7, mew=1.2, ls="none",
                 label=f"true clusters, S/N ≥ {snr_threshold:g}")  # fmt: skip
     if len(detections):
         xi, eta = offsets(np.asarray(detections["GLON"]), np.asarray(detections["GLAT"]))
-        r = np.maximum(np.asarray(detections["THETA500"], float), 4.0) / 60.0 * 3
+        r = np.maximum(np.asarray(detections["THETA500"], float), 8.0) / 60.0 * 3
         for x, y, rr in zip(xi, eta, r, strict=True):
-            ax.add_patch(plt.Circle((x, y), rr, fill=False, color="red", lw=1.2))
+            ax.add_patch(plt.Circle((x, y), rr, fill=False, color="red", lw=1.4, zorder=3))
         ax.plot([], [], "o", mfc="none", color="red", label=f"MMF detections ({len(detections)})")
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])

@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 PANELS = (("loss", "loss"), ("dice", "Dice"), ("precision", "precision"), ("recall", "recall"))
 
@@ -37,6 +38,7 @@ def plot_learning_curve(history_csv: str | Path, out_png: str | Path, title: str
             if prefix + key in cols:
                 ax.plot(epoch, cols[prefix + key], style, marker="o", ms=3, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(label)
         if key == "loss":
             best = min(range(len(epoch)), key=lambda i: cols.get("val_loss", cols["loss"])[i])
