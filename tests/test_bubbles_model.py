@@ -36,6 +36,7 @@ def test_reference_rule_hand_case():
     c = E.count(pred, scores, truth, clear)
     assert (c.n_truth, c.n_found, c.n_pred, c.n_pred_matched) == (2, 2, 5, 2)
     assert c.n_not_in_catalogue == 2  # box 1 (too little) and box 4
+    assert c.precision_catalogue == pytest.approx(3 / 5)
     assert c.recall == 1.0 and c.precision == pytest.approx(0.4)
     assert c.f2 == pytest.approx(5 * 0.4 * 1.0 / (4 * 0.4 + 1.0))
     # without the huge box, bubble 1 is missed

@@ -130,3 +130,13 @@ def test_unseen_becomes_nan_and_patch_tiles(tmp_path):
     assert list(tiles.patch_tiles(lon, lat, 16, 5.0)[0]) == [6]
     near_edge = tiles.patch_tiles([lon], [lat + 12.0], 64, 30.0)  # 32 deg patch: several tiles
     assert 6 in near_edge[0] and len(near_edge[0]) > 1
+
+
+def test_tile_without_valid_data_is_an_error(tmp_path):
+    nside = 64
+    m = np.ones(hp.nside2npix(nside), np.float32)
+    m[tiles.tile_pixels(nside, 6)] = hp.UNSEEN
+    hp.write_map(tmp_path / "545.fits", m, dtype=np.float32)
+    tiles.split_maps({"545": tmp_path / "545.fits"}, {6: tmp_path / "6.h5"}, margin_deg=1.0)
+    with pytest.raises(tiles.TileError, match="band 545 has no valid .* in tile 6"):
+        tiles.read_tile(tmp_path / "6.h5")

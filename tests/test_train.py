@@ -53,7 +53,7 @@ def data(tmp_path_factory):
     return make_dataset(d / "train.h5", 64, seed=1), make_dataset(d / "validation.h5", 16, seed=2)
 
 
-MODEL = {"architecture": "unet", "filter_num": [4, 8, 16]}
+MODEL = {"architecture": "unet", "filter_num": [4, 8]}
 TRAIN = {
     "loss": "dice_loss",
     "optimizer": "adam",
@@ -177,7 +177,7 @@ def test_training_writes_outputs_and_learns(reference_run):
     info = json.loads((out / "model.json").read_text())
     assert info["bands"] == list(BANDS) and info["input_size"] == SIZE
     assert info["normalisation"] == {"method": "mad"}
-    assert info["training"]["seed"] == 11 and info["params"]["filter_num"] == [4, 8, 16]
+    assert info["training"]["seed"] == 11 and info["params"]["filter_num"] == [4, 8]
     # the saved weights are those of the best validation epoch
     best = min(hist, key=lambda r: r["val_loss"])
     assert info["training"]["best_epoch"] == best["epoch"]

@@ -42,11 +42,22 @@ class Counts:
         return self.n_pred_matched / self.n_pred if self.n_pred else float("nan")
 
     @property
+    def precision_catalogue(self) -> float:
+        """Fraction of predictions matching any catalogue bubble (clear or not)."""
+        return 1 - self.n_not_in_catalogue / self.n_pred if self.n_pred else float("nan")
+
+    @property
     def f2(self) -> float:
         return f_beta(self.precision, self.recall, 2.0)
 
     def summary(self) -> dict:
-        return {**asdict(self), "recall": self.recall, "precision": self.precision, "f2": self.f2}
+        return {
+            **asdict(self),
+            "recall": self.recall,
+            "precision_catalogue": self.precision_catalogue,
+            "precision": self.precision,
+            "f2": self.f2,
+        }
 
 
 def f_beta(precision: float, recall: float, beta: float = 2.0) -> float:
@@ -186,10 +197,12 @@ def evaluate_fields(
 
 
 def format_table(result: dict) -> str:
-    """Plain-text table of :func:`evaluate_fields` (one row per rule and field)."""
+    """Plain-text table of :func:`evaluate_fields` (one row per rule and field): clear
+    bubbles, found, recall, detections, precision (vs clear bubbles), F2, detections not in
+    the catalogue ("new") and precision against the whole catalogue ("prec.cat")."""
     head = (
         f"{'rule':<10} {'field':<12} {'clear':>6} {'found':>6} {'recall':>7} {'dets':>6} "
-        f"{'prec.':>6} {'F2':>6} {'new':>5}"
+        f"{'prec.':>6} {'F2':>6} {'new':>5} {'prec.cat':>8}"
     )
     lines = [head, "-" * len(head)]
     for rule, res in result["rules"].items():
@@ -198,6 +211,6 @@ def format_table(result: dict) -> str:
             lines.append(
                 f"{rule:<10} {field:<12} {s['n_truth']:>6d} {s['n_found']:>6d} "
                 f"{s['recall']:>7.3f} {s['n_pred']:>6d} {s['precision']:>6.3f} {s['f2']:>6.3f} "
-                f"{s['n_not_in_catalogue']:>5d}"
+                f"{s['n_not_in_catalogue']:>5d} {s['precision_catalogue']:>8.3f}"
             )
     return "\n".join(lines)

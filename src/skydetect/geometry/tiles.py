@@ -270,17 +270,23 @@ def read_tile(path, bands=None) -> Tile:
         if missing:
             raise TileError(f"band(s) {missing} absent from tile file {path} (it has {have})")
         maps = {b: f["maps"][b][...] for b in want}
+        in_tile = f["in_tile"][...]
         for b, m in maps.items():
             if m.shape != pixels.shape:
                 raise TileError(
                     f"tile file {path}: band {b} has {m.shape} values, not {pixels.shape}"
+                )
+            if not np.isfinite(m[in_tile]).any():
+                raise TileError(
+                    f"tile file {path}: band {b} has no valid (finite, not UNSEEN) value in "
+                    f"tile {int(f.attrs['tile'])}"
                 )
         return Tile(
             tile=int(f.attrs["tile"]),
             nside=int(f.attrs["nside"]),
             margin_deg=float(f.attrs["margin_deg"]),
             pixels=pixels,
-            in_tile=f["in_tile"][...],
+            in_tile=in_tile,
             maps=maps,
             path=path,
         )
