@@ -249,6 +249,22 @@ def test_train_kill_and_resume(tmp_path):
     assert seen == [0]
 
 
+def test_min_score_above_thresholds_is_refused(tmp_path):
+    model, priors, neg, val, settings, out = _setup(tmp_path, "c")
+    with pytest.raises(ValueError, match="bubbles.detect.min_score"):
+        train_ssd(
+            model,
+            priors,
+            _Crops(1),
+            neg,
+            val,
+            settings,
+            out,
+            seed=1,
+            detect=DetectSettings(min_score=0.6),
+        )
+
+
 def test_detect_settings_from_config():
     s = DetectSettings.from_config({"merge_iou": 0.25, "unknown": 1})
     assert s.merge_iou == 0.25 and s.window_nms_iou == 0.45

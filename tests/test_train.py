@@ -53,7 +53,7 @@ def data(tmp_path_factory):
     return make_dataset(d / "train.h5", 64, seed=1), make_dataset(d / "validation.h5", 16, seed=2)
 
 
-MODEL = {"architecture": "unet", "filter_num": [4, 8]}
+MODEL = {"architecture": "unet", "filter_num": [4, 8, 16]}
 TRAIN = {
     "loss": "dice_loss",
     "optimizer": "adam",
@@ -177,7 +177,7 @@ def test_training_writes_outputs_and_learns(reference_run):
     info = json.loads((out / "model.json").read_text())
     assert info["bands"] == list(BANDS) and info["input_size"] == SIZE
     assert info["normalisation"] == {"method": "mad"}
-    assert info["training"]["seed"] == 11 and info["params"]["filter_num"] == [4, 8]
+    assert info["training"]["seed"] == 11 and info["params"]["filter_num"] == [4, 8, 16]
     # the saved weights are those of the best validation epoch
     best = min(hist, key=lambda r: r["val_loss"])
     assert info["training"]["best_epoch"] == best["epoch"]
@@ -239,9 +239,8 @@ def test_early_stopping_keeps_best_epoch(data, tmp_path):
     assert summary["epochs_done"] == len(hist)
 
 
-@pytest.mark.parametrize(
-    "loss", [pytest.param("focal_tversky_loss", marks=pytest.mark.slow), "combo_loss"]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["focal_tversky_loss", "combo_loss"])
 def test_deep_supervision_and_sgd_train(data, tmp_path, loss):
     model = {"architecture": "unet_plus", "filter_num": [4, 8, 16], "deep_supervision": True}
     params = {**TRAIN, "loss": loss, "optimizer": "sgd", "learning_rate": 0.05, "epochs": 1}

@@ -179,6 +179,11 @@ def train_ssd(
     from .ssd.model import save_model
 
     detect = detect or DetectSettings()
+    if detect.min_score > min(settings.thresholds):
+        raise ValueError(
+            f"config: bubbles.detect.min_score ({detect.min_score}) exceeds the lowest of "
+            f"bubbles.train.thresholds ({min(settings.thresholds)})"
+        )
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
