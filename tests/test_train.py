@@ -249,6 +249,17 @@ def test_deep_supervision_and_sgd_train(data, tmp_path, loss):
     assert info["n_outputs"] == 3
     loaded = M.load_model(tmp_path)
     assert len(loaded.outputs) == 1
+    # the validation loss is the mean of the loss over the three outputs (equal weights)
+    from skydetect.clusters.losses import get_loss
+
+    full = M.load_model(tmp_path, final_only=False)
+    with h5py.File(data[1]) as f:
+        x, y = f["inputs"][:], f["masks"][:][..., None].astype(np.float32)
+    outs = full.predict(x, batch_size=len(x), verbose=0)
+    want = np.mean([float(get_loss(loss)(y, o)) for o in outs])
+    got = T.read_history(tmp_path / "history.csv")[-1]["val_loss"]
+    assert got == pytest.approx(want, rel=1e-4)
+    assert float(get_loss(loss)(y, outs[-1])) != pytest.approx(want, rel=1e-3)
 
 
 def test_bad_inputs(data, tmp_path):

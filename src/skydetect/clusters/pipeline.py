@@ -131,11 +131,8 @@ class BatchSource:
             yield pending_x, pending_m
 
 
-def make_dataset(source: BatchSource, n_outputs: int = 1):
-    """``tf.data.Dataset`` of ``(inputs, masks)`` batches from ``source`` (prefetched).
-
-    With ``n_outputs > 1`` (deep supervision) the mask is repeated once per network output.
-    """
+def make_dataset(source: BatchSource):
+    """``tf.data.Dataset`` of ``(inputs, masks)`` batches from ``source`` (prefetched)."""
     import tensorflow as tf
 
     s, b = source.info.size, len(source.info.bands)
@@ -149,6 +146,4 @@ def make_dataset(source: BatchSource, n_outputs: int = 1):
     # a known number of batches: Keras then never steps past the end of an epoch (an
     # overrun in the first epoch would advance the optimizer's iteration counter)
     ds = ds.apply(tf.data.experimental.assert_cardinality(len(source)))
-    if n_outputs > 1:
-        ds = ds.map(lambda x, y: (x, tuple([y] * n_outputs)))
     return ds.prefetch(2)

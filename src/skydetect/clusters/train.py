@@ -335,8 +335,8 @@ def train(
         )
         val_src = BatchSource(validation_path, train_p["batch_size"], shuffle=False, augment=False)
         net.fit(
-            make_dataset(train_src, n_out),
-            validation_data=make_dataset(val_src, n_out),
+            make_dataset(train_src),
+            validation_data=make_dataset(val_src),
             epochs=epochs,
             initial_epoch=initial_epoch,
             callbacks=callbacks,
