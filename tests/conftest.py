@@ -11,6 +11,7 @@ What it builds is :data:`TINY_TARGETS`. Treat the directory as read-only.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,11 @@ TINY_TARGETS: list[str] = os.environ.get("SKYDETECT_TINY_TARGETS", "").split()
 
 TINY_TIMEOUT_S = 2400  # hard limit of one tiny run (timeout -s KILL)
 
-# Result files compared between runs (catalogues and tables, never timestamps).
+# Result files compared between runs (catalogues and tables, never timestamps). Columns that
+# hold wall-clock measurements (e.g. a training history's `seconds`, `images_per_s`) differ
+# from run to run by nature and are skipped.
 TABLE_SUFFIXES = (".ecsv", ".csv", ".fits")
+TIMING_COLUMNS = re.compile(r"^(seconds|time|duration|elapsed|wall)$|(_s|_seconds|_time)$", re.I)
 
 
 def snakemake_command(workdir, *args, targets=None, configfile=TINY_CONFIG) -> list[str]:
@@ -99,8 +103,18 @@ def _table_differences(where: str, ta, tb) -> list[str]:
         return [f"{where}: {len(ta)} rows != {len(tb)} rows"]
     out = []
     for col in ta.colnames:
-        out += _array_differences(f"{where}:{col}", ta[col], tb[col])
+        if not TIMING_COLUMNS.search(col):
+            out += _array_differences(f"{where}:{col}", ta[col], tb[col])
     return out
+
+
+def _read_text_table(path: Path):
+    """An ECSV file (whatever its suffix, e.g. a .csv written as ECSV) or a plain CSV."""
+    from astropy.table import Table
+
+    with open(path) as fh:
+        ecsv = fh.readline().startswith("# %ECSV")
+    return Table.read(path, format="ascii.ecsv" if ecsv else "ascii.csv")
 
 
 def table_differences(a: Path, b: Path) -> list[str]:
@@ -111,7 +125,7 @@ def table_differences(a: Path, b: Path) -> list[str]:
 
     name = a.name
     if a.suffix != ".fits":
-        return _table_differences(name, Table.read(a), Table.read(b))
+        return _table_differences(name, _read_text_table(a), _read_text_table(b))
     out = []
     with fits.open(a) as ha, fits.open(b) as hb:
         if len(ha) != len(hb):

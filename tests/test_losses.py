@@ -185,3 +185,17 @@ def test_deep_supervision_loss_averages_outputs(arrays):
     ds = L.deep_supervision_loss(base, 3)
     want = (float(base(g, p)) + float(base(g, g)) + float(base(g, 1 - g))) / 3
     assert float(ds(g, stacked)) == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_saturated_prediction_still_has_a_gradient(name):
+    """All pixels predicted ~0 (a collapsed network): the loss must still push cluster pixels
+    up, also below the eps clip."""
+    g = np.zeros((2, 8, 8, 1), np.float32)
+    g[:, 3:5, 3:5] = 1
+    x = tf.Variable(np.full(g.shape, 1e-9, np.float32))
+    with tf.GradientTape() as tape:
+        value = L.get_loss(name, PARAMS[name])(tf.constant(g), x)
+    grad = tape.gradient(value, x).numpy()
+    assert np.all(np.isfinite(grad))
+    assert np.all(grad[g == 1] < 0)  # raising p on cluster pixels lowers the loss

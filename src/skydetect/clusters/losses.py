@@ -54,10 +54,17 @@ def _tf():
 
 
 def _prep(y_true, y_pred):
+    """Masks as float32 in the prediction's shape; predictions clipped to [eps, 1 - eps].
+
+    The clip passes gradients straight through: ``tf.clip_by_value`` alone has zero gradient
+    outside the range, so a network whose sigmoid saturated below eps on every pixel (easy
+    with ~0.2 % cluster pixels) would never recover.
+    """
     tf = _tf()
     y_pred = tf.cast(y_pred, tf.float32)
     y_true = tf.cast(tf.reshape(y_true, tf.shape(y_pred)), tf.float32)
-    return y_true, tf.clip_by_value(y_pred, EPS, 1.0 - EPS)
+    clipped = tf.clip_by_value(y_pred, EPS, 1.0 - EPS)
+    return y_true, y_pred + tf.stop_gradient(clipped - y_pred)
 
 
 def _counts(g, p):

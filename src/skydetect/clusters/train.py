@@ -55,7 +55,7 @@ STAGE = 4  # seed stream of this stage: np.random.default_rng([seed, STAGE, ...]
 #: Training parameters and their defaults (those of the reference; see config/schema.yaml).
 DEFAULT_TRAIN: dict[str, Any] = {
     "run": "default",
-    "loss": "focal_tversky_loss",
+    "loss": "mixed_focal_loss",
     "loss_params": {},
     "optimizer": "sgd",
     "learning_rate": 1e-2,
