@@ -72,3 +72,20 @@ def test_tiny_run_is_reproducible(tiny_run, tmp_path):
     print(f"\n{n} result table(s) compared between two runs from scratch")
     assert n > 0, "the tiny run wrote no catalogue or table"
     assert not diffs, "two runs with the same seed differ:\n" + "\n".join(diffs)
+
+
+def test_compare_results_reads_ecsv_csv_and_skips_timings(tmp_path):
+    """A .csv written as ECSV is read as such; wall-clock columns are not compared."""
+    for i, (loss, secs) in enumerate([(0.5, 1.0), (0.5, 9.0)]):
+        d = tmp_path / f"run{i}/results/models"
+        d.mkdir(parents=True)
+        Table({"epoch": [1], "loss": [loss], "seconds": [secs]}).write(
+            d / "history.csv", format="ascii.ecsv", delimiter=","
+        )
+    a, b = tmp_path / "run0", tmp_path / "run1"
+    assert compare_results(a, b) == ([], 1)
+    Table({"epoch": [1], "loss": [0.6], "seconds": [1.0]}).write(
+        b / "results/models/history.csv", format="ascii.ecsv", delimiter=",", overwrite=True
+    )
+    diffs, _ = compare_results(a, b)
+    assert diffs and "loss" in diffs[0]

@@ -126,12 +126,6 @@ def test_profile_parses_with_snakemake():
     assert "train_segmentation" in args.set_resources
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="profiles/default (the workflow profile, loaded after --profile) sets "
-    "default-resources and so replaces the slurm profile's default-resources (account, "
-    "partition); remove default-resources from profiles/default, then drop this mark",
-)
 def test_default_workflow_profile_keeps_slurm_default_resources():
     args = _effective_args("--profile", str(PROFILE.parent), "-n")
     assert "slurm_account" in args.default_resources
