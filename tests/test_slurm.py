@@ -77,8 +77,9 @@ def derive_test_profile(dest: Path, *, cpus: int = 2, mem_mb: int = 4000, rules=
     for rule in rules:
         prof["set-resources"].setdefault(rule, {"mem_mb": mem_mb})
     for res in prof.get("set-resources", {}).values():
-        for key in ("gpu", "gpu_model", "gres", "slurm_extra"):
+        for key in ("gpu_model", "gres", "slurm_extra"):
             res.pop(key, None)
+        res["gpu"] = 0  # the test node has none (overrides a rule's own `gpu=` too)
         if "mem_mb" in res:
             res["mem_mb"] = min(int(res["mem_mb"]), mem_mb)
         if "runtime" in res:
@@ -135,14 +136,14 @@ def test_derived_test_profile(tmp_path):
     prof = yaml.safe_load((derive_test_profile(tmp_path) / "config.yaml").read_text())
     assert prof["executor"] == "slurm" and "use-conda" not in prof
     assert prof["default-resources"]["slurm_account"] == ACCOUNT
-    assert all("gpu" not in r for r in prof["set-resources"].values())
+    assert all(r["gpu"] == 0 for r in prof["set-resources"].values())
     assert all(r.get("mem_mb", 0) <= 4000 for r in prof["set-resources"].values())
     assert max(prof["set-threads"].values()) <= 2 and prof["max-threads"] == 2
     assert set(prof["set-resources"]) == set(load_profile()["set-resources"])
     prof = yaml.safe_load(
         (derive_test_profile(tmp_path, rules=["new_rule"]) / "config.yaml").read_text()
     )
-    assert prof["set-resources"]["new_rule"] == {"mem_mb": 4000}
+    assert prof["set-resources"]["new_rule"] == {"mem_mb": 4000, "gpu": 0}
 
 
 # ------------------------------------------------------------------ the real cluster
