@@ -44,6 +44,7 @@ rule download_spitzer:
         "logs/download_spitzer/{spitzer_file}.log",
     benchmark:
         "benchmarks/rules/download_spitzer/{spitzer_file}.tsv"
+    localrule: True
     conda:
         ENV_SKY
     threads: 1
@@ -64,6 +65,7 @@ rule download_bubble_catalog:
         "logs/download_bubble_catalog/all.log",
     benchmark:
         "benchmarks/rules/download_bubble_catalog/all.tsv"
+    localrule: True
     conda:
         ENV_SKY
     threads: 1
