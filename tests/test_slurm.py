@@ -200,7 +200,7 @@ def test_tiny_workflow_on_slurm(slurm_cluster, tiny_run, tmp_path):
     rules = re.findall(r"^(\w+)$", listed.stdout, flags=re.M)
     profile = derive_test_profile(tmp_path / "profile", rules=rules)
     cmd = snakemake_command(workdir, "--profile", profile)
-    res = run_logged(cmd, workdir / "snakemake.out", 2 * TINY_TIMEOUT_S, env=slurm_cluster)
+    res = run_logged(cmd, workdir / "snakemake.out", TINY_TIMEOUT_S, env=slurm_cluster)
     job_ids = re.findall(r"submitted with SLURM jobid (\d+)", res.output)
     if res.returncode != 0:
         if job_ids:  # a killed snakemake leaves its jobs behind
