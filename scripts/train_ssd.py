@@ -13,8 +13,7 @@ from skydetect.bubbles.train import (  # noqa: E402
     TrainSettings,
     build_and_train,
     files_key,
-    load_training_data,
-    load_validation,
+    load_all_data,
     set_threads,
 )
 from skydetect.plots.bubble_detections import plot_learning_curve  # noqa: E402
@@ -27,19 +26,17 @@ if sm.input.get("best_params"):
     overrides = json.loads(Path(sm.input.best_params).read_text())["overrides"]
     log.info("tuned parameters: %s", overrides)
 settings = TrainSettings.from_config(p.train, p.ssd, min_cover=p.min_cover, **overrides)
-crops, negatives = load_training_data(
+crops, negatives, validation = load_all_data(
     sm.input.train_tiles,
     sm.input.catalog,
     sm.input.negatives,
     sm.input.clusters,
+    sm.input.windows,
+    sm.input.validation_tiles,
     p.preprocess,
     p.seed,
     k_range=p.k_range,
     box_scale=p.box_scale,
-)
-fields = [Path(f).stem for f in sm.input.validation_tiles]
-validation = load_validation(
-    sm.input.windows, dict(zip(fields, sm.input.validation_tiles, strict=True)), p.preprocess
 )
 out_dir = Path(sm.output.model).parent
 res = build_and_train(

@@ -12,8 +12,7 @@ from skydetect.bubbles.detect import DetectSettings  # noqa: E402
 from skydetect.bubbles.train import (  # noqa: E402
     TrainSettings,
     build_and_train,
-    load_training_data,
-    load_validation,
+    load_all_data,
     set_threads,
 )
 from skydetect.bubbles.tune import run_worker, write_json  # noqa: E402
@@ -22,19 +21,17 @@ sm = snakemake  # noqa: F821
 p = sm.params
 worker = int(sm.wildcards.worker)
 set_threads(sm.threads)
-crops, negatives = load_training_data(
+crops, negatives, validation = load_all_data(
     sm.input.train_tiles,
     sm.input.catalog,
     sm.input.negatives,
     sm.input.clusters,
+    sm.input.windows,
+    sm.input.validation_tiles,
     p.preprocess,
     p.seed,
     k_range=p.k_range,
     box_scale=p.box_scale,
-)
-fields = [Path(f).stem for f in sm.input.validation_tiles]
-validation = load_validation(
-    sm.input.windows, dict(zip(fields, sm.input.validation_tiles, strict=True)), p.preprocess
 )
 detect = DetectSettings.from_config(p.detect)
 trial_root = Path(p.trial_dir)

@@ -403,6 +403,26 @@ def load_training_data(
     return crops, neg
 
 
+def load_all_data(
+    train_tiles,
+    catalog_path,
+    negatives_paths,
+    clusters_path,
+    windows_path,
+    validation_tiles,
+    preprocess: dict,
+    seed: int,
+    **crop_kwargs,
+):
+    """Everything ``train_ssd`` and ``tune_ssd`` read: the crop generator, the kept negatives
+    and the preprocessed validation fields (named by the stem of each validation tile file)."""
+    crops, negatives = load_training_data(
+        train_tiles, catalog_path, negatives_paths, clusters_path, preprocess, seed, **crop_kwargs
+    )
+    fields = {Path(f).stem: f for f in validation_tiles}
+    return crops, negatives, load_validation(windows_path, fields, preprocess)
+
+
 ARCH_KEYS = ("backbone", "width", "scales", "aspect_ratios")
 
 
