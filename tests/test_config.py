@@ -60,3 +60,92 @@ def test_wrong_type_is_named():
 def test_tile_out_of_range_is_named():
     with pytest.raises(ConfigError, match=r"clusters\.tiles\.test\.0"):
         validate_config({"clusters": {"tiles": {"test": [48]}}}, SCHEMA)
+
+
+# --------------------------------------------------------------------------- cross-key rules
+def shipped():
+    return copy.deepcopy(load(ROOT / "config/config.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "keys"),
+    [
+        (
+            lambda c: c["clusters"]["tiles"].update(validation=[6, 9], test=[6]),
+            ["clusters.tiles.validation", "clusters.tiles.test", "[6]"],
+        ),
+        (lambda c: c["clusters"]["tiles"].update(test=[]), ["clusters.tiles.test", "empty"]),
+        (
+            lambda c: c["clusters"]["tiles"].update(validation=list(range(47)), test=[47]),
+            ["no training tile"],
+        ),
+        (
+            lambda c: c["clusters"]["patch"].update(size=63),
+            ["clusters.patch.size", "clusters.model.filter_num", "= 8", "56 or 64"],
+        ),
+        (
+            lambda c: c["bubbles"]["tiles"].update(validation=[27, 30.001]),
+            ["bubbles.tiles.train", "bubbles.tiles.validation", "30"],
+        ),
+        (
+            lambda c: c["bubbles"]["detect"].update(min_score=0.6),
+            ["bubbles.detect.min_score", "bubbles.train.thresholds", "0.5"],
+        ),
+        (
+            lambda c: c["bubbles"]["negatives"].update(class_weights=[1, 2]),
+            ["bubbles.negatives.class_weights", "bubbles.negatives.n_classes"],
+        ),
+        (
+            lambda c: c["bubbles"]["ssd"].update(backbone="vgg16"),
+            ["bubbles.ssd.backbone", "bubbles.preprocess.input_size", "300"],
+        ),
+        (
+            lambda c: (c["planck"].update(bands=["100", "y"]), c["clusters"]["mmf"].update(bands=["143"])),
+            ["clusters.mmf.bands", "planck.bands"],
+        ),
+    ],
+)
+def test_cross_key_rule_names_the_keys(edit, keys):
+    cfg = shipped()
+    edit(cfg)
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg, SCHEMA)
+    for key in keys:
+        assert key in str(err.value)
+
+
+def test_bubble_splits_read_from_fields_when_renamed():
+    from skydetect.config import bubble_splits, cross_check
+
+    cfg = {"bubbles": {"fields": {"train": [15], "validation": [15.0], "test": [18]}}}
+    assert bubble_splits(cfg)[0] == "bubbles.fields"
+    problems = cross_check(cfg)
+    assert any("'bubbles.fields.train' and 'bubbles.fields.validation'" in p for p in problems)
+
+
+def test_run_names_from_either_layout():
+    from skydetect.config import unet_run_names
+
+    assert unet_run_names({"clusters": {"train": {"run": "default"}}}) == ["default"]
+    runs = {"unet_hfi": {"bands": ["100"]}, "unet_hfi_y": {"bands": ["100", "y"]}}
+    assert unet_run_names({"clusters": {"train": {"runs": runs}}}) == ["unet_hfi", "unet_hfi_y"]
+
+
+def test_local_map_nside_is_compared_with_planck_nside(tmp_path):
+    import healpy as hp
+    import numpy as np
+
+    from skydetect.io.fits_maps import write_pr3_map
+
+    path = tmp_path / "100.fits"
+    write_pr3_map(path, np.ones(hp.nside2npix(64)), "K_CMB")
+    cfg = shipped()
+    cfg["planck"].update(source="local", nside=1024, bands=["100"], local={"100": str(path)})
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg, SCHEMA)
+    msg = str(err.value)
+    assert "planck.local.100" in msg and "planck.nside" in msg and "NSIDE = 64" in msg
+    assert str(path) in msg
+    cfg["planck"]["nside"] = 64
+    cfg["clusters"]["mmf"]["enabled"] = True
+    validate_config(cfg, SCHEMA)  # consistent: accepted

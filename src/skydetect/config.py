@@ -1,8 +1,11 @@
-"""Configuration validation against ``config/schema.yaml``.
+"""Configuration validation against ``config/schema.yaml``, then rules between keys.
 
 The workflow calls :func:`validate_config` before any job starts: defaults from the schema are
 filled in, and the first violation is reported with the dotted key that caused it, e.g.
-``config key 'planck.nside': 'abc' is not of type 'integer'``.
+``config key 'planck.nside': 'abc' is not of type 'integer'``. Then :func:`cross_check`
+applies the rules a single key's schema cannot express (disjoint splits, non-empty test lists,
+the patch size against the U-Net depth, the bubble score thresholds, the NSIDE of local maps,
+...); every problem found is listed, each naming the dotted keys involved.
 """
 
 from __future__ import annotations
@@ -67,4 +70,192 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
             msg = f"config key '{_key(err.absolute_path)}': {err.message}"
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ConfigError(f"{msg}{more} [schema: {schema_path}]")
+    problems = cross_check(config)
+    if problems:
+        raise ConfigError(
+            "configuration rules violated:\n  - " + "\n  - ".join(problems)
+        )
     return config
+
+
+# --------------------------------------------------------------------------- cross-key rules
+def unet_run_names(config: dict) -> list[str]:
+    """The U-Net run names: ``clusters.train.runs`` (mapping) or ``clusters.train.run``."""
+    train = config.get("clusters", {}).get("train", {})
+    if isinstance(train.get("runs"), dict):
+        return [str(r) for r in train["runs"]]
+    run = train.get("run")
+    return [str(run)] if run is not None else []
+
+
+def bubble_splits(config: dict) -> tuple[str, dict]:
+    """(dotted key, {split: [field longitudes]}) of ``bubbles.fields`` or ``bubbles.tiles``."""
+    bub = config.get("bubbles", {})
+    for key in ("fields", "tiles"):
+        if isinstance(bub.get(key), dict):
+            return f"bubbles.{key}", bub[key]
+    return "bubbles.tiles", {}
+
+
+def _field_code(glon) -> int:
+    # the GLIMPSE tile code's longitude part (0.01 deg), as skydetect.sky.spitzer.field_name
+    return int(round((float(glon) % 360.0) * 100)) % 36000
+
+
+def _overlaps(key: str, splits: dict, code=lambda x: x) -> list[str]:
+    out = []
+    names = [s for s in ("train", "validation", "test") if s in splits]
+    for split in names:
+        seen: dict = {}
+        for v in splits[split] or []:
+            c = code(v)
+            if c in seen:
+                out.append(f"'{key}.{split}' lists {v!r} twice")
+            seen[c] = v
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            common = sorted({code(v) for v in splits[a] or []} & {code(v) for v in splits[b] or []})
+            if common:
+                shown = [v for v in splits[a] if code(v) in common]
+                out.append(
+                    f"'{key}.{a}' and '{key}.{b}' share {shown}: a split must not score "
+                    "or select a model on its own training or validation data"
+                )
+    return out
+
+
+def _cluster_rules(cfg: dict) -> list[str]:
+    out = []
+    cl = cfg.get("clusters", {})
+    tiles = cl.get("tiles", {})
+    val, test = list(tiles.get("validation", [])), list(tiles.get("test", []))
+    out += _overlaps("clusters.tiles", {"validation": val, "test": test})
+    if not test:
+        out.append("'clusters.tiles.test' is empty: detection and evaluation need a test tile")
+    if not val:
+        out.append("'clusters.tiles.validation' is empty: training needs a validation tile")
+    if len(set(val) | set(test)) >= 48:
+        out.append(
+            "'clusters.tiles.validation' and 'clusters.tiles.test' take all 48 tiles: "
+            "no training tile is left"
+        )
+    size = cl.get("patch", {}).get("size")
+    filters = cl.get("model", {}).get("filter_num")
+    if size is not None and filters:
+        step = 2 ** (len(filters) - 1)
+        if size % step:
+            ok = sorted({size - size % step, size - size % step + step} - {0})
+            out.append(
+                f"'clusters.patch.size' ({size}) is not divisible by 2**(len("
+                f"'clusters.model.filter_num') - 1) = {step} ({len(filters)} U-Net levels); "
+                f"use e.g. {' or '.join(map(str, ok))}"
+            )
+    runs = unet_run_names(cfg)
+    for run in runs:
+        if runs.count(run) > 1:
+            out.append(f"U-Net run name {run!r} used twice (clusters.train)")
+            break
+    mmf = cl.get("mmf", {})
+    bands = [str(b) for b in cfg.get("planck", {}).get("bands", [])]
+    if mmf.get("enabled", False) and "clusters" in cfg.get("detectors", []):
+        freq = [b for b in bands if b != "y"]
+        chosen = [str(b) for b in (mmf.get("bands") or freq)]
+        bad = [b for b in chosen if b not in freq]
+        if bad:
+            out.append(
+                f"'clusters.mmf.bands' {bad} are not frequency bands of 'planck.bands' {freq}"
+            )
+        elif not chosen:
+            out.append("'clusters.mmf.enabled' needs a frequency band in 'planck.bands'")
+        ps, apo = mmf.get("patch_size"), mmf.get("apodisation_px")
+        if ps is not None and apo is not None and ps <= 2 * apo + 8:
+            out.append(
+                f"'clusters.mmf.patch_size' ({ps}) leaves no interior inside the "
+                f"'clusters.mmf.apodisation_px' ({apo}) border on both sides"
+            )
+    return out
+
+
+def _bubble_rules(cfg: dict) -> list[str]:
+    out = []
+    bub = cfg.get("bubbles", {})
+    key, splits = bubble_splits(cfg)
+    out += _overlaps(key, splits, _field_code)
+    for split in ("train", "validation", "test"):
+        if split in splits and not splits[split]:
+            out.append(f"'{key}.{split}' is empty")
+    thresholds = bub.get("train", {}).get("thresholds") or []
+    min_score = bub.get("detect", {}).get("min_score")
+    if thresholds and min_score is not None and min_score > min(thresholds):
+        out.append(
+            f"'bubbles.detect.min_score' ({min_score}) exceeds the lowest of "
+            f"'bubbles.train.thresholds' ({min(thresholds)}): boxes below it are dropped "
+            "before a threshold is chosen"
+        )
+    neg = bub.get("negatives", {})
+    n_classes = neg.get("n_classes")
+    if n_classes is not None:
+        weights = neg.get("class_weights")
+        if weights is not None and len(weights) != n_classes:
+            out.append(
+                f"'bubbles.negatives.class_weights' has {len(weights)} entries but "
+                f"'bubbles.negatives.n_classes' is {n_classes}"
+            )
+        bad = [c for c in neg.get("drop_classes") or [] if not 0 <= c < n_classes]
+        if bad:
+            out.append(
+                f"'bubbles.negatives.drop_classes' {bad} outside 0..{n_classes - 1} "
+                "('bubbles.negatives.n_classes')"
+            )
+        elif len(set(neg.get("drop_classes") or [])) >= n_classes:
+            out.append("'bubbles.negatives.drop_classes' drops every negative class")
+    ssd = bub.get("ssd", {})
+    size = bub.get("preprocess", {}).get("input_size")
+    if ssd.get("backbone") == "vgg16" and size is not None and size != 300:
+        out.append(
+            f"'bubbles.ssd.backbone' vgg16 is the SSD300: 'bubbles.preprocess.input_size' "
+            f"must be 300, not {size}"
+        )
+    return out
+
+
+def _map_nside(path: Path) -> int | None:
+    from astropy.io import fits  # header only; the data are read by check_map
+
+    with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+        for hdu in hdul[:2]:
+            if "NSIDE" in hdu.header:
+                return int(hdu.header["NSIDE"])
+    return None
+
+
+def _planck_rules(cfg: dict) -> list[str]:
+    out = []
+    planck = cfg.get("planck", {})
+    if planck.get("source") != "local" or "clusters" not in cfg.get("detectors", []):
+        return out
+    nside = planck.get("nside")
+    for band in [str(b) for b in planck.get("bands", [])]:
+        path = planck.get("local", {}).get(band)
+        if not path:
+            out.append(f"'planck.local.{band}' is missing: planck.source is local")
+            continue
+        if not Path(path).exists():
+            out.append(f"'planck.local.{band}': {path} not found")
+            continue
+        try:
+            found = _map_nside(Path(path))
+        except Exception as exc:  # noqa: BLE001 - reported with the file and key
+            out.append(f"'planck.local.{band}': {path} is not a readable FITS file ({exc})")
+            continue
+        if found is not None and found != nside:
+            out.append(
+                f"'planck.local.{band}': {path} has NSIDE = {found} in its header but "
+                f"'planck.nside' is {nside} (the tiling and the patches assume planck.nside)"
+            )
+    return out
+
+
+def cross_check(config: dict) -> list[str]:
+    """Rules between keys (after the schema): one message per problem, naming the keys."""
+    return _cluster_rules(config) + _bubble_rules(config) + _planck_rules(config)
