@@ -4,7 +4,6 @@ from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])  # noqa: F821
 
-import os  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -14,6 +13,7 @@ from skydetect.bubbles.preprocess import preprocess_window  # noqa: E402
 from skydetect.bubbles.ssd.model import load_model  # noqa: E402
 from skydetect.bubbles.train import set_threads  # noqa: E402
 from skydetect.bubbles.windows import sizes_to_pixels, sliding_windows  # noqa: E402
+from skydetect.io.atomic import atomic_path  # noqa: E402
 from skydetect.plots.bubble_detections import plot_tile_detections  # noqa: E402
 from skydetect.sky.spitzer import read_tile  # noqa: E402
 
@@ -41,9 +41,8 @@ log.info("%d detections at score >= %.2f", len(boxes), meta["threshold"])
 table = detections_table(boxes, scores, tile.wcs, tile.pixel_arcsec, tile.field)
 table.meta["threshold"] = float(meta["threshold"])
 for out, fmt in [(sm.output.ecsv, "ascii.ecsv"), (sm.output.csv, "ascii.csv")]:
-    tmp = f"{out}.tmp"
-    table.write(tmp, format=fmt, overwrite=True)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        table.write(tmp, format=fmt, overwrite=True)
 catalog = read_catalog(sm.input.catalog)
 catalog = catalog[in_tile(catalog, tile.wcs, tile.shape)]
 truth = bubble_boxes(catalog, tile.wcs, tile.pixel_arcsec, p.windows["box_scale"])

@@ -5,13 +5,13 @@ from skydetect.logutil import setup_script_logging
 log = setup_script_logging(snakemake.log[0])
 
 import json  # noqa: E402
-import os  # noqa: E402
 
 from astropy.table import Table  # noqa: E402
 
 from skydetect.clusters.crossmatch import known_catalog  # noqa: E402
 from skydetect.clusters.detect import write_table_atomic  # noqa: E402
 from skydetect.clusters.evaluate import evaluate, format_summary  # noqa: E402
+from skydetect.io.atomic import atomic_path  # noqa: E402
 from skydetect.io.catalogs import read_catalog  # noqa: E402
 from skydetect.plots.detections import plot_completeness, plot_sky_map  # noqa: E402
 
@@ -53,7 +53,5 @@ write_table_atomic(matched, snakemake.output.matched)
 plot_completeness(curves, summary, snakemake.output.completeness, run)
 plot_sky_map(candidates, snakemake.params.tiles, snakemake.output.sky_map, truth,
              f"run {run}: {len(candidates)} candidates")  # fmt: skip
-tmp = snakemake.output.summary + ".tmp"
-with open(tmp, "w") as fh:
+with atomic_path(snakemake.output.summary) as tmp, open(tmp, "w") as fh:
     json.dump(summary, fh, indent=2)
-os.replace(tmp, snakemake.output.summary)

@@ -4,7 +4,6 @@ from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])  # noqa: F821
 
-import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -13,6 +12,7 @@ from skydetect.bubbles.detect import read_detections  # noqa: E402
 from skydetect.bubbles.evaluate import evaluate_fields, format_table  # noqa: E402
 from skydetect.bubbles.tune import write_json  # noqa: E402
 from skydetect.bubbles.windows import read_windows  # noqa: E402
+from skydetect.io.atomic import atomic_path  # noqa: E402
 
 sm = snakemake  # noqa: F821
 win = read_windows(sm.input.windows)
@@ -27,7 +27,5 @@ table = format_table(result)
 print(table)
 log.info("\n%s", table)
 write_json(result, sm.output.summary)
-tmp = f"{sm.output.table}.tmp"
-with open(tmp, "w") as fh:
-    fh.write(table + "\n")
-os.replace(tmp, sm.output.table)
+with atomic_path(sm.output.table) as tmp:
+    tmp.write_text(table + "\n")

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from skydetect.io.atomic import atomic_path
+
 COLUMNS = ["MWP", "GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 FLOAT_COLUMNS = ["GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 UNITS = {"GLON": "deg", "GLAT": "deg", "MajAxis": "arcmin", "MinAxis": "arcmin"}
@@ -114,10 +116,8 @@ def write_catalog(path: str | os.PathLike, table: Table) -> None:
     missing = [c for c in [*COLUMNS, "CLEAR"] if c not in table.colnames]
     if missing:
         raise CatalogError(f"catalogue for {path} lacks column(s) {', '.join(missing)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    table.write(tmp, format="ascii.ecsv", overwrite=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
 
 
 def read_catalog(path: str | os.PathLike) -> Table:

@@ -18,12 +18,13 @@ fixed features need no trained model, so the clustering can run before training.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 from astropy.table import Table
+
+from skydetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,7 @@ def write_negatives(path, inputs, x0, y0, size, glon, glat, attrs: dict) -> None
     """Write a field's negatives (see docs/dataflow.md) via a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as h5:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.create_dataset(
             "inputs",
             data=np.asarray(inputs, np.float32),
@@ -121,7 +121,6 @@ def write_negatives(path, inputs, x0, y0, size, glon, glat, attrs: dict) -> None
         h5.create_dataset("glat", data=np.asarray(glat, np.float64))
         for key, value in attrs.items():
             h5.attrs[key] = value
-    os.replace(tmp, path)
 
 
 def read_negative_file(path) -> dict:
@@ -314,8 +313,5 @@ def negatives_for_tile(tile, catalog, *, seed: int, neg: dict, preprocess: dict)
 
 def write_class_table(path, table: Table) -> None:
     """Write ``clusters.ecsv`` via a temporary file in the same directory."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    table.write(tmp, format="ascii.ecsv", overwrite=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)

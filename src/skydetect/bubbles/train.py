@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import skydetect  # noqa: F401  (legacy Keras switch before TensorFlow)
+from skydetect.io.atomic import atomic_path
 
 from .detect import DetectSettings, detect_windows
 from .evaluate import best_threshold
@@ -145,9 +146,8 @@ def validate(
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2))
 
 
 def train_ssd(
@@ -274,8 +274,8 @@ def train_ssd(
         }
         improved = counts.f2 > state["best_f2"] + 1e-12
         if improved:
-            model.save_weights(str(ckpt_dir / "best_weights.tmp.h5"))
-            os.replace(ckpt_dir / "best_weights.tmp.h5", best_path)
+            with atomic_path(best_path) as tmp:
+                model.save_weights(str(tmp))
             state.update(best_f2=counts.f2, best_threshold=thr, best_epoch=epoch + 1, wait=0)
         else:
             state["wait"] += 1
@@ -321,15 +321,13 @@ def write_history(rows: list[dict], path: str | Path) -> None:
     """History rows as CSV (atomic)."""
     from astropy.table import Table
 
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp.csv")
-    if rows:
-        Table(rows=[list(r.values()) for r in rows], names=list(rows[0])).write(
-            tmp, format="ascii.csv", overwrite=True
-        )
-    else:
-        tmp.write_text("epoch\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if rows:
+            Table(rows=[list(r.values()) for r in rows], names=list(rows[0])).write(
+                tmp, format="ascii.csv", overwrite=True
+            )
+        else:
+            tmp.write_text("epoch\n")
 
 
 def files_key(paths) -> list:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from skydetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,5 @@ def best_params(storage_path: str | Path, study_name: str) -> dict:
 
 
 def write_json(obj, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2))

@@ -20,6 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from skydetect.io.atomic import atomic_path
+
 
 def positions(n: int, size: int, stride: int) -> np.ndarray:
     """Starts of windows of ``size`` along an axis of length ``n``: last one flush with the end."""
@@ -148,8 +150,7 @@ def write_windows(path: str | os.PathLike, arrays: dict, attrs: dict) -> None:
     """Write the window file via a temporary name in the same directory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as h5:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         for key in ("x0", "y0", "size", "box_window", "boxes", "box_clear"):
             h5.create_dataset(key, data=arrays[key])
         h5.create_dataset("field", data=arrays["field"].astype(object), dtype=_STR)
@@ -163,7 +164,6 @@ def write_windows(path: str | os.PathLike, arrays: dict, attrs: dict) -> None:
             g.attrs["pixel_arcsec"] = t["pixel_arcsec"]
         for key, value in attrs.items():
             h5.attrs[key] = value
-    os.replace(tmp, path)
 
 
 def read_windows(path: str | os.PathLike) -> dict:

@@ -18,15 +18,13 @@ arcmin from M500/R500 and z with Planck18, NaN if unknown).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord, search_around_sky
 from astropy.cosmology import Planck18
 from astropy.table import Table, vstack
 
+from skydetect.io.atomic import atomic_path
 from skydetect.io.catalogs import CatalogError, read_mcxc, read_psz2, read_redmapper
 
 __all__ = [
@@ -181,10 +179,8 @@ def build_catalog(name: str, paths: dict, merge_radius_arcmin: float = 5.0) -> T
 
 def write_catalog(table: Table, path) -> None:
     """Write an ECSV catalogue atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.ecsv")
-    table.write(tmp, format="ascii.ecsv", overwrite=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
 
 
 def read_training_catalog(path) -> Table:

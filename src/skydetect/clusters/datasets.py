@@ -8,13 +8,11 @@ stream it. Patches are stored in tile order: shuffle at training time.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import h5py
 import numpy as np
 
 from skydetect.clusters import normalise
+from skydetect.io.atomic import atomic_path
 
 __all__ = ["DatasetError", "check_patch_files", "fit_normalisation", "assemble", "PER_PATCH"]
 
@@ -82,10 +80,8 @@ def assemble(paths, out_path, stats, bands, split: str, chunk: int = 64) -> int:
     if not paths:
         raise DatasetError(f"no patch files to assemble into the {split} dataset")
     common = check_patch_files(paths, bands)
-    out_path = Path(out_path)
-    tmp = out_path.with_name(out_path.name + ".tmp")
     n_total = 0
-    with h5py.File(tmp, "w") as out:
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
         ds = {}
         for p in paths:
             with h5py.File(p, "r") as f:
@@ -128,5 +124,4 @@ def assemble(paths, out_path, stats, bands, split: str, chunk: int = 64) -> int:
         out.attrs["normalised"] = True
         out.attrs["normalisation_method"] = stats.get("method", "")
         out.attrs["n_source_files"] = len(paths)
-    os.replace(tmp, out_path)
     return n_total

@@ -26,7 +26,6 @@ cluster on a tile border is detected exactly once over the sky.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,8 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from skydetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -257,14 +258,8 @@ def write_table_atomic(table: Table, path, format: str | None = None) -> None:
         fmt = format
     if fmt is None:
         raise ValueError(f"cannot infer the table format of {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         table.write(tmp, format=fmt, overwrite=True, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_detections(path) -> Table:

@@ -37,11 +37,11 @@ import contextlib
 import io
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import skydetect  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from skydetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,8 @@ def write_model_json(model_dir: str | Path, info: dict[str, Any]) -> Path:
     info["params"] = model_params(info["params"])
     info.setdefault("architecture", info["params"]["architecture"])
     path = Path(model_dir) / MODEL_JSON
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
     return path
 
 

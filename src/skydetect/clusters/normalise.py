@@ -15,10 +15,11 @@ mode (the side free of the positive tail of dust and point sources). Non-finite 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from skydetect.io.atomic import atomic_path
 
 __all__ = [
     "METHODS",
@@ -126,10 +127,8 @@ def apply(inputs, stats: dict, bands) -> np.ndarray:
 
 
 def save(stats: dict, path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(stats, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(stats, indent=2, sort_keys=True))
 
 
 def load(path) -> dict:

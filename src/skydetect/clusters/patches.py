@@ -15,9 +15,7 @@ cluster_ids = row numbers in the training catalogue, padded with -1).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import h5py
 import healpy as hp
@@ -25,6 +23,7 @@ import numpy as np
 
 from skydetect.clusters import masks as masklib
 from skydetect.geometry import projection, tiles
+from skydetect.io.atomic import atomic_path
 
 __all__ = [
     "PatchConfig",
@@ -299,8 +298,6 @@ def cut_cover(tile, catalog, cfg, seed, progress=False) -> PatchSet:
 def write_patches(path, patches, cfg: PatchConfig, attrs: dict) -> int:
     """Write a PatchSet, or stream an iterable of PatchSet chunks, to a patch file atomically
     (datasets chunked by 64 patches); returns the number of patches written."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     s, b, k = cfg.size, len(cfg.bands), cfg.max_ids
     chunks = [patches] if isinstance(patches, PatchSet) else patches
     meta = dict(patches.attrs) if isinstance(patches, PatchSet) else {}
@@ -316,7 +313,7 @@ def write_patches(path, patches, cfg: PatchConfig, attrs: dict) -> int:
     }
     shapes = {"inputs": (s, s, b), "masks": (s, s), "cluster_ids": (k,)}
     n = 0
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             ds = {}
             for key in _ARRAYS:
@@ -340,9 +337,6 @@ def write_patches(path, patches, cfg: PatchConfig, attrs: dict) -> int:
             for key, v in {**meta, **attrs}.items():
                 f.attrs[key] = v
             f.attrs["n_patches"] = n
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return n
 
 

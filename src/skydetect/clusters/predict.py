@@ -22,9 +22,7 @@ input maps), ``tile``, ``run``, ``n_patches``, ``size``, ``pixel_arcmin``, ``ban
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import h5py
 import healpy as hp
@@ -32,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from skydetect.geometry import projection, tiles
+from skydetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +231,7 @@ def predict_tile(
 
 def write_prediction(pmap: ProbabilityMap, path, run: str) -> None:
     """Write a prediction file atomically (see the module docstring for the layout)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("pixels", data=pmap.pixels.astype(np.int64), compression="gzip")
             f.create_dataset("prob", data=pmap.prob.astype(np.float32), compression="gzip")
@@ -246,10 +242,6 @@ def write_prediction(pmap: ProbabilityMap, path, run: str) -> None:
             f.attrs["run"] = str(run)
             for k, v in pmap.attrs.items():
                 f.attrs[k] = v
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_prediction(path) -> ProbabilityMap:

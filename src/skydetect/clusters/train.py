@@ -33,7 +33,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ import h5py
 import numpy as np
 
 import skydetect  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from skydetect.io.atomic import atomic_path
 
 from . import losses as L
 from . import models as M
@@ -106,9 +106,8 @@ def fingerprint(model_p: dict, train_p: dict, seed: int, paths: list[str]) -> st
 
 
 def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
 
 
 def read_history(path: str | Path) -> list[dict[str, float]]:
@@ -127,10 +126,8 @@ def _truncate_history(path: Path, first_epoch: int) -> None:
     if not rows:
         return
     head, body = rows[0], [r for r in rows[1:] if r and int(r[0]) < first_epoch]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         csv.writer(fh).writerows([head, *body])
-    os.replace(tmp, path)
 
 
 def _callbacks(tf):
@@ -178,9 +175,8 @@ def _callbacks(tf):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             if self.es.best_epoch != self._best_saved and self.es.best_weights is not None:
-                tmp = self.dir / f".{BEST}.tmp.npz"
-                np.savez(tmp, *self.es.best_weights)
-                os.replace(tmp, self.dir / BEST)
+                with atomic_path(self.dir / BEST) as tmp:
+                    np.savez(tmp, *self.es.best_weights)
                 self._best_saved = self.es.best_epoch
             self.epoch_var.assign(epoch + 1)
             self.manager.save(checkpoint_number=epoch + 1)
@@ -353,14 +349,11 @@ def train(
         net.set_weights(_load_best(ckpt_dir / BEST))
 
     # ---- outputs (atomic)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir / f".{M.WEIGHTS_FILE}.tmp.h5"
-    base.save_weights(str(tmp))
-    os.replace(tmp, model_dir / M.WEIGHTS_FILE)
+    with atomic_path(model_dir / M.WEIGHTS_FILE) as tmp:
+        base.save_weights(str(tmp))
     history = read_history(history_path) if history_path.is_file() else []
-    tmp = model_dir / f".{HISTORY}.tmp"
-    shutil.copyfile(history_path, tmp)
-    os.replace(tmp, model_dir / HISTORY)
+    with atomic_path(model_dir / HISTORY) as tmp:
+        shutil.copyfile(history_path, tmp)
     best_row = min(history, key=lambda r: r.get("val_loss", np.inf)) if history else {}
     M.write_model_json(
         model_dir,

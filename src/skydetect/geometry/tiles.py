@@ -12,15 +12,15 @@ Tile file (HDF5) layout: ``pixels`` int64 (P,) sorted RING pixel indices; ``in_t
 
 from __future__ import annotations
 
-import os
+import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import h5py
 import healpy as hp
 import numpy as np
 
 from skydetect.geometry import projection
+from skydetect.io.atomic import atomic_path
 
 __all__ = [
     "TILE_NSIDE",
@@ -232,9 +232,7 @@ class Tile:
 
 def write_tile(path, tile: int, nside: int, margin_deg: float, pixels, in_tile, maps) -> None:
     """Write a tile file atomically (temporary name in the same directory, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["tile"] = int(tile)
         f.attrs["nside"] = int(nside)
         f.attrs["margin_deg"] = float(margin_deg)
@@ -244,7 +242,6 @@ def write_tile(path, tile: int, nside: int, margin_deg: float, pixels, in_tile, 
         g = f.create_group("maps")
         for band, values in maps.items():
             g.create_dataset(str(band), data=np.asarray(values, dtype=np.float32))
-    os.replace(tmp, path)
 
 
 def read_tile(path, bands=None) -> Tile:
@@ -304,9 +301,9 @@ def split_maps(map_paths: dict, out_paths: dict, margin_deg: float, progress: bo
     if not map_paths:
         raise TileError("no bands given to split into tiles")
     tile_ids = [_check_tile(t) for t in out_paths]
-    tmp = {t: Path(str(out_paths[t]) + ".tmp") for t in tile_ids}
     nside = None
-    try:
+    with contextlib.ExitStack() as stack:  # every tile moved into place only if all succeed
+        tmp = {t: stack.enter_context(atomic_path(out_paths[t])) for t in tile_ids}
         for band, mpath in map_paths.items():
             try:
                 m = hp.read_map(str(mpath), dtype=np.float32)
@@ -332,8 +329,3 @@ def split_maps(map_paths: dict, out_paths: dict, margin_deg: float, progress: bo
                 with h5py.File(tmp[t], "a") as f:
                     f["maps"].create_dataset(str(band), data=m[f["pixels"][...]])
             del m
-        for t in tile_ids:
-            os.replace(tmp[t], out_paths[t])
-    finally:
-        for p in tmp.values():
-            p.unlink(missing_ok=True)

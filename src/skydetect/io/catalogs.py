@@ -20,7 +20,6 @@ returned as unicode, stripped.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -28,6 +27,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 from astropy.units import UnitsWarning
+
+from skydetect.io.atomic import atomic_path
 
 
 class CatalogError(ValueError):
@@ -117,13 +118,6 @@ PSZ2_NO_REDSHIFT = -1.0
 
 
 # --------------------------------------------------------------------------- helpers
-def _atomic_target(path: str | Path) -> tuple[Path, Path]:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    return path, tmp
-
-
 def _write_bintable(
     path: str | Path,
     layout: tuple[tuple[str, str, str], ...],
@@ -146,13 +140,8 @@ def _write_bintable(
             raise ValueError(f"column {name!r} has {len(arr)} rows, expected {n}")
         cols.append(fits.Column(name=name, format=fmt, unit=unit or None, array=arr))
     hdu = fits.BinTableHDU.from_columns(cols, name=extname)
-    path, tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, overwrite=True, checksum=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _read_table(path: str | Path, kind: str) -> Table:
@@ -244,13 +233,8 @@ def read_redmapper(path: str | Path) -> Table:
 def write_sources(path: str | Path, table: Table) -> None:
     """Write the IR/radio source table as ECSV (atomic)."""
     _require(table.copy(copy_data=False), path, "sources")
-    path, tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_sources(path: str | Path) -> Table:

@@ -15,13 +15,13 @@ later stages. Problems raise :class:`MapFormatError` naming the file and the key
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import healpy as hp
 import numpy as np
 from astropy.io import fits
 
+from skydetect.io.atomic import atomic_path
 from skydetect.sky.instrument import channel
 
 
@@ -55,11 +55,6 @@ def canonical_unit(unit: str | None) -> tuple[str | None, float]:
     if unit is None:
         return None, float("nan")
     return _UNIT_ALIASES.get(unit.strip().lower(), (None, float("nan")))
-
-
-def _atomic_tmp(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.tmp{os.getpid()}.fits")
 
 
 # --------------------------------------------------------------------------- writing
@@ -101,20 +96,13 @@ def write_pr3_map(
     h["OBJECT"] = ("FULLSKY", "Sky coverage")
     for key, value in (extra_header or {}).items():
         h[key] = value
-    tmp = _atomic_tmp(path)
-    try:
+    with atomic_path(path) as tmp:
         fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_checked_map(path: str | Path, m_ring: np.ndarray, unit: str, extra_header=None) -> None:
     """Write the pipeline convention: healpy layout, RING, float32, GALACTIC, ``TUNIT1 = unit``."""
-    path = Path(path)
-    tmp = _atomic_tmp(path)
-    try:
+    with atomic_path(path) as tmp:
         hp.write_map(
             str(tmp),
             np.asarray(m_ring, dtype=np.float32),
@@ -128,10 +116,6 @@ def write_checked_map(path: str | Path, m_ring: np.ndarray, unit: str, extra_hea
         )
         with fits.open(tmp, mode="update") as hdul:  # healpy writes 'G'; spell it out
             hdul[1].header["COORDSYS"] = "GALACTIC"
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------- reading

@@ -5,10 +5,9 @@ False colour throughout: red = 24 µm, green = 8 µm, blue = 8 µm / 2 (inputs i
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import matplotlib
+
+from skydetect.io.atomic import atomic_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -23,12 +22,9 @@ def false_colour(x: np.ndarray) -> np.ndarray:
 
 
 def _save(fig, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def plot_montage(inputs: np.ndarray, path, title: str, ncols: int = 5) -> None:

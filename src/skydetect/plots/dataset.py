@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
 import matplotlib
+
+from skydetect.io.atomic import atomic_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -63,8 +64,7 @@ def plot_examples(dataset_path, out_png, n_examples: int = 4, seed: int = 0) -> 
     fig.suptitle(f"{split} patches ({n} in all, {pix:g}' pixels, normalised)", fontsize=10)
     fig.tight_layout()
     out_png = Path(out_png)
-    tmp = out_png.with_name(out_png.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    os.replace(tmp, out_png)
     return rows

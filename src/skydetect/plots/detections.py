@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import healpy as hp
 import matplotlib
+
+from skydetect.io.atomic import atomic_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -23,16 +22,11 @@ CURVE_LABELS = {"SNR": "true S/N", "M500": r"$M_{500}$ [$10^{14}\,M_\odot$]", "Z
 
 def save_figure(fig, path) -> None:
     """Save ``fig`` as PNG through a temporary file in the same directory."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _moll_xy(glon, glat):

@@ -590,15 +590,8 @@ def truth_table(sky: MockSky) -> Table:
 
 
 def write_truth(path, sky: MockSky) -> None:
-    """Write :func:`truth_table` as ECSV (temporary name, then ``os.replace``)."""
-    import os
-    from pathlib import Path
+    """Write :func:`truth_table` as ECSV (through :func:`skydetect.io.atomic.atomic_path`)."""
+    from skydetect.io.atomic import atomic_path
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.ecsv")
-    try:
+    with atomic_path(path) as tmp:
         truth_table(sky).write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

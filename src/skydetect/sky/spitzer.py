@@ -26,7 +26,6 @@ import os
 import re
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
@@ -36,6 +35,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage
 
 from skydetect.bubbles.catalog import FLOAT_COLUMNS, wrap_glon
+from skydetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +134,8 @@ class SpitzerTile:
 
 
 def _atomic_writeto(hdul: fits.HDUList, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    hdul.writeto(tmp, overwrite=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        hdul.writeto(tmp, overwrite=True)
 
 
 def write_tile(path: str | os.PathLike, tile: SpitzerTile) -> None:

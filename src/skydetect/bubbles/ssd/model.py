@@ -16,12 +16,12 @@ is saved as that dict (``model.json``) plus ``weights.h5`` and rebuilt from code
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 import skydetect  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+from skydetect.io.atomic import atomic_path
 
 from .priors import boxes_per_location, default_boxes, linear_scales
 
@@ -197,13 +197,11 @@ def save_model(model, directory: str | Path, extra: dict | None = None) -> None:
     """Write ``model.json`` (architecture config + ``extra``) and ``weights.h5`` atomically."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    tmp_w = d / "weights.tmp.h5"
-    model.save_weights(str(tmp_w))
-    os.replace(tmp_w, d / "weights.h5")
+    with atomic_path(d / "weights.h5") as tmp:
+        model.save_weights(str(tmp))
     meta = {"ssd": model.ssd_config, **(extra or {})}
-    tmp_j = d / "model.json.tmp"
-    tmp_j.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp_j, d / "model.json")
+    with atomic_path(d / "model.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
 
 
 def load_model(directory: str | Path):
