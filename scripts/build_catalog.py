@@ -1,4 +1,8 @@
-"""Rule build_catalog: the named training catalogue of known clusters."""
+"""Rule build_catalog: the named training catalogue of known clusters.
+
+Stops here (before any patch job) when the catalogue is empty after its cuts or has no
+cluster in the training tiles (every tile but clusters.tiles.validation and .test).
+"""
 
 from skydetect.logutil import setup_script_logging
 
@@ -11,5 +15,9 @@ paths = {k: snakemake.input[k] for k in catalogs.needed_inputs(name)}
 cat = catalogs.build_catalog(name, paths, snakemake.params.merge_radius_arcmin)
 for origin in sorted(set(cat["ORIGIN"])):
     log.info("%s: %d entries from %s", name, int((cat["ORIGIN"] == origin).sum()), origin)
+tiles = snakemake.config["clusters"]["tiles"]
+held_out = {int(t) for t in tiles["validation"]} | {int(t) for t in tiles["test"]}
+counts = catalogs.check_training_coverage(cat, sorted(set(range(48)) - held_out), name)
+log.info("%s: %d clusters in %d training tiles", name, sum(counts.values()), len(counts))
 catalogs.write_catalog(cat, snakemake.output[0])
 log.info("%s: %d clusters -> %s", name, len(cat), snakemake.output[0])

@@ -126,3 +126,25 @@ def test_real_psz2_and_mcxc():
     assert 3.0 < med < 8.0  # PSZ2 clusters are a few arcmin in size
     # a larger merge radius merges more MCXC objects into PSZ2 entries
     assert len(C.build_catalog("MCXC", paths, merge_radius_arcmin=10.0)) < len(mc)
+
+
+def test_empty_planck_z_stops_with_the_key(tmp_path):
+    write_psz2(
+        tmp_path / "psz2.fits",
+        {"NAME": ["A", "B"], "GLON": [1.0, 2.0], "GLAT": [30.0, 40.0], "REDSHIFT": [-1.0, -1.0]},
+    )
+    with pytest.raises(CatalogError, match=r"'planck_z' \(clusters.catalog.name\) is empty"):
+        C.build_catalog("planck_z", {"psz2": tmp_path / "psz2.fits"})
+    assert len(C.build_catalog("planck_no-z", {"psz2": tmp_path / "psz2.fits"})) == 2
+
+
+def test_no_cluster_in_training_tiles_stops_at_build_catalog(files):
+    import healpy as hp
+
+    cat = C.build_catalog("planck_z", files, 5.0)
+    tiles = hp.ang2pix(2, np.asarray(cat["GLON"]), np.asarray(cat["GLAT"]), lonlat=True)
+    counts = C.check_training_coverage(cat, range(48), "planck_z")
+    assert sum(counts.values()) == len(cat) and counts[int(tiles[0])] >= 1
+    others = sorted(set(range(48)) - set(tiles.tolist()))
+    with pytest.raises(CatalogError, match=r"none in the training tiles.*clusters.tiles.validation"):
+        C.check_training_coverage(cat, others, "planck_z")

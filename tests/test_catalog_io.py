@@ -150,3 +150,178 @@ def test_bad_files(tmp_path):
         catalogs.read_sources(tmp_path / "s.ecsv")
     with pytest.raises(CatalogError, match="unknown catalogue"):
         catalogs.read_catalog("abell", tmp_path / "s.ecsv")
+
+
+# --------------------------------------------------------------------------- value checks
+@pytest.mark.parametrize(
+    ("column", "value", "row"),
+    [("GLON", np.nan, 3), ("GLAT", 91.0, 2), ("GLON", -5.0, 1), ("REDSHIFT", np.inf, 4)],
+)
+def test_psz2_bad_value_names_file_column_and_row(tmp_path, column, value, row):
+    data = _psz2_data()
+    data[column] = np.array(data[column], float)
+    data[column][row - 1] = value
+    path = tmp_path / "psz2.fits"
+    catalogs.write_psz2(path, data)
+    with pytest.raises(CatalogError) as err:
+        catalogs.read_psz2(path)
+    msg = str(err.value)
+    assert str(path) in msg and repr(column) in msg and f"row {row} " in msg
+
+
+def test_string_in_numeric_column_names_row(tmp_path):
+    path = tmp_path / "mcxc.csv"
+    path.write_text(
+        "MCXC,GLON,GLAT,RAdeg,DEdeg,z,M500,R500,L500\n"
+        "J1,10,20,1,2,0.1,2.0,1.0,1.0\n"
+        "J2,11,21,1,2,0.1,big,1.0,1.0\n"
+    )
+    with pytest.raises(CatalogError, match=r"mcxc.csv: mcxc catalogue column 'M500' row 2: 'big'"):
+        catalogs.read_mcxc(path)
+
+
+def test_non_positive_size_is_refused(tmp_path):
+    path = tmp_path / "mcxc.fits"
+    catalogs.write_mcxc(
+        path,
+        {
+            "MCXC": ["A", "B"],
+            "GLON": [1.0, 2.0],
+            "GLAT": [3.0, 4.0],
+            "RAdeg": [1.0, 2.0],
+            "DEdeg": [1.0, 2.0],
+            "z": [0.1, 0.2],
+            "M500": [1.0, 2.0],
+            "R500": [1.0, 0.0],
+            "L500": [1.0, 1.0],
+        },
+    )
+    with pytest.raises(CatalogError, match=r"'R500' must be finite and positive: row 2 is 0.0"):
+        catalogs.read_mcxc(path)
+
+
+# --------------------------------------------------------------------------- real formats
+def _pccs2_file(path, glon, glat, flux, extra=None):
+    """A file in the PCCS2 / PCCS2E layout (COM_PCCS_<GHz>[-excluded]_R2.01.fits)."""
+    n = len(glon)
+    names = [f"PCCS2 217 G{lon:06.2f}{lat:+06.2f}" for lon, lat in zip(glon, glat, strict=True)]
+    cols = [
+        fits.Column("NAME", "23A", array=names),
+        fits.Column("GLON", "D", unit="deg", array=glon),
+        fits.Column("GLAT", "D", unit="deg", array=glat),
+        fits.Column("RA", "D", unit="deg", array=np.zeros(n)),
+        fits.Column("DEC", "D", unit="deg", array=np.zeros(n)),
+        fits.Column("DETFLUX", "D", unit="mJy", array=flux),
+        fits.Column("DETFLUX_ERR", "D", unit="mJy", array=np.ones(n)),
+        fits.Column("APERFLUX", "D", unit="mJy", array=flux),
+        fits.Column("GAUFLUX", "D", unit="mJy", array=flux),
+        fits.Column("EXTENDED", "I", array=np.zeros(n, int)),
+        *(extra or []),
+    ]
+    hdu = fits.BinTableHDU.from_columns(cols, name="PCCS2_f217")
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "kind"),
+    [
+        ("COM_PCCS_217_R2.01.fits", "pccs2", "radio"),
+        ("COM_PCCS_857-excluded_R2.01.fits", "pccs2e", "ir"),
+    ],
+)
+def test_pccs2_files_read_as_source_catalogues(tmp_path, name, fmt, kind):
+    path = _pccs2_file(tmp_path / name, [10.0, 200.0], [5.0, -60.0], [310.0, 1200.0])
+    freq = int(name[9:12])
+    for format in (None, fmt):
+        t = catalogs.read_catalog("sources", path, format=format)
+        assert list(t["GLON"]) == [10.0, 200.0] and list(t["GLAT"]) == [5.0, -60.0]
+        assert list(t["TYPE"]) == [kind, kind]
+        assert list(t[f"FLUX_{freq}"]) == [310.0, 1200.0]
+        assert t.meta["format"] == fmt
+        assert t["ID"][0].startswith("PCCS2 217 G010.00")
+
+
+def test_pccs2_bad_position_names_file_column_row(tmp_path):
+    path = _pccs2_file(tmp_path / "COM_PCCS_100_R2.01.fits", [10.0, 400.0], [5.0, 6.0], [1.0, 2.0])
+    with pytest.raises(CatalogError, match=r"COM_PCCS_100_R2.01.fits: pccs2 catalogue column 'GLON'.*row 2 is 400"):
+        catalogs.read_sources(path)
+
+
+def test_pccs2_without_frequency_is_refused(tmp_path):
+    path = _pccs2_file(tmp_path / "my_sources.fits", [10.0], [5.0], [1.0])
+    with pytest.raises(CatalogError, match="cannot tell the frequency"):
+        catalogs.read_sources(path, format="pccs2")
+
+
+def test_iras_psc_heasarc_and_vizier_layouts(tmp_path):
+    from astropy.coordinates import SkyCoord
+
+    gal = SkyCoord([30.0, 150.0], [1.0, -45.0], unit="deg", frame="galactic")
+    fnu = {"FNU_12": [0.25, 1.0], "FNU_25": [0.3, 2.0], "FNU_60": [5.0, 0.4], "FNU_100": [20.0, 1.0]}
+    heasarc = Table(
+        {"NAME": ["18401-0208", "03000-1200"], "RA": gal.icrs.ra.deg, "DEC": gal.icrs.dec.deg,
+         "LII": gal.l.deg, "BII": gal.b.deg, **fnu}
+    )
+    heasarc.write(tmp_path / "iraspsc.fits")
+    vizier = Table(
+        {"IRAS": ["18401-0208", "03000-1200"], "RAJ2000": gal.icrs.ra.deg,
+         "DEJ2000": gal.icrs.dec.deg, **{k.replace("FNU", "Fnu"): v for k, v in fnu.items()}}
+    )
+    vizier.write(tmp_path / "ii_125.fits")
+    for name in ("iraspsc.fits", "ii_125.fits"):
+        t = catalogs.read_sources(tmp_path / name)
+        assert t.meta["format"] == "iras_psc"
+        np.testing.assert_allclose(t["GLON"], [30.0, 150.0], atol=1e-6)
+        np.testing.assert_allclose(t["GLAT"], [1.0, -45.0], atol=1e-6)
+        np.testing.assert_allclose(t["FLUX_IRAS60"], [5000.0, 400.0])  # Jy -> mJy
+        assert list(t["TYPE"]) == ["ir", "ir"] and t["ID"][0] == "18401-0208"
+
+
+def test_redmapper_published_layout(tmp_path):
+    # redMaPPer SDSS DR8 public catalogue: MEM_MATCH_ID RA DEC Z_LAMBDA Z_LAMBDA_ERR LAMBDA
+    # LAMBDA_ERR S Z_SPEC OBJID ... NAME (v6.3); v5.10 spells richness LAMBDA_CHISQ.
+    t = Table(
+        {"MEM_MATCH_ID": np.array([1, 2], "i4"), "RA": [239.58, 250.08], "DEC": [27.23, 46.71],
+         "Z_LAMBDA": np.array([0.094, 0.23], "f4"), "Z_LAMBDA_ERR": np.array([0.005, 0.01], "f4"),
+         "LAMBDA_CHISQ": np.array([169.8, 199.6], "f4"), "Z_SPEC": np.array([0.09, -1.0], "f4")}
+    )
+    t.write(tmp_path / "redmapper_dr8_public_v5.10_catalog.fits")
+    r = catalogs.read_redmapper(tmp_path / "redmapper_dr8_public_v5.10_catalog.fits")
+    assert list(r["NAME"]) == ["RM1", "RM2"]
+    np.testing.assert_allclose(r["LAMBDA"], [169.8, 199.6], rtol=1e-6)
+    t["LAMBDA_CHISQ"][1] = -3.0
+    t.write(tmp_path / "bad.fits")
+    with pytest.raises(CatalogError, match=r"bad.fits: redmapper catalogue column 'LAMBDA'.*row 2"):
+        catalogs.read_redmapper(tmp_path / "bad.fits")
+
+
+def test_mcxc_cds_ascii_table_layout(tmp_path):
+    # the CDS file of J/A+A/534/A109 is a FITS ASCII table (TableHDU) with RAdeg/DEdeg
+    cols = [
+        fits.Column("MCXC", "A12", array=["J0000.1+0816", "J0000.4-0237"]),
+        fits.Column("RAdeg", "F7.3", unit="deg", array=[0.03, 0.103]),
+        fits.Column("DEdeg", "F7.3", unit="deg", array=[8.274, -2.625]),
+        fits.Column("GLON", "F7.3", unit="deg", array=[101.77, 94.27]),
+        fits.Column("GLAT", "F7.3", unit="deg", array=[-52.47, -62.62]),
+        fits.Column("z", "F6.4", array=[0.1, 0.0379]),
+        fits.Column("L500", "F9.6", unit="10+37W", array=[0.3, 0.05]),
+        fits.Column("M500", "F7.4", unit="10+14Msun", array=[1.2, 0.36]),
+        fits.Column("R500", "F7.4", unit="Mpc", array=[0.7, 0.5]),
+    ]
+    hdu = fits.TableHDU.from_columns(cols, name="mcxc.dat")
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "mcxc.fits")
+    m = catalogs.read_mcxc(tmp_path / "mcxc.fits")
+    assert list(m["MCXC"]) == ["J0000.1+0816", "J0000.4-0237"]
+    np.testing.assert_allclose(m["R500"], [0.7, 0.5])
+    # a VizieR FITS export names the positions RAJ2000 / DEJ2000
+    v = Table(m)
+    v.rename_columns(["RAdeg", "DEdeg"], ["RAJ2000", "DEJ2000"])
+    v.write(tmp_path / "vizier.fits")
+    np.testing.assert_allclose(catalogs.read_mcxc(tmp_path / "vizier.fits")["RAdeg"], [0.03, 0.103])
+
+
+def test_unknown_source_format_names_key(tmp_path):
+    path = _pccs2_file(tmp_path / "COM_PCCS_100_R2.01.fits", [10.0], [5.0], [1.0])
+    with pytest.raises(CatalogError, match="planck.sources_format"):
+        catalogs.read_sources(path, format="allwise")

@@ -24,6 +24,7 @@ from astropy.coordinates import SkyCoord, search_around_sky
 from astropy.cosmology import Planck18
 from astropy.table import Table, vstack
 
+from skydetect.geometry.tiles import tile_of
 from skydetect.io.atomic import atomic_path
 from skydetect.io.catalogs import CatalogError, read_mcxc, read_psz2, read_redmapper
 
@@ -37,6 +38,7 @@ __all__ = [
     "build_catalog",
     "write_catalog",
     "read_training_catalog",
+    "check_training_coverage",
 ]
 
 CATALOG_NAMES = ("planck_z", "planck_no-z", "MCXC", "RM30", "RM50")
@@ -159,6 +161,12 @@ def build_catalog(name: str, paths: dict, merge_radius_arcmin: float = 5.0) -> T
     psz2 = _psz2(paths["psz2"])
     if name == "planck_z":
         cat = psz2[np.isfinite(psz2["Z"])]
+        if not len(cat):
+            raise CatalogError(
+                f"{paths['psz2']}: training catalogue 'planck_z' (clusters.catalog.name) is "
+                f"empty: none of the {len(psz2)} PSZ2 entries has a redshift (REDSHIFT >= 0); "
+                "use planck_no-z, MCXC, RM30 or RM50"
+            )
     else:
         cat = psz2
     if name in ("MCXC", "RM30", "RM50"):
@@ -169,12 +177,35 @@ def build_catalog(name: str, paths: dict, merge_radius_arcmin: float = 5.0) -> T
             _redmapper(paths["redmapper"], 30.0 if name == "RM30" else 50.0),
             merge_radius_arcmin,
         )
+    if not len(cat):
+        files = ", ".join(str(paths[k]) for k in needed_inputs(name))
+        raise CatalogError(
+            f"training catalogue {name!r} (clusters.catalog.name) is empty: no entry in {files}"
+        )
     cat.meta["catalog"] = name
     cat.meta["merge_radius_arcmin"] = float(merge_radius_arcmin)
     cat["THETA500"].unit = u.arcmin
     cat["GLON"].unit = u.deg
     cat["GLAT"].unit = u.deg
     return cat
+
+
+def check_training_coverage(cat: Table, train_tiles, name: str = "?") -> dict[int, int]:
+    """Entries of ``cat`` per training tile (HEALPix nside-2 RING); raise if there are none.
+
+    A catalogue with no cluster in any training tile would only fail at the patch jobs; this
+    stops it at build_catalog, naming the keys that choose the tiles and the catalogue.
+    """
+    train_tiles = sorted(int(t) for t in train_tiles)
+    tiles = np.asarray(tile_of(np.asarray(cat["GLON"], float), np.asarray(cat["GLAT"], float)))
+    counts = {t: int(np.count_nonzero(tiles == t)) for t in train_tiles}
+    if not sum(counts.values()):
+        raise CatalogError(
+            f"training catalogue {name!r} (clusters.catalog.name) has {len(cat)} entries but "
+            f"none in the training tiles {train_tiles} (all tiles except clusters.tiles."
+            "validation and clusters.tiles.test): no training patch could be cut"
+        )
+    return counts
 
 
 def write_catalog(table: Table, path) -> None:

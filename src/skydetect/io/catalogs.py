@@ -14,8 +14,12 @@ reader serves mock, downloaded and local data:
   ``TYPE`` in {ir, radio} and fluxes in mJy.
 
 Readers check the required columns (case-insensitively, renaming to the canonical spelling)
-and raise :class:`CatalogError` naming the file and the missing column. String columns are
-returned as unicode, stripped.
+and raise :class:`CatalogError` naming the file and the missing column. Then the values
+(:func:`check_values`): positions finite and in range (GLON/RA 0..360, GLAT/DEC -90..90),
+numeric columns numeric and finite, sizes finite and positive; the error names the file, the
+column and the first bad row (counting data rows from 1). String columns are returned as
+unicode, stripped. The IR/radio source catalogue may also be a real Planck PCCS2/PCCS2E or IRAS
+PSC file (:mod:`skydetect.io.source_catalogs`).
 """
 
 from __future__ import annotations
@@ -116,6 +120,27 @@ REDMAPPER_COLUMNS: tuple[tuple[str, str, str], ...] = (
 # Sentinel of an unknown redshift in PSZ2 (as in the real file).
 PSZ2_NO_REDSHIFT = -1.0
 
+# Value rules per catalogue: position ranges, finite numeric columns, positive sizes.
+_LON, _LAT = (0.0, 360.0), (-90.0, 90.0)
+VALUE_RULES: dict[str, dict] = {
+    "psz2": {
+        "range": {"GLON": _LON, "GLAT": _LAT, "RA": _LON, "DEC": _LAT},
+        "finite": ("SNR", "Y5R500", "REDSHIFT", "MSZ"),
+        "positive": (),
+    },
+    "mcxc": {
+        "range": {"GLON": _LON, "GLAT": _LAT, "RAdeg": _LON, "DEdeg": _LAT},
+        "finite": ("z", "L500"),
+        "positive": ("M500", "R500"),
+    },
+    "redmapper": {
+        "range": {"RA": _LON, "DEC": _LAT},
+        "finite": ("Z_LAMBDA",),
+        "positive": ("LAMBDA",),
+    },
+    "sources": {"range": {"GLON": _LON, "GLAT": _LAT}, "finite": (), "positive": ()},
+}
+
 
 # --------------------------------------------------------------------------- helpers
 def _write_bintable(
@@ -188,6 +213,71 @@ def _require(table: Table, path: str | Path, kind: str, required=None) -> Table:
     return table
 
 
+def _as_float(table: Table, name: str, path, kind: str) -> np.ndarray:
+    """Column ``name`` as float (masked -> NaN); a non-numeric entry names its row."""
+    col = table[name]
+    mask = np.asarray(col.mask) if isinstance(col, MaskedColumn) else np.zeros(len(col), bool)
+    values = np.asarray(col)
+    if values.dtype.kind in "fiub":
+        out = values.astype(float)
+    else:
+        out = np.empty(len(values))
+        for i, v in enumerate(values):
+            if mask[i] or str(v).strip() == "":
+                out[i] = np.nan
+                continue
+            try:
+                out[i] = float(v)
+            except (TypeError, ValueError):
+                raise CatalogError(
+                    f"{path}: {kind} catalogue column {name!r} row {i + 1}: {str(v)!r} is not "
+                    "a number"
+                ) from None
+    out[mask] = np.nan
+    return out
+
+
+def _first_bad(bad: np.ndarray, values: np.ndarray) -> str:
+    i = int(np.flatnonzero(bad)[0])
+    return f"row {i + 1} is {float(values[i])!r} ({int(bad.sum())} bad row(s) in all)"
+
+
+def check_values(table: Table, path, kind: str, rules: dict | None = None) -> Table:
+    """Check the values of ``table`` against :data:`VALUE_RULES` ``[kind]`` (or ``rules``).
+
+    Columns checked are converted to float in place. Raises :class:`CatalogError` naming the
+    file, the column and the first bad row.
+    """
+    rules = VALUE_RULES[kind] if rules is None else rules
+    for name, (lo, hi) in rules.get("range", {}).items():
+        if name not in table.colnames:
+            continue
+        v = _as_float(table, name, path, kind)
+        bad = ~np.isfinite(v) | (v < lo) | (v > hi)
+        if bad.any():
+            raise CatalogError(
+                f"{path}: {kind} catalogue column {name!r} must be finite and within "
+                f"[{lo:g}, {hi:g}] degrees: {_first_bad(bad, v)}"
+            )
+        table[name] = v
+    for name in (*rules.get("finite", ()), *rules.get("positive", ())):
+        if name not in table.colnames:
+            continue
+        v = _as_float(table, name, path, kind)
+        positive = name in rules.get("positive", ())
+        bad = ~np.isfinite(v) | ((v <= 0) if positive else False)
+        if bad.any():
+            what = "finite and positive" if positive else "a finite number"
+            raise CatalogError(
+                f"{path}: {kind} catalogue column {name!r} must be {what}: {_first_bad(bad, v)}"
+            )
+        table[name] = v
+    for name in rules.get("numeric_prefix", ()):
+        for col in [c for c in table.colnames if c.upper().startswith(name)]:
+            table[col] = _as_float(table, col, path, kind)
+    return table
+
+
 # --------------------------------------------------------------------------- PSZ2
 def write_psz2(path: str | Path, data: dict) -> None:
     """Write a PSZ2-union-layout FITS file; ``data`` maps column names to arrays.
@@ -203,7 +293,7 @@ def write_psz2(path: str | Path, data: dict) -> None:
 
 def read_psz2(path: str | Path) -> Table:
     """Read a PSZ2 union file (real or mock); ``Y5R500`` in 1e-3 arcmin^2, ``REDSHIFT`` -1 if unknown."""
-    return _require(_read_table(path, "psz2"), path, "psz2")
+    return check_values(_require(_read_table(path, "psz2"), path, "psz2"), path, "psz2")
 
 
 # --------------------------------------------------------------------------- MCXC
@@ -213,8 +303,20 @@ def write_mcxc(path: str | Path, data: dict) -> None:
 
 
 def read_mcxc(path: str | Path) -> Table:
-    """Read an MCXC file (the real ASCII-table FITS or the mock binary table)."""
-    return _require(_read_table(path, "mcxc"), path, "mcxc")
+    """Read an MCXC file: the CDS file (J/A+A/534/A109, an ASCII-table FITS with ``RAdeg
+    DEdeg``), a VizieR FITS export (``RAJ2000 DEJ2000``) or the mock binary table."""
+    table = _read_table(path, "mcxc")
+    _alias(table, {"RAJ2000": "RAdeg", "DEJ2000": "DEdeg", "_RAJ2000": "RAdeg", "_DEJ2000": "DEdeg"})
+    return check_values(_require(table, path, "mcxc"), path, "mcxc")
+
+
+def _alias(table: Table, aliases: dict) -> None:
+    """Rename ``aliases`` keys (case-insensitive) to their values where the target is absent."""
+    lower = {c.lower(): c for c in table.colnames}
+    for src, dst in aliases.items():
+        if dst.lower() not in lower and src.lower() in lower:
+            table.rename_column(lower[src.lower()], dst)
+            lower = {c.lower(): c for c in table.colnames}
 
 
 # --------------------------------------------------------------------------- redMaPPer
@@ -226,7 +328,16 @@ def write_redmapper(path: str | Path, data: dict) -> None:
 
 
 def read_redmapper(path: str | Path) -> Table:
-    return _require(_read_table(path, "redmapper"), path, "redmapper")
+    """Read a redMaPPer cluster catalogue: the published SDSS DR8 / DES files
+    (``MEM_MATCH_ID NAME RA DEC Z_LAMBDA LAMBDA``; v5.10's ``LAMBDA_CHISQ`` and ``ID`` taken
+    as ``LAMBDA``) or the mock. A file without ``NAME`` is named by ``MEM_MATCH_ID``."""
+    table = _read_table(path, "redmapper")
+    _alias(table, {"LAMBDA_CHISQ": "LAMBDA", "ID": "MEM_MATCH_ID"})
+    lower = {c.lower() for c in table.colnames}
+    if "name" not in lower and "mem_match_id" in lower:
+        ids = table[[c for c in table.colnames if c.lower() == "mem_match_id"][0]]
+        table["NAME"] = [f"RM{int(i)}" for i in ids]
+    return check_values(_require(table, path, "redmapper"), path, "redmapper")
 
 
 # --------------------------------------------------------------------------- sources
@@ -237,13 +348,32 @@ def write_sources(path: str | Path, table: Table) -> None:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
 
 
-def read_sources(path: str | Path) -> Table:
-    """Read the IR/radio source table: ``ID GLON GLAT TYPE`` (ir/radio) and ``FLUX_<band>`` [mJy]."""
-    table = _require(_read_table(path, "sources"), path, "sources")
+def read_sources(path: str | Path, format: str | None = None) -> Table:
+    """Read the IR/radio source table: ``ID GLON GLAT TYPE`` (ir/radio) and ``FLUX_<band>`` [mJy].
+
+    ``format``: ``skydetect`` (this layout, ECSV), ``pccs2`` / ``pccs2e`` (a Planck PCCS2 or
+    PCCS2E per-frequency FITS file), ``iras_psc`` (the IRAS Point Source Catalog), or
+    ``auto``/None (recognised from the file's columns). Real files are converted to this
+    layout by :mod:`skydetect.io.source_catalogs`.
+    """
+    from skydetect.io.source_catalogs import SOURCE_FORMATS, read_real_sources
+
+    if format not in (None, "auto", "skydetect") and format not in SOURCE_FORMATS:
+        raise CatalogError(
+            f"{path}: unknown source catalogue format {format!r} (planck.sources_format): "
+            f"expected auto, skydetect or one of {', '.join(SOURCE_FORMATS)}"
+        )
+    table = _read_table(path, "sources")
+    if format in SOURCE_FORMATS or (format in (None, "auto") and "TYPE" not in {
+        c.upper() for c in table.colnames
+    }):
+        table = read_real_sources(table, path, None if format == "auto" else format)
+    table = _require(table, path, "sources")
     bad = set(np.unique(np.asarray(table["TYPE"]))) - {"ir", "radio"}
     if bad:
         raise CatalogError(f"{path}: column 'TYPE' has values {sorted(bad)}; expected ir or radio")
-    return table
+    rules = {**VALUE_RULES["sources"], "numeric_prefix": ("FLUX_",)}
+    return check_values(table, path, "sources", rules)
 
 
 READERS = {
@@ -254,7 +384,7 @@ READERS = {
 }
 
 
-def read_catalog(name: str, path: str | Path) -> Table:
+def read_catalog(name: str, path: str | Path, **kw) -> Table:
     """Read catalogue ``name`` (psz2, mcxc, redmapper, sources) from ``path``."""
     try:
         reader = READERS[name]
@@ -262,4 +392,4 @@ def read_catalog(name: str, path: str | Path) -> Table:
         raise CatalogError(
             f"unknown catalogue {name!r}: expected one of {', '.join(READERS)}"
         ) from None
-    return reader(path)
+    return reader(path, **kw)
