@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import logging
 import re
 import threading
@@ -15,7 +16,14 @@ import threading
 import numpy as np
 import pytest
 
-from skydetect.io.download import DownloadError, fetch, part_path, sha256_of
+from skydetect.io.download import (
+    DownloadError,
+    fetch,
+    part_path,
+    record_path,
+    sha256_of,
+    unverified_reason,
+)
 
 PAYLOAD = np.random.default_rng([7, 2]).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -153,18 +161,60 @@ def test_interrupted_transfer_resumes(server, tmp_path, caplog):
 
 
 def test_resume_from_previous_run(server, tmp_path):
-    """A .part left by an earlier (killed) run is resumed, not restarted."""
+    """A .part left by an earlier (killed) run of the same download is resumed."""
     dest = tmp_path / "map.fits"
-    part_path(dest).write_bytes(PAYLOAD[:200_000])
+    server.cut_after["/map.fits"] = [200_000]
+    with pytest.raises(DownloadError):
+        _fetch(f"{server.url}/map.fits", dest, size=len(PAYLOAD), sha256=SHA, retries=0)
+    assert record_path(dest).exists() and part_path(dest).stat().st_size == 200_000
     _fetch(f"{server.url}/map.fits", dest, size=len(PAYLOAD), sha256=SHA)
     assert dest.read_bytes() == PAYLOAD
-    assert [r["range"] for r in server.requests] == ["bytes=200000-"]
+    assert [r["range"] for r in server.requests] == [None, "bytes=200000-"]
+    assert not part_path(dest).exists() and not record_path(dest).exists()
+
+
+def _stale_part(dest, url, size=None, sha256=None):
+    part_path(dest).write_bytes(b"stale bytes of another file" * 1000)
+    record_path(dest).write_text(json.dumps({"url": url, "size": size, "sha256": sha256}))
+
+
+@pytest.mark.parametrize("record", [True, False])
+def test_stale_part_of_another_file_is_never_spliced(server, tmp_path, record, caplog):
+    """Size and sha256 null: a .part from another URL used to be resumed and moved into place."""
+    dest = tmp_path / "map.fits"
+    _stale_part(dest, f"{server.url}/other.fits")
+    if not record:
+        record_path(dest).unlink()
+    with caplog.at_level(logging.WARNING, logger="skydetect.io.download"):
+        _fetch(f"{server.url}/map.fits", dest)
+    assert dest.read_bytes() == PAYLOAD
+    assert [r["range"] for r in server.requests] == [None]  # from zero
+    assert "UNVERIFIED" in caplog.text and "discarding the partial file" in caplog.text
+
+
+def test_part_of_another_version_is_discarded_even_with_checksum(server, tmp_path, caplog):
+    dest = tmp_path / "map.fits"
+    _stale_part(dest, f"{server.url}/map.fits", size=len(PAYLOAD) + 5, sha256="0" * 64)
+    with caplog.at_level(logging.WARNING, logger="skydetect.io.download"):
+        _fetch(f"{server.url}/map.fits", dest, size=len(PAYLOAD), sha256=SHA)
+    assert dest.read_bytes() == PAYLOAD
+    assert [r["range"] for r in server.requests] == [None]
+    assert "belongs to" in caplog.text
+
+
+def test_unverified_reason():
+    assert unverified_reason(10, SHA) is None and unverified_reason(None, SHA) is None
+    assert unverified_reason(10, None) == "no sha256 given"
+    assert unverified_reason(None, None) == "no sha256 given and no size"
 
 
 def test_server_without_range_support_restarts(server, tmp_path):
     server.honour_range = False
     dest = tmp_path / "map.fits"
     part_path(dest).write_bytes(b"x" * 1000)  # stale partial data must be discarded
+    record_path(dest).write_text(
+        json.dumps({"url": f"{server.url}/map.fits", "size": len(PAYLOAD), "sha256": SHA})
+    )
     _fetch(f"{server.url}/map.fits", dest, size=len(PAYLOAD), sha256=SHA)
     assert dest.read_bytes() == PAYLOAD
 

@@ -103,7 +103,7 @@ def test_bad_header_names_file_and_keyword(tmp_path, ring_map, cards, keyword):
 def test_nside_different_from_config(tmp_path, ring_map):
     path = tmp_path / "m.fits"
     write_pr3_map(path, ring_map, "K_CMB")
-    with pytest.raises(MapFormatError, match="NSIDE = 16, expected 2048"):
+    with pytest.raises(MapFormatError, match=r"NSIDE = 16 in the header, but config key .planck.nside. is 2048"):
         read_and_check(path, "100", nside=2048)
 
 
@@ -176,3 +176,58 @@ def test_checked_map_layout(tmp_path, ring_map):
     with pytest.raises(MapFormatError, match="ORDERING"):
         read_checked_map(nested)
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_truncated_payload_is_named(tmp_path, ring_map):
+    path = tmp_path / "cut.fits"
+    write_pr3_map(path, ring_map, "K_CMB")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a download cut in half
+    with pytest.raises(MapFormatError) as err:
+        read_and_check(path, "100")
+    assert str(path) in str(err.value) and "truncated" in str(err.value)
+
+
+@pytest.mark.parametrize("value", [0.0, 2.7])
+def test_constant_map_is_refused(tmp_path, value):
+    path = tmp_path / "flat.fits"
+    m = np.full(hp.nside2npix(NSIDE), value)
+    m[:5] = hp.UNSEEN  # a few bad pixels do not hide it
+    write_pr3_map(path, m, "K_CMB")
+    with pytest.raises(MapFormatError, match=r"flat.fits: column I_STOKES is constant"):
+        read_and_check(path, "100")
+
+
+def test_bare_kelvin_is_refused_with_the_expected_spelling(tmp_path, ring_map):
+    path = tmp_path / "k.fits"
+    write_pr3_map(path, ring_map, "K")
+    with pytest.raises(MapFormatError) as err:
+        read_and_check(path, "143")
+    msg = str(err.value)
+    assert str(path) in msg and "TUNIT1 = 'K'" in msg and "ambiguous" in msg and "K_CMB" in msg
+
+
+@pytest.mark.parametrize("unit", ["", "y", "Y_SZ", "y_sz", "Compton-y", "compton-Y", "none", "NONE"])
+def test_y_map_dimensionless_spellings(tmp_path, ring_map, unit):
+    path = tmp_path / "y.fits"
+    write_pr3_map(path, ring_map * 1e-2, unit)
+    m, report = read_and_check(path, "y")
+    assert report["unit"] == "y"
+    np.testing.assert_allclose(m, (ring_map * 1e-2).astype(np.float32))
+
+
+@pytest.mark.parametrize("unit", ["K_CMB", "uK_CMB", "MJy/sr", "K"])
+def test_temperature_or_intensity_unit_on_y_is_refused(tmp_path, ring_map, unit):
+    path = tmp_path / "y.fits"
+    write_pr3_map(path, ring_map * 1e-2, unit)
+    with pytest.raises(MapFormatError) as err:
+        read_and_check(path, "y")
+    msg = str(err.value)
+    assert str(path) in msg and "column I_STOKES" in msg and "Compton-y" in msg
+
+
+def test_dimensionless_unit_on_a_frequency_band_is_refused(tmp_path, ring_map):
+    path = tmp_path / "f.fits"
+    write_pr3_map(path, ring_map, "none")
+    with pytest.raises(MapFormatError, match=r"TUNIT1 = 'none' for column I_STOKES, expected 'K_CMB'"):
+        read_and_check(path, "100")

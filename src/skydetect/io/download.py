@@ -3,7 +3,12 @@
 :func:`fetch` streams ``url`` into ``dest + ".part"`` (beside the final file), resumes an
 interrupted transfer with an HTTP ``Range`` request, retries with exponential backoff, then
 checks the size and the SHA-256 and only then renames the file to ``dest`` (``os.replace``),
-so a file under the final name is always complete and verified. A mismatch raises
+so a file under the final name is always complete and verified. Beside the ``.part`` a record
+``dest + ".part.json"`` holds the URL, expected size and SHA-256 it belongs to: a ``.part`` is
+resumed only when its record matches the current request (a stale ``.part`` of another file
+or version is discarded, never spliced), and only when a SHA-256 is given — without one the
+download starts from zero, since a resumed file could not be verified, and the log says the
+file is unverified (:func:`unverified_reason`; rule check_map repeats it in its report). A mismatch raises
 :class:`DownloadError` naming the URL, the file, the expected and the actual value, and the
 corrupt temporary file is removed.
 
@@ -12,7 +17,9 @@ Only the standard library is used (``urllib``); ``file://`` URLs work too (no re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -24,6 +31,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
+
+from skydetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,60 @@ def part_path(dest: str | os.PathLike) -> Path:
     """The temporary name a download of ``dest`` is streamed to (same directory)."""
     dest = Path(dest)
     return dest.with_name(dest.name + ".part")
+
+
+def record_path(dest: str | os.PathLike) -> Path:
+    """The record (URL, size, SHA-256) of the ``.part`` of ``dest``."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".part.json")
+
+
+def unverified_reason(size: int | None, sha256: str | None) -> str | None:
+    """Why a download with these expectations is not verified (None: it is, by SHA-256)."""
+    if sha256:
+        return None
+    return "no sha256 given" + (" and no size" if size is None else "")
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _prepare_part(url: str, dest: Path, size, sha256) -> None:
+    """Keep an existing ``.part`` only if it belongs to this request; record the request."""
+    part, record = part_path(dest), record_path(dest)
+    wanted = {"url": url, "size": size, "sha256": sha256}
+    if part.exists():
+        old = _read_record(record)
+        if sha256 is None:
+            log.warning(
+                "%s: discarding the partial file %s and downloading from the start: without a "
+                "sha256 a resumed file could not be verified",
+                url,
+                part,
+            )
+            part.unlink()
+        elif old != wanted:
+            log.warning(
+                "%s: the partial file %s belongs to %s, not to this download (%s); discarded",
+                url,
+                part,
+                old if old is not None else "an unknown request (no record beside it)",
+                wanted,
+            )
+            part.unlink()
+    with atomic_path(record) as tmp, open(tmp, "w") as fh:
+        json.dump(wanted, fh)
+
+
+def _discard(dest: Path) -> None:
+    for path in (part_path(dest), record_path(dest)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _transfer(url, part: Path, *, size, chunk, timeout, progress, user_agent) -> None:
@@ -160,14 +223,20 @@ def fetch(
         sha256 = sha256.strip().lower()
         if not re.fullmatch(r"[0-9a-f]{64}", sha256):
             raise ValueError(f"sha256 for {url} is not a 64-digit hex digest: {sha256!r}")
-    if size is None or sha256 is None:
+    reason = unverified_reason(size, sha256)
+    if reason:
         log.warning(
-            "%s: no expected %s given; the download is not fully verified",
+            "%s -> %s: %s; the file will be UNVERIFIED (downloaded from the start, never "
+            "resumed); give its sha256 in the config",
             url,
-            " and ".join(k for k, v in (("size", size), ("sha256", sha256)) if v is None),
+            dest,
+            reason,
         )
+    elif size is None:
+        log.warning("%s: no expected size given (the SHA-256 still verifies the file)", url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
+    _prepare_part(url, dest, size, sha256)
 
     for attempt in range(retries + 1):
         try:
@@ -202,19 +271,23 @@ def fetch(
         part.touch()  # an empty resource
     actual_size = part.stat().st_size
     if size is not None and actual_size != size:
-        part.unlink()
+        _discard(dest)
         raise DownloadError(
             f"size mismatch for {url} -> {dest}: expected {size} bytes, got {actual_size}"
         )
     if sha256 is not None:
         actual = sha256_of(part, chunk)
         if actual != sha256:
-            part.unlink()
+            _discard(dest)
             raise DownloadError(
                 f"SHA-256 mismatch for {url} -> {dest}: expected {sha256}, got {actual}"
             )
     os.replace(part, dest)
-    log.info("downloaded %s -> %s (%d bytes, verified)", url, dest, actual_size)
+    _discard(dest)
+    if reason:
+        log.warning("downloaded %s -> %s (%d bytes, UNVERIFIED: %s)", url, dest, actual_size, reason)
+    else:
+        log.info("downloaded %s -> %s (%d bytes, verified)", url, dest, actual_size)
     return dest
 
 

@@ -30,11 +30,11 @@ class MapFormatError(ValueError):
 
 
 # Spellings of each unit found in the wild -> (canonical unit, factor to the canonical unit).
+# A bare "K" is not here: it may be K_CMB or K_RJ (Rayleigh-Jeans), which differ by a factor
+# of order unity at HFI frequencies, so it is refused with the expected spelling.
 _UNIT_ALIASES: dict[str, tuple[str, float]] = {
     "k_cmb": ("K_CMB", 1.0),
     "kcmb": ("K_CMB", 1.0),
-    "k": ("K_CMB", 1.0),
-    "k_cmb ": ("K_CMB", 1.0),
     "mk_cmb": ("K_CMB", 1e-3),
     "uk_cmb": ("K_CMB", 1e-6),
     "ukcmb": ("K_CMB", 1e-6),
@@ -43,9 +43,17 @@ _UNIT_ALIASES: dict[str, tuple[str, float]] = {
     "mjy sr^-1": ("MJy/sr", 1.0),
     "mjy/str": ("MJy/sr", 1.0),
     "y": ("y", 1.0),
+    "y_sz": ("y", 1.0),
+    "ysz": ("y", 1.0),
     "compton-y": ("y", 1.0),
+    "compton_y": ("y", 1.0),
+    "compton y": ("y", 1.0),
     "dimensionless": ("y", 1.0),
 }
+# Spellings of "no unit" that a Compton-y map carries (the y parameter is dimensionless).
+_Y_BLANK = ("", "none", "null", "1", "-")
+# Units that are never right for the Compton-y band (temperature or intensity).
+_NOT_Y = ("K_CMB", "MJy/sr")
 
 _COORD_ALIASES = {"GALACTIC": "GALACTIC", "G": "GALACTIC"}
 
@@ -148,9 +156,12 @@ def read_and_check(
     Checks, each failing with :class:`MapFormatError` naming the file and keyword:
     extension 1 is a BINTABLE; ``PIXTYPE`` (if present) is HEALPIX; ``ORDERING`` is RING or
     NESTED; ``COORDSYS`` is Galactic; ``NSIDE`` matches the data length (and ``nside`` if
-    given); ``TUNITn`` is the band's unit (a scaled spelling such as uK_CMB is converted and
-    recorded; a missing unit is only accepted for the y-map); the fraction of NaN/UNSEEN
-    pixels is at most ``max_bad_fraction``. NaN pixels become ``hp.UNSEEN``.
+    given, i.e. ``planck.nside``); ``TUNITn`` is the band's unit (a scaled spelling such as
+    uK_CMB is converted and recorded; a bare ``K`` is refused as ambiguous, K_CMB or K_RJ; the
+    y-map's dimensionless unit may be spelled '', 'y', 'y_sz', 'Compton-y' or 'none', in any
+    case, and a temperature or intensity unit on it is refused); the data can be read (a
+    truncated file is named); the fraction of NaN/UNSEEN pixels is at most
+    ``max_bad_fraction``; the valid pixels are not all equal. NaN pixels become ``hp.UNSEEN``.
 
     Returns ``(map_ring_float32, report)``.
     """
@@ -190,22 +201,47 @@ def read_and_check(
         if not hp.isnsideok(file_nside):
             raise MapFormatError(f"{path}: NSIDE = {file_nside} is not a power of 2")
         if nside is not None and file_nside != nside:
-            raise MapFormatError(f"{path}: NSIDE = {file_nside}, expected {nside} (config)")
+            raise MapFormatError(
+                f"{path}: NSIDE = {file_nside} in the header, but config key 'planck.nside' is "
+                f"{nside} (the tiling and the patches assume it): set planck.nside: {file_nside}"
+            )
         icol = _column_index(hdu, path, column)
         colname = hdu.columns.names[icol]
         unit_key = f"TUNIT{icol + 1}"
         unit_found = h.get(unit_key)
         unit_found = None if unit_found is None else str(unit_found).strip()
         canon, factor = canonical_unit(unit_found)
-        if unit_found in (None, "", "None") and band == "y":
+        if band == "y" and (unit_found is None or unit_found.lower() in _Y_BLANK):
             canon, factor = "y", 1.0
-            conversions.append(f"{unit_key} missing: assumed Compton y")
+            conversions.append(
+                f"{unit_key} {'missing' if unit_found is None else repr(unit_found)}: "
+                "dimensionless, assumed Compton y"
+            )
+        if unit_found is not None and unit_found.strip().upper() == "K" and expected_unit == "K_CMB":
+            raise MapFormatError(
+                f"{path}: {unit_key} = 'K' for column {colname} is ambiguous (K_CMB or K_RJ?): "
+                f"band {band} maps must be in thermodynamic CMB units; if the file is, set "
+                f"{unit_key} = 'K_CMB'"
+            )
+        if band == "y" and (canon in _NOT_Y or (unit_found or "").strip().upper() == "K"):
+            raise MapFormatError(
+                f"{path}: {unit_key} = {unit_found!r} for column {colname} is a temperature or "
+                "intensity unit, but band y is the dimensionless Compton-y map (accepted units: "
+                "'', 'y', 'y_sz', 'Compton-y', 'none')"
+            )
         if canon is None or canon != expected_unit:
             raise MapFormatError(
                 f"{path}: {unit_key} = {unit_found!r} for column {colname}, expected "
                 f"{expected_unit!r} for band {band}"
             )
-        raw = np.asarray(hdu.data.field(icol)).reshape(-1)
+        try:
+            raw = np.asarray(hdu.data.field(icol)).reshape(-1)
+        except Exception as exc:  # noqa: BLE001 - truncated payload, bad TFORM: name the file
+            raise MapFormatError(
+                f"{path}: the data of column {colname} cannot be read ({type(exc).__name__}: "
+                f"{exc}); the file is truncated or corrupt (compare its size with the "
+                "archive's and download it again)"
+            ) from exc
     npix = 12 * file_nside**2
     if raw.size != npix:
         raise MapFormatError(
@@ -224,6 +260,12 @@ def read_and_check(
         raise MapFormatError(
             f"{path}: {bad_fraction:.1%} of the pixels are NaN/UNSEEN "
             f"(limit {max_bad_fraction:.1%}, column {colname})"
+        )
+    good_values = data[~bad]
+    if good_values.size and good_values.min() == good_values.max():
+        raise MapFormatError(
+            f"{path}: column {colname} is constant ({good_values[0]:g} in every valid pixel): "
+            "not a sky map (an empty or placeholder file?)"
         )
     if factor != 1.0:
         data[~bad] *= factor
