@@ -1,5 +1,9 @@
 """Driver of rule simulate_planck_sky: mock HFI maps, y-map, truth and known catalogues."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 import logging
 import os
 
@@ -31,6 +35,9 @@ for band, path in zip(bands, snakemake.output.maps, strict=True):
     )
 
 planck.write_truth(snakemake.output.truth, sky)
+summary = planck.write_sky_summary(snakemake.output.summary, sky)
+log.info("y-map sigma_Y / six channels: min %.3f (%s y-map)", summary["ymap_sigma_ratio_min"],
+         summary["ymap"])  # fmt: skip
 catalogs.write_psz2(snakemake.output.psz2, known["psz2"])
 catalogs.write_mcxc(snakemake.output.mcxc, known["mcxc"])
 catalogs.write_redmapper(snakemake.output.redmapper, known["redmapper"])

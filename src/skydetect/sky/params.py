@@ -1,0 +1,86 @@
+"""Settings of the mock Planck sky (``planck.simulate`` in the config): one dataclass whose
+fields are the config keys, with their defaults and the sources of the numbers
+(``../shared/docs/sky-model.md`` §1; descriptions in ``config/schema.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+COMPONENTS = ("cmb", "tsz", "dust", "cib", "co", "ir_sources", "radio_sources", "noise")
+YMAPS = ("ilc", "clean")
+# CIB correlation of each channel with a common field: r_i r_j between channels
+# (545 x 857: 0.94; lower towards 353 and 217 GHz, Planck 2013 XXX)
+CIB_CORRELATION = {"100": 0.6, "143": 0.7, "217": 0.8, "353": 0.9, "545": 0.97, "857": 0.97}
+# CO(1-0)-equivalent line response inside the bands, K_CMB per K km/s (Planck 2013 XIII)
+CO_KCMB_PER_KKMS = {"100": 15e-6, "217": 45e-6, "353": 175e-6}
+
+
+@dataclass
+class SimulationParams:
+    """Mock-sky settings; every field is a key of ``planck.simulate`` in the config."""
+
+    m500_min: float = 1.0  # 1e14 Msun: lightest cluster drawn
+    z_min: float = 0.01
+    z_max: float = 1.5
+    n_clusters: int | None = None  # None: Poisson draw of the mass-function expectation
+    ym_scatter: bool = True
+    known_snr: float = 4.5  # PSZ2-like catalogue: measured S/N above this ...
+    known_min_abs_glat: float = 10.0  # ... outside the Galactic plane
+    known_redshift_fraction: float = 0.66  # PSZ2: 1093 of 1653 with redshift
+    mcxc_count: int = 1750  # X-ray-like catalogue: brightest in an X-ray flux proxy
+    redmapper_min_lambda: float = 20.0
+    redmapper_min_glat: float = 30.0  # optical footprint: northern cap b > this, dec > -5
+    n_ir_sources: int = 4000
+    n_radio_sources: int = 2000
+    sources_on_clusters_fraction: float = 0.05
+    ir_flux_min_mjy: float = 300.0  # at 545 GHz
+    ir_count_slope: float = 2.5  # dN/dS ~ S^-slope
+    ir_temperature: float = 25.0
+    ir_beta: float = 1.5
+    radio_flux_min_mjy: float = 150.0  # at 100 GHz
+    radio_count_slope: float = 2.2
+    radio_index: float = -0.7
+    dust_amplitude_353: float = 0.03  # MJy/sr towards the poles
+    dust_plane_width_deg: float = 0.5  # cosecant law softened within this latitude
+    dust_temperature: float = 19.6
+    dust_beta: float = 1.53
+    dust_fluctuation: float = 0.6  # sigma of the log-normal small-scale field
+    dust_cl_index: float = -2.6
+    dust_temperature_sigma: float = 1.4  # K, smooth sky dispersion (Planck 2013 XI)
+    dust_beta_sigma: float = 0.1
+    co_plane_kkms: float = 30.0  # W_CO in the plane (K km/s) ...
+    co_scale_height_deg: float = 3.0  # ... falling as exp(-|b| / this) ...
+    co_floor_fraction: float = 0.01  # ... to this fraction of it at high latitude
+    co_kcmb_per_kkms: dict = field(default_factory=lambda: dict(CO_KCMB_PER_KKMS))
+    cib_cl_545_at_1000: float = 2e-9  # (MJy/sr)^2 sr at ell = 1000
+    cib_cl_index: float = -1.2
+    cib_temperature: float = 10.0  # effective (redshifted) MBB of the CIB SED
+    cib_beta: float = 1.5
+    cib_correlation: dict = field(default_factory=lambda: dict(CIB_CORRELATION))
+    pixel_window: bool = True
+    beam_fwhm_arcmin: dict = field(default_factory=dict)  # per-band override (tests)
+    noise_scale: float = 1.0
+    noise_hits_ratio: float = 10.0  # hit counts at the ecliptic poles / at the ecliptic
+    ymap: str = "ilc"  # ilc: from the six channels | clean: true y + own noise (tests only)
+    ilc_bin_width: int = 20
+    position_scatter: float = 1.0  # multiplier of the catalogues' position errors (0: exact)
+    mcxc_pos_err_arcmin: float = 0.3
+    redmapper_pos_err_arcmin: float = 0.5
+    components: tuple = COMPONENTS
+    positions_from: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> SimulationParams:
+        cfg = dict(cfg or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(cfg) - known
+        if unknown:
+            raise ValueError(f"unknown planck.simulate key(s): {', '.join(sorted(unknown))}")
+        if "components" in cfg:
+            bad = set(cfg["components"]) - set(COMPONENTS)
+            if bad:
+                raise ValueError(f"planck.simulate.components: unknown {sorted(bad)}")
+            cfg["components"] = tuple(cfg["components"])
+        if cfg.get("ymap", "ilc") not in YMAPS:
+            raise ValueError(f"planck.simulate.ymap: {cfg['ymap']!r} is not one of {YMAPS}")
+        return cls(**cfg)
