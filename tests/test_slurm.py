@@ -4,7 +4,7 @@ The slow test starts a single-node SLURM 22.05 cluster on 127.0.0.1 (munged, Mar
 slurmdbd, slurmctld, slurmd; Debian packages installed with apt-get when missing) with
 tests/slurm/start_slurm.sh, runs the tiny configuration with a profile derived from
 profiles/slurm (only the account/partition, the GPU requests and the sizes changed to fit a
-2-CPU test node), checks in `sacct` that every job went through SLURM and COMPLETED, and that
+2-CPU test node; the rules' own memory requests are capped there), checks in `sacct` that every job went through SLURM and COMPLETED, and that
 the result tables equal those of the local tiny run. It stops only the daemons it started.
 Needs root; skips with the reason otherwise.
 """
@@ -34,6 +34,9 @@ SLURM_BASE = Path(os.environ.get("SLURM_BASE", "/tmp/skydetect-slurm"))
 ACCOUNT, PARTITION = "ci", "debug"  # created by tests/slurm/start_slurm.sh
 
 # Every rule of the workflow, by stage; the profile's set-resources may name only these.
+# The profile carries only what depends on the cluster: account, partition, GPU options.
+GPU_RULES = {"train_segmentation", "tune_ssd", "train_ssd"}
+GPU_OPTIONS = {"gpu", "gpu_model", "gres", "slurm_extra"}
 WORKFLOW_RULES = {
     "simulate_planck_sky", "check_map", "download_file", "split_tiles", "build_catalog",
     "cut_patches", "normalise", "assemble", "plot_dataset", "train_segmentation",
@@ -53,10 +56,10 @@ def load_profile() -> dict:
 def derive_test_profile(dest: Path, *, cpus: int = 2, mem_mb: int = 4000, rules=()) -> Path:
     """profiles/slurm adapted to the loopback test cluster (written to ``dest/config.yaml``).
 
-    Kept: executor, set-resources/set-threads structure, the per-rule runtimes (capped);
-    changed: account/partition of the test cluster, no GPUs, no conda, threads <= ``cpus``
-    (``max-threads``), memory <= ``mem_mb`` (also for ``rules`` the profile does not name),
-    short status polling and latency, no retries.
+    Kept: executor and the profile's structure; changed: account/partition of the test
+    cluster, no GPUs, no conda, threads <= ``cpus`` (``max-threads``), memory ``mem_mb`` for
+    every rule in ``rules`` (the rules' own requests, sized for real maps, exceed the test
+    node), short status polling and latency, no retries.
     """
     prof = load_profile()
     prof.update(
@@ -74,17 +77,13 @@ def derive_test_profile(dest: Path, *, cpus: int = 2, mem_mb: int = 4000, rules=
     prof["default-resources"].update(
         {"slurm_account": ACCOUNT, "slurm_partition": PARTITION, "mem_mb": 1000, "runtime": 20}
     )
+    prof.setdefault("set-resources", {})
     for rule in rules:
-        prof["set-resources"].setdefault(rule, {"mem_mb": mem_mb})
-    for res in prof.get("set-resources", {}).values():
+        prof["set-resources"].setdefault(rule, {})["mem_mb"] = mem_mb
+    for res in prof["set-resources"].values():
         for key in ("gpu_model", "gres", "slurm_extra"):
             res.pop(key, None)
         res["gpu"] = 0  # the test node has none (overrides a rule's own `gpu=` too)
-        if "mem_mb" in res:
-            res["mem_mb"] = min(int(res["mem_mb"]), mem_mb)
-        if "runtime" in res:
-            res["runtime"] = min(int(res["runtime"]), 30)
-    prof["set-threads"] = {r: min(int(t), cpus) for r, t in prof.get("set-threads", {}).items()}
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
     return dest
@@ -94,18 +93,15 @@ def derive_test_profile(dest: Path, *, cpus: int = 2, mem_mb: int = 4000, rules=
 def test_profile_is_a_valid_slurm_profile():
     prof = load_profile()
     assert prof["executor"] == "slurm"
-    assert {"slurm_account", "slurm_partition", "runtime", "mem_mb"} <= set(
-        prof["default-resources"]
-    )
+    assert set(prof["default-resources"]) == {"slurm_account", "slurm_partition"}
     unknown = set(prof["set-resources"]) - WORKFLOW_RULES
     assert not unknown, f"set-resources names rules the workflow does not have: {unknown}"
-    for rule in ("train_segmentation", "train_ssd"):
-        res = prof["set-resources"][rule]
-        assert res.get("gpu") == 1, f"{rule} must ask for one GPU"
-        assert res["mem_mb"] > prof["default-resources"]["mem_mb"]
-        assert res["runtime"] > prof["default-resources"]["runtime"]
-    small = prof["set-resources"]["cut_patches"]
-    assert small["mem_mb"] < prof["set-resources"]["train_segmentation"]["mem_mb"]
+    # memory, time and threads are the rules' (sized from the config): never repeated here
+    assert "set-threads" not in prof
+    for rule, res in prof["set-resources"].items():
+        assert set(res) <= GPU_OPTIONS, f"{rule}: {set(res) - GPU_OPTIONS} belong on the rule"
+    assert set(prof["set-resources"]) == GPU_RULES
+    assert all(prof["set-resources"][rule].get("gpu") == 1 for rule in GPU_RULES)
 
 
 def _effective_args(*argv):
@@ -137,13 +133,13 @@ def test_derived_test_profile(tmp_path):
     assert prof["executor"] == "slurm" and "use-conda" not in prof
     assert prof["default-resources"]["slurm_account"] == ACCOUNT
     assert all(r["gpu"] == 0 for r in prof["set-resources"].values())
-    assert all(r.get("mem_mb", 0) <= 4000 for r in prof["set-resources"].values())
-    assert max(prof["set-threads"].values()) <= 2 and prof["max-threads"] == 2
+    assert prof["max-threads"] == 2 and "set-threads" not in prof
     assert set(prof["set-resources"]) == set(load_profile()["set-resources"])
     prof = yaml.safe_load(
-        (derive_test_profile(tmp_path, rules=["new_rule"]) / "config.yaml").read_text()
+        (derive_test_profile(tmp_path, rules=["new_rule", "train_ssd"]) / "config.yaml").read_text()
     )
     assert prof["set-resources"]["new_rule"] == {"mem_mb": 4000, "gpu": 0}
+    assert prof["set-resources"]["train_ssd"] == {"gpu": 0, "mem_mb": 4000}
 
 
 # ------------------------------------------------------------------ the real cluster

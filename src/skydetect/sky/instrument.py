@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from skydetect.io.fits_maps import PR3_UNITS
+
 T_CMB = 2.7255  # K
 
 
@@ -17,7 +19,7 @@ class Channel:
     band: str
     freq_ghz: float | None
     filename: str  # real Planck PR3 (or MILCA) file name
-    unit: str  # TUNIT of the I_STOKES column
+    unit: str  # TUNIT of the I_STOKES column (skydetect.io.fits_maps.PR3_UNITS)
     fwhm_arcmin: float  # PSZ2 beam set
     noise_per_1p718_arcmin: float  # white noise per 1.718' pixel, in `unit`
     tsz_per_y: float  # band-integrated tSZ response per unit Compton y, in `unit`
@@ -29,7 +31,7 @@ CHANNELS: dict[str, Channel] = {
         "100",
         100.0,
         "HFI_SkyMap_100-field-IQU_2048_R3.00_full.fits",
-        "K_CMB",
+        PR3_UNITS["100"],
         9.66,
         45e-6,
         -4.031,
@@ -39,7 +41,7 @@ CHANNELS: dict[str, Channel] = {
         "143",
         143.0,
         "HFI_SkyMap_143-field-IQU_2048_R3.00_full.fits",
-        "K_CMB",
+        PR3_UNITS["143"],
         7.27,
         19e-6,
         -2.785,
@@ -49,7 +51,7 @@ CHANNELS: dict[str, Channel] = {
         "217",
         217.0,
         "HFI_SkyMap_217-field-IQU_2048_R3.00_full.fits",
-        "K_CMB",
+        PR3_UNITS["217"],
         5.01,
         27e-6,
         0.187,
@@ -59,7 +61,7 @@ CHANNELS: dict[str, Channel] = {
         "353",
         353.0,
         "HFI_SkyMap_353-psb-field-IQU_2048_R3.00_full.fits",
-        "K_CMB",
+        PR3_UNITS["353"],
         4.86,
         89e-6,
         6.205,
@@ -70,7 +72,7 @@ CHANNELS: dict[str, Channel] = {
         "545",
         545.0,
         "HFI_SkyMap_545-field-Int_2048_R3.00_full.fits",
-        "MJy/sr",
+        PR3_UNITS["545"],
         4.84,
         0.027,
         14.455 * 58.04,
@@ -80,7 +82,7 @@ CHANNELS: dict[str, Channel] = {
         "857",
         857.0,
         "HFI_SkyMap_857-field-Int_2048_R3.00_full.fits",
-        "MJy/sr",
+        PR3_UNITS["857"],
         4.63,
         0.025,
         26.335 * 2.27,
@@ -88,7 +90,7 @@ CHANNELS: dict[str, Channel] = {
     ),
     # MILCA-like y-map: 10' resolution; noise of ~1e-6 rms in y after the 10' smoothing,
     # i.e. ~8.8e-6 per 1.718' pixel before it (the mock adds it before the beam).
-    "y": Channel("y", None, "milca_ymaps.fits", "y", 10.0, 8.8e-6, 1.0, None),
+    "y": Channel("y", None, "milca_ymaps.fits", PR3_UNITS["y"], 10.0, 8.8e-6, 1.0, None),
 }
 
 REFERENCE_PIXEL_ARCMIN = 1.718  # nside 2048 pixel size the noise levels refer to
