@@ -6,7 +6,7 @@ header ``PIXTYPE='HEALPIX'``, ``ORDERING='NESTED'``, ``COORDSYS='GALACTIC'``, ``
 ``FIRSTPIX``, ``LASTPIX``, ``INDXSCHM='IMPLICIT'``, ``OBJECT='FULLSKY'``.
 
 :func:`read_and_check` reads such a file (real, downloaded, local or mock), verifies its
-header against the channel (:mod:`skydetect.sky.instrument`) and returns the map in the
+header against the band (:data:`PR3_UNITS`) and returns the map in the
 pipeline's convention — RING ordering, native float32 — together with a report of what was
 found and converted. Each conversion is done once and explicitly. :func:`write_checked_map`
 writes that convention (the healpy layout) and :func:`read_checked_map` reads it back for
@@ -22,7 +22,19 @@ import numpy as np
 from astropy.io import fits
 
 from skydetect.io.atomic import atomic_path
-from skydetect.sky.instrument import channel
+
+# TUNIT1 of the I_STOKES column of each band's file: the Planck PR3 HFI maps (K_CMB below
+# 545 GHz, MJy/sr above) and the MILCA Compton-y map. skydetect.sky.instrument takes its
+# units from here (file layout lives in io, the instrument's physics in sky).
+PR3_UNITS = {
+    "100": "K_CMB",
+    "143": "K_CMB",
+    "217": "K_CMB",
+    "353": "K_CMB",
+    "545": "MJy/sr",
+    "857": "MJy/sr",
+    "y": "y",
+}
 
 
 class MapFormatError(ValueError):
@@ -168,7 +180,9 @@ def read_and_check(
     path = Path(path)
     if not path.exists():
         raise MapFormatError(f"{path}: map file not found")
-    expected_unit = channel(band).unit
+    if str(band) not in PR3_UNITS:
+        raise KeyError(f"unknown band {band!r}: expected one of {', '.join(PR3_UNITS)}")
+    expected_unit = PR3_UNITS[str(band)]
     conversions: list[str] = []
     try:
         hdul = fits.open(path, memmap=True)
