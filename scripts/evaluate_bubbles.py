@@ -1,5 +1,9 @@
 """Driver of rule evaluate_bubbles: test-field detections vs the catalogue / mock truth."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])  # noqa: F821
@@ -9,7 +13,12 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from skydetect.bubbles.detect import read_detections  # noqa: E402
-from skydetect.bubbles.evaluate import evaluate_fields, format_table  # noqa: E402
+from skydetect.bubbles.evaluate import (  # noqa: E402
+    evaluate_fields,
+    evaluation_summary,
+    format_summary,
+    format_table,
+)
 from skydetect.bubbles.tune import write_json  # noqa: E402
 from skydetect.bubbles.windows import read_windows  # noqa: E402
 from skydetect.io.atomic import atomic_path  # noqa: E402
@@ -22,10 +31,10 @@ for path in sm.input.detections:
     detections[Path(path).stem] = (boxes, scores)
 truth = {f: (np.asarray(t["boxes"]), np.asarray(t["clear"], bool)) for f, t in win["truth"].items()}
 result = evaluate_fields(detections, truth, sm.params.min_cover, sm.params.iou_threshold)
-result["run"] = sm.wildcards.brun
-table = format_table(result)
-print(table)
-log.info("\n%s", table)
-write_json(result, sm.output.summary)
+summary = evaluation_summary(detections, win["truth"], sm.params.min_cover)
+text = f"{format_summary(summary)}\n\n{format_table(result)}"
+print(text)
+log.info("\n%s", text)
+write_json({"run": sm.wildcards.brun, **summary, "rules": result["rules"]}, sm.output.summary)
 with atomic_path(sm.output.table) as tmp:
-    tmp.write_text(table + "\n")
+    Path(tmp).write_text(text + "\n")

@@ -1,5 +1,9 @@
 """Driver of rule tune_ssd: one optuna worker on the shared study (skydetect.bubbles.tune)."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 import shutil
 
 from skydetect.logutil import setup_script_logging
@@ -15,25 +19,36 @@ from skydetect.bubbles.train import (  # noqa: E402
     load_all_data,
     set_threads,
 )
-from skydetect.bubbles.tune import run_worker, write_json  # noqa: E402
+from skydetect.bubbles.tune import (  # noqa: E402
+    data_digest,
+    run_worker,
+    settings_key,
+    study_name,
+    write_json,
+)
 
 sm = snakemake  # noqa: F821
 p = sm.params
 worker = int(sm.wildcards.worker)
 set_threads(sm.threads)
 crops, negatives, validation = load_all_data(
-    sm.input.train_tiles,
+    sm.input.train_fields,
     sm.input.catalog,
     sm.input.negatives,
-    sm.input.clusters,
+    sm.input.groups,
     sm.input.windows,
-    sm.input.validation_tiles,
+    sm.input.validation_fields,
     p.preprocess,
     p.seed,
     k_range=p.k_range,
     box_scale=p.box_scale,
 )
 detect = DetectSettings.from_config(p.detect)
+keys = ("tune", "train", "ssd", "detect", "preprocess", "k_range", "box_scale", "min_cover", "seed")
+study = study_name(
+    p.study_prefix, settings_key({k: getattr(p, k) for k in keys}), data_digest(sm.input)
+)
+log.info("study %s in %s", study, p.storage)
 trial_root = Path(p.trial_dir)
 
 
@@ -60,7 +75,7 @@ def objective(overrides, number):
 space = {k: p.tune[k] for k in ("learning_rate", "weight_decay", "batch_bubbles", "negative_ratio")}
 trials = run_worker(
     p.storage,
-    p.study,
+    study,
     objective,
     p.tune["trials_per_worker"],
     p.seed,
@@ -69,5 +84,5 @@ trials = run_worker(
     p.tune["startup_trials"],
 )
 write_json(
-    {"worker": worker, "study": p.study, "storage": p.storage, "trials": trials}, sm.output.trials
+    {"worker": worker, "study": study, "storage": p.storage, "trials": trials}, sm.output.trials
 )

@@ -7,7 +7,7 @@ import pytest
 
 import skydetect  # noqa: F401  (before TensorFlow)
 from skydetect.bubbles import evaluate as E
-from skydetect.bubbles.detect import DetectSettings, merge_detections, window_to_tile
+from skydetect.bubbles.detect import DetectSettings, merge_detections, window_to_field
 from skydetect.bubbles.train import (
     TrainSettings,
     ValidationField,
@@ -28,24 +28,90 @@ def test_reference_rule_hand_case():
             [0, 0, 30, 10.5],  # covers 10.5/30 = 0.35 of bubble 0 -> match
             [100, 100, 130, 109.5],  # covers 0.317 of bubble 1 -> no match
             [-100, -100, 400, 400],  # covers all three entirely (the rule ignores box size)
-            [200, 200, 230, 230],  # the unclear bubble: not in recall, not a match for precision
+            [200, 200, 230, 230],  # the unclear bubble: don't care (neither hit nor false)
             [500, 500, 520, 520],  # nothing
         ]
     )
     scores = np.linspace(0.9, 0.5, 5)
     c = E.count(pred, scores, truth, clear)
     assert (c.n_truth, c.n_found, c.n_pred, c.n_pred_matched) == (2, 2, 5, 2)
+    assert (c.n_unclear, c.n_unclear_found, c.n_pred_unclear) == (1, 1, 1)
     assert c.n_not_in_catalogue == 2  # box 1 (too little) and box 4
     assert c.precision_catalogue == pytest.approx(3 / 5)
-    assert c.recall == 1.0 and c.precision == pytest.approx(0.4)
-    assert c.f2 == pytest.approx(5 * 0.4 * 1.0 / (4 * 0.4 + 1.0))
+    # precision over the 4 boxes that are not on unclear bubbles only
+    assert c.recall == 1.0 and c.precision == pytest.approx(2 / 4)
+    assert c.f2 == pytest.approx(5 * 0.5 * 1.0 / (4 * 0.5 + 1.0))
     # without the huge box, bubble 1 is missed
     c = E.count(pred[[0, 1, 3, 4]], scores[[0, 1, 3, 4]], truth, clear)
-    assert (c.n_found, c.n_pred_matched) == (1, 1)
-    assert c.recall == 0.5 and c.precision == 0.25
+    assert (c.n_found, c.n_pred_matched, c.n_pred_unclear) == (1, 1, 1)
+    assert c.recall == 0.5 and c.precision == pytest.approx(1 / 3)
     assert E.f_beta(0.25, 0.5) == pytest.approx(5 * 0.125 / (1.0 + 0.5))
     assert E.f_beta(0.0, 0.0) == 0.0
     assert E.count(np.zeros((0, 4)), [], truth, clear).f2 == 0.0
+
+
+def test_unclear_boxes_count_neither_way():
+    """A box on an unclear bubble changes neither recall nor precision nor the chosen
+    threshold; the same box on empty sky is a false positive."""
+    truth = np.array([[0, 0, 20, 20], [100, 100, 120, 120]], float)
+    clear = np.array([True, False])
+    hit = np.array([[0, 0, 20, 20]], float)
+    on_unclear = np.array([[101, 101, 121, 121]], float)
+    empty = np.array([[300, 300, 320, 320]], float)
+    base = E.count(hit, [0.9], truth, clear)
+    with_unclear = E.count(np.r_[hit, on_unclear], [0.9, 0.8], truth, clear)
+    with_false = E.count(np.r_[hit, empty], [0.9, 0.8], truth, clear)
+    assert base.precision == with_unclear.precision == 1.0
+    assert base.recall == with_unclear.recall == 1.0 and with_unclear.f2 == base.f2
+    assert with_unclear.n_pred_unclear == 1 and with_unclear.n_unclear_found == 1
+    assert with_false.precision == 0.5 and with_false.n_pred_unclear == 0
+    assert with_unclear.n_truth == 1  # the unclear bubble is not in the recall set
+    for rule in ("reference", "iou"):  # the same under both rules
+        c = E.count(np.r_[hit, on_unclear], [0.9, 0.8], truth, clear, rule=rule)
+        assert (c.n_pred_matched, c.n_pred_unclear, c.precision) == (1, 1, 1.0)
+    # the threshold choice: a second clear bubble found at score 0.55 only; ten boxes at 0.6
+    # on the unclear bubble keep the low threshold, ten on empty sky push it up
+    truth2 = np.r_[truth, [[200, 0, 220, 20]]]
+    clear2 = np.r_[clear, True]
+    found = np.array([[0, 0, 20, 20], [200, 0, 220, 20]], float)
+    jitter = np.arange(10)[:, None] * [0.5, 0, 0.5, 0]
+    for extra, want in ((on_unclear + jitter, 0.5), (empty + jitter * 10, 0.7)):
+        tiles = [(np.r_[found, extra], np.r_[0.9, 0.55, np.full(10, 0.6)], truth2, clear2)]
+        assert E.best_threshold(tiles, [0.5, 0.7])[0] == want
+
+
+def test_clopper_pearson_matches_binomtest():
+    from scipy.stats import binomtest
+
+    for k, n in [(0, 12), (10, 12), (12, 12), (40, 45), (1, 9)]:
+        ci = binomtest(k, n).proportion_ci(0.95, method="exact")
+        lo, hi = E.clopper_pearson(k, n)
+        assert lo == pytest.approx(ci.low, abs=1e-9) and hi == pytest.approx(ci.high, abs=1e-9)
+    # the issue's 10 of 12: 0.52-0.98
+    lo, hi = E.clopper_pearson(10, 12)
+    assert round(lo, 2) == 0.52 and round(hi, 2) == 0.98
+    assert np.isnan(E.clopper_pearson(0, 0)[0])
+
+
+def test_evaluation_summary_bins_and_unclear():
+    maj = np.array([0.3, 0.45, 0.7, 1.5, 3.0, 0.6])  # arcmin; the last one unclear
+    clear = np.array([True, True, True, True, True, False])
+    boxes = np.array([[i * 100, 0, i * 100 + 10 * m, 10 * m] for i, m in enumerate(maj)], float)
+    truth = {"f": {"boxes": boxes, "clear": clear, "maj_arcmin": maj}}
+    # found: bubbles 1, 2, 4 and the unclear one; one box on empty sky
+    pred = np.r_[boxes[[1, 2, 4, 5]], [[5000, 0, 5010, 10]]]
+    s = E.evaluation_summary({"f": (pred, np.full(5, 0.9))}, truth)
+    assert {k: s["recall_clear"][k] for k in ("k", "n")} == {"k": 3, "n": 5}
+    lo, hi = E.clopper_pearson(3, 5)
+    assert (s["recall_clear"]["lo"], s["recall_clear"]["hi"]) == (lo, hi)
+    got = {b: (p["k"], p["n"]) for b, p in s["recall_by_size"].items()}
+    assert got == {"<0.5": (1, 2), "0.5-1": (1, 1), "1-2": (0, 1), ">2": (1, 1)}
+    assert (s["precision"]["k"], s["precision"]["n"]) == (3, 4)  # the unclear box excluded
+    assert s["unclear"] == {"n": 1, "found": 1, "detections": 1}
+    assert "0.5-1" in E.format_summary(s)
+    json.dumps(s)  # JSON-able
+    with pytest.raises(ValueError, match="field"):
+        E.evaluation_summary({"g": (pred, np.ones(5))}, truth)
 
 
 def test_iou_rule_one_to_one():
@@ -87,7 +153,7 @@ def test_merge_across_overlapping_windows_one_box_per_object():
         for obj in objects:
             if obj[0] >= x0 and obj[1] >= y0 and obj[2] <= x0 + s and obj[3] <= y0 + s:
                 unit = (obj - [x0, y0, x0, y0]) / s + rng.normal(0, 0.01, 4)  # jittered box
-                boxes.append(window_to_tile(unit[None], x0, y0, s))
+                boxes.append(window_to_field(unit[None], x0, y0, s))
                 scores.append(rng.uniform(0.6, 0.99))
     boxes = np.concatenate(boxes)
     assert len(boxes) > 10  # each object seen in many windows and both scales
@@ -97,7 +163,7 @@ def test_merge_across_overlapping_windows_one_box_per_object():
 
 
 def test_window_to_tile_exact_inverse():
-    b = window_to_tile(np.array([[0.0, 0.0, 1.0, 1.0], [0.25, 0.5, 0.75, 1.0]]), 10, 20, 200)
+    b = window_to_field(np.array([[0.0, 0.0, 1.0, 1.0], [0.25, 0.5, 0.75, 1.0]]), 10, 20, 200)
     np.testing.assert_allclose(b, [[10, 20, 210, 220], [60, 120, 160, 220]])
 
 
@@ -176,14 +242,81 @@ def test_targets_and_batches():
     assert y.shape == (2, len(priors), 5)
     assert y[0, :, 4].sum() >= 1 and y[1, :, 4].sum() == 0
     xs, bs = _ring(np.random.default_rng(0), 5)
-    neg = np.zeros((6, S, S, 2), np.float32)
-    w = np.array([1, 1, 0, 0, 0, 0.0])
     s = TrainSettings(batch_bubbles=2, batch_negatives=3)
-    batches = list(epoch_batches(xs, bs, neg, w, s, np.random.default_rng(1)))
-    assert [len(x) for x, _ in batches] == [5, 5, 4]  # 2+3, 2+3, 1+3
-    assert sum(len(b) for _, bx in batches for b in bx) == 5  # every bubble box once
+    batches = list(epoch_batches(xs, bs, np.zeros((6, S, S, 2)), np.ones(6), s, _rng()))
+    assert [len(x) for x, _, _ in batches] == [5, 5, 4]  # 2+3, 2+3, 1+3
+    assert sum(len(b) for _, bx, _ in batches for b in bx) == 5  # every bubble box once
     with pytest.raises(ValueError, match="weights"):
-        list(epoch_batches(xs, bs, neg, np.zeros(6), s, np.random.default_rng(1)))
+        list(epoch_batches(xs, bs, np.zeros((6, S, S, 2)), np.zeros(6), s, _rng()))
+
+
+def _rng(seed=1):
+    return np.random.default_rng(seed)
+
+
+def test_negatives_drawn_with_their_class_weights():
+    """Each negative carries its index as pixel value: the draws over many epochs follow the
+    per-class weights (weight 0 never, weight 3 three times as often as weight 1)."""
+    xs, bs = _ring(_rng(0), 4)
+    neg = np.broadcast_to(np.arange(6.0)[:, None, None, None], (6, S, S, 2)).astype(np.float32)
+    w = np.array([1, 1, 3, 3, 0, 0.0])
+    s = TrainSettings(batch_bubbles=2, batch_negatives=4)
+    seen = np.zeros(6)
+    rng = _rng(7)
+    for _ in range(300):
+        for x, bx, _ in epoch_batches(xs, bs, neg, w, s, rng):
+            ids = x[len(x) - s.batch_negatives :, 0, 0, 0].astype(int)
+            np.add.at(seen, ids, 1)
+            assert all(len(b) == 0 for b in bx[-s.batch_negatives :])  # negatives: no boxes
+    assert seen[4] == seen[5] == 0
+    frac = seen / seen.sum()
+    np.testing.assert_allclose(frac[:4], [1 / 8, 1 / 8, 3 / 8, 3 / 8], atol=0.02)
+
+
+def test_crops_give_unclear_bubbles_no_target(tmp_path):
+    """An unclear bubble beside a clear one: the crop's don't-care box lands on it (after the
+    augmentation too), and make_targets marks the priors over it -1, never 1 or 0."""
+    from astropy.table import Table
+
+    from skydetect.bubbles.catalog import bubble_boxes
+    from skydetect.bubbles.crops import BubbleCrops
+    from skydetect.bubbles.ssd import boxes as B_
+    from skydetect.bubbles.ssd.boxes import IGNORE
+    from skydetect.bubbles.ssd.priors import default_boxes
+    from skydetect.io.spitzer import SpitzerField, field_wcs
+
+    w, shape = field_wcs(30, 0, 0.5, 0.3, 12.0)
+    t = Table()
+    t["MWP"] = ["C", "U"]
+    t["GLON"], t["GLAT"] = [30.0, 30.0 - 2.8 / 60], [0.0, 0.0]
+    t["MajAxis"], t["MinAxis"], t["Reff"] = [1.0, 0.8], [1.0, 0.8], [1.0, 0.8]
+    t["theta"], t["Ecc"] = [0.0, 0.0], [0.0, 0.0]
+    t["CLEAR"] = [True, False]
+    boxes = bubble_boxes(t, w, 12.0, 1.3)
+    data = np.random.default_rng(0).normal(10, 1, (2, *shape)).astype(np.float32)
+    for b in boxes:  # mark each bubble by a bright square in channel 0
+        data[0, int(b[1]) : int(b[3]), int(b[0]) : int(b[2])] += 100 + 50 * (b is boxes[1])
+    tile = SpitzerField(data, w, 12.0, "03000+0000")
+    crops = BubbleCrops([tile], t, seed=3, k_range=(3.0, 3.5), input_size=48)
+    assert len(crops) == 1  # only the clear bubble makes crops
+    priors = default_boxes([6, 3], [0.2, 0.5, 0.9], [[2], [2]])
+    n_ign = 0
+    for e in range(8):
+        for x, pos, ign in crops.targets(e):
+            assert len(pos) == 1
+            if not len(ign):
+                continue
+            n_ign += 1
+            # the don't-care box is where the unclear bubble's pixels are in the augmented crop
+            b = np.clip(np.rint(ign[0]).astype(int), 0, 48)
+            inner = x[b[1] + 1 : b[3] - 1, b[0] + 1 : b[2] - 1, 0]
+            assert inner.size and inner.mean() > 0.5
+            assert B_.intersection(ign, pos).max() == 0  # beside the clear bubble, not on it
+            y = make_targets([pos], 48, priors, 0.5, [ign])
+            labels = y[0, :, 4]
+            assert (labels == IGNORE).any() and (labels == 1).any()
+            assert np.all(y[0, labels == IGNORE, :4] == 0)
+    assert n_ign > 0
 
 
 @pytest.mark.slow
@@ -297,7 +430,7 @@ class _BrightBoxSSD:
 def test_detect_tile_maps_boxes_back_exactly():
     from functools import partial
 
-    from skydetect.bubbles.detect import detect_tile
+    from skydetect.bubbles.detect import detect_field
     from skydetect.bubbles.preprocess import preprocess_window
     from skydetect.bubbles.ssd.priors import default_boxes
     from skydetect.bubbles.windows import sliding_windows
@@ -309,7 +442,7 @@ def test_detect_tile_maps_boxes_back_exactly():
     priors = default_boxes([2], [0.5, 0.7], [[]])
     S = 64
     windows = sliding_windows(data.shape[1:], [60, 90, 150], 1 / 3)
-    boxes, scores = detect_tile(
+    boxes, scores = detect_field(
         _BrightBoxSSD(priors, S),
         priors,
         data,
@@ -370,26 +503,173 @@ def test_detections_round_trip(tmp_path):
 
 
 # ------------------------------------------------------------------ tuning
-def test_tune_two_workers_share_one_journal(tmp_path):
+_WORKER = """
+import json, sys, time
+from pathlib import Path
+import numpy as np
+from skydetect.bubbles.tune import run_worker
+
+journal, worker, d = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+other = d / f"started_{1 - worker}"
+
+def objective(overrides, number):
+    (d / f"started_{worker}").touch()
+    t0 = time.monotonic()
+    while not other.exists():  # both workers are inside a trial at the same moment
+        if time.monotonic() - t0 > 120:
+            raise RuntimeError("the other worker never ran at the same time")
+        time.sleep(0.05)
+    return -abs(np.log10(overrides["learning_rate"]) + 3) - overrides["weight_decay"]
+
+trials = run_worker(journal, "s", objective, n_trials=4, seed=1, worker=worker,
+                    n_startup_trials=2)
+(d / f"worker_{worker}.json").write_text(json.dumps(trials))
+"""
+
+
+def test_tune_two_concurrent_workers_share_one_journal(tmp_path):
+    """Two worker processes run trials on one journal at the same time (each waits inside its
+    first trial until the other has started one): every trial lands once in the study."""
+    import subprocess
+    import sys
+
     from skydetect.bubbles.tune import best_params, run_worker
 
     journal = tmp_path / "study.journal"
-
-    def objective(overrides, number):  # best near lr = 1e-3, wd small, ratio 1
-        return -abs(np.log10(overrides["learning_rate"]) + 3) - overrides["weight_decay"]
-
-    t0 = run_worker(journal, "s", objective, n_trials=3, seed=1, worker=0, n_startup_trials=2)
-    t1 = run_worker(journal, "s", objective, n_trials=3, seed=1, worker=1, n_startup_trials=2)
-    assert len(t0) == len(t1) == 3
-    assert {t["number"] for t in t0}.isdisjoint({t["number"] for t in t1})
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(journal), str(w), str(tmp_path)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in (0, 1)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    t0, t1 = (json.loads((tmp_path / f"worker_{w}.json").read_text()) for w in (0, 1))
+    assert len(t0) == len(t1) == 4
+    numbers = [t["number"] for t in t0 + t1]
+    assert sorted(numbers) == list(range(8))  # no trial lost or numbered twice
     assert t0[0]["params"] != t1[0]["params"]  # workers' samplers are seeded differently
     best = best_params(journal, "s")
-    assert best["n_complete"] == 6
+    assert best["n_complete"] == best["n_trials"] == 8
     assert best["value"] == pytest.approx(max(t["value"] for t in t0 + t1))
     o = best["overrides"]
     assert o["batch_negatives"] == round(best["params"]["negative_ratio"] * o["batch_bubbles"])
+
     # seeded: the same worker on a fresh journal proposes the same first parameters
+    def objective(overrides, number):
+        return 0.0
+
     again = run_worker(tmp_path / "b.journal", "s", objective, 1, seed=1, worker=0)
     assert again[0]["params"] == t0[0]["params"]
     with pytest.raises(FileNotFoundError):
         best_params(tmp_path / "none.journal", "s")
+
+
+def test_study_name_changes_with_settings_and_data(tmp_path):
+    from skydetect.bubbles.tune import (
+        best_params,
+        data_digest,
+        run_worker,
+        settings_key,
+        study_name,
+        study_of_workers,
+    )
+
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    a.write_bytes(b"tile one")
+    b.write_bytes(b"tile two")
+    cfg = {"train": {"learning_rate": 1e-3, "threads": 2, "mem_mb": 8000}, "seed": 1}
+    base = study_name("ssd_x", settings_key(cfg), data_digest([a, b]))
+    assert base.startswith("ssd_x-") and base == study_name(
+        "ssd_x", settings_key(cfg), data_digest([b, a])
+    )
+    # job sizes do not matter; settings and data contents do
+    same = {"train": {"learning_rate": 1e-3, "threads": 8, "mem_mb": 100}, "seed": 1}
+    assert study_name("ssd_x", settings_key(same), data_digest([a, b])) == base
+    other = {"train": {"learning_rate": 2e-3, "threads": 2}, "seed": 1}
+    assert study_name("ssd_x", settings_key(other), data_digest([a, b])) != base
+    b.write_bytes(b"tile 2 regenerated")
+    new = study_name("ssd_x", settings_key(cfg), data_digest([a, b]))
+    assert new != base
+    # a stale study in the same journal is never mixed into the new one
+    journal = tmp_path / "j.journal"
+    run_worker(journal, base, lambda o, n: 1.0, 2, seed=1)
+    run_worker(journal, new, lambda o, n: 0.5, 1, seed=1)
+    assert best_params(journal, new)["n_trials"] == 1
+    assert best_params(journal, new)["value"] == 0.5
+    assert study_of_workers([{"study": new}, {"study": new}]) == new
+    with pytest.raises(ValueError, match="different studies"):
+        study_of_workers([{"study": new}, {"study": base}])
+
+
+# ------------------------------------------------------------------ scales
+def test_uncovered_catalogue_size_is_flagged():
+    from skydetect.bubbles.scales import check_scales, covered
+
+    shape = (900, 1350)  # 2° x 3° at 8"
+    sizes = np.array([0.4, 0.55, 1.2, 3.0, 11.5])
+    # the old default: 12' windows are too large for bubbles under ~1'
+    ok = covered(sizes, [12, 24, 48], 8.0, shape)
+    np.testing.assert_array_equal(ok, [False, False, True, True, True])
+    with pytest.raises(ValueError, match=r"MajAxis 0\.40, 0\.55 arcmin \(2 of 5\)") as err:
+        check_scales(sizes, [12, 24, 48], 8.0, shape)
+    assert "bubbles.windows.sizes_arcmin" in str(err.value)
+    check_scales(sizes, [4.5, 13.5, 40], 8.0, shape)  # covers 0.4'-11.5'
+    # and the largest: without a window of >= 2 x 1.7 x 11.5' it is not covered
+    with pytest.raises(ValueError, match=r"11\.50"):
+        check_scales(sizes, [4.5, 13.5], 8.0, shape)
+
+
+def test_coverage_is_the_crop_code_range():
+    """covered() says yes exactly for windows within the sides crop_geometry draws."""
+    from skydetect.bubbles.crops import crop_geometry
+    from skydetect.bubbles.scales import covered, crop_side_range
+
+    rng = np.random.default_rng(4)
+    for maj_px in (1.5, 4.0, 30.0, 200.0):
+        half_box = 1.3 * maj_px
+        box = np.array([450 - half_box, 300 - half_box, 450 + half_box, 300 + half_box])
+        sides = [crop_geometry(rng, box, maj_px, (600, 900), (1.7, 5.9))[2] for _ in range(400)]
+        lo, hi = crop_side_range(maj_px, (1.7, 5.9), 1.3, 600)
+        assert lo <= min(sides) and max(sides) <= hi
+        assert min(sides) - lo <= 0.03 * hi + 1 and hi - max(sides) <= 0.03 * hi + 1
+        maj_arcmin = maj_px * 8 / 60
+        cases = [(lo, True), (hi, True), (lo - 2, False)] + ([(hi + 2, False)] if hi < 598 else [])
+        for w_px, want in cases:
+            got = covered([maj_arcmin], [w_px * 8 / 60], 8.0, (600, 900))[0]
+            assert got == want, (maj_px, w_px)
+
+
+def test_config_windows_cover_the_configured_sizes():
+    from pathlib import Path
+
+    import yaml
+
+    from skydetect.bubbles.scales import check_config_scales, window_sizes_for
+
+    root = Path(__file__).resolve().parents[1]
+    for path in (root / "config/config.yaml", root / "tests/workflow/config.yaml"):
+        cfg = yaml.safe_load(path.read_text())
+        b = cfg["bubbles"]
+        full = {
+            "source": b.get("source", "simulate"),
+            "simulate": {**{"pixel_arcsec": 1.2, "width_deg": 3.0, "height_deg": 2.0,
+                            "min_majaxis_arcmin": 0.2, "max_majaxis_arcmin": 11.5},
+                         **b.get("simulate", {})},
+            "windows": {"box_scale": 1.3, **b["windows"]},
+            "negatives": {"half_width_factor": [1.7, 5.9], **b.get("negatives", {})},
+        }
+        check_config_scales(full)
+        full["windows"]["sizes_arcmin"] = [48]
+        with pytest.raises(ValueError, match="bubbles.windows.sizes_arcmin"):
+            check_config_scales(full)
+    # the proposed sizes do cover what they are proposed for
+    for lo, hi in ((0.13, 10.62), (0.4, 11.5)):
+        full = {"source": "simulate", "windows": {"sizes_arcmin": window_sizes_for(lo, hi)},
+                "simulate": {"pixel_arcsec": 1.2, "min_majaxis_arcmin": lo,
+                             "max_majaxis_arcmin": hi},
+                "negatives": {"half_width_factor": [1.7, 5.9]}}
+        check_config_scales(full)

@@ -82,6 +82,60 @@ def test_match_threshold_and_best_prior():
     assert labels.sum() == 0 and np.all(loc == 0)
 
 
+def test_match_dont_care_priors_over_unclear_bubbles():
+    priors = np.array(
+        [
+            [0.25, 0.25, 0.5, 0.5],  # [0, 0, .5, .5]: the clear bubble
+            [0.75, 0.75, 0.5, 0.5],  # [.5, .5, 1, 1]: holds the unclear bubble
+            [0.70, 0.70, 0.1, 0.1],  # [.65, .65, .75, .75]: covers 1/4 of it
+            [0.25, 0.75, 0.5, 0.5],  # empty sky
+        ]
+    )
+    clear = np.array([[0.0, 0.0, 0.5, 0.5]])
+    unclear = np.array([[0.6, 0.6, 0.8, 0.8]])
+    loc, labels = B.match(clear, priors, 0.5, ignore_corners=unclear, ignore_cover=1 / 3)
+    np.testing.assert_array_equal(labels, [1, B.IGNORE, 0, 0])
+    assert np.all(loc[1:] == 0)
+    # a prior that is a positive stays one even over an unclear bubble
+    _, labels = B.match(clear, priors, 0.5, ignore_corners=clear)
+    assert labels[0] == 1
+    # a lower cover threshold also drops the small prior; no clear bubble: still don't care
+    _, labels = B.match(np.zeros((0, 4)), priors, 0.5, ignore_corners=unclear, ignore_cover=0.2)
+    np.testing.assert_array_equal(labels, [0, B.IGNORE, B.IGNORE, 0])
+
+
+def test_unclear_priors_carry_no_loss():
+    """Whatever the network predicts at priors over an unclear bubble, the loss and its
+    gradient there are zero; labelled background instead, the same prediction costs."""
+    loss = SSDLoss(neg_pos_ratio=3, min_negatives=2)
+    n = 8
+    y_true = np.zeros((1, n, 5), np.float32)
+    y_true[0, 0, 4] = 1  # a bubble at prior 0
+    y_true[0, [3, 4], 4] = B.IGNORE  # priors 3 and 4 over an unclear bubble
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (1, n, 6)).astype(np.float32)
+    base[0, :, 4:] = [3.0, -3.0]  # confident background ...
+    wild = base.copy()
+    wild[0, [3, 4], :] = [[9, -9, 4, 4, -8.0, 8.0], [-5, 5, 1, 2, -6.0, 6.0]]  # ... or not
+    terms = [[float(v) for v in loss.terms(y_true, y)] for y in (base, wild)]
+    assert terms[0] == pytest.approx(terms[1], rel=1e-6)
+    x = tf.Variable(wild)
+    with tf.GradientTape() as tape:
+        total = loss(tf.constant(y_true), x)
+    g = tape.gradient(total, x).numpy()[0]
+    assert np.all(g[[3, 4]] == 0) and np.any(g[0] != 0)
+    # the same wild predictions at background priors are hard negatives and cost
+    y_bg = y_true.copy()
+    y_bg[0, [3, 4], 4] = 0
+    assert float(loss(y_bg, wild)) > float(loss(y_true, wild)) + 5
+    # hard-negative mining never picks a don't-care prior, even as the hardest
+    bg = tf.constant([[0.1, 0.2, 0.3, 0.9, 0.8, 0.4, 0.05, 0.0]])
+    pos = tf.constant([[True] + [False] * 7])
+    ign = tf.constant([[False, False, False, True, True, False, False, False]])
+    mask = hard_negative_mask(bg, pos, neg_pos_ratio=3, ignore=ign).numpy()
+    np.testing.assert_array_equal(mask[0], [0, 1, 1, 0, 0, 1, 0, 0])
+
+
 def test_hard_negative_mining_hand_case():
     bg = tf.constant(
         [[0.1, 0.9, 0.5, 0.7, 0.3, 0.8, 0.2, 0.05], [0.4, 0.3, 0.2, 0.1, 0.9, 0.6, 0.0, 0.0]]

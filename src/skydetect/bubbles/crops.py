@@ -8,6 +8,12 @@ as validation windows and inference), then rotated by a multiple of 90° and fli
 boxes of all clear bubbles whose centre falls in the crop are clipped to it and transformed
 the same way. Boxes are returned in input-pixel coordinates (see
 :mod:`skydetect.bubbles.windows`).
+
+"Don't care" boxes (:meth:`BubbleCrops.targets`): every unclear catalogue bubble overlapping
+the crop, and every clear one overlapping it with its centre outside (cut by the crop edge),
+clipped to the crop. Training gives the priors over them no loss (see
+:func:`skydetect.bubbles.ssd.boxes.match`), so that they are taught neither as bubble nor as
+background.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from skydetect.bubbles.catalog import bubble_boxes, in_tile
+from skydetect.bubbles.catalog import bubble_boxes, in_field
 from skydetect.bubbles.preprocess import preprocess_window
-from skydetect.bubbles.windows import boxes_in_window, tile_to_input
+from skydetect.bubbles.scales import crop_side
+from skydetect.bubbles.windows import boxes_in_window, clip_boxes, field_to_input
 
 CROP_STAGE = 80  # seed component of the training crops
 
@@ -62,7 +69,7 @@ def crop_geometry(
     xc, yc = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half_box = (box[2] - box[0]) / 2
     half = rng.uniform(k_range[0], k_range[1]) * maj_px
-    size = int(np.clip(max(np.rint(2 * half), np.ceil(2 * half_box) + 2, min_size), 1, min(h, w)))
+    size = int(crop_side(half, half_box, min(h, w), min_size))
     slack = max(size / 2 - half_box, 0.0)
     cx = xc + rng.uniform(-slack, slack)
     cy = yc + rng.uniform(-slack, slack)
@@ -72,7 +79,7 @@ def crop_geometry(
 
 
 class BubbleCrops:
-    """Crop generator over tiles (:class:`skydetect.sky.spitzer.SpitzerTile`).
+    """Crop generator over tiles (:class:`skydetect.io.spitzer.SpitzerField`).
 
     ``BubbleCrops(tiles, catalog, seed=config["seed"], **config["bubbles"]["preprocess"])``;
     ``for inputs, boxes in crops.epoch(e)`` yields one crop per clear bubble (order shuffled),
@@ -98,13 +105,15 @@ class BubbleCrops:
         self.preprocess_kwargs = preprocess_kwargs
         self.input_size = int(preprocess_kwargs.get("input_size", 300))
         self.items = []  # (tile index, bubble row in the tile's boxes)
-        self.boxes, self.maj_px = [], []
+        self.boxes, self.maj_px, self.other = [], [], []
         for t, tile in enumerate(self.tiles):
-            sel = in_tile(catalog, tile.wcs, tile.shape)
-            if clear_only:
-                sel &= np.asarray(catalog["CLEAR"], bool)
+            inside = in_field(catalog, tile.wcs, tile.shape)
+            sel = inside & np.asarray(catalog["CLEAR"], bool) if clear_only else inside
             sub = catalog[sel]
             self.boxes.append(bubble_boxes(sub, tile.wcs, tile.pixel_arcsec, box_scale))
+            self.other.append(  # the tile's catalogue bubbles that are no positives
+                bubble_boxes(catalog[inside & ~sel], tile.wcs, tile.pixel_arcsec, box_scale)
+            )
             self.maj_px.append(np.asarray(sub["MajAxis"], float) * 60 / tile.pixel_arcsec)
             self.items += [(t, i) for i in range(len(sub))]
 
@@ -112,19 +121,41 @@ class BubbleCrops:
         return len(self.items)
 
     def crop(self, rng, item) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
+        x, boxes, _, geom = self._crop(rng, item)
+        return x, boxes, geom
+
+    def _crop(self, rng, item):
         t, i = item
         tile = self.tiles[t]
         x0, y0, size = crop_geometry(
             rng, self.boxes[t][i], self.maj_px[t][i], tile.shape, self.k_range
         )
         x = preprocess_window(tile.data, x0, y0, size, **self.preprocess_kwargs)
-        _, clipped = boxes_in_window(self.boxes[t], x0, y0, size)
-        return x, tile_to_input(clipped, x0, y0, size, self.input_size), (x0, y0, size)
+        idx, clipped = boxes_in_window(self.boxes[t], x0, y0, size)
+        cut = np.setdiff1d(np.arange(len(self.boxes[t])), idx)
+        ign = clip_boxes(np.concatenate([self.other[t], self.boxes[t][cut]]), x0, y0, size)
+        ign = ign[(ign[:, 2] > ign[:, 0]) & (ign[:, 3] > ign[:, 1])]
+        return (
+            x,
+            field_to_input(clipped, x0, y0, size, self.input_size),
+            field_to_input(ign, x0, y0, size, self.input_size),
+            (x0, y0, size),
+        )
 
-    def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def targets(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``(inputs, boxes, dont_care_boxes)`` of every clear bubble's crop (order shuffled)."""
         rng = np.random.default_rng([self.seed, CROP_STAGE, int(epoch)])
         for j in rng.permutation(len(self.items)):
-            x, boxes, _ = self.crop(rng, self.items[j])
+            x, boxes, ign, _ = self._crop(rng, self.items[j])
             if self.augment:
-                x, boxes = augment(x, boxes, int(rng.integers(4)), bool(rng.random() < 0.5))
-            yield x, boxes.astype(np.float32)
+                k, flip = int(rng.integers(4)), bool(rng.random() < 0.5)
+                x, boxes = augment(x, boxes, k, flip)
+                ign = rotate_boxes(ign, x.shape[0], k)
+                if flip:
+                    ign = flip_boxes(ign, x.shape[0])
+            yield x, boxes.astype(np.float32), ign.astype(np.float32)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(inputs, boxes)`` of :meth:`targets` (the same draws)."""
+        for x, boxes, _ in self.targets(epoch):
+            yield x, boxes

@@ -8,7 +8,13 @@ Two matching rules, both on boxes in one pixel frame (corner form ``x0, y0, x1, 
   precision = matched predictions / predictions. Several predictions may match one bubble.
 - ``iou``: one-to-one greedy matching by decreasing score at IoU >= ``iou_threshold``.
 
+Recall is measured on the clear bubbles (``recall_mask``); the other catalogue bubbles
+(unclear) are "don't care": a predicted box matching only unclear bubbles is neither a hit nor
+a false positive and leaves the precision alone (``n_pred_unclear``); the unclear bubbles found
+are counted separately. The reference counted such boxes as false positives.
+
 ``F2 = 5 P R / (4 P + R)``. Counts (not ratios) are returned so that tiles can be summed.
+:func:`evaluation_summary` adds Clopper-Pearson 95 % intervals and recall per MajAxis bin.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ class Counts:
     n_pred: int = 0  # predicted boxes
     n_pred_matched: int = 0  # predicted boxes matching a recall bubble
     n_not_in_catalogue: int = 0  # predicted boxes matching no catalogue bubble at all
+    n_unclear: int = 0  # catalogue bubbles outside the recall set (unclear): don't care
+    n_unclear_found: int = 0  # of those, detected
+    n_pred_unclear: int = 0  # predicted boxes matching only unclear bubbles: neither TP nor FP
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
@@ -38,8 +47,14 @@ class Counts:
         return self.n_found / self.n_truth if self.n_truth else float("nan")
 
     @property
+    def n_pred_scored(self) -> int:
+        """Predicted boxes that count for precision (those on unclear bubbles excluded)."""
+        return self.n_pred - self.n_pred_unclear
+
+    @property
     def precision(self) -> float:
-        return self.n_pred_matched / self.n_pred if self.n_pred else float("nan")
+        n = self.n_pred_scored
+        return self.n_pred_matched / n if n else float("nan")
 
     @property
     def precision_catalogue(self) -> float:
@@ -104,6 +119,49 @@ def iou_matches(pred, scores, truth, iou_threshold: float = 0.5):
     return m
 
 
+def match_flags(
+    pred,
+    scores,
+    truth,
+    recall_mask=None,
+    rule: str = "reference",
+    min_cover: float = 1 / 3,
+    iou_threshold: float = 0.5,
+):
+    """Per-box outcome of one mosaic/tile.
+
+    Returns ``(found, hit, dont_care, known)``: ``found`` (T,) whether each catalogue bubble
+    is detected; ``hit`` (P,) whether each prediction matches a recall (clear) bubble;
+    ``dont_care`` (P,) whether it matches only other (unclear) bubbles; ``known`` (P,) whether
+    it matches any catalogue bubble. With the ``iou`` rule
+    the recall bubbles are matched one-to-one, the others by IoU alone.
+    """
+    pred, truth = _as_boxes(pred), _as_boxes(truth)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(scores) != len(pred):
+        raise ValueError(f"{len(pred)} boxes but {len(scores)} scores")
+    sel = np.ones(len(truth), bool) if recall_mask is None else np.asarray(recall_mask, bool)
+    if len(sel) != len(truth):
+        raise ValueError(f"{len(truth)} catalogue boxes but {len(sel)} clear flags")
+    if rule == "reference":
+        m_all = reference_matches(pred, truth, min_cover)
+        m = m_all[sel]
+    elif rule == "iou":
+        m = iou_matches(pred, scores, truth[sel], iou_threshold)
+        m_all = (
+            iou(truth, pred) >= iou_threshold
+            if len(pred) and len(truth)
+            else np.zeros((len(truth), len(pred)), bool)
+        )
+    else:
+        raise ValueError(f"unknown matching rule {rule!r} (reference, iou)")
+    found = m_all.any(axis=1)
+    found[sel] = m.any(axis=1)
+    hit = m.any(axis=0)
+    dont_care = ~hit & m_all[~sel].any(axis=0)
+    return found, hit, dont_care, m_all.any(axis=0)
+
+
 def count(
     pred,
     scores,
@@ -116,33 +174,24 @@ def count(
     """Detection counts of one mosaic/tile.
 
     ``truth`` holds every catalogue box; ``recall_mask`` (bool, default all) selects the ones
-    recall is measured on and precision is scored against (the reference uses the clear
-    bubbles for both). Predictions matching no catalogue box at all are counted in
-    ``n_not_in_catalogue``.
+    recall is measured on and precision is scored against (the clear bubbles); predictions on
+    the others only are "don't care" (``n_pred_unclear``). Predictions matching no catalogue
+    box at all are counted in ``n_not_in_catalogue``.
     """
     pred, truth = _as_boxes(pred), _as_boxes(truth)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if len(scores) != len(pred):
-        raise ValueError(f"{len(pred)} boxes but {len(scores)} scores")
+    found, hit, dont_care, known = match_flags(
+        pred, scores, truth, recall_mask, rule, min_cover, iou_threshold
+    )
     sel = np.ones(len(truth), bool) if recall_mask is None else np.asarray(recall_mask, bool)
-    if rule == "reference":
-        m_all = reference_matches(pred, truth, min_cover)
-        m = m_all[sel]
-    elif rule == "iou":
-        m = iou_matches(pred, scores, truth[sel], iou_threshold)
-        m_all = (
-            iou(truth, pred) >= iou_threshold
-            if len(pred) and len(truth)
-            else (np.zeros((len(truth), len(pred)), bool))
-        )
-    else:
-        raise ValueError(f"unknown matching rule {rule!r} (reference, iou)")
     return Counts(
         n_truth=int(sel.sum()),
-        n_found=int(m.any(axis=1).sum()),
+        n_found=int(found[sel].sum()),
         n_pred=len(pred),
-        n_pred_matched=int(m.any(axis=0).sum()),
-        n_not_in_catalogue=int((~m_all.any(axis=0)).sum()) if len(pred) else 0,
+        n_pred_matched=int(hit.sum()),
+        n_not_in_catalogue=int((~known).sum()),
+        n_unclear=int((~sel).sum()),
+        n_unclear_found=int(found[~sel].sum()),
+        n_pred_unclear=int(dont_care.sum()),
     )
 
 
@@ -196,13 +245,112 @@ def evaluate_fields(
     return out
 
 
+SIZE_BINS = ((0.0, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, float("inf")))  # MajAxis, arcmin
+
+
+def _bin_name(lo: float, hi: float) -> str:
+    if lo <= 0:
+        return f"<{hi:g}"
+    return f">{lo:g}" if not np.isfinite(hi) else f"{lo:g}-{hi:g}"
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided interval of a binomial proportion k / n."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    lo = 0.0 if k <= 0 else float(beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k >= n else float(beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi
+
+
+def proportion(k: int, n: int, level: float = 0.95) -> dict:
+    """``{k, n, value, lo, hi}`` with the Clopper-Pearson interval."""
+    lo, hi = clopper_pearson(int(k), int(n), level)
+    return {"k": int(k), "n": int(n), "value": k / n if n else float("nan"), "lo": lo, "hi": hi}
+
+
+def evaluation_summary(
+    detections: dict,
+    truth: dict,
+    min_cover: float = 1 / 3,
+    size_bins=SIZE_BINS,
+    level: float = 0.95,
+) -> dict:
+    """Test-set scores under the reference rule, with 95 % intervals.
+
+    ``detections``: field -> (boxes, scores); ``truth``: field -> dict with ``boxes``,
+    ``clear`` and ``maj_arcmin``. Returns ``recall_clear`` and ``precision`` (boxes on unclear
+    bubbles only excluded) as :func:`proportion`, ``recall_by_size`` (MajAxis bins in arcmin,
+    each a proportion) and ``unclear`` (unclear bubbles, how many found, boxes on them).
+    """
+    missing = sorted(set(detections) - set(truth))
+    if missing:
+        raise ValueError(f"no truth/catalogue boxes for field(s) {', '.join(missing)}")
+    found_c, maj_c = [], []
+    n_hit = n_scored = n_unclear = n_unclear_found = n_pred_unclear = 0
+    for field, (boxes, scores) in sorted(detections.items()):
+        t = truth[field]
+        clear = np.asarray(t["clear"], bool)
+        found, hit, dont_care, _ = match_flags(
+            boxes, scores, t["boxes"], clear, "reference", min_cover
+        )
+        found_c.append(found[clear])
+        maj_c.append(np.asarray(t["maj_arcmin"], float)[clear])
+        n_hit += int(hit.sum())
+        n_scored += int((~dont_care).sum())
+        n_unclear += int((~clear).sum())
+        n_unclear_found += int(found[~clear].sum())
+        n_pred_unclear += int(dont_care.sum())
+    found_c = np.concatenate(found_c) if found_c else np.zeros(0, bool)
+    maj_c = np.concatenate(maj_c) if maj_c else np.zeros(0)
+    by_size = {}
+    for lo, hi in size_bins:
+        b = (maj_c >= lo) & (maj_c < hi)
+        by_size[_bin_name(lo, hi)] = proportion(found_c[b].sum(), b.sum(), level)
+    return {
+        "rule": "reference",
+        "min_cover": min_cover,
+        "level": level,
+        "recall_clear": proportion(found_c.sum(), len(found_c), level),
+        "recall_by_size": by_size,
+        "precision": proportion(n_hit, n_scored, level),
+        "unclear": {
+            "n": n_unclear,
+            "found": n_unclear_found,
+            "detections": n_pred_unclear,
+        },
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """Lines of :func:`evaluation_summary`: recall, per size bin, precision, unclear."""
+
+    def fmt(name, p):
+        return f"{name:<24} {p['k']:>4d} / {p['n']:<4d} {p['value']:6.3f}  [{p['lo']:.3f}, {p['hi']:.3f}]"
+
+    lines = [fmt("recall (clear)", summary["recall_clear"])]
+    for name, p in summary["recall_by_size"].items():
+        lines.append(fmt(f"  MajAxis {name}'", p))
+    lines.append(fmt("precision (unclear excl.)", summary["precision"]))
+    u = summary["unclear"]
+    lines.append(
+        f"unclear bubbles: {u['found']} of {u['n']} found; {u['detections']} detections on "
+        "unclear bubbles only (neither hit nor false positive)"
+    )
+    return "\n".join(lines)
+
+
 def format_table(result: dict) -> str:
     """Plain-text table of :func:`evaluate_fields` (one row per rule and field): clear
-    bubbles, found, recall, detections, precision (vs clear bubbles), F2, detections not in
-    the catalogue ("new") and precision against the whole catalogue ("prec.cat")."""
+    bubbles, found, recall, detections, precision (vs clear bubbles, detections on unclear
+    bubbles excluded), F2, detections on unclear bubbles only ("uncl."), detections not in the
+    catalogue ("new") and precision against the whole catalogue ("prec.cat")."""
     head = (
         f"{'rule':<10} {'field':<12} {'clear':>6} {'found':>6} {'recall':>7} {'dets':>6} "
-        f"{'prec.':>6} {'F2':>6} {'new':>5} {'prec.cat':>8}"
+        f"{'prec.':>6} {'F2':>6} {'uncl.':>5} {'new':>5} {'prec.cat':>8}"
     )
     lines = [head, "-" * len(head)]
     for rule, res in result["rules"].items():
@@ -211,6 +359,7 @@ def format_table(result: dict) -> str:
             lines.append(
                 f"{rule:<10} {field:<12} {s['n_truth']:>6d} {s['n_found']:>6d} "
                 f"{s['recall']:>7.3f} {s['n_pred']:>6d} {s['precision']:>6.3f} {s['f2']:>6.3f} "
-                f"{s['n_not_in_catalogue']:>5d} {s['precision_catalogue']:>8.3f}"
+                f"{s['n_pred_unclear']:>5d} {s['n_not_in_catalogue']:>5d} "
+                f"{s['precision_catalogue']:>8.3f}"
             )
     return "\n".join(lines)

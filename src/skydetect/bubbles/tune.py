@@ -8,11 +8,14 @@ optimised F1 instead, a defect avoided here). Searched: learning rate and weight
 The study lives in an optuna journal file (``JournalStorage`` + ``JournalFileBackend`` with an
 open()-based lock, safe on network file systems), so several SLURM jobs (``{worker}``) can add
 trials to one study at the same time; each worker's TPE sampler is seeded with
-``(seed, worker)``.
+``(seed, worker)``. The study's name carries a digest of the settings and of the input data
+(:func:`study_name`): after any change of either, the workers start a new study in the same
+journal instead of resuming trials scored on other data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -30,6 +33,47 @@ DEFAULT_SPACE = {
     "batch_bubbles": [8, 16, 32],
     "negative_ratio": [0.25, 2.0],
 }
+
+
+def data_digest(paths, chunk: int = 1 << 22) -> str:
+    """SHA-256 (hex) of the contents of ``paths`` (in sorted order, each with its file name)."""
+    h = hashlib.sha256()
+    for p in sorted(str(p) for p in paths):
+        h.update(Path(p).name.encode() + b"\0")
+        with open(p, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    return h.hexdigest()
+
+
+def study_name(prefix: str, settings: dict, data: str) -> str:
+    """``{prefix}-{digest}``: the digest (12 hex) of the JSON of ``settings`` and ``data``."""
+    blob = json.dumps({"settings": settings, "data": data}, sort_keys=True, default=str)
+    return f"{prefix}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+# keys that do not change what a trial measures (job sizes, how many trials run)
+_NOT_IN_KEY = {"workers", "trials_per_worker", "threads", "mem_mb", "runtime", "run", "enabled"}
+
+
+def settings_key(sections: dict) -> dict:
+    """``sections`` (config sections and values) without the keys in ``_NOT_IN_KEY``."""
+    return {
+        k: {kk: vv for kk, vv in v.items() if kk not in _NOT_IN_KEY} if isinstance(v, dict) else v
+        for k, v in sections.items()
+    }
+
+
+def study_of_workers(records) -> str:
+    """The study name shared by the worker records (``worker_*.json`` dicts); an error names
+    the disagreeing names (workers run on other settings or data)."""
+    names = sorted({r["study"] for r in records})
+    if len(names) != 1:
+        raise ValueError(
+            f"tuning workers ran on different studies ({', '.join(names)}): "
+            "rerun them on the same settings and data"
+        )
+    return names[0]
 
 
 def suggest(trial, space: dict | None = None) -> dict:

@@ -1,4 +1,5 @@
-"""Box conversions, SSD encoding with variances, IoU, matching and non-maximum suppression.
+"""Box conversions, SSD encoding with variances, IoU, matching (with "don't care" priors over
+unclear bubbles) and non-maximum suppression.
 
 Encoding (Liu et al. 2016, with the usual variances ``(0.1, 0.2)``) of a ground-truth box ``g``
 against a prior ``p`` (centre form)::
@@ -72,24 +73,37 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
+IGNORE = -1  # label of a "don't care" prior: neither bubble nor background in the loss
+
+
 def match(
     gt_corners: np.ndarray,
     priors: np.ndarray,
     threshold: float = 0.5,
     variances=VARIANCES,
+    ignore_corners: np.ndarray | None = None,
+    ignore_cover: float = 1 / 3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Assign ground-truth boxes to priors.
 
     A prior is positive when its IoU with some ground truth is ``>= threshold`` (it takes the
     ground truth of highest IoU); in addition, every ground truth claims its best prior, so that
-    no object goes unmatched. Returns ``loc`` (N, 4) float32 regression targets (zeros for
-    background) and ``labels`` (N,) int32: 1 for bubble, 0 for background.
+    no object goes unmatched. A prior that is not positive and covers at least ``ignore_cover``
+    of one of the ``ignore_corners`` boxes (unclear bubbles: the evaluation's matching rule,
+    under which a box there is neither a hit nor a false positive) is labelled
+    :data:`IGNORE`. Returns ``loc`` (N, 4) float32 regression targets (zeros unless positive)
+    and ``labels`` (N,) int32: 1 bubble, 0 background, -1 don't care.
     """
     priors = np.asarray(priors, dtype=np.float64)
     n = len(priors)
     gt = np.asarray(gt_corners, dtype=np.float64).reshape(-1, 4)
     loc = np.zeros((n, 4), np.float32)
     labels = np.zeros(n, np.int32)
+    if ignore_corners is not None and len(np.asarray(ignore_corners).reshape(-1, 4)):
+        ign = np.asarray(ignore_corners, dtype=np.float64).reshape(-1, 4)
+        a = area(ign)[:, None]
+        cover = intersection(ign, to_corners(priors)) / np.where(a > 0, a, np.inf)
+        labels[(cover >= ignore_cover - 1e-12).any(axis=0)] = IGNORE
     if len(gt) == 0:
         return loc, labels
     overlaps = iou(gt, to_corners(priors))  # (G, N)

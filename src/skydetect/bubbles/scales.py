@@ -1,0 +1,169 @@
+"""Which bubble sizes the sliding windows show at a scale the network was trained on.
+
+A training crop around a bubble of MajAxis ``m`` (pixels) has side ``2 k m`` with ``k`` uniform
+in ``k_range`` (the reference's 1.7-5.9), but never less than the bubble's box plus 2 pixels or
+``min_size`` pixels, and never more than the tile's smaller side (:func:`crop_side`, used by
+:func:`skydetect.bubbles.crops.crop_geometry`). The network therefore knows a bubble of that
+size only inside windows whose side lies between the smallest and the largest crop side it
+can have (:func:`crop_side_range`). A bubble is *covered* when at least one sliding-window side
+(``bubbles.windows.sizes_arcmin``, rounded to pixels and capped at the tile as
+:func:`skydetect.bubbles.windows.sizes_to_pixels` does) falls in that range; with the reference
+k range one window side covers sizes within a factor 5.9 / 1.7 = 3.5.
+
+:func:`check_scales` raises naming the uncovered sizes; :func:`window_sizes_for` proposes
+window sides covering a size range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# MajAxis range (arcmin) of the MWP DR2 clear bubbles (624 in the Galactic-plane CSV of
+# ../shared/data/catalogs with the clear-name list): used for real data at config time,
+# before the catalogue exists.
+MWP_DR2_CLEAR_MAJAXIS = (0.13, 10.62)
+
+
+def crop_side(half_px, half_box_px, tile_side: int, min_size: int = 8):
+    """Side (pixels) of a training crop of half-width ``half_px`` around a bubble whose box has
+    half-width ``half_box_px``: at least the box plus 2 pixels and ``min_size``, at most
+    ``tile_side``."""
+    half_px = np.asarray(half_px, float)
+    side = np.maximum(np.maximum(np.rint(2 * half_px), np.ceil(2 * half_box_px) + 2), min_size)
+    return np.clip(side, 1, tile_side).astype(np.int64)
+
+
+def crop_side_range(
+    maj_px, k_range=(1.7, 5.9), box_scale: float = 1.3, tile_side: int = 10**9, min_size: int = 8
+):
+    """Smallest and largest crop side (pixels) of bubbles of MajAxis ``maj_px`` (pixels)."""
+    m = np.asarray(maj_px, float)
+    half_box = box_scale * m
+    lo = crop_side(k_range[0] * m, half_box, tile_side, min_size)
+    hi = crop_side(k_range[1] * m, half_box, tile_side, min_size)
+    return lo, hi
+
+
+def covered(
+    maj_arcmin,
+    sizes_arcmin,
+    pixel_arcsec: float,
+    tile_shape=(10**9, 10**9),
+    k_range=(1.7, 5.9),
+    box_scale: float = 1.3,
+    min_size: int = 8,
+) -> np.ndarray:
+    """Boolean per size: some window side lies within the crop sides of that bubble size."""
+    from .windows import sizes_to_pixels
+
+    m_px = np.asarray(maj_arcmin, float).reshape(-1) * 60.0 / pixel_arcsec
+    side = int(min(tile_shape))
+    lo, hi = crop_side_range(m_px, k_range, box_scale, side, min_size)
+    w = sizes_to_pixels(sizes_arcmin, pixel_arcsec, tuple(tile_shape))
+    return ((w[None, :] >= lo[:, None]) & (w[None, :] <= hi[:, None])).any(axis=1)
+
+
+def _intervals(values: np.ndarray) -> str:
+    """'0.40-0.52, 11.00' style summary of sorted sizes (arcmin)."""
+    v = np.unique(np.round(np.asarray(values, float), 2))
+    if len(v) <= 6:
+        return ", ".join(f"{x:.2f}" for x in v)
+    return f"{len(v)} sizes from {v[0]:.2f} to {v[-1]:.2f}"
+
+
+def window_sizes_for(
+    min_arcmin: float, max_arcmin: float, k_range=(1.7, 5.9), overlap: float = 1.15
+) -> list[float]:
+    """Window sides (arcmin, rounded to 0.1') covering bubbles of MajAxis ``min``-``max``: the
+    first at ``2 k_hi min``, then a geometric series of ratio ``(k_hi / k_lo) / overlap``."""
+    k_lo, k_hi = float(k_range[0]), float(k_range[1])
+    ratio = max((k_hi / k_lo) / overlap, 1.05)
+    sizes = [2 * k_hi * min_arcmin / overlap]
+    while sizes[-1] / (2 * k_lo) < max_arcmin:
+        sizes.append(sizes[-1] * ratio)
+    return [float(np.floor(s * 10) / 10) if i == 0 else float(np.round(s, 1)) for i, s in enumerate(sizes)]
+
+
+def check_scales(
+    maj_arcmin,
+    sizes_arcmin,
+    pixel_arcsec: float,
+    tile_shape=(10**9, 10**9),
+    k_range=(1.7, 5.9),
+    box_scale: float = 1.3,
+    min_size: int = 8,
+    what: str = "catalogue bubbles",
+) -> None:
+    """Raise ``ValueError`` naming the bubble sizes that no window shows at a trained scale."""
+    m = np.asarray(maj_arcmin, float).reshape(-1)
+    m = m[np.isfinite(m) & (m > 0)]
+    ok = covered(m, sizes_arcmin, pixel_arcsec, tile_shape, k_range, box_scale, min_size)
+    if ok.all():
+        return
+    bad = m[~ok]
+    lo, hi = float(m.min()), float(m.max())
+    raise ValueError(
+        f"{what}: MajAxis {_intervals(bad)} arcmin ({len(bad)} of {len(m)}) appear in no "
+        f"sliding window at a scale the training crops cover (config keys "
+        f"bubbles.windows.sizes_arcmin = {list(sizes_arcmin)}, "
+        f"bubbles.negatives.half_width_factor = {list(k_range)}, pixel {pixel_arcsec}\"); "
+        f"windows covering {lo:.2f}-{hi:.2f}' would be e.g. "
+        f"{window_sizes_for(lo, hi, k_range)}"
+    )
+
+
+def config_size_range(bubbles: dict) -> tuple[tuple[float, float], float, tuple[int, int]]:
+    """MajAxis range (arcmin), pixel (arcsec) and tile shape (pixels) known at config time
+    from the ``bubbles`` config section: the mock's drawn range for ``simulate`` (MWP DR2's
+    when it places bubbles at catalogue positions), the MWP DR2 clear range at GLIMPSE's 1.2"
+    on a 3° x 2° tile otherwise."""
+    src = bubbles.get("source", "simulate")
+    if src == "simulate":
+        sim = bubbles.get("simulate", {})
+        pix = float(sim.get("pixel_arcsec", 1.2))
+        shape = (
+            int(round(float(sim.get("height_deg", 2.0)) * 3600 / pix)),
+            int(round(float(sim.get("width_deg", 3.0)) * 3600 / pix)),
+        )
+        if sim.get("positions_from"):
+            return MWP_DR2_CLEAR_MAJAXIS, pix, shape
+        return (
+            (float(sim.get("min_majaxis_arcmin", 0.2)), float(sim.get("max_majaxis_arcmin", 11.5))),
+            pix,
+            shape,
+        )
+    return MWP_DR2_CLEAR_MAJAXIS, 1.2, (6000, 9000)
+
+
+def check_config_scales(bubbles: dict, n: int = 200) -> None:
+    """:func:`check_scales` on ``n`` log-spaced sizes of :func:`config_size_range` (run when
+    the workflow reads its config)."""
+    (lo, hi), pix, shape = config_size_range(bubbles)
+    check_scales(
+        np.geomspace(lo, hi, n),
+        bubbles["windows"]["sizes_arcmin"],
+        pix,
+        shape,
+        bubbles["negatives"]["half_width_factor"],
+        bubbles["windows"].get("box_scale", 1.3),
+        8,
+        what=f"bubble sizes {lo}-{hi}' of bubbles.source {bubbles.get('source', 'simulate')}",
+    )
+
+
+def check_catalog_scales(
+    catalog, windows: dict, pixel_arcsec: float, tile_shape, k_range, where: str = "catalogue"
+) -> None:
+    """:func:`check_scales` on the clear bubbles of a catalogue table (``MajAxis``, ``CLEAR``)
+    with the ``bubbles.windows`` config section."""
+    maj = np.asarray(catalog["MajAxis"], float)[np.asarray(catalog["CLEAR"], bool)]
+    if len(maj):
+        check_scales(
+            maj,
+            windows["sizes_arcmin"],
+            pixel_arcsec,
+            tile_shape,
+            k_range,
+            windows.get("box_scale", 1.3),
+            what=f"{where}: clear bubbles",
+        )
