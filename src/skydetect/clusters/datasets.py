@@ -14,7 +14,14 @@ import numpy as np
 from skydetect.clusters import normalise
 from skydetect.io.atomic import atomic_path
 
-__all__ = ["DatasetError", "check_patch_files", "fit_normalisation", "assemble", "PER_PATCH"]
+__all__ = [
+    "DatasetError",
+    "check_patch_files",
+    "fit_normalisation",
+    "assemble",
+    "content_hash",
+    "PER_PATCH",
+]
 
 PER_PATCH = ("glon", "glat", "angle", "flip", "tile", "cluster_ids")
 STAGE = 4
@@ -124,4 +131,21 @@ def assemble(paths, out_path, stats, bands, split: str, chunk: int = 64) -> int:
         out.attrs["normalised"] = True
         out.attrs["normalisation_method"] = stats.get("method", "")
         out.attrs["n_source_files"] = len(paths)
+        out.attrs["content_sha256"] = content_hash(out)
     return n_total
+
+
+def content_hash(f: h5py.File, rows: int = 256) -> str:
+    """SHA-256 of every patch of a dataset file (inputs, masks and the per-patch arrays, in
+    order, streamed ``rows`` at a time); the assemble step stores it as ``content_sha256``."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in ("inputs", "masks", *PER_PATCH):
+        if key not in f:
+            continue
+        d = f[key]
+        h.update(f"{key}{d.shape}{d.dtype.str}".encode())
+        for i in range(0, d.shape[0], rows):
+            h.update(np.ascontiguousarray(d[i : i + rows]).tobytes())
+    return h.hexdigest()
