@@ -68,8 +68,8 @@ def read_mwp(
     out = Table()
     out["MWP"] = np.asarray(raw[name_col]).astype(str)
     for col in FLOAT_COLUMNS:
-        values = np.ma.filled(np.ma.asarray(raw[col], dtype=float), np.nan)
-        out[col] = np.asarray(values, dtype=float)
+        out[col] = _numeric(raw[col], path, col)
+    _check(out, path)  # before wrapping: GLON is checked as given
     out["GLON"] = wrap_glon(out["GLON"])
     if isinstance(clear_names, str | os.PathLike):
         clear_names = load_clear_names(clear_names)
@@ -82,17 +82,49 @@ def read_mwp(
     return out
 
 
+def _numeric(column, path, name: str) -> np.ndarray:
+    """A catalogue column as float; a blank or non-numeric entry names file, column and row."""
+    mask = np.asarray(np.ma.getmaskarray(column))
+    values = np.asarray(column)
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        text = "" if mask[i] else str(v).strip()
+        try:
+            out[i] = float(text)
+        except ValueError:
+            what = "is blank" if not text else f"is {text!r}, not a number"
+            raise CatalogError(f"{path}: column {name} row {i + 1} {what}") from None
+    return out
+
+
+# (low, high) of every numeric column; sizes must also be > 0. GLON may be given in
+# [0, 360] (MWP DR2) or already wrapped to (-180, 180].
+_RANGES = {
+    "GLON": (-180.0, 360.0),
+    "GLAT": (-90.0, 90.0),
+    "MajAxis": (0.0, np.inf),
+    "MinAxis": (0.0, np.inf),
+    "Reff": (0.0, np.inf),
+    "theta": (-360.0, 360.0),
+    "Ecc": (0.0, 1.0),
+}
+_POSITIVE = ("MajAxis", "MinAxis", "Reff")
+
+
 def _check(table: Table, path) -> None:
-    for col in ("GLON", "GLAT", "MajAxis", "Reff"):
-        bad = ~np.isfinite(np.asarray(table[col], dtype=float))
+    """Every numeric column finite and in range, sizes positive (file, column, first row)."""
+    for col, (lo, hi) in _RANGES.items():
+        v = np.asarray(table[col], dtype=float)
+        bad = ~np.isfinite(v) | (v < lo) | (v > hi)
+        if col in _POSITIVE:
+            bad |= v <= 0
         if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            rule = "finite and positive" if col in _POSITIVE else f"finite, in [{lo:g}, {hi:g}]"
             raise CatalogError(
-                f"{path}: column {col} has {bad.sum()} non-finite value(s) "
-                f"(first: row {int(np.flatnonzero(bad)[0])})"
+                f"{path}: column {col} must be {rule}: row {i + 1} is {float(v[i])!r} "
+                f"({int(bad.sum())} bad row(s))"
             )
-    for col in ("MajAxis", "Reff"):
-        if (np.asarray(table[col]) <= 0).any():
-            raise CatalogError(f"{path}: column {col} must be positive")
 
 
 def _set_units(table: Table) -> None:

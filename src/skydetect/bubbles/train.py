@@ -200,7 +200,11 @@ def train_ssd(
     manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
     state_path = ckpt_dir / "state.json"
     best_path = ckpt_dir / "best_weights.h5"
-    key = json.loads(json.dumps({"settings": asdict(settings), "seed": seed, "data": resume_key}))
+    key = json.loads(
+        json.dumps(
+            {"settings": asdict(settings), "seed": seed, "data": resume_key, "code": code_key()}
+        )
+    )
     state = {
         "epoch": 0,
         "best_f2": -1.0,
@@ -213,7 +217,13 @@ def train_ssd(
     }
     if state_path.exists():
         old = json.loads(state_path.read_text())
-        if old.get("key") == key:
+        # a finished run is never resumed: a forced rerun trains from scratch
+        finished = old.get("epoch", 0) >= settings.epochs or old.get("wait", 0) >= settings.patience
+        if old.get("key") == key and finished:
+            log.warning("%s: the run there finished; a rerun trains from scratch", state_path)
+            for f in ckpt_dir.iterdir():
+                f.unlink()
+        elif old.get("key") == key:
             state = old
             ckpt.restore(state["checkpoint"]).assert_existing_objects_matched()
             log.info("resuming from %s after epoch %d", state["checkpoint"], state["epoch"])
@@ -328,6 +338,18 @@ def write_history(rows: list[dict], path: str | Path) -> None:
             )
         else:
             tmp.write_text("epoch\n")
+
+
+def code_key() -> str:
+    """Library version + hash of the training code: a checkpoint of other code is not resumed."""
+    import hashlib
+
+    from . import crops, ssd
+
+    h = hashlib.sha256(skydetect.__version__.encode())
+    for source in (__file__, crops.__file__, *sorted(Path(ssd.__file__).parent.glob("*.py"))):
+        h.update(Path(source).read_bytes())
+    return f"{skydetect.__version__}+{h.hexdigest()[:12]}"
 
 
 def files_key(paths) -> list:

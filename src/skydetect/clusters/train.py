@@ -14,8 +14,10 @@ streams batches with :mod:`skydetect.clusters.pipeline`, and fits with
 **Resuming**: started again in the same ``model_dir`` with the same configuration, training
 continues after the last completed epoch (the history rows of later epochs, written by a run
 killed before its checkpoint, are dropped so no epoch appears twice). A checkpoint written
-with a different configuration or dataset (see :func:`fingerprint`) is discarded. Raising
-only ``epochs`` extends a run that ended at its epoch limit (not one that stopped early).
+with a different configuration, dataset content or training code (see :func:`fingerprint`)
+is discarded, and so is the checkpoint of a run that finished: a forced rerun trains from
+scratch. Raising only ``epochs`` extends a run that ended at its epoch limit (not one that
+stopped early).
 
 **Seeding**: every random number (weight initialisation, batch order, augmentation) derives
 from ``seed``; without a GPU ``tf.config.experimental.enable_op_determinism()`` makes two runs
@@ -91,17 +93,33 @@ def train_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
     return out
 
 
+def code_version() -> str:
+    """The library version and a hash of the training code (this module, models, losses,
+    pipeline): a checkpoint of other code is not resumed."""
+    from . import pipeline
+
+    h = hashlib.sha256(skydetect.__version__.encode())
+    for source in (__file__, M.__file__, L.__file__, pipeline.__file__):
+        h.update(Path(source).read_bytes())
+    return f"{skydetect.__version__}+{h.hexdigest()[:12]}"
+
+
 def fingerprint(model_p: dict, train_p: dict, seed: int, paths: list[str]) -> str:
-    """Hash of everything a checkpoint depends on (all but ``run``/``epochs``/``gpus``; data:
-    shapes, bands and the first patches of each dataset file)."""
+    """Hash of everything a checkpoint depends on: the parameters (all but ``run``/``epochs``/
+    ``gpus``), the seed, :func:`code_version`, and each dataset file's whole content (its
+    ``content_sha256`` attribute from the assemble step, computed here for older files)."""
+    from .datasets import content_hash
+
     tp = {k: v for k, v in train_p.items() if k not in ("run", "epochs", "gpus")}
-    h = hashlib.sha256(json.dumps([model_p, tp, int(seed)], sort_keys=True).encode())
+    h = hashlib.sha256(
+        json.dumps([model_p, tp, int(seed), code_version()], sort_keys=True).encode()
+    )
     for path in paths:
         info = dataset_info(path)
         h.update(repr((info.n, info.size, info.bands)).encode())
         with h5py.File(path, "r") as f:
-            h.update(np.ascontiguousarray(f["inputs"][:8]).tobytes())
-            h.update(np.ascontiguousarray(f["masks"][:64]).tobytes())
+            digest = f.attrs.get("content_sha256")
+            h.update(str(digest if digest is not None else content_hash(f)).encode())
     return h.hexdigest()[:16]
 
 
@@ -279,10 +297,28 @@ def train(
     # state.json is written last: it names the checkpoint that is complete (a later one may
     # be from a job killed before it could write its state)
     committed = ckpt_dir / f"ckpt-{state['epoch']}" if state else None
+    # a run that finished (early-stopped, or at this epoch limit) is not resumed: Snakemake
+    # reruns a finished job only when forced (or its code or inputs changed), and then it
+    # trains from scratch; raising only ``epochs`` still extends a run that hit its limit
+    finished = bool(
+        state and (state.get("stopped") or int(state["epoch"]) >= int(train_p["epochs"]))
+    )
     resumed = bool(
-        state and state.get("fingerprint") == fp and Path(f"{committed}.index").is_file()
+        state
+        and state.get("fingerprint") == fp
+        and Path(f"{committed}.index").is_file()
+        and not finished
     )
     if not resumed:
+        if finished and state.get("fingerprint") == fp:
+            log.warning(
+                "%s: the run there finished (epoch %d, early-stopped: %s); a rerun trains "
+                "from scratch",
+                ckpt_dir,
+                int(state["epoch"]),
+                bool(state.get("stopped")),
+            )
+            shutil.rmtree(ckpt_dir)
         if ckpt_dir.exists():
             log.warning(
                 "%s: checkpoint of another configuration or incomplete: starting afresh", ckpt_dir
