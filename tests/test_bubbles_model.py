@@ -382,6 +382,84 @@ def test_train_kill_and_resume(tmp_path):
     assert seen == [0]
 
 
+class _BigCrops:
+    """Two ring images at the SSD300 input size."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def epoch(self, e):
+        yy, xx = np.mgrid[: self.size, : self.size] + 0.5
+        d = np.hypot(xx - 150, yy - 150)
+        img = np.stack([np.exp(-((d / 30) ** 2)), np.exp(-(((d - 60) / 8) ** 2))], -1)
+        box = np.array([[72.0, 72.0, 228.0, 228.0]])
+        yield img.astype(np.float32), box
+        yield img[::-1].astype(np.float32), box
+
+
+def _big_validation(size):
+    x = next(iter(_BigCrops(size).epoch(0)))[0][None]
+    return [
+        ValidationField(
+            "v", x, np.zeros(1, int), np.zeros(1, int), np.full(1, size),
+            np.array([[72.0, 72.0, 228.0, 228.0]]), np.ones(1, bool),
+        )
+    ]
+
+
+def test_vgg16_ssd300_trains_one_step_on_cpu(tmp_path):
+    """The reference's SSD300 (VGG16, 8732 boxes) trains end to end: one optimiser step with
+    its loss changes the weights, validation and saving run (thin layers to stay quick)."""
+    from skydetect.bubbles.train import build_and_train
+
+    settings = TrainSettings(
+        epochs=1, batch_bubbles=2, batch_negatives=1, learning_rate=1e-3,
+        thresholds=[0.5], mixed_precision=False,
+    )
+    neg = {"inputs": np.full((2, 300, 300, 2), 0.2, np.float32), "weight": np.ones(2)}
+    res = build_and_train(
+        {"backbone": "vgg16", "width": 0.0625}, 300, settings, DetectSettings(min_score=0.3),
+        _BigCrops(300), neg, _big_validation(300), tmp_path / "vgg", seed=2,
+    )
+    meta = json.loads((tmp_path / "vgg" / "model.json").read_text())
+    assert meta["ssd"]["backbone"] == "vgg16" and meta["ssd"]["input_size"] == 300
+    assert res["history"][0]["epoch"] == 1 and np.isfinite(res["history"][0]["loss"])
+    assert res["history"][0]["loss"] > 0
+    from skydetect.bubbles.ssd.model import build_ssd, load_model
+
+    trained, priors, _ = load_model(tmp_path / "vgg")
+    assert len(priors) == 8732
+    tf.keras.utils.set_random_seed(int(np.random.SeedSequence([2, 8]).generate_state(1)[0]))
+    fresh, _ = build_ssd({"backbone": "vgg16", "width": 0.0625})
+    changed = [
+        not np.allclose(a, b) for a, b in zip(fresh.get_weights(), trained.get_weights(), strict=True)
+    ]
+    assert sum(changed) > len(changed) // 2  # the step reached the backbone, not just the heads
+
+
+def test_mixed_precision_training_path(tmp_path):
+    """mixed_precision: float16 compute with loss scaling trains (here on the CPU) and saves
+    float32 weights that rebuild in a float32 model."""
+    from skydetect.bubbles.ssd.model import load_model
+    from skydetect.bubbles.train import build_and_train, use_mixed_precision
+
+    _, _, neg, val, settings, out = _setup(tmp_path, "mp")
+    settings.epochs, settings.mixed_precision = 1, True
+    res = build_and_train(
+        {"backbone": "light", "aspect_ratios": [[2], [2]], "scales": [0.4, 0.7, 0.95]}, S,
+        settings, DetectSettings(), _Crops(1), neg, val, out, seed=3,
+    )
+    assert np.isfinite(res["history"][0]["loss"])
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # policy restored
+    model, _, meta = load_model(out)
+    assert meta["train"]["mixed_precision"] is True
+    assert all(w.dtype == np.float32 for w in model.get_weights())
+    assert use_mixed_precision(False) is False and use_mixed_precision(True) is True
+    assert use_mixed_precision("auto") == bool(tf.config.list_physical_devices("GPU"))
+    with pytest.raises(ValueError, match="bubbles.train.mixed_precision"):
+        use_mixed_precision("yes")
+
+
 def test_min_score_above_thresholds_is_refused(tmp_path):
     model, priors, neg, val, settings, out = _setup(tmp_path, "c")
     with pytest.raises(ValueError, match="bubbles.detect.min_score"):

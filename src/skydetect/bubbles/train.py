@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,13 @@ from skydetect.io.atomic import atomic_path
 from .detect import DetectSettings, detect_windows
 from .evaluate import best_threshold
 from .ssd.boxes import match
+from .train_data import (  # noqa: F401  (the training data, re-exported for the drivers)
+    ValidationField,
+    files_key,
+    load_all_data,
+    load_training_data,
+    load_validation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,7 @@ class TrainSettings:
     neg_pos_ratio: float = 3.0
     min_negatives: int = 8
     min_cover: float = 1 / 3
+    mixed_precision: bool | str = "auto"  # float16 compute: "auto" = on a GPU only
     thresholds: list = field(
         default_factory=lambda: [round(t, 2) for t in np.arange(0.5, 0.951, 0.05)]
     )
@@ -66,25 +73,24 @@ class TrainSettings:
         return cls(**{k: merged[k] for k in cls.__dataclass_fields__ if k in merged})
 
 
-@dataclass
-class ValidationField:
-    """Preprocessed sliding windows of one validation tile and its catalogue boxes."""
-
-    name: str
-    inputs: np.ndarray  # (N, S, S, C)
-    x0: np.ndarray
-    y0: np.ndarray
-    size: np.ndarray
-    truth: np.ndarray  # (K, 4) tile pixel boxes
-    clear: np.ndarray  # (K,) bool
-
-
-def make_targets(boxes_px: Sequence[np.ndarray], input_size: int, priors, iou_match=0.5):
-    """SSD targets (B, N, 5) for boxes given in input pixels (one (m, 4) array per image)."""
+def make_targets(
+    boxes_px: Sequence[np.ndarray],
+    input_size: int,
+    priors,
+    iou_match=0.5,
+    ignore_px: Sequence[np.ndarray] | None = None,
+    ignore_cover: float = 1 / 3,
+):
+    """SSD targets (B, N, 5) for boxes given in input pixels (one (m, 4) array per image);
+    priors over the "don't care" boxes ``ignore_px`` (unclear bubbles) get label -1."""
     out = np.zeros((len(boxes_px), len(priors), 5), np.float32)
     for i, b in enumerate(boxes_px):
         b = np.asarray(b, dtype=np.float64).reshape(-1, 4) / float(input_size)
-        loc, labels = match(np.clip(b, 0.0, 1.0), priors, iou_match)
+        ign = None
+        if ignore_px is not None and len(ignore_px[i]):
+            ign = np.clip(np.asarray(ignore_px[i], np.float64).reshape(-1, 4) / input_size, 0, 1)
+        loc, labels = match(np.clip(b, 0.0, 1.0), priors, iou_match, ignore_corners=ign,
+                            ignore_cover=ignore_cover)
         out[i, :, :4] = loc
         out[i, :, 4] = labels
     return out
@@ -100,9 +106,10 @@ def _augment_negatives(x: np.ndarray, rng) -> np.ndarray:
     return out
 
 
-def epoch_batches(crops, boxes, negatives, weights, settings: TrainSettings, rng):
-    """Batches ``(inputs, boxes_px_list)`` of one epoch: shuffled bubble crops, each batch
-    topped up with ``batch_negatives`` negatives drawn with probability ~ ``weights``."""
+def epoch_batches(crops, boxes, negatives, weights, settings: TrainSettings, rng, ignore=None):
+    """Batches ``(inputs, boxes_px_list, dont_care_list)`` of one epoch: shuffled bubble crops
+    (``ignore``: their "don't care" boxes, or None), each batch topped up with
+    ``batch_negatives`` negatives drawn with probability ~ ``weights``."""
     n_b = len(crops)
     order = rng.permutation(n_b)
     n_batches = max(1, -(-n_b // settings.batch_bubbles)) if n_b else 0
@@ -119,10 +126,22 @@ def epoch_batches(crops, boxes, negatives, weights, settings: TrainSettings, rng
         ni = np.sort(neg_idx[k * settings.batch_negatives : (k + 1) * settings.batch_negatives])
         parts = [np.asarray(crops)[bi]] if len(bi) else []
         bx = [boxes[i] for i in bi]
+        ig = [ignore[i] if ignore is not None else np.zeros((0, 4)) for i in bi]
         if len(ni):
             parts.append(_augment_negatives(np.asarray(negatives[ni]), rng))
             bx += [np.zeros((0, 4))] * len(ni)
-        yield np.concatenate(parts).astype(np.float32), bx
+            ig += [np.zeros((0, 4))] * len(ni)
+        yield np.concatenate(parts).astype(np.float32), bx, ig
+
+
+def _epoch_targets(bubbles, e):
+    """``(input, boxes, dont_care)`` of one pass over the bubble crops: ``bubbles.targets(e)``
+    where the generator has "don't care" boxes, else ``bubbles.epoch(e)`` with none."""
+    if hasattr(bubbles, "targets"):
+        yield from bubbles.targets(e)
+    else:
+        for x, b in bubbles.epoch(e):
+            yield x, b, np.zeros((0, 4))
 
 
 def validate(
@@ -195,6 +214,11 @@ def train_ssd(
         global_clipnorm=settings.clipnorm if settings.clipnorm else None,
     )
     opt.build(model.trainable_variables)
+    # a model built under the mixed_float16 policy: dynamic loss scaling (clipping and AdamW
+    # act on the unscaled float32 gradients)
+    mixed = any(layer.compute_dtype == "float16" for layer in model.layers)
+    if mixed:
+        opt = tf.keras.mixed_precision.LossScaleOptimizer(opt)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt, epoch=epoch_var)
     manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=2)
@@ -243,7 +267,10 @@ def train_ssd(
             loss = loc_l + conf_l
             if model.losses:
                 loss += tf.add_n(model.losses)
-        grads = tape.gradient(loss, model.trainable_variables)
+            scaled = opt.get_scaled_loss(loss) if mixed else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        if mixed:
+            grads = opt.get_unscaled_gradients(grads)
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss, loc_l, conf_l
 
@@ -252,16 +279,17 @@ def train_ssd(
         epoch = int(state["epoch"])
         rng = np.random.default_rng([seed, STAGE, epoch])
         t0 = time.perf_counter()
-        crops, boxes = [], []
+        crops, boxes, ignore = [], [], []
         for r in range(settings.crop_repeats):
-            for x, b in bubbles.epoch(epoch * settings.crop_repeats + r):
+            for x, b, ign in _epoch_targets(bubbles, epoch * settings.crop_repeats + r):
                 crops.append(np.asarray(x, np.float32))
                 boxes.append(np.asarray(b, np.float64).reshape(-1, 4))
+                ignore.append(np.asarray(ign, np.float64).reshape(-1, 4))
         t_data = time.perf_counter() - t0
         sums, n_img, n_steps = np.zeros(3), 0, 0
         t1 = time.perf_counter()
-        for x, bx in epoch_batches(crops, boxes, neg_x, neg_w, settings, rng):
-            y = make_targets(bx, size, priors, settings.iou_match)
+        for x, bx, ig in epoch_batches(crops, boxes, neg_x, neg_w, settings, rng, ignore):
+            y = make_targets(bx, size, priors, settings.iou_match, ig, settings.min_cover)
             sums += [float(v) for v in step(tf.constant(x), tf.constant(y))]
             n_img += len(x)
             n_steps += 1
@@ -344,103 +372,13 @@ def code_key() -> str:
     """Library version + hash of the training code: a checkpoint of other code is not resumed."""
     import hashlib
 
-    from . import crops, ssd
+    from . import crops, ssd, train_data
 
     h = hashlib.sha256(skydetect.__version__.encode())
-    for source in (__file__, crops.__file__, *sorted(Path(ssd.__file__).parent.glob("*.py"))):
+    sources = (__file__, crops.__file__, train_data.__file__)
+    for source in (*sources, *sorted(Path(ssd.__file__).parent.glob("*.py"))):
         h.update(Path(source).read_bytes())
     return f"{skydetect.__version__}+{h.hexdigest()[:12]}"
-
-
-def files_key(paths) -> list:
-    """Name, size and modification time of input files: changes when an input is rewritten."""
-    out = []
-    for p in sorted(str(p) for p in paths):
-        st = os.stat(p)
-        out.append([p, st.st_size, st.st_mtime_ns])
-    return out
-
-
-def load_validation(
-    windows_path: str | Path, tiles: dict, preprocess: dict, progress: bool = False
-) -> list[ValidationField]:
-    """Preprocessed validation windows per field from ``windows/validation.h5`` and the
-    aligned tiles ``tiles`` (field -> path)."""
-    from ..sky.spitzer import read_tile
-    from .preprocess import preprocess_windows
-    from .windows import read_windows
-
-    win = read_windows(windows_path)
-    fields = np.asarray(win["field"]).astype(str)
-    out = []
-    for name in sorted(set(fields)):
-        if name not in tiles:
-            raise ValueError(
-                f"{windows_path}: windows of field {name} but no aligned tile given "
-                f"(have: {', '.join(sorted(tiles))})"
-            )
-        tile = read_tile(tiles[name])
-        sel = fields == name
-        x0, y0, sz = (np.asarray(win[k])[sel] for k in ("x0", "y0", "size"))
-        inputs = preprocess_windows(tile.data, x0, y0, sz, progress=progress, **preprocess)
-        truth = win["truth"][name]
-        out.append(
-            ValidationField(
-                name,
-                inputs,
-                x0,
-                y0,
-                sz,
-                np.asarray(truth["boxes"], np.float64).reshape(-1, 4),
-                np.asarray(truth["clear"], bool),
-            )
-        )
-        log.info(
-            "validation field %s: %d windows, %d catalogue bubbles (%d clear)",
-            name,
-            len(x0),
-            len(out[-1].truth),
-            out[-1].clear.sum(),
-        )
-    return out
-
-
-def load_training_data(
-    train_tiles, catalog_path, negatives_paths, clusters_path, preprocess, seed: int, **crop_kwargs
-):
-    """Bubble crop generator (data side's ``BubbleCrops``, given ``crop_kwargs`` such as
-    ``k_range`` and ``box_scale``) and the kept negative windows."""
-    from ..sky.spitzer import read_tile
-    from .catalog import read_catalog
-    from .crops import BubbleCrops
-    from .negatives import read_negatives
-
-    tiles = [read_tile(p) for p in train_tiles]
-    crops = BubbleCrops(tiles, read_catalog(catalog_path), seed=seed, **crop_kwargs, **preprocess)
-    neg = read_negatives(list(negatives_paths), clusters_path) if negatives_paths else None
-    if neg is not None:
-        log.info("negatives: %d windows kept", len(neg["inputs"]))
-    return crops, neg
-
-
-def load_all_data(
-    train_tiles,
-    catalog_path,
-    negatives_paths,
-    clusters_path,
-    windows_path,
-    validation_tiles,
-    preprocess: dict,
-    seed: int,
-    **crop_kwargs,
-):
-    """Everything ``train_ssd`` and ``tune_ssd`` read: the crop generator, the kept negatives
-    and the preprocessed validation fields (named by the stem of each validation tile file)."""
-    crops, negatives = load_training_data(
-        train_tiles, catalog_path, negatives_paths, clusters_path, preprocess, seed, **crop_kwargs
-    )
-    fields = {Path(f).stem: f for f in validation_tiles}
-    return crops, negatives, load_validation(windows_path, fields, preprocess)
 
 
 ARCH_KEYS = ("backbone", "width", "scales", "aspect_ratios")
@@ -468,7 +406,15 @@ def build_and_train(
 
     tf.keras.utils.set_random_seed(int(np.random.SeedSequence([seed, STAGE]).generate_state(1)[0]))
     arch = {k: ssd_cfg[k] for k in ARCH_KEYS if ssd_cfg.get(k) is not None}
-    model, priors = build_ssd({**arch, "input_size": int(input_size)})
+    settings = replace(settings, mixed_precision=use_mixed_precision(settings.mixed_precision))
+    policy = tf.keras.mixed_precision.global_policy()
+    if settings.mixed_precision:
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+        log.info("mixed precision: float16 compute, float32 weights, dynamic loss scaling")
+    try:
+        model, priors = build_ssd({**arch, "input_size": int(input_size)})
+    finally:
+        tf.keras.mixed_precision.set_global_policy(policy)
     res = train_ssd(
         model,
         priors,
@@ -486,6 +432,20 @@ def build_and_train(
         meta = {k: v for k, v in res.items() if k != "history"}
         save_model(model, out_dir, extra={**meta, **extra})
     return res
+
+
+def use_mixed_precision(setting) -> bool:
+    """``bubbles.train.mixed_precision``: true, false, or "auto" (true when TensorFlow sees a
+    GPU; float16 on a CPU is slower, not faster)."""
+    if isinstance(setting, str):
+        if setting != "auto":
+            raise ValueError(
+                f"config: bubbles.train.mixed_precision is {setting!r} (true, false or auto)"
+            )
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return bool(setting)
 
 
 def set_threads(n: int) -> None:
