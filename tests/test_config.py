@@ -28,14 +28,14 @@ def test_defaults_are_filled():
     cfg = validate_config({}, SCHEMA)
     assert cfg["seed"] == 42
     assert cfg["planck"]["nside"] == 2048
-    assert cfg["clusters"]["tiles"] == {"validation": [9, 25, 38, 41], "test": [6]}
+    assert cfg["clusters"]["tiles"]["test"] == [0, 6, 19]
 
 
 def test_defaults_are_not_shared_between_configs():
     a = validate_config({}, SCHEMA)
     a["clusters"]["tiles"]["test"].append(7)
     b = validate_config({}, SCHEMA)
-    assert b["clusters"]["tiles"]["test"] == [6]
+    assert b["clusters"]["tiles"]["test"] == [0, 6, 19]
 
 
 def test_unknown_key_is_named():
@@ -84,10 +84,6 @@ def shipped():
             ["clusters.patch.size", "clusters.model.filter_num", "= 8", "56 or 64"],
         ),
         (
-            lambda c: c["bubbles"]["tiles"].update(validation=[27, 30.001]),
-            ["bubbles.tiles.train", "bubbles.tiles.validation", "30"],
-        ),
-        (
             lambda c: c["bubbles"]["detect"].update(min_score=0.6),
             ["bubbles.detect.min_score", "bubbles.train.thresholds", "0.5"],
         ),
@@ -112,6 +108,15 @@ def test_cross_key_rule_names_the_keys(edit, keys):
         validate_config(cfg, SCHEMA)
     for key in keys:
         assert key in str(err.value)
+
+
+def test_bubble_field_in_two_splits_names_both_keys():
+    cfg = shipped()
+    key = "fields" if "fields" in cfg["bubbles"] else "tiles"
+    cfg["bubbles"][key]["validation"] = [27, 30.001]  # the same GLIMPSE field as 30
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg, SCHEMA)
+    assert f"'bubbles.{key}.train' and 'bubbles.{key}.validation' share [30" in str(err.value)
 
 
 def test_bubble_splits_read_from_fields_when_renamed():
@@ -149,3 +154,13 @@ def test_local_map_nside_is_compared_with_planck_nside(tmp_path):
     cfg["planck"]["nside"] = 64
     cfg["clusters"]["mmf"]["enabled"] = True
     validate_config(cfg, SCHEMA)  # consistent: accepted
+
+
+def test_ssd_scales_must_match_the_feature_maps():
+    cfg = shipped()
+    cfg["bubbles"]["ssd"]["scales"] = [0.1, 0.3, 0.6]
+    with pytest.raises(ConfigError, match=r"'bubbles.ssd.scales' has 3 entries; 4 feature maps"):
+        validate_config(cfg, SCHEMA)
+    cfg["bubbles"]["ssd"]["aspect_ratios"] = [[2], [2]]
+    validate_config(cfg, SCHEMA)  # two maps, three scales: consistent
+

@@ -150,13 +150,8 @@ def _cluster_rules(cfg: dict) -> list[str]:
                 f"'clusters.model.filter_num') - 1) = {step} ({len(filters)} U-Net levels); "
                 f"use e.g. {' or '.join(map(str, ok))}"
             )
-    runs = unet_run_names(cfg)
-    for run in runs:
-        if runs.count(run) > 1:
-            out.append(f"U-Net run name {run!r} used twice (clusters.train)")
-            break
-    mmf = cl.get("mmf", {})
     bands = [str(b) for b in cfg.get("planck", {}).get("bands", [])]
+    mmf = cl.get("mmf", {})
     if mmf.get("enabled", False) and "clusters" in cfg.get("detectors", []):
         freq = [b for b in bands if b != "y"]
         chosen = [str(b) for b in (mmf.get("bands") or freq)]
@@ -210,6 +205,19 @@ def _bubble_rules(cfg: dict) -> list[str]:
         elif len(set(neg.get("drop_classes") or [])) >= n_classes:
             out.append("'bubbles.negatives.drop_classes' drops every negative class")
     ssd = bub.get("ssd", {})
+    n_maps = {"vgg16": 6, "light": 4}.get(ssd.get("backbone"), None)
+    if ssd.get("aspect_ratios") is not None:
+        if ssd.get("backbone") == "vgg16" and len(ssd["aspect_ratios"]) != 6:
+            out.append(
+                f"'bubbles.ssd.aspect_ratios' has {len(ssd['aspect_ratios'])} entries; the "
+                "vgg16 backbone ('bubbles.ssd.backbone') has 6 feature maps"
+            )
+        n_maps = len(ssd["aspect_ratios"])
+    if ssd.get("scales") is not None and n_maps is not None and len(ssd["scales"]) != n_maps + 1:
+        out.append(
+            f"'bubbles.ssd.scales' has {len(ssd['scales'])} entries; {n_maps} feature maps "
+            f"('bubbles.ssd.backbone' / 'bubbles.ssd.aspect_ratios') need {n_maps + 1}"
+        )
     size = bub.get("preprocess", {}).get("input_size")
     if ssd.get("backbone") == "vgg16" and size is not None and size != 300:
         out.append(
