@@ -1,34 +1,49 @@
 # Spitzer bubbles: constants, wildcard constraints and input functions shared by
-# rules/bubbles_data.smk (issue 7, which includes this file) and rules/bubbles_model.smk.
-from skydetect.sky.spitzer import (
+# rules/bubbles_data.smk (which includes this file) and rules/bubbles_model.smk.
+# A bubble "field" is a Spitzer mosaic area (a GLIMPSE tile code such as 01500+0000, or the
+# name of a local mosaic pair), never a HEALPix tile.
+from skydetect.io.spitzer import (
     field_center,
     field_name,
     glimpse_filename,
     mipsgal_filename,
 )
+from skydetect.bubbles.survey import survey_longitudes
 
 BUB = config["bubbles"]
 BUB_SOURCE = BUB["source"]
 BUBBLE_SPLITS = {
-    split: [field_name(lon) for lon in BUB["tiles"][split]]
+    split: [field_name(lon) for lon in BUB["fields"][split]]
     for split in ("train", "validation", "test")
 }
-BUBBLE_FIELDS = sorted(set(sum(BUBBLE_SPLITS.values(), [])))
+# the whole-plane survey: one detection job per field, merged across fields
+BUBBLE_SURVEY = BUB["survey"]
+SURVEY_FIELDS = (
+    [field_name(lon) for lon in survey_longitudes(BUBBLE_SURVEY["fields"])]
+    if BUBBLE_SURVEY["enabled"]
+    else []
+)
+# any 8 µm (+ 24 µm) FITS pair with a WCS, by name (Cygnus X, the LMC, NGC 628, ...)
+BUBBLE_MOSAICS = BUB["mosaics"]
+BUBBLE_SPLIT_FIELDS = sorted(set(sum(BUBBLE_SPLITS.values(), [])))
+# every GLIMPSE field of the run (the mock simulates them all; the catalogue covers them)
+BUBBLE_FIELDS = sorted(set(BUBBLE_SPLIT_FIELDS) | set(SURVEY_FIELDS))
 BUBBLE_CATALOG = "results/bubbles/catalog.ecsv"
-BUBBLE_NEG_CLASSES = "results/bubbles/negatives/clusters.ecsv"
+BUBBLE_NEG_GROUPS = "results/bubbles/negatives/groups.ecsv"
 BUBBLE_NEG_FIGURES = expand(
-    "results/bubbles/figures/negatives_class_{cls}.png",
+    "results/bubbles/figures/negatives_group_{cls}.png",
     cls=range(BUB["negatives"]["n_classes"]),
 )
+GLIMPSE_FIELD = r"\d{5}[+-]\d{4}"
 
 
 wildcard_constraints:
-    field=r"\d{5}[+-]\d{4}",
+    field="|".join([GLIMPSE_FIELD, *map(re.escape, BUBBLE_MOSAICS)]),
     spitzer_file=r"(GLM|MPG)_\d{5}[+-]\d{4}_mosaic_(I4|M1)\.fits",
     bubble_split="validation|test",
 
 
-def bubble_tile(field):
+def bubble_field(field):
     return f"results/bubbles/aligned/{field}.fits"
 
 
@@ -41,7 +56,7 @@ def bubble_windows(split):
 
 
 def spitzer_mosaics(wildcards):
-    """The raw 8 µm and 24 µm mosaics of a field for the configured source."""
+    """The raw 8 µm and 24 µm mosaics of a GLIMPSE field for the configured source."""
     i4, m1 = glimpse_filename(wildcards.field), mipsgal_filename(wildcards.field)
     if BUB_SOURCE == "simulate":
         d = f"results/bubbles/spitzer/{wildcards.field}"
@@ -57,6 +72,12 @@ def spitzer_mosaics(wildcards):
             "config key 'bubbles.local.mosaic_dir' is missing: bubbles.source is 'local'"
         )
     return {"i4": f"{mosaic_dir}/{i4}", "m1": f"{mosaic_dir}/{m1}"}
+
+
+def mosaic_pair(wildcards):
+    """The 8 µm (and, unless 8 µm-only, 24 µm) files of a named mosaic pair."""
+    entry = BUBBLE_MOSAICS[wildcards.field]
+    return {"i4": entry["i8"], **({"m1": entry["m24"]} if entry.get("m24") else {})}
 
 
 def bubble_catalog_inputs(wildcards):
@@ -98,3 +119,21 @@ def spitzer_download(wildcards):
         "size": entry.get("size"),
         "sha256": entry.get("sha256"),
     }
+
+
+# Job memory from the field's size: an aligned field is 8 bytes per pixel (two float32
+# bands), and its FITS file about as large. The preprocessing holds the field, its filled
+# copy and one smoothed copy (plus masks); ``factor`` field sizes are requested on top of a
+# fixed base.
+def bubble_field_mem(factor, base=800):
+    def mem_mb(wildcards, input):
+        return int(base + factor * input.size_mb)
+
+    return mem_mb
+
+
+def simulate_mem_mb(wildcards):
+    """The mock works on float64 copies of the padded 8 µm grid: ~120 bytes per pixel."""
+    sim = BUB["simulate"]
+    px = sim["width_deg"] * sim["height_deg"] * (3600.0 / sim["pixel_arcsec"]) ** 2
+    return int(1000 + 120 * px / 2**20)

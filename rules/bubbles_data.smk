@@ -1,19 +1,21 @@
-# Spitzer bubbles, data side (issue 7): mosaics (mock / download / local), the catalogue,
-# aligned and masked tiles, negative windows and their clustering, validation/test windows.
+# Spitzer bubbles, data side: mosaics (mock / download / local, and any named 8 µm + 24 µm
+# pair), the catalogue, aligned and masked fields, negative windows and their k-means
+# groups, validation/test windows.
 #
 # For the model side (rules/bubbles_model.smk):
 #   BUBBLE_SPLITS[split]      -> field codes of train / validation / test
-#   bubble_tile(field)        -> "results/bubbles/aligned/{field}.fits" (both bands, 8 µm grid)
+#   SURVEY_FIELDS             -> field codes of the whole-plane survey (bubbles.survey)
+#   bubble_field(field)       -> "results/bubbles/aligned/{field}.fits" (both bands, 8 µm grid)
 #   BUBBLE_CATALOG            -> "results/bubbles/catalog.ecsv"
 #   bubble_negatives()        -> the negatives HDF5 files of the training fields
-#   BUBBLE_NEG_CLASSES        -> "results/bubbles/negatives/clusters.ecsv"
+#   BUBBLE_NEG_GROUPS         -> "results/bubbles/negatives/groups.ecsv"
 #   bubble_windows(split)     -> "results/bubbles/windows/{split}.h5"
 
 
 include: "bubbles_common.smk"
 
 
-rule simulate_spitzer_tile:
+rule simulate_spitzer_field:
     input:
         unpack(simulate_positions),
     output:
@@ -21,20 +23,22 @@ rule simulate_spitzer_tile:
         m1="results/bubbles/spitzer/{field}/MPG_{field}_mosaic_M1.fits",
         truth="results/bubbles/spitzer/{field}/truth.ecsv",
     log:
-        "logs/simulate_spitzer_tile/{field}.log",
+        "logs/simulate_spitzer_field/{field}.log",
     benchmark:
-        "benchmarks/rules/simulate_spitzer_tile/{field}.tsv"
+        "benchmarks/rules/simulate_spitzer_field/{field}.tsv"
+    wildcard_constraints:
+        field=GLIMPSE_FIELD,
     conda:
         ENV_SKY
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=simulate_mem_mb,
         runtime=15,
     params:
         simulate=BUB["simulate"],
         seed=config["seed"],
     script:
-        "../scripts/simulate_spitzer_tile.py"
+        "../scripts/simulate_spitzer_field.py"
 
 
 rule download_spitzer:
@@ -101,28 +105,45 @@ rule bubble_catalog:
         "../scripts/bubble_catalog.py"
 
 
-rule align_spitzer_tile:
+rule align_spitzer_field:
     input:
         unpack(spitzer_mosaics),
     output:
         "results/bubbles/aligned/{field}.fits",
     log:
-        "logs/align_spitzer_tile/{field}.log",
+        "logs/align_spitzer_field/{field}.log",
     benchmark:
-        "benchmarks/rules/align_spitzer_tile/{field}.tsv"
+        "benchmarks/rules/align_spitzer_field/{field}.tsv"
+    wildcard_constraints:
+        field=GLIMPSE_FIELD,
     conda:
         ENV_SKY
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=bubble_field_mem(5),
         runtime=20,
+    params:
+        name=lambda wc: wc.field,
     script:
-        "../scripts/align_spitzer_tile.py"
+        "../scripts/align_spitzer_field.py"
+
+
+# Any 8 µm + 24 µm pair with a WCS (bubbles.mosaics), 24 µm reprojected onto the 8 µm grid;
+# without m24 the field is 8 µm-only (24 µm channel NaN -> zero network input).
+use rule align_spitzer_field as align_mosaic_pair with:
+    input:
+        unpack(mosaic_pair),
+    log:
+        "logs/align_mosaic_pair/{field}.log",
+    benchmark:
+        "benchmarks/rules/align_mosaic_pair/{field}.tsv"
+    wildcard_constraints:
+        field="|".join(map(re.escape, BUBBLE_MOSAICS)) or "(?!)",
 
 
 rule mask_bubbles:
     input:
-        tile="results/bubbles/aligned/{field}.fits",
+        field="results/bubbles/aligned/{field}.fits",
         catalog=BUBBLE_CATALOG,
     output:
         "results/bubbles/masked/{field}.fits",
@@ -134,7 +155,7 @@ rule mask_bubbles:
         ENV_SKY
     threads: 1
     resources:
-        mem_mb=6000,
+        mem_mb=bubble_field_mem(3),
         runtime=10,
     params:
         mask=BUB["mask"],
@@ -144,7 +165,7 @@ rule mask_bubbles:
 
 rule sample_negatives:
     input:
-        tile="results/bubbles/masked/{field}.fits",
+        field="results/bubbles/masked/{field}.fits",
         catalog=BUBBLE_CATALOG,
     output:
         "results/bubbles/negatives/{field}.h5",
@@ -156,47 +177,48 @@ rule sample_negatives:
         ENV_SKY
     threads: 1
     resources:
-        mem_mb=6000,
+        mem_mb=bubble_field_mem(6),
         runtime=30,
     params:
         negatives=BUB["negatives"],
         preprocess=BUB["preprocess"],
+        train_fields=BUBBLE_SPLITS["train"],
         seed=config["seed"],
     script:
         "../scripts/sample_negatives.py"
 
 
-rule cluster_negatives:
+rule group_negatives:
     input:
         negatives=bubble_negatives(),
     output:
-        table=BUBBLE_NEG_CLASSES,
+        table=BUBBLE_NEG_GROUPS,
         figures=report(
             BUBBLE_NEG_FIGURES,
             caption="report/bubble_negatives.rst",
             category="Bubble training data",
-            subcategory="Negative classes",
+            subcategory="Negative groups",
         ),
     log:
-        "logs/cluster_negatives/all.log",
+        "logs/group_negatives/all.log",
     benchmark:
-        "benchmarks/rules/cluster_negatives/all.tsv"
+        "benchmarks/rules/group_negatives/all.tsv"
     conda:
         ENV_SKY
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=3000,
         runtime=20,
     params:
         negatives=BUB["negatives"],
         seed=config["seed"],
     script:
-        "../scripts/cluster_negatives.py"
+        "../scripts/group_negatives.py"
 
 
 rule make_validation_windows:
     input:
-        tiles=lambda wc: [bubble_tile(f) for f in BUBBLE_SPLITS[wc.bubble_split]],
+        fields=lambda wc: [bubble_field(f) for f in BUBBLE_SPLITS[wc.bubble_split]],
         catalog=BUBBLE_CATALOG,
     output:
         "results/bubbles/windows/{bubble_split}.h5",
@@ -216,43 +238,47 @@ rule make_validation_windows:
         "../scripts/make_validation_windows.py"
 
 
-rule plot_bubble_tile:
+rule plot_bubble_field:
     input:
-        tile="results/bubbles/aligned/{field}.fits",
+        field="results/bubbles/aligned/{field}.fits",
         catalog=BUBBLE_CATALOG,
     output:
         report(
-            "results/bubbles/figures/tile_{field}.png",
-            caption="report/bubble_tile.rst",
+            "results/bubbles/figures/field_{field}.png",
+            caption="report/bubble_field.rst",
             category="Bubble training data",
-            subcategory="Tiles",
+            subcategory="Fields",
         ),
     log:
-        "logs/plot_bubble_tile/{field}.log",
+        "logs/plot_bubble_field/{field}.log",
     benchmark:
-        "benchmarks/rules/plot_bubble_tile/{field}.tsv"
+        "benchmarks/rules/plot_bubble_field/{field}.tsv"
     conda:
         ENV_SKY
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=bubble_field_mem(2),
         runtime=5,
     params:
         box_scale=BUB["windows"]["box_scale"],
     script:
-        "../scripts/plot_bubble_tile.py"
+        "../scripts/plot_bubble_field.py"
 
 
 if "bubbles" in config["detectors"]:
     FINAL_OUTPUT.extend(
         [
             BUBBLE_CATALOG,
-            *expand("results/bubbles/masked/{field}.fits", field=BUBBLE_FIELDS),
+            *expand(
+                "results/bubbles/masked/{field}.fits", field=BUBBLE_SPLITS["train"]
+            ),
             *bubble_negatives(),
-            BUBBLE_NEG_CLASSES,
+            BUBBLE_NEG_GROUPS,
             *BUBBLE_NEG_FIGURES,
             bubble_windows("validation"),
             bubble_windows("test"),
-            *expand("results/bubbles/figures/tile_{field}.png", field=BUBBLE_FIELDS),
+            *expand(
+                "results/bubbles/figures/field_{field}.png", field=BUBBLE_SPLIT_FIELDS
+            ),
         ]
     )

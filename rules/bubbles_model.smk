@@ -1,14 +1,17 @@
-# Bubble detector, model side (issue 8): optional optuna search (tune_ssd), SSD training
-# (train_ssd, resumable from results/bubbles/models/{brun}/checkpoint/), whole-tile
-# detection (detect_bubbles) and evaluation on the test fields (evaluate_bubbles).
+# Bubble detector, model side: optional optuna search (tune_ssd), SSD training
+# (train_ssd, resumable from results/bubbles/models/{brun}/checkpoint/), whole-field
+# detection (detect_bubbles), evaluation on the test fields (evaluate_bubbles) and the
+# whole-plane survey catalogue merged across fields (bubble_survey).
 # {brun} is the bubble run name (bubbles.train.run); file contracts in docs/dataflow.md.
-from skydetect.sky.spitzer import field_name as _ssd_field_name
 
 _SSD = config["bubbles"]
-_SSD_FIELDS = {
-    split: [_ssd_field_name(glon) for glon in _SSD["tiles"][split]]
-    for split in ("train", "validation", "test")
-}
+if "bubbles" in config["detectors"]:
+    # every bubble size the config can produce must appear in some sliding window at a
+    # scale the training crops cover; fails naming the uncovered sizes
+    from skydetect.bubbles.scales import check_config_scales
+
+    check_config_scales(_SSD)
+_SSD_FIELDS = BUBBLE_SPLITS  # rules/bubbles_common.smk
 _SSD_DETECT_FIELDS = sorted(
     {f for split in _SSD["detect"]["splits"] for f in _SSD_FIELDS[split]}
 )
@@ -21,16 +24,16 @@ wildcard_constraints:
 
 
 _SSD_INPUTS = {
-    "train_tiles": expand(
+    "train_fields": expand(
         "results/bubbles/aligned/{field}.fits", field=_SSD_FIELDS["train"]
     ),
     "catalog": "results/bubbles/catalog.ecsv",
     "negatives": expand(
         "results/bubbles/negatives/{field}.h5", field=_SSD_FIELDS["train"]
     ),
-    "clusters": "results/bubbles/negatives/clusters.ecsv",
+    "groups": BUBBLE_NEG_GROUPS,
     "windows": "results/bubbles/windows/validation.h5",
-    "validation_tiles": expand(
+    "validation_fields": expand(
         "results/bubbles/aligned/{field}.fits", field=_SSD_FIELDS["validation"]
     ),
 }
@@ -52,19 +55,19 @@ rule tune_ssd:
     benchmark:
         "benchmarks/rules/tune_ssd/{brun}_{worker}.tsv"
     conda:
-        ENV_ML
+        ENV_GPU
     threads: _SSD["train"]["threads"]
     resources:
         mem_mb=_SSD["tune"]["mem_mb"],
         runtime=_SSD["tune"]["runtime"],
     params:
-        storage=lambda wc: f"{_SSD_TUNING}/study.journal".format(brun=wc.brun),
-        study=lambda wc: f"ssd_{wc.brun}",
-        trial_dir=lambda wc: f"{_SSD_TUNING}/trials_{wc.worker}".format(brun=wc.brun),
-        tune=_SSD["tune"],
-        train=_SSD["train"],
+        storage=f"{_SSD_TUNING}/study.journal",
+        study_prefix="ssd_{brun}",
+        trial_dir=f"{_SSD_TUNING}/trials_{{worker}}",
+        tune=computing_params(_SSD["tune"]),
+        train=computing_params(_SSD["train"]),
         ssd=_SSD["ssd"],
-        detect=_SSD["detect"],
+        detect=computing_params(_SSD["detect"]),
         preprocess=_SSD["preprocess"],
         k_range=_SSD["negatives"]["half_width_factor"],
         box_scale=_SSD["windows"]["box_scale"],
@@ -94,8 +97,7 @@ rule tune_ssd_best:
         mem_mb=1000,
         runtime=10,
     params:
-        storage=lambda wc: f"{_SSD_TUNING}/study.journal".format(brun=wc.brun),
-        study=lambda wc: f"ssd_{wc.brun}",
+        storage=f"{_SSD_TUNING}/study.journal",
     script:
         "../scripts/tune_ssd_best.py"
 
@@ -118,19 +120,20 @@ rule train_ssd:
     benchmark:
         "benchmarks/rules/train_ssd/{brun}.tsv"
     conda:
-        ENV_ML
+        ENV_GPU
     threads: _SSD["train"]["threads"]
     resources:
         mem_mb=_SSD["train"]["mem_mb"],
         runtime=_SSD["train"]["runtime"],
     params:
-        train=_SSD["train"],
+        train=computing_params(_SSD["train"]),
         ssd=_SSD["ssd"],
-        detect=_SSD["detect"],
+        detect=computing_params(_SSD["detect"]),
         preprocess=_SSD["preprocess"],
         k_range=_SSD["negatives"]["half_width_factor"],
         box_scale=_SSD["windows"]["box_scale"],
         min_cover=_SSD["evaluate"]["min_cover"],
+        windows=_SSD["windows"],
         seed=config["seed"],
     script:
         "../scripts/train_ssd.py"
@@ -140,7 +143,7 @@ rule detect_bubbles:
     input:
         model="results/bubbles/models/{brun}/model.json",
         weights="results/bubbles/models/{brun}/weights.h5",
-        tile="results/bubbles/aligned/{field}.fits",
+        field="results/bubbles/aligned/{field}.fits",
         catalog="results/bubbles/catalog.ecsv",
     output:
         ecsv="results/bubbles/detections/{brun}/{field}.ecsv",
@@ -158,14 +161,58 @@ rule detect_bubbles:
         ENV_ML
     threads: _SSD["detect"]["threads"]
     resources:
-        mem_mb=_SSD["detect"]["mem_mb"],
+        # the field, its filled and smoothed copies and one chunk of windows, plus the
+        # network (benchmarks/results/bubbles_scale.md: 3° x 2° at 1.2")
+        mem_mb=lambda wc, input: int(_SSD["detect"]["mem_mb"] + 5 * input.size_mb),
         runtime=_SSD["detect"]["runtime"],
     params:
-        detect=_SSD["detect"],
+        detect=computing_params(_SSD["detect"]),
         windows=_SSD["windows"],
         preprocess=_SSD["preprocess"],
     script:
         "../scripts/detect_bubbles.py"
+
+
+# The whole plane: the detections of every survey field, duplicates across overlapping
+# fields removed by NMS in sky coordinates, matched to MWP (KNOWN / NEW).
+rule bubble_survey:
+    input:
+        detections=expand(
+            "results/bubbles/detections/{{brun}}/{field}.ecsv", field=SURVEY_FIELDS
+        ),
+        catalog=BUBBLE_CATALOG,
+    output:
+        fits="results/bubbles/survey/{brun}/catalog.fits",
+        csv="results/bubbles/survey/{brun}/catalog.csv",
+        counts="results/bubbles/survey/{brun}/counts.txt",
+        figure=report(
+            "results/bubbles/survey/{brun}/detections_along_l.png",
+            caption="report/bubble_survey.rst",
+            category="Bubble detector",
+        ),
+    log:
+        "logs/bubble_survey/{brun}.log",
+    benchmark:
+        "benchmarks/rules/bubble_survey/{brun}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        survey=BUBBLE_SURVEY,
+        box_scale=_SSD["windows"]["box_scale"],
+        fields=SURVEY_FIELDS,
+        field_lon={
+            f: [
+                field_center(f)[0] - BUBBLE_SURVEY["field_width_deg"] / 2,
+                field_center(f)[0] + BUBBLE_SURVEY["field_width_deg"] / 2,
+            ]
+            for f in SURVEY_FIELDS
+        },
+    script:
+        "../scripts/bubble_survey.py"
 
 
 rule evaluate_bubbles:
@@ -177,7 +224,11 @@ rule evaluate_bubbles:
         windows="results/bubbles/windows/test.h5",
     output:
         summary="results/bubbles/evaluation/{brun}/summary.json",
-        table="results/bubbles/evaluation/{brun}/summary.txt",
+        table=report(
+            "results/bubbles/evaluation/{brun}/summary.txt",
+            caption="report/bubble_evaluation.rst",
+            category="Bubble detector",
+        ),
     log:
         "logs/evaluate_bubbles/{brun}.log",
     benchmark:
@@ -217,4 +268,21 @@ if "bubbles" in config["detectors"]:
         "results/bubbles/evaluation/{brun}/{name}",
         brun=_brun,
         name=["summary.json", "summary.txt"],
+    )
+    if SURVEY_FIELDS:
+        FINAL_OUTPUT += expand(
+            "results/bubbles/survey/{brun}/{name}",
+            brun=_brun,
+            name=[
+                "catalog.fits",
+                "catalog.csv",
+                "counts.txt",
+                "detections_along_l.png",
+            ],
+        )
+    FINAL_OUTPUT += expand(
+        "results/bubbles/detections/{brun}/{field}.{ext}",
+        brun=_brun,
+        field=list(BUBBLE_MOSAICS),
+        ext=["ecsv", "csv"],
     )

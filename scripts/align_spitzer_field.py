@@ -1,4 +1,8 @@
-"""Both bands of a field on the 8 µm grid (24 µm reprojected)."""
+"""Both bands of a field on the 8 µm grid (24 µm reprojected; 8 µm-only: 24 µm NaN)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
 
 import numpy as np
 
@@ -6,14 +10,16 @@ from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
 
-from skydetect.sky.spitzer import align_tile, write_tile  # noqa: E402
+from skydetect.io.spitzer import align_field, write_field  # noqa: E402
 
-tile = align_tile(snakemake.input.i4, snakemake.input.m1, snakemake.wildcards.field)
+m1 = snakemake.input.get("m1", None)
+field = align_field(snakemake.input.i4, m1, snakemake.params.name)
 log.info(
-    "field %s: %s px at %.3f arcsec, NaN fraction 24 µm %.4f, 8 µm %.4f",
-    tile.field,
-    tile.shape,
-    tile.pixel_arcsec,
-    *np.isnan(tile.data).mean(axis=(1, 2)),
+    "field %s: %s px at %.3f arcsec, NaN fraction 24 µm %.4f, 8 µm %.4f%s",
+    field.field,
+    field.shape,
+    field.pixel_arcsec,
+    *np.isnan(field.data).mean(axis=(1, 2)),
+    "" if m1 else " (8 µm only)",
 )
-write_tile(snakemake.output[0], tile)
+write_field(snakemake.output[0], field)

@@ -1,4 +1,8 @@
-"""k-means classes of the negative windows: a label and a weight per window, montages."""
+"""k-means groups of the negative windows: a label and a weight per window, montages."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
 
 import numpy as np
 
@@ -7,31 +11,36 @@ from skydetect.logutil import setup_script_logging
 log = setup_script_logging(snakemake.log[0])
 
 from skydetect.bubbles.negatives import (  # noqa: E402
-    CLUSTER_STAGE,
+    GROUP_STAGE,
+    NegativeInputs,
     class_table,
-    cluster_windows,
+    group_windows,
     read_negative_file,
     window_features,
-    write_class_table,
+    write_group_table,
 )
 from skydetect.plots.bubbles import plot_montage  # noqa: E402
 
 cfg = snakemake.params.negatives
 seed = snakemake.params.seed
-files = [read_negative_file(p) for p in snakemake.input.negatives]
-inputs = np.concatenate([f["inputs"] for f in files])
+paths = list(snakemake.input.negatives)
+files = [read_negative_file(p, inputs=False) for p in paths]  # inputs stay on disk
+n = [f["n"] for f in files]
+file_of = np.repeat(np.arange(len(files)), n)
+index = np.concatenate([np.arange(k) for k in n]) if files else np.zeros(0, int)
+shape = (cfg_s := files[0]["attrs"]["input_size"], cfg_s, 2) if files else (0, 0, 0)
+inputs = NegativeInputs(paths, file_of, index, shape)
 fields = np.concatenate([np.full(len(f["x0"]), f["attrs"]["field"]) for f in files])
-index = np.concatenate([np.arange(len(f["x0"])) for f in files])
 features = window_features(inputs, cfg["pca_components"], seed)
-labels = cluster_windows(features, cfg["n_classes"], seed)
+labels = group_windows(features, cfg["n_classes"], seed)
 table = class_table(
     fields, index, labels, cfg["n_classes"], cfg["drop_classes"], cfg["class_weights"]
 )
-log.info("class sizes: %s", np.bincount(labels, minlength=cfg["n_classes"]).tolist())
-write_class_table(snakemake.output.table, table)
-rng = np.random.default_rng([seed, CLUSTER_STAGE])
+log.info("group sizes: %s", np.bincount(labels, minlength=cfg["n_classes"]).tolist())
+write_group_table(snakemake.output.table, table)
+rng = np.random.default_rng([seed, GROUP_STAGE])
 for cls, path in enumerate(snakemake.output.figures):
     members = np.flatnonzero(labels == cls)
-    shown = rng.permutation(members)[: cfg["montage_size"]]
+    shown = np.sort(rng.permutation(members)[: cfg["montage_size"]])
     kept = "kept" if cls not in cfg["drop_classes"] else "dropped"
-    plot_montage(inputs[shown], path, f"negative class {cls}: {len(members)} windows ({kept})")
+    plot_montage(inputs[shown], path, f"negative group {cls}: {len(members)} windows ({kept})")

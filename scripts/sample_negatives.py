@@ -1,22 +1,32 @@
-"""Random non-bubble windows of a masked tile, preprocessed, into HDF5."""
+"""Random non-bubble windows of a masked field, preprocessed, into HDF5 (streamed)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
+import numpy as np
 
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
 
 from skydetect.bubbles.catalog import read_catalog  # noqa: E402
-from skydetect.bubbles.negatives import negatives_for_tile, write_negatives  # noqa: E402
-from skydetect.sky.spitzer import read_tile  # noqa: E402
+from skydetect.bubbles.negatives import negatives_for_field, write_negatives  # noqa: E402
+from skydetect.io.spitzer import read_field  # noqa: E402
 
-tile = read_tile(snakemake.input.tile)
-neg = negatives_for_tile(
-    tile,
-    read_catalog(snakemake.input.catalog),
+field = read_field(snakemake.input.field)
+catalog = read_catalog(snakemake.input.catalog)
+# the window-size fit uses the training fields' bubbles only (never validation or test)
+train = catalog[np.isin(np.asarray(catalog["FIELD"]).astype(str), snakemake.params.train_fields)]
+neg = negatives_for_field(
+    field,
+    train if len(train) >= 2 else catalog,
     seed=snakemake.params.seed,
     neg=snakemake.params.negatives,
     preprocess=snakemake.params.preprocess,
 )
-log.info("field %s: %d negative windows", tile.field, len(neg["x0"]))
+log.info("field %s: %d negative windows (%d training bubbles in the size fit)",
+         field.field, len(neg["x0"]), len(train))
 write_negatives(
     snakemake.output[0],
     neg["inputs"],

@@ -1,11 +1,16 @@
 """Mock GLIMPSE 8 µm / MIPSGAL 24 µm mosaics of one field and their truth catalogue."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
 
 from skydetect.bubbles.catalog import read_mwp, write_catalog  # noqa: E402
-from skydetect.sky.spitzer import simulate_field, write_mosaic  # noqa: E402
+from skydetect.io.spitzer import write_mosaic  # noqa: E402
+from skydetect.sky.spitzer import simulate_field  # noqa: E402
 
 field = snakemake.wildcards.field
 cfg = snakemake.params.simulate

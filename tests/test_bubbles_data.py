@@ -1,4 +1,4 @@
-"""Bubble data side (issue 7): mock mosaics, catalogue, masks, negatives, windows, preprocessing."""
+"""Bubble data side: mock mosaics, catalogue, masks, negatives, windows, preprocessing."""
 
 from __future__ import annotations
 
@@ -11,28 +11,29 @@ from astropy.table import Table
 
 from skydetect.bubbles import catalog as cat
 from skydetect.bubbles.crops import BubbleCrops, augment, crop_geometry, flip_boxes, rotate_boxes
-from skydetect.bubbles.masks import disc_mask, mask_discs, mask_tile
+from skydetect.bubbles.masks import disc_mask, mask_discs, mask_field
 from skydetect.bubbles.negatives import (
     class_table,
-    cluster_windows,
-    negatives_for_tile,
+    group_windows,
+    negatives_for_field,
     read_negatives,
     sample_windows,
     window_features,
-    write_class_table,
+    write_group_table,
     write_negatives,
 )
 from skydetect.bubbles.preprocess import preprocess_window, preprocess_windows
 from skydetect.bubbles.windows import (
+    field_to_input,
     field_truth,
-    input_to_tile,
+    input_to_field,
     make_windows,
     positions,
     read_windows,
     sliding_windows,
-    tile_to_input,
     write_windows,
 )
+from skydetect.io import spitzer as sio
 from skydetect.sky import spitzer
 
 CATALOGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "catalogs"
@@ -43,7 +44,7 @@ SIM = dict(
     m24_pixel_factor=1.5,
     width_deg=1.0,
     height_deg=0.6,
-    bubbles_per_tile=90,
+    bubbles_per_field=90,
     clear_fraction=0.6,
     size_median_arcmin=0.81,
     size_sigma_ln=0.82,
@@ -51,9 +52,9 @@ SIM = dict(
     max_majaxis_arcmin=4.0,
     point_sources_per_deg2=3000,
     compact_24um_per_deg2=20,
-    filaments_per_tile=8,
-    dark_clouds_per_tile=6,
-    saturated_per_tile=30,  # ~3 on the 1° x 0.6° test field
+    filaments_per_field=8,
+    dark_clouds_per_field=6,
+    saturated_per_field=30,  # ~3 on the 1° x 0.6° test field
     background_8um=80.0,
     background_24um=50.0,
     background_scale_deg=0.5,
@@ -80,21 +81,21 @@ def _one_bubble(glon, glat, maj=2.0, clear=True, kind="ring"):
 def field_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("spitzer")
     i4, m1, truth = spitzer.simulate_field("03000+0000", SIM, seed=3)
-    spitzer.write_mosaic(d / spitzer.glimpse_filename("03000+0000"), i4)
-    spitzer.write_mosaic(d / spitzer.mipsgal_filename("03000+0000"), m1)
-    tile = spitzer.align_tile(
-        d / spitzer.glimpse_filename("03000+0000"),
-        d / spitzer.mipsgal_filename("03000+0000"),
+    sio.write_mosaic(d / sio.glimpse_filename("03000+0000"), i4)
+    sio.write_mosaic(d / sio.mipsgal_filename("03000+0000"), m1)
+    tile = sio.align_field(
+        d / sio.glimpse_filename("03000+0000"),
+        d / sio.mipsgal_filename("03000+0000"),
         "03000+0000",
     )
-    spitzer.write_tile(d / "aligned.fits", tile)
+    sio.write_field(d / "aligned.fits", tile)
     cat.write_catalog(d / "truth.ecsv", truth)
     return d, truth
 
 
 @pytest.fixture(scope="module")
 def tile(field_files):
-    return spitzer.read_tile(field_files[0] / "aligned.fits")
+    return sio.read_field(field_files[0] / "aligned.fits")
 
 
 @pytest.fixture(scope="module")
@@ -104,18 +105,18 @@ def truth(field_files):
 
 # ------------------------------------------------------------------ names, headers, catalogue
 def test_field_names_round_trip():
-    assert spitzer.field_name(15) == "01500+0000"
-    assert spitzer.field_name(-1.5) == "35850+0000"
-    assert spitzer.field_center("35850+0000") == (-1.5, 0.0)
-    assert spitzer.glimpse_filename("01500+0000") == "GLM_01500+0000_mosaic_I4.fits"
-    assert spitzer.mipsgal_filename("01500+0000") == "MPG_01500+0000_mosaic_M1.fits"
-    with pytest.raises(spitzer.SpitzerError, match="GLIMPSE tile code"):
-        spitzer.field_center("l015")
+    assert sio.field_name(15) == "01500+0000"
+    assert sio.field_name(-1.5) == "35850+0000"
+    assert sio.field_center("35850+0000") == (-1.5, 0.0)
+    assert sio.glimpse_filename("01500+0000") == "GLM_01500+0000_mosaic_I4.fits"
+    assert sio.mipsgal_filename("01500+0000") == "MPG_01500+0000_mosaic_M1.fits"
+    with pytest.raises(sio.SpitzerError, match="GLIMPSE tile code"):
+        sio.field_center("l015")
 
 
 def test_pixel_scale_from_cdelt_cd_pixscal():
-    w, _ = spitzer.tile_wcs(15, 0, 1, 1, 1.2)
-    assert spitzer.pixel_scale_arcsec(w.to_header()) == pytest.approx(1.2)
+    w, _ = sio.field_wcs(15, 0, 1, 1, 1.2)
+    assert sio.pixel_scale_arcsec(w.to_header()) == pytest.approx(1.2)
     h = fits.Header(
         {
             "CTYPE1": "GLON-CAR",
@@ -126,10 +127,10 @@ def test_pixel_scale_from_cdelt_cd_pixscal():
             "CD2_1": 0.0,
         }
     )
-    assert spitzer.pixel_scale_arcsec(h) == pytest.approx(2.0)
-    assert spitzer.pixel_scale_arcsec(fits.Header({"PIXSCAL1": -0.6})) == pytest.approx(0.6)
-    with pytest.raises(spitzer.SpitzerError, match="mosaic.fits.*pixel scale unknown"):
-        spitzer.pixel_scale_arcsec(fits.Header({"CTYPE1": "GLON-CAR"}), "mosaic.fits")
+    assert sio.pixel_scale_arcsec(h) == pytest.approx(2.0)
+    assert sio.pixel_scale_arcsec(fits.Header({"PIXSCAL1": -0.6})) == pytest.approx(0.6)
+    with pytest.raises(sio.SpitzerError, match="mosaic.fits.*pixel scale unknown"):
+        sio.pixel_scale_arcsec(fits.Header({"CTYPE1": "GLON-CAR"}), "mosaic.fits")
 
 
 def test_wrap_glon_negative_longitudes():
@@ -176,7 +177,7 @@ def test_mock_files_look_like_real_ones(field_files):
         assert np.isnan(h[0].data).any()  # saturated cores
     with fits.open(d / "MPG_03000+0000_mosaic_M1.fits") as h:
         assert h[0].header["CTYPE1"] == "GLON-TAN"
-        assert spitzer.pixel_scale_arcsec(h[0].header) == pytest.approx(18.0)
+        assert sio.pixel_scale_arcsec(h[0].header) == pytest.approx(18.0)
     assert set(truth["KIND"]) <= {"ring", "arc", "ring_no24", "only24"}
     assert np.all(truth["KIND"][truth["CLEAR"]] == "ring")
     assert np.all(np.abs(cat.wrap_glon(truth["GLON"] - 30)) <= 0.5)
@@ -198,9 +199,9 @@ def test_injected_bubble_lands_at_its_wcs_pixel(tmp_path, monkeypatch):
     monkeypatch.setattr(spitzer, "_power_law_field", lambda rng, shape, index=-2.8: np.zeros(shape))
     cfg = dict(
         SIM,
-        filaments_per_tile=0,
-        dark_clouds_per_tile=0,
-        saturated_per_tile=0,
+        filaments_per_field=0,
+        dark_clouds_per_field=0,
+        saturated_per_field=0,
         point_sources_per_deg2=0,
         compact_24um_per_deg2=0,
         pixel_arcsec=8.0,
@@ -213,9 +214,9 @@ def test_injected_bubble_lands_at_its_wcs_pixel(tmp_path, monkeypatch):
     ny, nx = i4.data.shape
     x_exp = (nx - 1) / 2 - 0.3 * 3600 / 8
     y_exp = (ny - 1) / 2 + 0.15 * 3600 / 8
-    spitzer.write_mosaic(tmp_path / "i4.fits", i4)
-    spitzer.write_mosaic(tmp_path / "m1.fits", m1)
-    tile = spitzer.align_tile(tmp_path / "i4.fits", tmp_path / "m1.fits", "03000+0000")
+    sio.write_mosaic(tmp_path / "i4.fits", i4)
+    sio.write_mosaic(tmp_path / "m1.fits", m1)
+    tile = sio.align_field(tmp_path / "i4.fits", tmp_path / "m1.fits", "03000+0000")
     x, y = cat.bubble_pixels(truth, tile.wcs)
     assert x[0] == pytest.approx(x_exp, abs=0.01) and y[0] == pytest.approx(y_exp, abs=0.01)
     # the 8 µm ring (radius 2' = 15 px) is brightest on the circle centred on that pixel
@@ -240,36 +241,36 @@ def test_injected_bubble_lands_at_its_wcs_pixel(tmp_path, monkeypatch):
 
 
 def test_align_reprojects_a_smooth_24um_field(tmp_path):
-    w8, shape8 = spitzer.tile_wcs(15, 0, 0.5, 0.4, 10.0)
-    w24, shape24 = spitzer.tile_wcs(15, 0, 0.6, 0.5, 17.0, projection="TAN")
+    w8, shape8 = sio.field_wcs(15, 0, 0.5, 0.4, 10.0)
+    w24, shape24 = sio.field_wcs(15, 0, 0.6, 0.5, 17.0, projection="TAN")
     yy, xx = np.mgrid[: shape24[0], : shape24[1]]
     lon, lat = w24.pixel_to_world_values(xx, yy)
-    m24 = (10 + 5 * spitzer.wrap_glon(lon) + 20 * lat).astype(np.float32)  # linear in l, b
+    m24 = (10 + 5 * sio.wrap_glon(lon) + 20 * lat).astype(np.float32)  # linear in l, b
     for name, data, w in (("i4.fits", np.ones(shape8, np.float32), w8), ("m1.fits", m24, w24)):
         h = w.to_header()
         h["BUNIT"] = "MJy/sr"
         fits.PrimaryHDU(data, header=h).writeto(tmp_path / name)
-    tile = spitzer.align_tile(tmp_path / "i4.fits", tmp_path / "m1.fits", "01500+0000")
+    tile = sio.align_field(tmp_path / "i4.fits", tmp_path / "m1.fits", "01500+0000")
     yy, xx = np.mgrid[: shape8[0], : shape8[1]]
     lon, lat = w8.pixel_to_world_values(xx, yy)
-    expected = 10 + 5 * spitzer.wrap_glon(lon) + 20 * lat
+    expected = 10 + 5 * sio.wrap_glon(lon) + 20 * lat
     np.testing.assert_allclose(tile.data[0], expected, atol=2e-3)
     np.testing.assert_array_equal(tile.data[1], 1.0)
 
 
 def test_align_rejects_wrong_unit(tmp_path):
-    w8, shape8 = spitzer.tile_wcs(15, 0, 0.2, 0.2, 10.0)
+    w8, shape8 = sio.field_wcs(15, 0, 0.2, 0.2, 10.0)
     h = w8.to_header()
     h["BUNIT"] = "Jy/beam"
     fits.PrimaryHDU(np.ones(shape8, np.float32), header=h).writeto(tmp_path / "i4.fits")
-    with pytest.raises(spitzer.SpitzerError, match="i4.fits.*BUNIT"):
-        spitzer.align_tile(tmp_path / "i4.fits", tmp_path / "i4.fits", "01500+0000")
+    with pytest.raises(sio.SpitzerError, match="i4.fits.*BUNIT"):
+        sio.align_field(tmp_path / "i4.fits", tmp_path / "i4.fits", "01500+0000")
 
 
 # ------------------------------------------------------------------ masks
 def test_masked_discs_are_nan_and_nothing_else_changes(tile, truth):
     original = tile.data.copy()
-    masked, mask = mask_tile(tile, truth, radius_reff=0.25, clear_only=True)
+    masked, mask = mask_field(tile, truth, radius_reff=0.25, clear_only=True)
     np.testing.assert_array_equal(tile.data, original)  # input untouched
     assert np.all(np.isnan(masked.data[:, mask]))
     np.testing.assert_array_equal(masked.data[:, ~mask], original[:, ~mask])
@@ -279,6 +280,21 @@ def test_masked_discs_are_nan_and_nothing_else_changes(tile, truth):
         xc, yc = int(np.floor(xi + 0.5)), int(np.floor(yi + 0.5))
         if 0 <= xc < tile.shape[1] and 0 <= yc < tile.shape[0]:
             assert mask[yc, xc] or not clear
+
+
+def test_default_mask_covers_every_catalogue_bubble(tile, truth):
+    masked, mask = mask_field(tile, truth)  # default: clear and unclear
+    np.testing.assert_array_equal(masked.mask, mask)
+    x, y = cat.bubble_pixels(truth, tile.wcs)
+    n_unclear = 0
+    for xi, yi, clear in zip(x, y, truth["CLEAR"], strict=True):
+        xc, yc = int(np.floor(xi + 0.5)), int(np.floor(yi + 0.5))
+        if 0 <= xc < tile.shape[1] and 0 <= yc < tile.shape[0]:
+            assert mask[yc, xc]
+            n_unclear += not clear
+    assert n_unclear > 0  # the test field has unclear bubbles, and they are masked
+    _, clear_mask = mask_field(tile, truth, clear_only=True)
+    assert clear_mask.sum() < mask.sum()
 
 
 def test_disc_radius():
@@ -293,7 +309,7 @@ def test_disc_radius():
 
 # ------------------------------------------------------------------ negatives
 def test_negative_windows_avoid_masked_pixels(tile, truth):
-    masked, mask = mask_tile(tile, truth, radius_reff=0.25)
+    masked, mask = mask_field(tile, truth, radius_reff=0.25)
     bad = mask | ~np.isfinite(tile.data).all(axis=0)
     rng = np.random.default_rng(5)
     x0, y0, size = sample_windows(masked.data, rng, 200, np.log(4.0), 0.6, min_size_px=8)
@@ -309,6 +325,29 @@ def test_negative_windows_avoid_masked_pixels(tile, truth):
     np.testing.assert_array_equal(again[0], x0)
 
 
+def test_negatives_allow_some_nan_but_never_a_bubble_disc():
+    rng = np.random.default_rng(3)
+    data = rng.normal(10, 1, (2, 120, 120))
+    data[:, 50:54, 50:54] = np.nan  # a small saturated core: 16 px
+    mask = np.zeros((120, 120), bool)
+    mask[20:24, 90:94] = True  # a catalogue-bubble disc
+    x0, y0, size = sample_windows(
+        data, rng, 300, np.log(6), 0.3, min_size_px=16, min_valid_fraction=0.9, mask=mask
+    )
+    assert len(x0) == 300
+    holds_nan = [
+        np.isnan(data[:, b : b + s, a : a + s]).any() for a, b, s in zip(x0, y0, size, strict=True)
+    ]
+    assert any(holds_nan)  # windows over the saturated core are allowed ...
+    for a, b, s, bad in zip(x0, y0, size, holds_nan, strict=True):
+        assert not mask[b : b + s, a : a + s].any()  # ... bubble discs never
+        if bad:
+            assert 16 / s**2 <= 0.1 + 1e-12
+    strict = sample_windows(data, np.random.default_rng(4), 100, np.log(6), 0.3, min_size_px=16)
+    for a, b, s in zip(*strict, strict=True):
+        assert np.isfinite(data[:, b : b + s, a : a + s]).all()
+
+
 def test_flat_windows_are_rejected():
     data = np.ones((2, 60, 60))
     data[:, :, 30:] += np.random.default_rng(0).normal(0, 1, (2, 60, 30))
@@ -318,18 +357,19 @@ def test_flat_windows_are_rejected():
     assert len(x0) == 30 and np.all(x0 + size > 30)  # every window reaches the noisy half
 
 
-def test_negatives_file_and_clusters_round_trip(tmp_path, tile, truth):
-    masked, _ = mask_tile(tile, truth)
+def test_negatives_file_and_groups_round_trip(tmp_path, tile, truth):
+    masked, _ = mask_field(tile, truth)
     neg = {
-        "per_tile": 40,
+        "per_field": 40,
         "half_width_factor": [1.7, 5.9],
         "min_size_px": 8,
         "flat_min_std": 0.05,
         "max_tries_factor": 50,
     }
-    out = negatives_for_tile(masked, truth, seed=1, neg=neg, preprocess=PP)
+    out = negatives_for_field(masked, truth, seed=1, neg=neg, preprocess=PP)
     assert out["inputs"].shape == (40, 48, 48, 2) and out["inputs"].dtype == np.float32
-    assert np.all((out["inputs"] >= 0) & (out["inputs"] <= 1))
+    inputs = out["inputs"][:]  # the stream, preprocessed
+    assert np.all((inputs >= 0) & (inputs <= 1))
     path = tmp_path / "03000+0000.h5"
     write_negatives(
         path,
@@ -341,7 +381,7 @@ def test_negatives_file_and_clusters_round_trip(tmp_path, tile, truth):
         out["glat"],
         out["attrs"],
     )
-    labels = cluster_windows(window_features(out["inputs"], 8), 3, seed=0)
+    labels = group_windows(window_features(inputs, 8), 3, seed=0)
     table = class_table(
         ["03000+0000"] * 40,
         np.arange(40),
@@ -350,12 +390,15 @@ def test_negatives_file_and_clusters_round_trip(tmp_path, tile, truth):
         drop_classes=[2],
         class_weights=[1.0, 0.5, 1.0],
     )
-    write_class_table(tmp_path / "clusters.ecsv", table)
-    got = read_negatives([path], tmp_path / "clusters.ecsv")
+    write_group_table(tmp_path / "groups.ecsv", table)
+    got = read_negatives([path], tmp_path / "groups.ecsv")
     assert len(got["x0"]) == (labels != 2).sum()
     assert set(got["cls"]) <= {0, 1}
     np.testing.assert_allclose(got["weight"], np.where(got["cls"] == 1, 0.5, 1.0))
-    np.testing.assert_array_equal(got["inputs"], out["inputs"][labels != 2])
+    assert not isinstance(got["inputs"], np.ndarray)  # lazy: rows are read when indexed
+    np.testing.assert_array_equal(got["inputs"][:], inputs[labels != 2])
+    pick = np.array([5, 1, 1, 3])  # unsorted, repeated: a batch draw
+    np.testing.assert_array_equal(got["inputs"][pick], inputs[labels != 2][pick])
     with pytest.raises(ValueError, match="class_weights"):
         class_table(["f"], [0], [0], 3, class_weights=[1.0])
 
@@ -368,7 +411,7 @@ def test_kmeans_separates_distinct_populations():
     blobs = np.zeros((30, 32, 32, 2), np.float32)
     blobs[..., 0] = np.exp(-((xx - 15.5) ** 2 + (yy - 15.5) ** 2) / 20)[None]
     x = np.concatenate([rings, blobs]) + rng.normal(0, 0.05, (60, 32, 32, 2)).astype(np.float32)
-    labels = cluster_windows(window_features(x, 4), 2, seed=0)
+    labels = group_windows(window_features(x, 4), 2, seed=0)
     assert len(set(labels[:30])) == 1 and len(set(labels[30:])) == 1
     assert labels[0] != labels[30]
 
@@ -417,9 +460,9 @@ def test_window_boxes_never_leave_window_or_image(tmp_path, tile, truth):
 
 def test_box_coordinate_round_trip():
     boxes = np.array([[10.0, 20.0, 30.0, 50.0]])
-    inp = tile_to_input(boxes, 5, 10, 100, 300)
+    inp = field_to_input(boxes, 5, 10, 100, 300)
     np.testing.assert_allclose(inp, [[15, 30, 75, 120]])
-    np.testing.assert_allclose(input_to_tile(inp, 5, 10, 100, 300), boxes)
+    np.testing.assert_allclose(input_to_field(inp, 5, 10, 100, 300), boxes)
 
 
 def test_box_augmentation_matches_image_augmentation():
@@ -451,27 +494,56 @@ def test_same_window_same_array_on_every_path(tmp_path, field_files, tile, truth
     crops = BubbleCrops([tile], truth, seed=0, augment=False, **PP)
     assert len(crops) == truth["CLEAR"].sum() > 0
     x_crop, boxes, (x0, y0, size) = crops.crop(np.random.default_rng(2), crops.items[0])
-    # inference path: the tile read again from its FITS file, the window by geometry
-    again = spitzer.read_tile(field_files[0] / "aligned.fits")
+    # inference path: the field read again from its FITS file, the window by geometry
+    again = sio.read_field(field_files[0] / "aligned.fits")
     np.testing.assert_array_equal(preprocess_window(again.data, x0, y0, size, **PP), x_crop)
-    # validation-window path: the window file's geometry, preprocessed in a batch
+    # validation-window path: the window file's geometry, through the field preprocessor
+    # (row summed-area tables, one smoothing per scale): another implementation of the steps
     arrays = make_windows({"03000+0000": field_truth(tile, truth)}, [8], 1 / 3)
     arrays["x0"][0], arrays["y0"][0], arrays["size"][0] = x0, y0, size
     write_windows(tmp_path / "w.h5", arrays, {})
     w = read_windows(tmp_path / "w.h5")
-    batch = preprocess_windows(again.data, w["x0"][:2], w["y0"][:2], w["size"][:2], **PP)
-    np.testing.assert_array_equal(batch[0], x_crop)
+    batch = preprocess_windows(again.data, w["x0"][:40], w["y0"][:40], w["size"][:40], **PP)
+    single = np.stack(
+        [
+            preprocess_window(again.data, a, b, c, **PP)
+            for a, b, c in zip(w["x0"][:40], w["y0"][:40], w["size"][:40], strict=True)
+        ]
+    )
+    # the two differ only by the point-source threshold's statistics (field vs window)
+    assert np.abs(batch - single).mean() < 0.01
+    assert np.abs(batch[0] - x_crop).max() < 0.1
     assert np.all((boxes >= 0) & (boxes <= PP["input_size"]))
     # augmenting after preprocessing == preprocessing the rotated / flipped sky
     window = tile.data[:, y0 : y0 + size, x0 : x0 + size]
+    direct = preprocess_window(window, 0, 0, size, **PP)
+    assert np.abs(direct - x_crop).mean() < 0.02  # the margin matters only at the edges
     for k in (1, 2, 3):
         rotated = np.rot90(window, k, axes=(1, 2)).copy()
-        direct = preprocess_window(rotated, 0, 0, size, **PP)
-        np.testing.assert_allclose(direct, np.rot90(x_crop, k, axes=(0, 1)), atol=1e-5)
+        np.testing.assert_allclose(
+            preprocess_window(rotated, 0, 0, size, **PP),
+            np.rot90(direct, k, axes=(0, 1)),
+            atol=1e-5,
+        )
     flipped = window[:, :, ::-1].copy()
     np.testing.assert_allclose(
-        preprocess_window(flipped, 0, 0, size, **PP), x_crop[:, ::-1], atol=1e-5
+        preprocess_window(flipped, 0, 0, size, **PP), direct[:, ::-1], atol=1e-5
     )
+
+
+def test_window_stream_equals_the_stack_and_bounds_memory(tile):
+    from skydetect.bubbles.preprocess import WindowStream
+
+    x0, y0, size = sliding_windows(tile.shape, [40, 80], 1 / 3)
+    full = preprocess_windows(tile.data, x0, y0, size, **PP)
+    stream = WindowStream(tile.data, x0, y0, size, **PP)  # no cache
+    assert len(stream) == len(full) and stream.shape == full.shape
+    np.testing.assert_array_equal(stream[7:30], full[7:30])
+    np.testing.assert_array_equal(stream[np.array([3, 100, 4])], full[[3, 100, 4]])
+    assert stream._cache is None  # nothing kept between chunks
+    cached = WindowStream(tile.data, x0, y0, size, cache_mb=100, **PP)
+    np.testing.assert_array_equal(cached[:5], full[:5])
+    assert cached._cache is not None
 
 
 def test_crops_epochs_are_seeded_and_boxes_inside():
@@ -489,27 +561,56 @@ def test_crops_epochs_are_seeded_and_boxes_inside():
 
 
 def _toy_tile():
-    w, shape = spitzer.tile_wcs(30, 0, 0.5, 0.3, 12.0)
+    w, shape = sio.field_wcs(30, 0, 0.5, 0.3, 12.0)
     data = np.random.default_rng(0).normal(10, 1, (2, *shape)).astype(np.float32)
-    return spitzer.SpitzerTile(data, w, 12.0, "03000+0000")
+    return sio.SpitzerField(data, w, 12.0, "03000+0000")
 
 
 def test_preprocess_normalisation_and_nan_handling():
     rng = np.random.default_rng(1)
     img = rng.normal(100, 5, (2, 64, 64))
     img[0] += 50  # channel 0 brighter: normalisation is per channel
+    img[:, 20:44, 20:44] += 60  # a bright region ...
+    truth = img.copy()
     img[:, :, :8] = np.nan  # no coverage at the edge
-    img[:, 30:33, 30:33] = np.nan  # saturated core
+    img[:, 30:33, 30:33] = np.nan  # ... with a saturated core
     x = preprocess_window(img, 0, 0, 64, input_size=64, antialias=False)
+    ref = preprocess_window(truth, 0, 0, 64, input_size=64, antialias=False)
     assert x.shape == (64, 64, 2) and x.dtype == np.float32
     assert x.min() >= 0 and x.max() <= 1
-    np.testing.assert_allclose(x[:, :7], 0.0)  # edge NaN -> minimum
-    np.testing.assert_allclose(x[31, 31], 1.0)  # enclosed NaN -> clip level
-    assert abs(x[40:, 20:, 0].mean() - x[40:, 20:, 1].mean()) < 0.05
+    # NaN -> local background: the core takes the bright region's level, the edge the
+    # level of its neighbours (no bright disc, no black band)
+    ring = x[26:37, 26:37].copy()
+    ring[4:7, 4:7] = np.nan
+    around = np.nanmean(ring, axis=(0, 1))
+    assert np.abs(x[30:33, 30:33] - around).max() < 0.1
+    assert around.min() > 0.6  # the bright region, not a hole or a bright disc
+    assert np.abs(x[:, :7].mean(axis=(0, 1)) - ref[:, 8:16].mean(axis=(0, 1))).max() < 0.15
+    assert abs(x[50:, 50:, 0].mean() - x[50:, 50:, 1].mean()) < 0.05
     flat = preprocess_window(np.ones((2, 16, 16)), 0, 0, 16, input_size=8)
     np.testing.assert_array_equal(flat, 0)
+    absent = img.copy()
+    absent[0] = np.nan  # 8 µm-only: no 24 µm data -> a zero channel
+    y = preprocess_window(absent, 0, 0, 64, input_size=64, antialias=False)
+    np.testing.assert_array_equal(y[..., 0], 0)
+    np.testing.assert_allclose(y[..., 1], x[..., 1], atol=1e-6)
     with pytest.raises(ValueError, match="leaves the 64 x 64 image"):
         preprocess_window(img, 40, 0, 32, input_size=16)
+
+
+def test_fill_nan_is_the_local_background():
+    from skydetect.bubbles.preprocess import fill_nan
+
+    yy, xx = np.mgrid[:200, :300]
+    sky = (10 + 0.05 * xx + 0.02 * yy).astype(np.float32)  # a smooth gradient
+    holed = sky.copy()
+    holed[90:96, 140:146] = np.nan  # small: Gaussian-weighted neighbours
+    holed[:, :40] = np.nan  # wide: block means
+    out = fill_nan(holed, 4.0)
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out[np.isfinite(holed)], holed[np.isfinite(holed)])
+    assert np.abs(out[90:96, 140:146] - sky[90:96, 140:146]).max() < 0.2
+    assert np.abs(out[:, :40] - sky[:, :40]).mean() < 2.0
 
 
 def test_point_sources_do_not_set_the_clip_level():
@@ -555,3 +656,157 @@ def test_mock_at_real_catalogue_positions():
     by_name = dict(zip(real["MWP"], real["CLEAR"], strict=True))
     assert all(by_name[n] == c for n, c in zip(truth["MWP"], truth["CLEAR"], strict=True))
     assert np.all(truth["KIND"][truth["CLEAR"]] == "ring")
+
+
+# ------------------------------------------------------------------ any mosaic pair
+def _equatorial_pair(tmp_path, with_24=True):
+    """A small LMC-like pair in RA/Dec: 8 µm on a TAN grid, 24 µm on a coarser rotated one."""
+    from astropy.wcs import WCS
+
+    def wcs(n, pix_arcsec, rot_deg=0.0):
+        w = WCS(naxis=2)
+        w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        w.wcs.crval = [80.9, -69.75]
+        w.wcs.crpix = [(n + 1) / 2, (n + 1) / 2]
+        c, s_ = np.cos(np.deg2rad(rot_deg)), np.sin(np.deg2rad(rot_deg))
+        p = pix_arcsec / 3600
+        w.wcs.cd = [[-p * c, p * s_], [p * s_, p * c]]
+        return w
+
+    w8, w24 = wcs(120, 6.0), wcs(70, 12.0, rot_deg=20.0)
+    yy, xx = np.mgrid[:70, :70]
+    ra, dec = w24.pixel_to_world_values(xx, yy)
+    m24 = (5 + 30 * (ra - 80.9) + 40 * (dec + 69.75)).astype(np.float32)  # linear on the sky
+    paths = {}
+    for name, data, w in (("i8", np.full((120, 120), 3.0, np.float32), w8), ("m24", m24, w24)):
+        if name == "m24" and not with_24:
+            continue
+        h = w.to_header()
+        h["BUNIT"] = "MJy/sr"
+        paths[name] = tmp_path / f"{name}.fits"
+        fits.PrimaryHDU(data, header=h).writeto(paths[name])
+    return paths, w8
+
+
+def test_any_mosaic_pair_is_reprojected_onto_the_8um_grid(tmp_path):
+    paths, w8 = _equatorial_pair(tmp_path)
+    field = sio.align_field(paths["i8"], paths["m24"], "LMC")
+    assert field.field == "LMC" and field.pixel_arcsec == pytest.approx(6.0)
+    yy, xx = np.mgrid[:120, :120]
+    ra, dec = w8.pixel_to_world_values(xx, yy)
+    expected = 5 + 30 * (ra - 80.9) + 40 * (dec + 69.75)
+    from scipy import ndimage
+
+    ok = np.isfinite(field.data[0])
+    assert ok.mean() > 0.5  # the rotated 24 µm grid covers most of the 8 µm one
+    inner = ndimage.binary_erosion(ok, iterations=3)  # away from the 24 µm grid's edge
+    np.testing.assert_allclose(field.data[0][inner], expected[inner], atol=0.02)
+    sio.write_field(tmp_path / "aligned.fits", field)
+    again = sio.read_field(tmp_path / "aligned.fits")
+    np.testing.assert_array_equal(again.data, field.data)
+    # catalogue positions (Galactic) land on an equatorial field's pixels via SkyCoord
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    g = SkyCoord(ra[60, 30] * u.deg, dec[60, 30] * u.deg, frame="icrs").galactic
+    x, y = cat.bubble_pixels(_one_bubble(g.l.deg, g.b.deg), again.wcs)
+    assert x[0] == pytest.approx(30, abs=1e-3) and y[0] == pytest.approx(60, abs=1e-3)
+
+
+def test_8um_only_field_has_an_empty_24um_channel(tmp_path):
+    paths, _ = _equatorial_pair(tmp_path, with_24=False)
+    field = sio.align_field(paths["i8"], None, "NGC628")
+    assert np.isnan(field.data[0]).all() and np.isfinite(field.data[1]).all()
+    x = preprocess_windows(field.data, [0, 40], [0, 40], [60, 80], **PP)
+    np.testing.assert_array_equal(x[..., 0], 0.0)
+
+
+def test_mosaic_without_celestial_wcs_is_refused(tmp_path):
+    h = fits.Header({"CTYPE1": "PIXEL", "CTYPE2": "PIXEL", "BUNIT": "MJy/sr", "CDELT1": 1.0})
+    fits.PrimaryHDU(np.ones((10, 10), np.float32), header=h).writeto(tmp_path / "x.fits")
+    with pytest.raises(sio.SpitzerError, match="x.fits.*celestial WCS"):
+        sio.align_field(tmp_path / "x.fits", None, "X")
+
+
+# ------------------------------------------------------------------ whole-plane survey
+def _detections(field, glon, glat, size_arcmin, score):
+    t = Table()
+    n = len(glon)
+    t["ID"] = [f"{field}_{i:04d}" for i in range(n)]
+    t["FIELD"] = [field] * n
+    t["GLON"], t["GLAT"] = np.asarray(glon, float), np.asarray(glat, float)
+    t["WIDTH_ARCMIN"] = np.asarray(size_arcmin, float)
+    t["HEIGHT_ARCMIN"] = np.asarray(size_arcmin, float)
+    t["SIZE_ARCMIN"] = np.asarray(size_arcmin, float)
+    t["SCORE"] = np.asarray(score, float)
+    return t
+
+
+def test_cross_field_nms_keeps_one_of_a_bubble_seen_twice():
+    from skydetect.bubbles.survey import merge_fields
+
+    # fields at l = 15 and l = 18 overlap around l = 16.5; a 2' bubble at l = 16.52 is seen by
+    # both (centres 0.2' apart), a second one only by the first, a third 3' from the first
+    a = _detections("01500+0000", [16.52, 15.0, 16.52 + 3 / 60], [0.1, 0.2, 0.1], [2, 1, 2],
+                    [0.9, 0.8, 0.7])
+    b = _detections("01800+0000", [16.52 + 0.2 / 60], [0.1 + 0.1 / 60], [2.1], [0.95])
+    merged = merge_fields([a, b], merge_iou=0.3)
+    assert len(merged) == 3
+    near = np.abs(merged["GLON"] - 16.52) < 1 / 60
+    assert near.sum() == 1 and merged["FIELD"][near][0] == "01800+0000"  # the better score
+    # across l = 0: 359.99 and 0.01 are 1.2' apart, the same bubble of 3'
+    c = _detections("00000+0000", [0.01], [0.0], [3], [0.6])
+    d = _detections("35700+0000", [359.99], [0.0], [3], [0.5])
+    assert len(merge_fields([c, d])) == 1
+    assert len(merge_fields([a])) == 3  # nothing removed within one field's distinct bubbles
+
+
+def test_survey_fields_and_catalogue():
+    from skydetect.bubbles.survey import survey_catalog, survey_counts, survey_longitudes
+
+    lons = survey_longitudes(None)
+    assert len(lons) == 45 and 0.0 in lons and 66.0 in lons and 294.0 in lons
+    assert 69.0 not in lons and survey_longitudes([15, 18]) == [15.0, 18.0]
+    merged = _detections("01500+0000", [15.0, 15.5], [0.0, 0.3], [2.6, 1.3], [0.9, 0.6])
+    mwp = _one_bubble(15.0 + 0.5 / 60, 0.0, maj=1.0)
+    t = survey_catalog(merged, mwp, box_scale=1.3)
+    assert list(t["STATUS"]) == ["KNOWN", "NEW"] and t["MWP"][0] == "TEST1"
+    assert t["separation"][0] == pytest.approx(0.5, abs=1e-3)
+    assert t["MajAxis"][0] == pytest.approx(1.0) and str(t["MajAxis"].unit) == "arcmin"
+    counts = survey_counts(t, mwp, ["01500+0000"], {"01500+0000": (13.5, 16.5)})
+    assert list(counts[-1]["detected", "known", "new", "mwp_in_fields"]) == [2, 1, 1, 1]
+
+
+# ------------------------------------------------------------------ bounded memory
+def test_streaming_validation_gives_the_in_memory_f2(tmp_path, field_files, tile, truth):
+    import tensorflow as tf
+
+    from skydetect.bubbles.detect import DetectSettings
+    from skydetect.bubbles.ssd.model import build_ssd
+    from skydetect.bubbles.train import ValidationField, load_validation, validate
+
+    arrays = make_windows({"03000+0000": field_truth(tile, truth)}, [6, 12], 1 / 3)
+    write_windows(tmp_path / "v.h5", arrays, {})
+    path = field_files[0] / "aligned.fits"
+    streamed = load_validation(tmp_path / "v.h5", {"03000+0000": path}, PP)
+    assert not isinstance(streamed[0].inputs, np.ndarray)  # windows are made on demand
+    f = streamed[0]
+    in_memory = ValidationField(
+        f.name,
+        preprocess_windows(tile.data, f.x0, f.y0, f.size, **PP),
+        f.x0,
+        f.y0,
+        f.size,
+        f.truth,
+        f.clear,
+    )
+    tf.keras.utils.set_random_seed(0)
+    model, priors = build_ssd({"backbone": "light", "input_size": PP["input_size"]})
+    # small batches: the stream is cut into several chunks by the network loop
+    settings = DetectSettings(min_score=0.05, batch_size=4)
+    thresholds = [0.05, 0.3, 0.5, 0.7]
+    thr_a, counts_a = validate(model, priors, [in_memory], settings, thresholds)
+    thr_b, counts_b = validate(model, priors, streamed, settings, thresholds)
+    assert counts_a.n_pred > 0  # random weights still box something at a low threshold
+    assert (thr_a, counts_a) == (thr_b, counts_b)
+    assert counts_a.f2 == counts_b.f2

@@ -6,8 +6,8 @@ One table layout for the real catalogue and the mock truth: ``MWP`` (name), ``GL
 position angle of the major axis counted from +l towards +b), ``Ecc`` and ``CLEAR`` (bool:
 8 µm ring clearly enclosing 24 µm emission, the training selection of Nishimoto et al. 2025).
 
-Pixel geometry of bubbles in a tile (centres, boxes of ±1.3·MajAxis) is computed here from
-the tile's WCS; the box convention is that of :mod:`skydetect.bubbles.windows`.
+Pixel geometry of bubbles in a field (centres, boxes of ±1.3·MajAxis) is computed here from
+the field's WCS; the box convention is that of :mod:`skydetect.bubbles.windows`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
+
+from skydetect.io.spitzer import wrap_glon
+
+__all__ = ["wrap_glon"]  # re-exported: the catalogue layout wraps GLON this way
 
 from skydetect.io.atomic import atomic_path
 
@@ -28,12 +32,6 @@ UNITS |= {"Reff": "arcmin", "theta": "deg"}
 
 class CatalogError(ValueError):
     """A catalogue file without the expected columns or with invalid values."""
-
-
-def wrap_glon(glon) -> np.ndarray:
-    """Galactic longitude in (-180, 180] degrees (359.5 -> -0.5)."""
-    g = np.mod(np.asarray(glon, dtype=float), 360.0)
-    return np.where(g > 180.0, g - 360.0, g)
 
 
 def load_clear_names(path: str | os.PathLike) -> np.ndarray:
@@ -168,12 +166,19 @@ def read_catalog(path: str | os.PathLike) -> Table:
 
 
 def bubble_pixels(table: Table, wcs) -> tuple[np.ndarray, np.ndarray]:
-    """0-based pixel centres (x, y) of the bubbles through the tile's celestial WCS."""
+    """0-based pixel centres (x, y) of the bubbles through the field's celestial WCS
+    (Galactic, or any other frame: the positions are converted with SkyCoord)."""
     if len(table) == 0:
         return np.zeros(0), np.zeros(0)
-    x, y = wcs.celestial.world_to_pixel_values(
-        np.asarray(table["GLON"], float), np.asarray(table["GLAT"], float)
-    )
+    glon, glat = np.asarray(table["GLON"], float), np.asarray(table["GLAT"], float)
+    w = wcs.celestial
+    if str(w.wcs.ctype[0]).startswith("GLON"):
+        x, y = w.world_to_pixel_values(glon, glat)
+    else:
+        import astropy.units as u
+        from astropy.coordinates import SkyCoord
+
+        x, y = w.world_to_pixel(SkyCoord(glon * u.deg, glat * u.deg, frame="galactic"))
     return np.asarray(x, float), np.asarray(y, float)
 
 
@@ -185,8 +190,8 @@ def bubble_boxes(table: Table, wcs, pixel_arcsec: float, scale: float = 1.3) -> 
     return np.stack([xc - half, yc - half, xc + half, yc + half], axis=1).reshape(-1, 4)
 
 
-def in_tile(table: Table, wcs, shape: tuple[int, int]) -> np.ndarray:
-    """Boolean mask of the bubbles whose centre falls on the tile's pixel grid."""
+def in_field(table: Table, wcs, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean mask of the bubbles whose centre falls on the field's pixel grid."""
     x, y = bubble_pixels(table, wcs)
     h, w = shape
     return (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)

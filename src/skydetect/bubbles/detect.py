@@ -1,12 +1,12 @@
 """Whole-mosaic bubble detection: multi-scale sliding windows, SSD, NMS, merging.
 
-Every window ``(x0, y0, size)`` lies fully inside the tile (the grid comes from
+Every window ``(x0, y0, size)`` lies fully inside the field (the grid comes from
 :func:`skydetect.bubbles.windows.sliding_windows`: no truncated or stretched edge windows) and
-goes through the shared :func:`skydetect.bubbles.preprocess.preprocess_window`. Boxes predicted
-in window-input coordinates are mapped back to tile pixels with the exact inverse of that
-crop (:func:`skydetect.bubbles.windows.input_to_tile`), suppressed within the window
+goes through the shared preprocessing (:mod:`skydetect.bubbles.preprocess`). Boxes predicted
+in window-input coordinates are mapped back to field pixels with the exact inverse of that
+crop (:func:`skydetect.bubbles.windows.input_to_field`), suppressed within the window
 (``window_nms_iou``), then merged across windows and scales by NMS at ``merge_iou`` (0.3 in
-the reference). Boxes are corner form ``(x_min, y_min, x_max, y_max)`` in tile pixel-edge
+the reference). Boxes are corner form ``(x_min, y_min, x_max, y_max)`` in field pixel-edge
 coordinates (see docs/dataflow.md).
 """
 
@@ -37,8 +37,8 @@ class DetectSettings:
         return cls(**{k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg})
 
 
-def window_to_tile(boxes_unit: np.ndarray, x0, y0, size) -> np.ndarray:
-    """Boxes normalised to a window (0..1) -> tile pixel-edge coordinates (exact inverse of the
+def window_to_field(boxes_unit: np.ndarray, x0, y0, size) -> np.ndarray:
+    """Boxes normalised to a window (0..1) -> field pixel-edge coordinates (exact inverse of the
     window crop: ``x = x0 + u * size``)."""
     b = np.asarray(boxes_unit, dtype=np.float64)
     off = np.array([x0, y0, x0, y0], dtype=np.float64)
@@ -58,7 +58,7 @@ def window_detections(boxes_unit, scores, settings: DetectSettings):
 
 
 def merge_detections(boxes, scores, iou_threshold: float = 0.3):
-    """Merge boxes from overlapping windows and scales (tile coordinates) by NMS."""
+    """Merge boxes from overlapping windows and scales (field coordinates) by NMS."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(boxes) == 0:
@@ -68,8 +68,8 @@ def merge_detections(boxes, scores, iou_threshold: float = 0.3):
 
 
 def detect_windows(model, priors, inputs, x0, y0, size, settings: DetectSettings, merge=True):
-    """Detections of one tile from preprocessed windows ``inputs`` (N, S, S, C) at positions
-    ``x0, y0, size`` (N,). Returns ``(boxes_tile, scores)``: merged across windows (best
+    """Detections of one field from preprocessed windows ``inputs`` (N, S, S, C) at positions
+    ``x0, y0, size`` (N,). Returns ``(boxes_field, scores)``: merged across windows (best
     first), or with ``merge=False`` the per-window survivors only."""
     from .ssd.model import predict_boxes
 
@@ -83,7 +83,7 @@ def detect_windows(model, priors, inputs, x0, y0, size, settings: DetectSettings
             i = start + k
             wb, ws = window_detections(b, s, settings)
             if len(wb):
-                all_b.append(window_to_tile(wb, x0[i], y0[i], size[i]))
+                all_b.append(window_to_field(wb, x0[i], y0[i], size[i]))
                 all_s.append(ws)
     if not all_b:
         return np.zeros((0, 4)), np.zeros(0)
@@ -91,7 +91,7 @@ def detect_windows(model, priors, inputs, x0, y0, size, settings: DetectSettings
     return merge_detections(b, s, settings.merge_iou) if merge else (b, s)
 
 
-def detect_tile(
+def detect_field(
     model,
     priors,
     data,
@@ -100,14 +100,32 @@ def detect_tile(
     settings: DetectSettings,
     chunk: int = 256,
     progress: bool = False,
+    threads: int = 1,
 ):
-    """Detect bubbles over a whole tile ``data`` (C, H, W).
+    """Detect bubbles over a whole field ``data`` (C, H, W).
 
-    ``windows`` is ``(x0, y0, size)`` arrays; ``preprocess(data, x0, y0, size)`` returns the
-    network input of one window. Windows are preprocessed in chunks to bound memory.
+    ``windows`` is ``(x0, y0, size)`` arrays. ``preprocess`` is either the
+    ``bubbles.preprocess`` dict (the field is prepared once by
+    :class:`~skydetect.bubbles.preprocess.FieldPreprocessor` and the windows are streamed
+    from it) or a callable ``preprocess(data, x0, y0, size)`` returning one window's input.
+    Windows go through the network ``chunk`` at a time: memory holds one chunk of inputs,
+    never the field's whole window stack.
     """
+    from .preprocess import WindowStream
+
     x0s, y0s, sizes = (np.asarray(a) for a in windows)
     n = len(x0s)
+    if callable(preprocess):
+        def cut(sl):
+            return np.stack(
+                [preprocess(data, a, b, c) for a, b, c in zip(x0s[sl], y0s[sl], sizes[sl], strict=True)]
+            ).astype(np.float32)
+    else:
+        stream = WindowStream(data, x0s, y0s, sizes, threads=threads, **preprocess)
+
+        def cut(sl):
+            return stream[sl]
+
     boxes, scores = [], []
     chunks = range(0, n, chunk)
     if progress:
@@ -116,11 +134,8 @@ def detect_tile(
         chunks = tqdm(chunks, desc="windows", unit="chunk", total=(n + chunk - 1) // chunk)
     for start in chunks:
         sl = slice(start, start + chunk)
-        inputs = np.stack(
-            [preprocess(data, a, b, c) for a, b, c in zip(x0s[sl], y0s[sl], sizes[sl], strict=True)]
-        ).astype(np.float32)
         b, s = detect_windows(
-            model, priors, inputs, x0s[sl], y0s[sl], sizes[sl], settings, merge=False
+            model, priors, cut(sl), x0s[sl], y0s[sl], sizes[sl], settings, merge=False
         )
         boxes.append(b)
         scores.append(s)
@@ -147,7 +162,7 @@ CATALOG_COLUMNS = [
 
 def detections_table(boxes, scores, wcs, pixel_arcsec: float, field: str):
     """Catalogue of detections: sky centre (GLON in (-180, 180], GLAT; degrees) from the
-    tile WCS, box width/height and mean side in arcmin, score, and the tile pixel box."""
+    field WCS, box width/height and mean side in arcmin, score, and the field pixel box."""
     from astropy.table import Table
 
     from .catalog import wrap_glon
@@ -178,7 +193,7 @@ def detections_table(boxes, scores, wcs, pixel_arcsec: float, field: str):
         t[name].unit = "deg"
     for name in ("WIDTH_ARCMIN", "HEIGHT_ARCMIN", "SIZE_ARCMIN"):
         t[name].unit = "arcmin"
-    t.meta["comments"] = ["Bubble detections (SSD); X/Y: tile pixel-edge box corners"]
+    t.meta["comments"] = ["Bubble detections (SSD); X/Y: field pixel-edge box corners"]
     return t
 
 

@@ -1,7 +1,7 @@
 """NaN discs over catalogued bubbles, so that negative windows never contain a bubble core.
 
 The reference masks, in every band, a filled circle of radius Reff/4 around each clear
-bubble. The input array is never modified: :func:`mask_discs` returns a copy.
+bubble; here every catalogue bubble is masked by default (``bubbles.mask.clear_only``). The input array is never modified: :func:`mask_discs` returns a copy.
 """
 
 from __future__ import annotations
@@ -48,21 +48,25 @@ def mask_discs(data: np.ndarray, x, y, radius_px) -> tuple[np.ndarray, np.ndarra
     return out, mask
 
 
-def mask_tile(tile, catalog, radius_reff: float = 0.25, clear_only: bool = True):
-    """A masked copy of a :class:`~skydetect.sky.spitzer.SpitzerTile` and the mask.
+def mask_field(field, catalog, radius_reff: float = 0.25, clear_only: bool = False):
+    """A masked copy of a :class:`~skydetect.io.spitzer.SpitzerField` and the mask.
 
-    Discs of ``radius_reff`` × Reff around the catalogue bubbles in the tile (CLEAR ones only
-    by default), NaN in both bands.
+    Discs of ``radius_reff`` × Reff around the catalogue bubbles in the field — every one by
+    default (clear and unclear: an unclear bubble is no background either), only the CLEAR
+    ones with ``clear_only`` (the reference) — are NaN in both bands and set in the
+    returned field's ``mask``, which negative sampling never lets into a window.
     """
-    from skydetect.bubbles.catalog import bubble_pixels, in_tile
-    from skydetect.sky.spitzer import SpitzerTile
+    from skydetect.bubbles.catalog import bubble_pixels, in_field
+    from skydetect.io.spitzer import SpitzerField
 
-    sel = in_tile(catalog, tile.wcs, tile.shape)
+    sel = in_field(catalog, field.wcs, field.shape)
     if clear_only:
         sel &= np.asarray(catalog["CLEAR"], bool)
     sub = catalog[sel]
-    x, y = bubble_pixels(sub, tile.wcs)
-    radius = radius_reff * np.asarray(sub["Reff"], float) * 60.0 / tile.pixel_arcsec
-    data, mask = mask_discs(tile.data, x, y, radius)
-    masked = SpitzerTile(data.astype(np.float32), tile.wcs, tile.pixel_arcsec, tile.field)
+    x, y = bubble_pixels(sub, field.wcs)
+    radius = radius_reff * np.asarray(sub["Reff"], float) * 60.0 / field.pixel_arcsec
+    data, mask = mask_discs(field.data, x, y, radius)
+    masked = SpitzerField(
+        data.astype(np.float32), field.wcs, field.pixel_arcsec, field.field, mask=mask
+    )
     return masked, mask

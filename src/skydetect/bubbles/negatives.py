@@ -1,13 +1,20 @@
-"""Negative (non-bubble) windows: sampling from the masked tiles, clustering, reading.
+"""Negative (non-bubble) windows: sampling from the masked fields, grouping, reading.
 
-Sampling (reference: 3000 windows per tile): the window half-width is k·MajAxis with
-ln(MajAxis [px]) drawn from a normal fitted to the catalogue's clear bubbles and k uniform
-in ``half_width_factor`` (the bubble crops' range), so negatives have the crops' scales. The
-centre is uniform over the tile; a window is rejected if it leaves the tile, holds any NaN
-(masked bubble cores, saturated pixels, no coverage) or is flat (standard deviation below
-``flat_min_std`` MJy/sr in a band). Checks use summed-area tables, so a draw costs O(1).
+Sampling (reference: 3000 windows per field): the window half-width is k·MajAxis with
+ln(MajAxis [px]) drawn from a normal fitted to the training fields' clear bubbles and k
+uniform in ``half_width_factor`` (the bubble crops' range), so negatives have the crops'
+scales. The centre is uniform over the field; a window is rejected if it leaves the field,
+touches a catalogue-bubble disc (the masked field's ``mask``), has a valid (finite in every
+band) fraction below ``min_valid_fraction`` (saturated cores and coverage edges are allowed
+in small amounts: the preprocessing fills them with the local background, as at inference)
+or is flat (standard deviation below ``flat_min_std`` MJy/sr in a band). Checks use
+summed-area tables, so a draw costs O(1).
 
-Clustering: features per window, computed on the preprocessed inputs (S, S, 2) reduced to
+The preprocessed windows are written to HDF5 a chunk at a time and read back lazily
+(:class:`NegativeInputs`: only the rows of a batch are read), so neither sampling nor
+training holds every negative of every field in memory.
+
+Grouping (k-means groups of negatives, ``negatives/groups.ecsv``): features per window, computed on the preprocessed inputs (S, S, 2) reduced to
 32 × 32: radial profile (mean in 8 annuli about the centre, per channel), moments (mean, standard
 deviation, skewness per channel) and a PCA embedding (``pca_components``) of 16 × 16
 block-averaged thumbnails; standardised, then k-means (scikit-learn, seeded). Class 0 is
@@ -18,18 +25,18 @@ fixed features need no trained model, so the clustering can run before training.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import h5py
 import numpy as np
 from astropy.table import Table
 
 from skydetect.io.atomic import atomic_path
+from skydetect.io.spitzer import wrap_glon
 
 log = logging.getLogger(__name__)
 
 NEG_STAGE = 73  # seed component of negative sampling
-CLUSTER_STAGE = 74
+GROUP_STAGE = 74
 
 
 def fit_lognormal(maj_px: np.ndarray) -> tuple[float, float]:
@@ -63,15 +70,22 @@ def sample_windows(
     min_size_px: int = 16,
     flat_min_std: float = 0.05,
     max_tries_factor: int = 50,
+    min_valid_fraction: float = 1.0,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random valid square windows (x0, y0, size) of a (C, H, W) tile; may return fewer than n."""
+    """Random valid square windows (x0, y0, size) of a (C, H, W) field; may return fewer than n.
+
+    ``mask`` (H, W) bool: pixels no window may touch (catalogue-bubble discs)."""
     c, h, w = data.shape
-    nan_sat = _sat(~np.isfinite(data).all(axis=0))
+    finite = np.isfinite(data).all(axis=0)
+    bad_sat = _sat(~finite)
+    mask_sat = _sat(np.asarray(mask, bool)) if mask is not None else None
     sats = []
     for ch in range(c):
         x = np.where(np.isfinite(data[ch]), data[ch], 0.0).astype(np.float64)
-        x = x - np.median(x)
-        sats.append((_sat(x), _sat(x * x)))
+        x = x - np.median(x[np.isfinite(data[ch])]) if np.isfinite(data[ch]).any() else x
+        sats.append((_sat(x), _sat(x * x), _sat(np.isfinite(data[ch]))))
+    del finite
     kept_x, kept_y, kept_s = [], [], []
     tries, n_kept = 0, 0
     batch = max(4 * n, 256)
@@ -85,11 +99,14 @@ def sample_windows(
         tries += batch
         ok = (x0 >= 0) & (y0 >= 0) & (x0 + size <= w) & (y0 + size <= h)
         x0, y0, size = x0[ok], y0[ok], size[ok]
-        ok = _box_sum(nan_sat, x0, y0, size) == 0
         npix = size.astype(float) ** 2
-        for s1, s2 in sats:
-            mean = _box_sum(s1, x0, y0, size) / npix
-            var = _box_sum(s2, x0, y0, size) / npix - mean**2
+        ok = 1.0 - _box_sum(bad_sat, x0, y0, size) / npix >= min_valid_fraction - 1e-12
+        if mask_sat is not None:
+            ok &= _box_sum(mask_sat, x0, y0, size) == 0
+        for s1, s2, sn in sats:
+            nn = np.maximum(_box_sum(sn, x0, y0, size), 1)
+            mean = _box_sum(s1, x0, y0, size) / nn
+            var = _box_sum(s2, x0, y0, size) / nn - mean**2
             ok &= np.sqrt(np.maximum(var, 0.0)) >= flat_min_std
         x0, y0, size = x0[ok], y0[ok], size[ok]
         take = min(n - n_kept, len(x0))
@@ -103,18 +120,24 @@ def sample_windows(
     return cat(kept_x), cat(kept_y), cat(kept_s)
 
 
-def write_negatives(path, inputs, x0, y0, size, glon, glat, attrs: dict) -> None:
-    """Write a field's negatives (see docs/dataflow.md) via a temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_negatives(path, inputs, x0, y0, size, glon, glat, attrs: dict, chunk: int = 256):
+    """Write a field's negatives (see docs/dataflow.md) atomically. ``inputs`` may be an
+    array or an array-like such as :class:`~skydetect.bubbles.preprocess.WindowStream`: it
+    is read and written ``chunk`` windows at a time."""
+
+    n = len(inputs)
+    shape = tuple(np.shape(inputs)[1:]) if n else (0, 0, 0)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.create_dataset(
+        ds = h5.create_dataset(
             "inputs",
-            data=np.asarray(inputs, np.float32),
+            shape=(n, *shape),
+            dtype=np.float32,
             compression="gzip",
             compression_opts=1,
-            chunks=(1, *np.shape(inputs)[1:]) if len(inputs) else None,
+            chunks=(1, *shape) if n else None,
         )
+        for start in range(0, n, chunk):
+            ds[start : start + chunk] = np.asarray(inputs[start : start + chunk], np.float32)
         for key, val in (("x0", x0), ("y0", y0), ("size", size)):
             h5.create_dataset(key, data=np.asarray(val, np.int32))
         h5.create_dataset("glon", data=np.asarray(glon, np.float64))
@@ -123,7 +146,8 @@ def write_negatives(path, inputs, x0, y0, size, glon, glat, attrs: dict) -> None
             h5.attrs[key] = value
 
 
-def read_negative_file(path) -> dict:
+def read_negative_file(path, inputs: bool = True) -> dict:
+    """A negatives file as a dict of arrays (``inputs`` left out with ``inputs=False``)."""
     try:
         h5 = h5py.File(path, "r")
     except OSError as err:
@@ -132,12 +156,50 @@ def read_negative_file(path) -> dict:
         missing = [k for k in ("inputs", "x0", "y0", "size") if k not in h5]
         if missing:
             raise ValueError(f"{path}: negatives file lacks dataset(s) {', '.join(missing)}")
-        out = {k: h5[k][()] for k in h5.keys()}
+        out = {k: h5[k][()] for k in h5.keys() if inputs or k != "inputs"}
         out["attrs"] = dict(h5.attrs)
+        out["n"] = int(h5["inputs"].shape[0])
     return out
 
 
-# ------------------------------------------------------------------ clustering
+class NegativeInputs:
+    """The negative windows of several field files as one lazy array ``(N, S, S, C)``.
+
+    ``inputs[index]`` reads only those rows (one HDF5 read per file touched); row ``i`` is
+    row ``rows[i]`` of file ``files[i]``.
+    """
+
+    def __init__(self, paths, files: np.ndarray, rows: np.ndarray, shape: tuple):
+        self.paths = [str(p) for p in paths]
+        self.files = np.asarray(files, np.int64)
+        self.rows = np.asarray(rows, np.int64)
+        self.shape = (len(self.rows), *shape)
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        idx = np.arange(len(self))[key]
+        scalar = np.ndim(idx) == 0
+        idx = np.atleast_1d(idx)
+        out = np.empty((len(idx), *self.shape[1:]), np.float32)
+        for f in np.unique(self.files[idx]):
+            sel = np.flatnonzero(self.files[idx] == f)
+            rows = self.rows[idx[sel]]
+            order = np.argsort(rows, kind="stable")
+            uniq, inverse = np.unique(rows[order], return_inverse=True)
+            with h5py.File(self.paths[f], "r") as h5:
+                block = h5["inputs"][uniq]  # h5py reads increasing unique indices
+            out[sel[order]] = block[inverse]
+        return out[0] if scalar else out
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a if dtype is None else a.astype(dtype)
+
+
+# ------------------------------------------------------------------ grouping
 def _radial_profiles(inputs: np.ndarray, n_bins: int = 8) -> np.ndarray:
     n, s = inputs.shape[0], inputs.shape[1]
     yy, xx = np.mgrid[:s, :s]
@@ -169,11 +231,15 @@ def window_features(inputs: np.ndarray, pca_components: int = 16, seed: int = 0)
     """Feature vectors (N, F) of preprocessed windows (N, S, S, C), as documented above."""
     from sklearn.decomposition import PCA
 
-    inputs = np.asarray(inputs, np.float32)
-    n, c = inputs.shape[0], inputs.shape[3]
+    n, c = len(inputs), np.shape(inputs)[3]
     if n == 0:
         return np.zeros((0, 1))
-    small = _thumbnails(inputs, 32).reshape(n, 32, 32, c).astype(np.float64)
+    small = np.concatenate(  # read and reduce a chunk at a time (inputs may be lazy)
+        [
+            _thumbnails(np.asarray(inputs[i : i + 256], np.float32), 32)
+            for i in range(0, n, 256)
+        ]
+    ).reshape(n, 32, 32, c).astype(np.float64)
     flat = small.reshape(n, -1, c)
     mean = flat.mean(axis=1)
     std = flat.std(axis=1)
@@ -184,7 +250,7 @@ def window_features(inputs: np.ndarray, pca_components: int = 16, seed: int = 0)
     return np.hstack([_radial_profiles(small), mean, std, skew, emb])
 
 
-def cluster_windows(features: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
+def group_windows(features: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
     """k-means labels of standardised features; class 0 is the most populated."""
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import StandardScaler
@@ -201,7 +267,7 @@ def cluster_windows(features: np.ndarray, n_classes: int, seed: int) -> np.ndarr
 
 
 def class_table(fields, indices, labels, n_classes, drop_classes=(), class_weights=None) -> Table:
-    """The per-window table of ``clusters.ecsv``: FIELD INDEX CLASS KEEP WEIGHT."""
+    """The per-window table of ``groups.ecsv``: FIELD INDEX CLASS KEEP WEIGHT."""
     if class_weights is not None and len(class_weights) != n_classes:
         raise ValueError(
             f"bubbles.negatives.class_weights has {len(class_weights)} entries, "
@@ -222,81 +288,92 @@ def class_table(fields, indices, labels, n_classes, drop_classes=(), class_weigh
     return t
 
 
-def read_negatives(paths, clusters_path, *, keep_only: bool = True) -> dict:
-    """All negatives of the given field files with their class labels and weights.
+def read_negatives(paths, groups_path, *, keep_only: bool = True) -> dict:
+    """The negatives of the given field files with their group labels and weights.
 
-    Returns a dict: ``inputs`` (N, S, S, C) float32, ``x0 y0 size`` (N,), ``field`` (N,) str,
-    ``index`` (row in the field file), ``cls``, ``keep``, ``weight``. With ``keep_only`` the
-    windows of dropped classes are left out.
+    Returns a dict: ``inputs`` (a lazy :class:`NegativeInputs` (N, S, S, C): rows are read
+    from the files when indexed), ``x0 y0 size`` (N,), ``field`` (N,) str, ``index`` (row in
+    the field file), ``cls``, ``keep``, ``weight``. With ``keep_only`` the windows of dropped
+    groups are left out.
     """
-    table = Table.read(clusters_path, format="ascii.ecsv")
+    table = Table.read(groups_path, format="ascii.ecsv")
     for col in ("FIELD", "INDEX", "CLASS", "KEEP", "WEIGHT"):
         if col not in table.colnames:
-            raise ValueError(f"{clusters_path}: lacks column {col}")
+            raise ValueError(f"{groups_path}: lacks column {col}")
     lookup = {
         (str(f), int(i)): r
         for r, (f, i) in enumerate(zip(table["FIELD"], table["INDEX"], strict=True))
     }
-    parts = {
-        k: [] for k in ("inputs", "x0", "y0", "size", "field", "index", "cls", "keep", "weight")
-    }
-    for path in paths:
-        d = read_negative_file(path)
+    keys = ("x0", "y0", "size", "field", "index", "cls", "keep", "weight", "file")
+    parts = {k: [] for k in keys}
+    shape = None
+    for k, path in enumerate(paths):
+        d = read_negative_file(path, inputs=False)
+        with h5py.File(path, "r") as h5:
+            shape = tuple(h5["inputs"].shape[1:]) if d["n"] else shape
         field = str(d["attrs"].get("field", ""))
         rows = []
         for i in range(len(d["x0"])):
             if (field, i) not in lookup:
                 raise ValueError(
-                    f"{clusters_path}: no class for window {i} of field {field} ({path})"
+                    f"{groups_path}: no group for window {i} of field {field} ({path})"
                 )
             rows.append(lookup[(field, i)])
         rows = np.asarray(rows, int)
         sel = np.ones(len(rows), bool)
         if keep_only and len(rows):
             sel = np.asarray(table["KEEP"], bool)[rows]
-        parts["inputs"].append(d["inputs"][sel])
-        for k in ("x0", "y0", "size"):
-            parts[k].append(d[k][sel])
+        for key in ("x0", "y0", "size"):
+            parts[key].append(d[key][sel])
         parts["field"].append(np.full(sel.sum(), field))
         parts["index"].append(np.arange(len(rows))[sel])
+        parts["file"].append(np.full(sel.sum(), k))
         parts["cls"].append(np.asarray(table["CLASS"], int)[rows][sel])
         parts["keep"].append(np.asarray(table["KEEP"], bool)[rows][sel])
         parts["weight"].append(np.asarray(table["WEIGHT"], float)[rows][sel])
-    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    out = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    out["inputs"] = NegativeInputs(
+        paths, out.pop("file").astype(int), out["index"].astype(int), shape or (0, 0, 0)
+    )
+    return out
 
 
-def negatives_for_tile(tile, catalog, *, seed: int, neg: dict, preprocess: dict) -> dict:
-    """Sample and preprocess the negative windows of one masked tile.
+def negatives_for_field(field, catalog, *, seed: int, neg: dict, preprocess: dict) -> dict:
+    """Sample the negative windows of one masked field; their inputs are streamed.
 
     ``neg`` is ``config["bubbles"]["negatives"]``, ``preprocess`` the preprocessing keys.
-    Sizes: log-normal fitted to the catalogue's clear bubbles (all bubbles if none is clear),
-    in pixels of this tile. Returns the arrays and attrs of :func:`write_negatives`.
+    Sizes: log-normal fitted to ``catalog``'s clear bubbles (all its bubbles if fewer than
+    two are clear) — pass the training fields' bubbles only — in pixels of this field.
+    Returns the arrays and attrs of :func:`write_negatives`, ``inputs`` a
+    :class:`~skydetect.bubbles.preprocess.WindowStream`.
     """
-    from skydetect.bubbles.catalog import wrap_glon
-    from skydetect.bubbles.preprocess import preprocess_windows
+    from skydetect.bubbles.preprocess import WindowStream
 
     clear = np.asarray(catalog["CLEAR"], bool)
     maj = np.asarray(catalog["MajAxis"], float)[clear if clear.sum() >= 2 else slice(None)]
-    mu, sigma = fit_lognormal(maj * 60.0 / tile.pixel_arcsec)
-    rng = np.random.default_rng([seed, NEG_STAGE, int(tile.field[:5] or 0)])
+    mu, sigma = fit_lognormal(maj * 60.0 / field.pixel_arcsec)
+    code = int(field.field[:5]) if field.field[:5].isdigit() else sum(map(ord, field.field))
+    rng = np.random.default_rng([seed, NEG_STAGE, code])
     x0, y0, size = sample_windows(
-        tile.data,
+        field.data,
         rng,
-        int(neg["per_tile"]),
+        int(neg["per_field"]),
         mu,
         sigma,
         half_width_factor=neg["half_width_factor"],
         min_size_px=int(neg["min_size_px"]),
         flat_min_std=float(neg["flat_min_std"]),
         max_tries_factor=int(neg["max_tries_factor"]),
+        min_valid_fraction=float(neg.get("min_valid_fraction", 1.0)),
+        mask=field.mask,
     )
-    inputs = preprocess_windows(tile.data, x0, y0, size, progress=True, **preprocess)
-    glon, glat = tile.wcs.pixel_to_world_values(x0 + size / 2 - 0.5, y0 + size / 2 - 0.5)
+    inputs = WindowStream(field.data, x0, y0, size, **preprocess)
+    glon, glat = field.wcs.pixel_to_world_values(x0 + size / 2 - 0.5, y0 + size / 2 - 0.5)
     attrs = {
-        "field": tile.field,
+        "field": field.field,
         "input_size": int(preprocess["input_size"]),
         "channels": ["24um", "8um"],
-        "pixel_arcsec": float(tile.pixel_arcsec),
+        "pixel_arcsec": float(field.pixel_arcsec),
         "lognormal_mu_px": mu,
         "lognormal_sigma": sigma,
     }
@@ -311,7 +388,8 @@ def negatives_for_tile(tile, catalog, *, seed: int, neg: dict, preprocess: dict)
     }
 
 
-def write_class_table(path, table: Table) -> None:
-    """Write ``clusters.ecsv`` via a temporary file in the same directory."""
+def write_group_table(path, table: Table) -> None:
+    """Write ``groups.ecsv`` atomically."""
+
     with atomic_path(path) as tmp:
         table.write(tmp, format="ascii.ecsv", overwrite=True)

@@ -1,27 +1,38 @@
 """The one preprocessing of a bubble window, shared by training crops, validation windows,
-negative windows and full-mosaic inference.
+negative windows and whole-field detection.
 
-``preprocess_window(image, x0, y0, size, **config["bubbles"]["preprocess"])`` cuts the square
-window ``image[:, y0:y0+size, x0:x0+size]`` of a tile (channels (24 µm, 8 µm)) and returns a
-float32 array (S, S, 2) in [0, 1], S = ``input_size``:
+A field (channels (24 µm, 8 µm), shape (C, H, W)) is prepared once by
+:class:`FieldPreprocessor`; a window ``(x0, y0, size)`` then becomes a float32 array
+(S, S, C) in [0, 1], S = ``input_size``:
 
-1. point sources: pixels of the 8 µm channel whose white top-hat residual (the image minus
-   its grey opening over ``point_source_filter_px`` pixels: compact peaks only) exceeds the
-   residual's median by ``point_source_nsigma`` robust σ (1.4826·MAD);
-2. per channel, over finite pixels that are not point sources: lo = minimum of all finite
-   pixels, hi = mean + ``clip_sigma``·σ (as the reference: subtract the minimum, clip at
-   mean + 3σ, scale to [0, 1]);
-3. NaN pixels: a NaN region touching the window border (no coverage, mosaic edge, a mask)
-   becomes lo (0); an enclosed NaN region (saturated core) becomes hi (1);
-4. clip to [lo, hi] and scale to [0, 1]; a channel without finite pixels or with hi <= lo is 0;
-5. Gaussian anti-aliasing with σ = (size/S − 1)/2 window pixels when downsampling;
-6. bilinear resampling to S × S on pixel centres (window pixel u ↔ input pixel u·S/size).
+1. NaN (no coverage, saturated cores, masks) -> local background: a Gaussian-weighted mean
+   of the finite pixels within ~``nan_fill_px`` (normalised convolution), 4 and 16 times
+   wider for pixels farther from data, then block means, then the channel median (:func:`fill_nan`; the same in training and
+   inference). The window's validity fraction is the share of finite pixels;
+2. point sources: 8 µm pixels whose white top-hat residual (the image minus its grey opening
+   over ``point_source_filter_px`` pixels: compact peaks only) exceeds the residual's median
+   by ``point_source_nsigma`` robust σ (1.4826·MAD over the prepared image);
+3. Gaussian anti-aliasing of the filled image with σ = (size/S − 1)/2 pixels when
+   downsampling — computed once per window scale for the whole field;
+4. bilinear resampling to S × S on pixel centres (window pixel u ↔ input pixel u·S/size):
+   the window is a slice of the smoothed field, gathered at the S × S sample points;
+5. per channel: lo = minimum of the resampled window, hi = mean + ``clip_sigma``·σ of the
+   window's finite, non-point-source native pixels (the reference: subtract the minimum,
+   clip at mean + 3σ, scale to [0, 1]); the sums come from summed-area tables of each row of
+   windows, so a window's statistics cost O(1) after O(size · W) per row; a channel without
+   finite pixels in the window, or with hi <= lo, is 0.
 
-Every step is symmetric under 90° rotations and flips of the window, so augmenting after
-preprocessing is the same as preprocessing an augmented window.
+:func:`preprocess_window` runs the same steps on the window and a margin around it (for
+training crops); it agrees with the field path except for the point-source threshold's
+statistics and the smoothing at the margin's edge. Every step is symmetric under 90°
+rotations and flips, so augmenting after preprocessing equals preprocessing an augmented
+window.
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
@@ -32,6 +43,7 @@ DEFAULTS = {
     "point_source_nsigma": 5.0,
     "point_source_filter_px": 5,
     "antialias": True,
+    "nan_fill_px": 2.0,
 }
 PS_CHANNEL = 1  # 8 µm in the channel order (24 µm, 8 µm)
 
@@ -42,78 +54,59 @@ def _interp_weights(n_in: int, n_out: int):
     t = np.clip(t, 0.0, n_in - 1.0)
     i0 = np.floor(t).astype(int)
     i1 = np.minimum(i0 + 1, n_in - 1)
-    return i0, i1, t - i0
+    return i0, i1, (t - i0).astype(np.float32)
 
 
-def point_source_mask(channel: np.ndarray, nsigma: float, filter_px: int) -> np.ndarray:
-    """Compact peaks: white top-hat residual above ``nsigma`` robust σ (NaN never count)."""
-    finite = np.isfinite(channel)
-    if finite.sum() < 4:
-        return np.zeros(channel.shape, bool)
-    filled = np.where(finite, channel, np.median(channel[finite]))
+def fill_nan(channel: np.ndarray, scale_px: float = 2.0) -> np.ndarray:
+    """A float32 copy of ``channel`` with NaN replaced by the local background (step 1)."""
+    x = np.asarray(channel, np.float32)
+    valid = np.isfinite(x)
+    if valid.all():
+        return x.copy()
+    if not valid.any():
+        return np.zeros_like(x)
+    zero = np.where(valid, x, 0.0).astype(np.float32)
+    out = zero.copy()
+    rest = ~valid
+    sigma = float(scale_px)
+    for _ in range(3):  # nearest ring first; wider holes from 4x and 16x wider neighbourhoods
+        num = ndimage.gaussian_filter(zero, sigma, mode="constant")
+        den = ndimage.gaussian_filter(valid.astype(np.float32), sigma, mode="constant")
+        ok = rest & (den > 1e-3)
+        out[ok] = num[ok] / den[ok]
+        rest &= ~ok
+        if not rest.any():
+            break
+        sigma *= 4
+    if rest.any():  # larger holes still: block means, then the median
+        b = max(int(8 * sigma), 2)
+        h, w = x.shape
+        hb, wb = -(-h // b), -(-w // b)
+        pad = ((0, hb * b - h), (0, wb * b - w))
+        s = np.pad(zero, pad).reshape(hb, b, wb, b).sum(axis=(1, 3), dtype=np.float64)
+        n = np.pad(valid, pad).reshape(hb, b, wb, b).sum(axis=(1, 3))
+        block = np.where(n > 0, s / np.maximum(n, 1), np.median(x[valid]))
+        coarse = np.repeat(np.repeat(block, b, axis=0), b, axis=1)[:h, :w]
+        out[rest] = coarse[rest]
+    return out
+
+
+def point_source_mask(channel: np.ndarray, nsigma: float, filter_px: int, valid=None):
+    """Compact peaks: white top-hat residual above ``nsigma`` robust σ (step 2)."""
+    x = np.asarray(channel, np.float32)
+    valid = np.isfinite(x) if valid is None else valid
+    if valid.sum() < 4:
+        return np.zeros(x.shape, bool)
+    filled = np.where(valid, x, np.median(x[valid]))
     resid = ndimage.white_tophat(filled, size=filter_px, mode="nearest")
-    r = resid[finite]
+    r = resid[valid]
+    if r.size > 2_000_000:  # robust statistics from a regular subsample
+        r = r[:: r.size // 1_000_000]
     med = np.median(r)
     sigma = 1.4826 * np.median(np.abs(r - med))
     if sigma <= 0:
-        return np.zeros(channel.shape, bool)
-    return finite & (resid > med + nsigma * sigma)
-
-
-def _fill_nan(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    bad = ~np.isfinite(x)
-    if not bad.any():
-        return x
-    labels, n = ndimage.label(bad)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    edge = np.isin(labels, border[border > 0])
-    out = x.copy()
-    out[edge] = lo
-    out[bad & ~edge] = hi
-    return out
-
-
-def normalise_window(
-    window: np.ndarray,
-    clip_sigma: float = 3.0,
-    point_source_nsigma: float = 5.0,
-    point_source_filter_px: int = 5,
-) -> np.ndarray:
-    """Steps 1-4 on a (C, n, n) window at its native resolution: float64 in [0, 1]."""
-    window = np.asarray(window, dtype=np.float64)
-    ps = point_source_mask(window[PS_CHANNEL], point_source_nsigma, point_source_filter_px)
-    out = np.zeros_like(window)
-    for c in range(window.shape[0]):
-        x = window[c]
-        finite = np.isfinite(x)
-        if not finite.any():
-            continue
-        valid = finite & ~ps
-        if valid.sum() < 2:
-            valid = finite
-        lo = float(x[finite].min())
-        v = x[valid]
-        hi = float(v.mean() + clip_sigma * v.std())
-        if not hi > lo:
-            continue
-        x = _fill_nan(x, lo, hi)
-        out[c] = (np.clip(x, lo, hi) - lo) / (hi - lo)
-    return out
-
-
-def resample(x: np.ndarray, input_size: int, antialias: bool = True) -> np.ndarray:
-    """Steps 5-6: (C, n, n) -> (input_size, input_size, C) float32."""
-    n = x.shape[-1]
-    factor = n / input_size
-    if antialias and factor > 1.0:
-        x = ndimage.gaussian_filter(
-            x, sigma=(0, (factor - 1) / 2, (factor - 1) / 2), mode="nearest"
-        )
-    # separable bilinear interpolation by gathering (no BLAS: tiny products are slow there)
-    i0, i1, w1 = _interp_weights(n, input_size)
-    rows = x[:, i0, :] * (1.0 - w1)[:, None] + x[:, i1, :] * w1[:, None]
-    out = rows[:, :, i0] * (1.0 - w1) + rows[:, :, i1] * w1
-    return np.ascontiguousarray(np.moveaxis(out, 0, -1), dtype=np.float32)
+        return np.zeros(x.shape, bool)
+    return valid & (resid > med + nsigma * sigma)
 
 
 def check_window(shape: tuple[int, int], x0: int, y0: int, size: int) -> None:
@@ -125,38 +118,211 @@ def check_window(shape: tuple[int, int], x0: int, y0: int, size: int) -> None:
         )
 
 
-def preprocess_window(
-    image: np.ndarray,
-    x0: int,
-    y0: int,
-    size: int,
-    *,
-    input_size: int = 300,
-    clip_sigma: float = 3.0,
-    point_source_nsigma: float = 5.0,
-    point_source_filter_px: int = 5,
-    antialias: bool = True,
-) -> np.ndarray:
-    """Preprocess the window (x0, y0, size) of ``image`` (C, H, W): (S, S, C) float32 in [0, 1]."""
+class FieldPreprocessor:
+    """Steps 1-2 done once for a field; :meth:`windows` / :meth:`window` do steps 3-5."""
+
+    def __init__(self, image, *, threads: int = 1, **kwargs):
+        unknown = set(kwargs) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"bubbles.preprocess: unknown key(s) {', '.join(sorted(unknown))}")
+        self.cfg = {**DEFAULTS, **kwargs}
+        image = np.asarray(image)
+        if image.ndim != 3:
+            raise ValueError(f"image must be (channels, H, W), got shape {image.shape}")
+        self.shape = image.shape[1:]
+        self.n_channels = image.shape[0]
+        self.input_size = int(self.cfg["input_size"])
+        self.threads = max(int(threads), 1)
+        self.valid = np.isfinite(image)
+        scale = float(self.cfg["nan_fill_px"])
+        self.filled = np.stack([fill_nan(image[c], scale) for c in range(self.n_channels)])
+        ps = point_source_mask(
+            self.filled[PS_CHANNEL],
+            self.cfg["point_source_nsigma"],
+            int(self.cfg["point_source_filter_px"]),
+            self.valid[PS_CHANNEL],
+        )
+        self.stat = self.valid & ~ps[None]
+        self._smooth = (None, None)
+
+    # -- helpers
+    def _sigma(self, size: int) -> float:
+        f = size / self.input_size
+        return (f - 1.0) / 2.0 if self.cfg["antialias"] and f > 1.0 else 0.0
+
+    def smoothed(self, size: int) -> np.ndarray:
+        """The filled field smoothed for windows of ``size`` (only the latest scale kept)."""
+        sigma = self._sigma(size)
+        if sigma == 0.0:
+            return self.filled
+        if self._smooth[0] != sigma:
+            self._smooth = (None, None)  # free the previous scale first
+            sm = ndimage.gaussian_filter(self.filled, (0, sigma, sigma), mode="nearest")
+            self._smooth = (sigma, sm)
+        return self._smooth[1]
+
+    def valid_fraction(self, x0, y0, size) -> float:
+        v = self.valid[:, y0 : y0 + size, x0 : x0 + size].all(axis=0)
+        return float(v.mean())
+
+    def _row_stats(self, y0: int, size: int, x0s: np.ndarray):
+        """hi (N, C) and finite counts (N, C) of windows (x0s, y0, size) by 1-D summed-area
+        tables of the row's column sums."""
+        c = self.n_channels
+        hi = np.zeros((len(x0s), c))
+        count = np.zeros((len(x0s), c))
+        k = float(self.cfg["clip_sigma"])
+        for ch in range(c):
+            rows = slice(y0, y0 + size)
+            x = self.filled[ch, rows].astype(np.float64)
+            sums = []
+            for mask in (self.stat[ch, rows], self.valid[ch, rows]):
+                m = mask.astype(np.float64)
+                cols = [m.sum(axis=0), (m * x).sum(axis=0), (m * x * x).sum(axis=0)]
+                sats = [np.concatenate([[0.0], np.cumsum(v)]) for v in cols]
+                sums.append([sat[x0s + size] - sat[x0s] for sat in sats])
+            (n_stat, s1_stat, s2_stat), (n, s1, s2) = sums
+            use_stat = n_stat >= 2
+            n = np.where(use_stat, n_stat, n)
+            s1 = np.where(use_stat, s1_stat, s1)
+            s2 = np.where(use_stat, s2_stat, s2)
+            mean = s1 / np.maximum(n, 1)
+            var = np.maximum(s2 / np.maximum(n, 1) - mean**2, 0.0)
+            hi[:, ch] = mean + k * np.sqrt(var)
+            count[:, ch] = n
+        return hi, count
+
+    def _resample(self, sm, x0, y0, size) -> np.ndarray:
+        s = self.input_size
+        i0, i1, w1 = _interp_weights(size, s)
+        w0 = 1.0 - w1
+        rows = sm[:, y0 + i0, x0 : x0 + size] * w0[:, None] + sm[:, y0 + i1, x0 : x0 + size] * (
+            w1[:, None]
+        )
+        out = rows[:, :, i0] * w0 + rows[:, :, i1] * w1
+        return out  # (C, S, S)
+
+    def _finish(self, r: np.ndarray, hi, count) -> np.ndarray:
+        out = np.zeros((self.input_size, self.input_size, self.n_channels), np.float32)
+        for ch in range(self.n_channels):
+            lo = float(r[ch].min())
+            if count[ch] == 0 or not hi[ch] > lo:
+                continue
+            out[..., ch] = (np.clip(r[ch], lo, hi[ch]) - lo) / (hi[ch] - lo)
+        return out
+
+    def _row(self, sm, y0, size, x0s, out, idx):
+        hi, count = self._row_stats(y0, size, x0s)
+        for j, x0 in enumerate(x0s):
+            out[idx[j]] = self._finish(self._resample(sm, int(x0), y0, size), hi[j], count[j])
+
+    def windows(self, x0s, y0s, sizes) -> np.ndarray:
+        """Preprocessed windows (N, S, S, C) float32; grouped by scale, then by row."""
+        x0s, y0s, sizes = (np.asarray(a, np.int64).reshape(-1) for a in (x0s, y0s, sizes))
+        for a, b, c in zip(x0s, y0s, sizes, strict=True):
+            check_window(self.shape, int(a), int(b), int(c))
+        s = self.input_size
+        out = np.empty((len(x0s), s, s, self.n_channels), np.float32)
+        for size in np.unique(sizes):
+            sm = self.smoothed(int(size))
+            sel = np.flatnonzero(sizes == size)
+            groups = [sel[y0s[sel] == y] for y in np.unique(y0s[sel])]
+            jobs = [(sm, int(y0s[g[0]]), int(size), x0s[g], out, g) for g in groups]
+            if self.threads > 1 and len(jobs) > 1:
+                with ThreadPoolExecutor(self.threads) as pool:
+                    list(pool.map(lambda a: self._row(*a), jobs))
+            else:
+                for job in jobs:
+                    self._row(*job)
+        return out
+
+    def window(self, x0: int, y0: int, size: int) -> np.ndarray:
+        return self.windows([x0], [y0], [size])[0]
+
+
+def preprocess_window(image: np.ndarray, x0: int, y0: int, size: int, **kwargs) -> np.ndarray:
+    """Preprocess the window (x0, y0, size) of ``image`` (C, H, W): (S, S, C) float32 in [0, 1].
+
+    The steps run on the window plus a margin of the anti-aliasing and NaN-fill reach."""
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"image must be (channels, H, W), got shape {image.shape}")
     x0, y0, size = int(x0), int(y0), int(size)
     check_window(image.shape[1:], x0, y0, size)
-    window = image[:, y0 : y0 + size, x0 : x0 + size]
-    x = normalise_window(window, clip_sigma, point_source_nsigma, point_source_filter_px)
-    return resample(x, int(input_size), antialias)
+    cfg = {**DEFAULTS, **kwargs}
+    f = size / int(cfg["input_size"])
+    sigma = (f - 1.0) / 2.0 if cfg["antialias"] and f > 1.0 else 0.0
+    m = int(np.ceil(4 * max(sigma, float(cfg["nan_fill_px"])))) + 1
+    h, w = image.shape[1:]
+    cx0, cy0 = max(x0 - m, 0), max(y0 - m, 0)
+    cx1, cy1 = min(x0 + size + m, w), min(y0 + size + m, h)
+    fp = FieldPreprocessor(image[:, cy0:cy1, cx0:cx1], **kwargs)
+    return fp.window(x0 - cx0, y0 - cy0, size)
 
 
-def preprocess_windows(image, x0s, y0s, sizes, *, progress: bool = False, **kwargs) -> np.ndarray:
-    """:func:`preprocess_window` for many windows: (N, S, S, C) float32."""
-    from tqdm import tqdm
+def preprocess_windows(
+    image, x0s, y0s, sizes, *, progress: bool = False, threads: int = 1, **kwargs
+) -> np.ndarray:
+    """The windows (N, S, S, C) float32 of one field through :class:`FieldPreprocessor`."""
+    del progress  # the field path is fast; kept for the callers' signature
+    return FieldPreprocessor(image, threads=threads, **kwargs).windows(x0s, y0s, sizes)
 
-    s = int(kwargs.get("input_size", DEFAULTS["input_size"]))
-    out = np.empty((len(x0s), s, s, np.asarray(image).shape[0]), np.float32)
-    it = zip(x0s, y0s, sizes, strict=True)
-    for i, (x0, y0, size) in enumerate(
-        tqdm(it, total=len(x0s), disable=not progress, desc="preprocess", mininterval=5)
-    ):
-        out[i] = preprocess_window(image, x0, y0, size, **kwargs)
-    return out
+
+class WindowStream:
+    """Preprocessed windows of a field on demand, an array-like ``(N, S, S, C)``.
+
+    ``stream[i:j]`` or ``stream[index_array]`` preprocesses those windows only, so a consumer
+    that walks the windows in chunks (detection, validation) holds one chunk at a time.
+    ``field`` is the (C, H, W) array, a :class:`FieldPreprocessor`, or the path of an
+    aligned field (read when first needed and released after the last window was served,
+    so a list of streams over several fields holds one field at a time). When all windows
+    fit in ``cache_mb`` they are kept after the first pass (small fields, many epochs).
+    """
+
+    def __init__(self, field, x0, y0, size, *, cache_mb: float = 0.0, threads: int = 1, **kw):
+        self.x0, self.y0, self.size = (np.asarray(a, np.int64).reshape(-1) for a in (x0, y0, size))
+        self._source, self._threads, self._kw = field, threads, kw
+        self._fp = field if isinstance(field, FieldPreprocessor) else None
+        s = int({**DEFAULTS, **kw}["input_size"]) if self._fp is None else self._fp.input_size
+        c = 2 if self._fp is None else self._fp.n_channels
+        if self._fp is None and not isinstance(field, str | os.PathLike):
+            c = int(np.shape(field)[0])
+        self.shape = (len(self.x0), s, s, c)
+        self.dtype = np.dtype(np.float32)
+        self._cache = None
+        self._cacheable = np.prod(self.shape) * 4 <= cache_mb * 2**20
+
+    def _prepared(self) -> FieldPreprocessor:
+        if self._fp is None:
+            data = self._source
+            if isinstance(data, str | os.PathLike):
+                from skydetect.io.spitzer import read_field
+
+                data = read_field(data).data
+            self._fp = FieldPreprocessor(data, threads=self._threads, **self._kw)
+        return self._fp
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        idx = np.arange(len(self))[key]
+        if self._cacheable:
+            if self._cache is None:
+                self._cache = self._prepared().windows(self.x0, self.y0, self.size)
+                self._release()
+            return self._cache[idx]
+        scalar = np.ndim(idx) == 0
+        idx = np.atleast_1d(idx)
+        out = self._prepared().windows(self.x0[idx], self.y0[idx], self.size[idx])
+        if len(idx) and idx.max() == len(self) - 1:
+            self._release()  # the last window: a sequential pass is over
+        return out[0] if scalar else out
+
+    def _release(self) -> None:
+        if not isinstance(self._source, FieldPreprocessor):
+            self._fp = None
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a if dtype is None else a.astype(dtype)

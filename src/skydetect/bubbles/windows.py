@@ -1,9 +1,9 @@
 """Window and box geometry of the bubble detector (the one home of these conventions).
 
-Tile arrays are ``data[channel, y, x]``. A box is ``(x_min, y_min, x_max, y_max)`` in
+Field arrays are ``data[channel, y, x]``. A box is ``(x_min, y_min, x_max, y_max)`` in
 continuous pixel-edge coordinates: pixel (y, x) covers [x, x+1) × [y, y+1), so a 0-based WCS
 pixel centre x_c is the point x_c + 0.5. A window ``(x0, y0, size)`` covers columns
-x0..x0+size-1 and rows y0..y0+size-1 and always lies fully inside the tile. Window-input
+x0..x0+size-1 and rows y0..y0+size-1 and always lies fully inside the field. Window-input
 coordinates (the network's S × S image): ``u = (x - x0) * S / size``.
 
 Sliding windows: for each side, starts 0, stride, 2·stride, ... and a last window flush with
@@ -35,7 +35,7 @@ def positions(n: int, size: int, stride: int) -> np.ndarray:
 
 
 def sizes_to_pixels(sizes_arcmin, pixel_arcsec: float, shape: tuple[int, int]) -> np.ndarray:
-    """Window sides in pixels (rounded, capped at the smaller tile side, duplicates removed)."""
+    """Window sides in pixels (rounded, capped at the smaller field side, duplicates removed)."""
     px = np.rint(np.asarray(sizes_arcmin, float) * 60.0 / pixel_arcsec).astype(np.int64)
     px = np.clip(px, 1, min(shape))
     return np.unique(px)
@@ -64,7 +64,7 @@ def box_centres(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clip_boxes(boxes: np.ndarray, x0: float, y0: float, size: float) -> np.ndarray:
-    """Boxes clipped to the window (tile coordinates)."""
+    """Boxes clipped to the window (field coordinates)."""
     b = np.asarray(boxes, float).reshape(-1, 4).copy()
     b[:, [0, 2]] = np.clip(b[:, [0, 2]], x0, x0 + size)
     b[:, [1, 3]] = np.clip(b[:, [1, 3]], y0, y0 + size)
@@ -79,15 +79,15 @@ def boxes_in_window(boxes: np.ndarray, x0: int, y0: int, size: int):
     return idx, clip_boxes(np.asarray(boxes, float).reshape(-1, 4)[idx], x0, y0, size)
 
 
-def tile_to_input(boxes, x0, y0, size, input_size) -> np.ndarray:
-    """Tile pixel-edge coordinates -> window-input pixel coordinates."""
+def field_to_input(boxes, x0, y0, size, input_size) -> np.ndarray:
+    """Field pixel-edge coordinates -> window-input pixel coordinates."""
     b = np.asarray(boxes, float).reshape(-1, 4)
     f = input_size / size
     return (b - np.array([x0, y0, x0, y0], float)) * f
 
 
-def input_to_tile(boxes, x0, y0, size, input_size) -> np.ndarray:
-    """Window-input pixel coordinates -> tile pixel-edge coordinates (inverse of the above)."""
+def input_to_field(boxes, x0, y0, size, input_size) -> np.ndarray:
+    """Window-input pixel coordinates -> field pixel-edge coordinates (inverse of the above)."""
     b = np.asarray(boxes, float).reshape(-1, 4)
     return b * (size / input_size) + np.array([x0, y0, x0, y0], float)
 
@@ -96,7 +96,7 @@ def make_windows(fields: dict, sizes_arcmin, stride_fraction: float) -> dict:
     """Windows and their boxes over several fields.
 
     ``fields[field]`` is a dict with ``shape`` (H, W), ``pixel_arcsec`` and the field's truth:
-    ``boxes`` (K, 4) tile coordinates, ``clear`` (K,), ``mwp`` (K,), ``glon glat maj_arcmin``.
+    ``boxes`` (K, 4) field coordinates, ``clear`` (K,), ``mwp`` (K,), ``glon glat maj_arcmin``.
     Returns the arrays of the window file (see :func:`write_windows`).
     """
     out = {k: [] for k in ("field", "x0", "y0", "size", "box_window", "boxes", "box_clear")}
@@ -189,15 +189,15 @@ def read_windows(path: str | os.PathLike) -> dict:
     return out
 
 
-def field_truth(tile, catalog, box_scale: float = 1.3) -> dict:
-    """The truth entry of :func:`make_windows` for one tile: all catalogue bubbles in it."""
-    from skydetect.bubbles.catalog import bubble_boxes, in_tile
+def field_truth(field, catalog, box_scale: float = 1.3) -> dict:
+    """The truth entry of :func:`make_windows` for one field: all catalogue bubbles in it."""
+    from skydetect.bubbles.catalog import bubble_boxes, in_field
 
-    sub = catalog[in_tile(catalog, tile.wcs, tile.shape)]
+    sub = catalog[in_field(catalog, field.wcs, field.shape)]
     return {
-        "shape": tile.shape,
-        "pixel_arcsec": tile.pixel_arcsec,
-        "boxes": bubble_boxes(sub, tile.wcs, tile.pixel_arcsec, box_scale),
+        "shape": field.shape,
+        "pixel_arcsec": field.pixel_arcsec,
+        "boxes": bubble_boxes(sub, field.wcs, field.pixel_arcsec, box_scale),
         "clear": np.asarray(sub["CLEAR"], bool),
         "mwp": np.asarray(sub["MWP"]).astype(str),
         "glon": np.asarray(sub["GLON"], float),

@@ -1,4 +1,4 @@
-"""Figures of the bubble detector: learning curve and detections drawn on a tile."""
+"""Figures of the bubble detector: learning curve and detections drawn on a field."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _stretch(img: np.ndarray) -> np.ndarray:
     return np.clip((np.nan_to_num(img, nan=lo) - lo) / max(hi - lo, 1e-12), 0, 1)
 
 
-def plot_tile_detections(
+def plot_field_detections(
     data,
     boxes,
     scores,
@@ -63,7 +63,7 @@ def plot_tile_detections(
     max_labels: int = 60,
 ) -> None:
     """Both bands as a colour image (red 24 µm, green 8 µm) with detections (cyan, score)
-    and catalogue boxes (clear: white dashed, others: grey dotted). Boxes are tile pixel
+    and catalogue boxes (clear: white dashed, others: grey dotted). Boxes are field pixel
     corners; the image is shown in pixel-edge coordinates so boxes sit exactly. Only the
     ``max_boxes`` best detections are drawn, the ``max_labels`` best with their score."""
     data = np.asarray(data, dtype=np.float64)
@@ -103,5 +103,38 @@ def plot_tile_detections(
     ax.set_xlabel("x [pixel] (l decreasing)")
     ax.set_ylabel("y [pixel] (b increasing)")
     ax.set_title(title or f"{len(boxes)} detections")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_survey(glon, glat, maj_arcmin, known, path, title: str = "", bin_deg: float = 1.0):
+    """Detections along the plane: counts per ``bin_deg`` of l (known / new stacked) above
+    their positions in (l, b), marker size ~ MajAxis; l increases to the left."""
+    glon = np.asarray(glon, float)
+    glat = np.asarray(glat, float)
+    known = np.asarray(known, bool)
+    size = 4 + 6 * np.sqrt(np.asarray(maj_arcmin, float))
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(12, 5), sharex=True, gridspec_kw={"height_ratios": [1, 1.3]}
+    )
+    if glon.size:
+        lo = np.floor(glon.min() / bin_deg) * bin_deg
+        hi = np.ceil(glon.max() / bin_deg) * bin_deg + bin_deg
+        bins = np.arange(lo, hi + bin_deg / 2, bin_deg)
+        ax1.hist(
+            [glon[known], glon[~known]],
+            bins=bins,
+            stacked=True,
+            color=["0.5", "tab:red"],
+            label=[f"known (MWP): {known.sum()}", f"new: {(~known).sum()}"],
+        )
+        ax2.scatter(glon[known], glat[known], s=size[known], c="0.5", lw=0)
+        ax2.scatter(glon[~known], glat[~known], s=size[~known], c="tab:red", lw=0)
+        ax1.legend(loc="upper right", fontsize=8)
+        ax2.set_xlim(hi, lo)
+    ax1.set_ylabel(f"detections per {bin_deg:g}°")
+    ax2.set_xlabel("Galactic longitude l [deg]")
+    ax2.set_ylabel("b [deg]")
+    ax1.set_title(title or f"{glon.size} bubbles")
     fig.tight_layout()
     _save(fig, path)

@@ -1,4 +1,4 @@
-"""Figures of the bubble training data: negative-class montages and tiles with their boxes.
+"""Figures of the bubble training data: negative-class montages and fields with their boxes.
 
 False colour throughout: red = 24 µm, green = 8 µm, blue = 8 µm / 2 (inputs in [0, 1]).
 """
@@ -28,7 +28,7 @@ def _save(fig, path) -> None:
 
 
 def plot_montage(inputs: np.ndarray, path, title: str, ncols: int = 5) -> None:
-    """A grid of preprocessed windows (N, S, S, 2), origin lower left as the tiles."""
+    """A grid of preprocessed windows (N, S, S, 2), origin lower left as the fields."""
     n = len(inputs)
     ncols = max(1, min(ncols, n))
     nrows = max(1, int(np.ceil(n / ncols)))
@@ -44,8 +44,8 @@ def plot_montage(inputs: np.ndarray, path, title: str, ncols: int = 5) -> None:
     _save(fig, path)
 
 
-def plot_tile(data: np.ndarray, boxes: np.ndarray, clear: np.ndarray, path, title: str) -> None:
-    """Both bands of a tile (2, H, W) with catalogue boxes (clear: green, others: red)."""
+def plot_field(data: np.ndarray, boxes: np.ndarray, clear: np.ndarray, path, title: str) -> None:
+    """Both bands of a field (2, H, W) with catalogue boxes (clear: green, others: red)."""
     fig, axes = plt.subplots(2, 1, figsize=(10, 2 * 10 * data.shape[1] / data.shape[2] + 0.8))
     for ax, img, name in zip(axes, data, ("24 µm", "8 µm"), strict=True):
         finite = img[np.isfinite(img)]

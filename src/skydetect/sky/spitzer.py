@@ -1,7 +1,5 @@
-"""Spitzer Galactic-plane mosaics: mock GLIMPSE 8 µm / MIPSGAL 24 µm tiles, reading, alignment.
-
-Fields are named by the GLIMPSE tile code of their centre (``01500+0000`` = l 15°, b 0°) and
-the files carry the real names ``GLM_<field>_mosaic_I4.fits`` / ``MPG_<field>_mosaic_M1.fits``.
+"""Mock GLIMPSE 8 µm / MIPSGAL 24 µm mosaics of a Galactic-plane field (simulation only;
+reading, naming and aligning mosaics is :mod:`skydetect.io.spitzer`).
 
 The mock (``../shared/docs/sky-model.md`` §2) draws, on the 8 µm grid (Galactic CAR):
 diffuse emission rising towards b = 0 with log-normal structure on all scales (power
@@ -14,207 +12,26 @@ beams (2″ / 6″) and white noise. The 24 µm band is then resampled onto its 
 with coarser pixels (as real MIPSGAL), so that the pipeline's reprojection is exercised.
 The truth catalogue has the MWP DR2 columns (see :mod:`skydetect.bubbles.catalog`) plus
 ``KIND``.
-
-Tiles used by later stages are :class:`SpitzerTile`: both bands on the 8 µm grid, channel
-order (24 µm, 8 µm); the pixel scale is always read from the header.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-from dataclasses import dataclass
-from dataclasses import field as dc_field
 
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
-from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage
 
-from skydetect.bubbles.catalog import FLOAT_COLUMNS, wrap_glon
-from skydetect.io.atomic import atomic_path
+from skydetect.io.spitzer import field_center, field_wcs, wrap_glon
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("24um", "8um")
-EXTNAMES = ("M24", "I8")
-FIELD_RE = re.compile(r"^(\d{5})([+-])(\d{4})$")
 SIM_STAGE = 70  # seed component of the mock mosaics
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 SATURATION = {"8um": 2000.0, "24um": 1500.0}  # MJy/sr; brighter pixels become NaN
 KINDS_UNCLEAR = ("arc", "ring_no24", "only24")
-
-
-class SpitzerError(ValueError):
-    """A mosaic file that cannot be used (layout, unit, WCS), named in the message."""
-
-
-# ------------------------------------------------------------------ field names
-def field_name(glon: float, glat: float = 0.0) -> str:
-    """GLIMPSE tile code of a field centre: ``field_name(15) == '01500+0000'``."""
-    lcode = int(round(float(np.mod(glon, 360.0)) * 100)) % 36000
-    bcode = int(round(abs(glat) * 100))
-    return f"{lcode:05d}{'-' if glat < 0 else '+'}{bcode:04d}"
-
-
-def field_center(field: str) -> tuple[float, float]:
-    """(glon in (-180, 180], glat) of a field code."""
-    m = FIELD_RE.match(field)
-    if not m:
-        raise SpitzerError(f"field {field!r} is not a GLIMPSE tile code like '01500+0000'")
-    glon = float(wrap_glon(int(m.group(1)) / 100.0))
-    glat = int(m.group(3)) / 100.0 * (-1 if m.group(2) == "-" else 1)
-    return glon, glat
-
-
-def glimpse_filename(field: str) -> str:
-    return f"GLM_{field}_mosaic_I4.fits"
-
-
-def mipsgal_filename(field: str) -> str:
-    return f"MPG_{field}_mosaic_M1.fits"
-
-
-# ------------------------------------------------------------------ WCS helpers
-def tile_wcs(
-    glon: float,
-    glat: float,
-    width_deg: float,
-    height_deg: float,
-    pixel_arcsec: float,
-    projection: str = "CAR",
-) -> tuple[WCS, tuple[int, int]]:
-    """A Galactic WCS centred on (glon, glat) and the (ny, nx) shape covering the field."""
-    pix = pixel_arcsec / 3600.0
-    nx = int(np.ceil(width_deg / pix))
-    ny = int(np.ceil(height_deg / pix))
-    w = WCS(naxis=2)
-    w.wcs.ctype = [f"GLON-{projection}", f"GLAT-{projection}"]
-    w.wcs.crval = [float(np.mod(glon, 360.0)), float(glat)]
-    w.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
-    w.wcs.cdelt = [-pix, pix]
-    w.wcs.cunit = ["deg", "deg"]
-    w.wcs.set()
-    return w, (ny, nx)
-
-
-def pixel_scale_arcsec(header: fits.Header, source: str = "header") -> float:
-    """Pixel scale (arcsec) from CD / CDELT, or PIXSCAL1 when neither is present."""
-    has_cd = any(k in header for k in ("CD1_1", "CD2_2", "PC1_1"))
-    if has_cd or "CDELT1" in header:
-        scales = proj_plane_pixel_scales(WCS(header).celestial) * 3600.0
-        if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-            raise SpitzerError(f"{source}: invalid pixel scale from CD/CDELT: {scales}")
-        if abs(scales[0] - scales[1]) > 0.01 * scales.max():
-            log.warning("%s: non-square pixels %s arcsec; using the mean", source, scales)
-        return float(np.sqrt(scales[0] * scales[1]))
-    if "PIXSCAL1" in header:
-        return abs(float(header["PIXSCAL1"]))
-    raise SpitzerError(f"{source}: no CD, CDELT or PIXSCAL1 keyword: pixel scale unknown")
-
-
-# ------------------------------------------------------------------ tiles
-@dataclass
-class SpitzerTile:
-    """Both bands on one grid: ``data`` (2, H, W) float32 MJy/sr, channels (24 µm, 8 µm)."""
-
-    data: np.ndarray
-    wcs: WCS
-    pixel_arcsec: float
-    field: str
-    path: str | None = None
-    header: fits.Header = dc_field(default_factory=fits.Header)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.data.shape[1:])
-
-
-def _atomic_writeto(hdul: fits.HDUList, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        hdul.writeto(tmp, overwrite=True)
-
-
-def write_tile(path: str | os.PathLike, tile: SpitzerTile) -> None:
-    """Write an aligned tile: HDU 1 ``M24``, HDU 2 ``I8`` (same WCS), float32, MJy/sr."""
-    if tile.data.ndim != 3 or tile.data.shape[0] != 2:
-        raise SpitzerError(f"tile for {path}: data must be (2, H, W), got {tile.data.shape}")
-    primary = fits.PrimaryHDU()
-    primary.header["FIELD"] = (tile.field, "GLIMPSE tile code of the field centre")
-    hdus = [primary]
-    for i, name in enumerate(EXTNAMES):
-        header = tile.wcs.celestial.to_header()
-        header["BUNIT"] = "MJy/sr"
-        header["PIXSCALE"] = (tile.pixel_arcsec, "[arcsec] pixel scale")
-        header["CHANNEL"] = CHANNELS[i]
-        hdus.append(fits.ImageHDU(tile.data[i].astype(np.float32), header=header, name=name))
-    _atomic_writeto(fits.HDUList(hdus), path)
-
-
-def read_tile(path: str | os.PathLike) -> SpitzerTile:
-    """Read a tile written by :func:`write_tile`, checking its layout."""
-    try:
-        with fits.open(path) as hdul:
-            names = [h.name for h in hdul]
-            for name in EXTNAMES:
-                if name not in names:
-                    raise SpitzerError(f"{path}: no {name} extension (found {names})")
-            arrays = [np.asarray(hdul[n].data, dtype=np.float32) for n in EXTNAMES]
-            header = hdul["I8"].header.copy()
-            field = str(hdul[0].header.get("FIELD", ""))
-    except OSError as err:
-        raise SpitzerError(f"{path}: cannot read FITS: {err}") from err
-    if arrays[0].shape != arrays[1].shape or arrays[0].ndim != 2:
-        raise SpitzerError(f"{path}: M24 {arrays[0].shape} and I8 {arrays[1].shape} differ")
-    return SpitzerTile(
-        data=np.stack(arrays),
-        wcs=WCS(header).celestial,
-        pixel_arcsec=pixel_scale_arcsec(header, str(path)),
-        field=field,
-        path=str(path),
-        header=header,
-    )
-
-
-def _read_mosaic(path) -> tuple[np.ndarray, fits.Header]:
-    """The first 2-d image HDU of a real-layout mosaic, checked for unit and WCS."""
-    try:
-        with fits.open(path) as hdul:
-            for hdu in hdul:
-                if hdu.is_image and hdu.data is not None:
-                    data = np.squeeze(np.asarray(hdu.data, dtype=np.float32))
-                    header = hdu.header.copy()
-                    break
-            else:
-                raise SpitzerError(f"{path}: no image HDU")
-    except OSError as err:
-        raise SpitzerError(f"{path}: cannot read FITS: {err}") from err
-    if data.ndim != 2:
-        raise SpitzerError(f"{path}: image is {data.ndim}-d, expected 2-d")
-    unit = str(header.get("BUNIT", "")).replace(" ", "").lower()
-    if unit not in ("mjy/sr", "mjysr-1", "mjy/steradian"):
-        raise SpitzerError(f"{path}: BUNIT is {header.get('BUNIT')!r}, expected MJy/sr")
-    ctype = str(header.get("CTYPE1", ""))
-    if not ctype.startswith("GLON"):
-        raise SpitzerError(f"{path}: CTYPE1 is {ctype!r}; Galactic coordinates expected")
-    return data, header
-
-
-def align_tile(i4_path: str | os.PathLike, m1_path: str | os.PathLike, field: str) -> SpitzerTile:
-    """Reproject the 24 µm mosaic onto the 8 µm grid (``reproject_interp``); NaN = no data."""
-    from reproject import reproject_interp
-
-    i8, h8 = _read_mosaic(i4_path)
-    m24, h24 = _read_mosaic(m1_path)
-    w8 = WCS(h8).celestial
-    pixel = pixel_scale_arcsec(h8, str(i4_path))
-    pixel_scale_arcsec(h24, str(m1_path))  # fails early on a header without a scale
-    m24_on_8, footprint = reproject_interp((m24, WCS(h24).celestial), w8, shape_out=i8.shape)
-    m24_on_8 = np.where(footprint > 0, m24_on_8, np.nan).astype(np.float32)
-    return SpitzerTile(np.stack([m24_on_8, i8]), w8, pixel, field, None)
+FLOAT_COLUMNS = ["GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 
 
 # ------------------------------------------------------------------ mock sky
@@ -256,7 +73,7 @@ def mock_bubble_catalog(rng, glon_c: float, cfg: dict, real: Table | None = None
         t["KIND"] = np.asarray(kinds, dtype="U10")
         return t
     area_scale = cfg["width_deg"] * cfg["height_deg"] / 6.0
-    n = int(rng.poisson(cfg["bubbles_per_tile"] * area_scale))
+    n = int(rng.poisson(cfg["bubbles_per_field"] * area_scale))
     maj = _draw_sizes(rng, n, cfg)
     ecc = rng.uniform(0.3, 0.75, n)
     minor = maj * np.sqrt(1.0 - ecc**2)
@@ -363,7 +180,7 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
     rng = np.random.default_rng([seed, SIM_STAGE, int(field[:5])])
     pix = float(cfg["pixel_arcsec"])
     pix_arcmin = pix / 60.0
-    w_out, (ny0, nx0) = tile_wcs(glon_c, glat_c, cfg["width_deg"], cfg["height_deg"], pix)
+    w_out, (ny0, nx0) = field_wcs(glon_c, glat_c, cfg["width_deg"], cfg["height_deg"], pix)
     # Simulate on a padded grid so that the coarser 24 µm grid has data beyond the 8 µm edges.
     factor = float(cfg["m24_pixel_factor"])
     pad = int(np.ceil(2 * factor)) + 2
@@ -373,7 +190,7 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
     shape = (ny0 + 2 * pad, nx0 + 2 * pad)
     ny, nx = shape
     area_deg2 = cfg["width_deg"] * cfg["height_deg"]
-    tile_scale = area_deg2 / 6.0
+    field_scale = area_deg2 / 6.0
     _, glat_grid = w8.pixel_to_world_values(np.zeros(ny), np.arange(ny))
     profile = np.exp(-np.abs(glat_grid) / cfg["background_scale_deg"])[:, None]
 
@@ -385,7 +202,7 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
     bg24 = cfg["background_24um"] * (0.1 + profile) * np.exp(0.5 * g24 - 0.125)
     img8, img24 = bg8.copy(), bg24.copy()
 
-    fil = _paint_lines(shape, rng, int(round(cfg["filaments_per_tile"] * tile_scale)), pix)
+    fil = _paint_lines(shape, rng, int(round(cfg["filaments_per_field"] * field_scale)), pix)
     img8 += fil * 0.6 * bg8
     img24 += fil * 0.3 * bg24
 
@@ -399,7 +216,7 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
 
     # Infrared dark clouds: absorption at 8 µm, weaker at 24 µm.
     tau = np.zeros(shape)
-    for _ in range(int(round(cfg["dark_clouds_per_tile"] * tile_scale))):
+    for _ in range(int(round(cfg["dark_clouds_per_field"] * field_scale))):
         cx, cy = rng.uniform(0, nx), rng.normal(ny / 2, ny / 8)
         s_major = rng.uniform(2, 12) * 60 / pix / 2.355
         s_minor = s_major * rng.uniform(0.2, 0.6)
@@ -436,7 +253,7 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
     img24 += ndimage.gaussian_filter(
         pts24, max(cfg["beam_24um_arcsec"] / pix * FWHM_TO_SIGMA, 1e-3)
     )
-    for _ in range(int(rng.poisson(cfg["saturated_per_tile"] * tile_scale))):
+    for _ in range(int(rng.poisson(cfg["saturated_per_field"] * field_scale))):
         cx, cy = rng.uniform(0, nx), rng.normal(ny / 2, ny / 10)
         s = max(rng.uniform(0.3, 1.0) * 60 / pix / 2.355, 1.0)
         yy, xx = np.ogrid[:ny, :nx]
@@ -453,7 +270,7 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
     # 24 µm on its own coarser TAN grid, as real MIPSGAL mosaics.
     from reproject import reproject_interp
 
-    w24, shape24 = tile_wcs(
+    w24, shape24 = field_wcs(
         glon_c,
         glat_c,
         cfg["width_deg"] + 2 * (pad - 1) * pix / 3600,  # inside the padded footprint
@@ -486,7 +303,3 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
         xb, yb = xb - pad, yb - pad
         keep = (xb >= -0.5) & (xb < nx0 - 0.5) & (yb >= -0.5) & (yb < ny0 - 0.5)
     return i4, m1, truth[keep]
-
-
-def write_mosaic(path: str | os.PathLike, hdu: fits.PrimaryHDU) -> None:
-    _atomic_writeto(fits.HDUList([hdu]), path)
