@@ -1,5 +1,9 @@
 """Rule predict_tile: U-Net probabilities of a tile's cover patches, averaged per HEALPix pixel."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
@@ -7,30 +11,36 @@ log = setup_script_logging(snakemake.log[0])
 from pathlib import Path  # noqa: E402
 
 # skydetect (imported above with logutil) has set TF_USE_LEGACY_KERAS: tf.keras is Keras 2
-import tensorflow as tf  # noqa: E402
-
-from skydetect.clusters import normalise  # noqa: E402
-from skydetect.clusters.models import load_model, read_model_json  # noqa: E402
+from skydetect.clusters import inference, normalise  # noqa: E402
+from skydetect.clusters.datasets import run_bands  # noqa: E402
+from skydetect.clusters.models import read_model_json  # noqa: E402
 from skydetect.clusters.predict import predict_tile, write_prediction  # noqa: E402
 
-tf.config.threading.set_intra_op_parallelism_threads(snakemake.threads)
-tf.config.threading.set_inter_op_parallelism_threads(1)
-
+inference.configure_threads(snakemake.threads)
+precision = inference.resolve_precision(snakemake.params.precision)
 model_dir = Path(snakemake.input.model).parent
 info = read_model_json(model_dir)
-model = load_model(model_dir)
+model = inference.load_for_inference(model_dir, precision)
 stats = normalise.load(snakemake.input.normalisation)
 tile = int(snakemake.wildcards.tile)
+# the run's input bands, chosen as at training time (clusters.train.runs.<run>.bands)
+train_cfg = snakemake.config["clusters"]["train"]
+bands = run_bands(train_cfg.get("runs") or {snakemake.wildcards.run: {}},
+                  snakemake.wildcards.run, snakemake.config["planck"]["bands"])  # fmt: skip
+if list(bands) != list(info["bands"]):
+    raise ValueError(f"{snakemake.input.model}: trained on bands {info['bands']}, but "
+                     f"'clusters.train.runs.{snakemake.wildcards.run}.bands' is {bands}")  # fmt: skip
 log.info("run %s, tile %d: model %s on bands %s", snakemake.wildcards.run, tile,
-         info["params"]["architecture"], info["bands"])  # fmt: skip
+         info["params"]["architecture"], bands)  # fmt: skip
 pmap = predict_tile(
     snakemake.input.cover,
     model,
-    info["bands"],
+    bands,
     stats,
     tile,
     batch_size=snakemake.params.batch_size,
     nside=snakemake.params.nside,
     progress=True,
+    precision=precision,
 )
 write_prediction(pmap, snakemake.output.prediction, snakemake.wildcards.run)

@@ -90,8 +90,10 @@ def test_shifts_independent_on_both_axes_and_bounded(cfg):
 
 @pytest.mark.parametrize("tile", [6, 0, 20])
 @pytest.mark.parametrize("overlap", [0.0, 0.5])
-def test_cover_is_complete(cfg, tile, overlap):
-    c = P.PatchConfig(bands=["a"], size=16, pixel_arcmin=20.0, cover_overlap=overlap)
+def test_dense_cover_is_complete(cfg, tile, overlap):
+    c = P.PatchConfig(
+        bands=["a"], size=16, pixel_arcmin=20.0, cover_overlap=overlap, cover_margin=None
+    )
     tl = _tile(tile, c)
     ps = P.cut_cover(tl, _catalog(50), c, seed=0)
     assert np.all(ps.angle == 0) and not ps.flip.any()
@@ -106,6 +108,52 @@ def test_cover_is_complete(cfg, tile, overlap):
     vec = projection.patch_vectors(ps.glon, ps.glat, c.size, c.pixel_arcmin).reshape(-1, 3)
     sampled = np.unique(hp.vec2pix(NSIDE, vec[:, 0], vec[:, 1], vec[:, 2]))
     assert np.isin(tpix, sampled).all()
+
+
+@pytest.mark.parametrize("tile", [0, 6, 20, 27])
+def test_sparse_cover_central_squares_cover_the_tile_below_2x(tile):
+    """Every tile pixel lies in the central square (margin from the edges) of a patch of the
+    sparse cover, at less than twice the patch area of a tiling without overlap (polar,
+    equatorial and intermediate tiles alike)."""
+    size, pix, margin, nside = 64, 1.7, 6, 256  # the default patches; the tile at nside 256
+    c = P.PatchConfig(bands=["a"], size=size, pixel_arcmin=pix, cover_margin=margin)
+    tl = _tile(tile, c, nside=nside)
+    glon, glat, angle, flip = P.cover_grid(tl, c)
+    assert not flip.any()
+    red = P.coverlib.cover_redundancy(len(glon), size, pix, nside, tile)
+    assert 1.0 < red < 2.0
+    tpix = tiles.tile_pixels(nside, tile)
+    lon, lat = hp.pix2ang(nside, tpix, lonlat=True)
+    seen = np.zeros(tpix.size, bool)
+    lo, hi = margin - 0.5, size - margin - 0.5
+    for g, b, a in zip(glon, glat, angle, strict=True):
+        x, y = projection.lonlat_to_patch(lon, lat, g, b, size, pix, a)
+        seen |= (x >= lo) & (x <= hi) & (y >= lo) & (y <= hi)
+    assert seen.all(), f"{(~seen).sum()} tile pixels in no central square"
+
+
+def test_cover_index_resamples_a_map_and_sees_every_tile_pixel():
+    """Patches that sample a smooth HEALPix map, combined through the cover index, give the
+    map back on every pixel of the tile (none left unseen, none outside the kept squares)."""
+    nside, tile = 256, 6
+    c = P.PatchConfig(bands=["a"], size=32, pixel_arcmin=13.7, cover_margin=4)
+    tl = _tile(tile, c, nside=nside)
+    lon, lat = hp.pix2ang(nside, np.arange(hp.nside2npix(nside)), lonlat=True)
+    sky = (np.sin(np.radians(3 * lon)) * np.cos(np.radians(4 * lat))).astype(np.float32)
+    glon, glat, angle, flip = P.cover_grid(tl, c)
+    pix = hp.ang2pix(nside, *projection.patch_lonlat(glon, glat, c.size, c.pixel_arcmin, angle),
+                     lonlat=True)  # fmt: skip
+    index = P.cover_index(tl, c, nside)
+    mean, count = P.coverlib.combine(sky[pix], index)
+    tpix = tiles.tile_pixels(nside, tile)
+    assert np.isin(tpix, index.pixels[count > 0]).all()
+    assert index.in_tile.sum() == tpix.size
+    # nearest-pixel resampling: the error is the map's change over about a pixel
+    step = np.radians(13.7 / 60) * 4 * 1.5
+    assert np.max(np.abs(mean - sky[index.pixels])) < step
+    assert np.mean(np.abs(mean - sky[index.pixels])) < step / 4
+    with pytest.raises(ValueError, match="do not match the cover index"):
+        P.coverlib.combine(sky[pix][:-1], index)
 
 
 def test_masks_disk_radius_and_every_cluster_drawn(cfg):

@@ -4,9 +4,11 @@
   tile, each centre shifted in the tangent plane of the cluster by independent uniform
   offsets on both axes (up to ``max_shift_px`` pixels), with a random rotation and flip.
   Guard band: a patch is kept only if *all* its pixel centres fall in tiles of its split.
-- Cover: a complete overlapping grid over the tile — centres at the pixel centres of a
-  HEALPix (RING) grid fine enough that every point of the tile lies within
-  ``(1 - cover_overlap)`` x the inscribed radius of the nearest patch.
+- Cover: a complete grid over the tile (:mod:`skydetect.clusters.cover`). Sparse (default,
+  ``cover_margin`` pixels): rotated patches whose central squares, ``cover_margin`` pixels
+  from the edges, tile the tile (< 2x redundancy at 64 px and a 6 px margin). Dense
+  (``cover_margin: null``): unrotated patches on a HEALPix grid fine enough that every point
+  of the tile lies within ``(1 - cover_overlap)`` x the inscribed radius of a patch.
 
 Every catalogue cluster overlapping a patch is drawn into its mask (:mod:`.masks`).
 Patch file layout: see ``docs/dataflow.md`` (inputs, masks, glon, glat, angle, flip, tile,
@@ -21,6 +23,7 @@ import h5py
 import healpy as hp
 import numpy as np
 
+from skydetect.clusters import cover as coverlib
 from skydetect.clusters import masks as masklib
 from skydetect.geometry import projection, tiles
 from skydetect.io.atomic import atomic_path
@@ -30,6 +33,7 @@ __all__ = [
     "PatchSet",
     "training_centres",
     "cover_centres",
+    "cover_grid",
     "training_chunks",
     "cover_chunks",
     "collect",
@@ -56,6 +60,7 @@ class PatchConfig:
     rotate: bool = True
     flip: bool = True
     cover_overlap: float = 0.2
+    cover_margin: int | None = 6
     max_clusters_per_tile: int | None = None
     disk_radius: float | None = 2.5
     theta500: bool = False
@@ -76,6 +81,9 @@ class PatchConfig:
             rotate=bool(patch["rotate"]),
             flip=bool(patch["flip"]),
             cover_overlap=float(patch["cover_overlap"]),
+            cover_margin=None
+            if patch.get("cover_margin", 6) is None
+            else int(patch.get("cover_margin", 6)),
             max_clusters_per_tile=patch.get("max_clusters_per_tile"),
             disk_radius=mask["disk_radius"],
             theta500=bool(mask["theta500"]),
@@ -118,23 +126,37 @@ def training_centres(
 
 
 def cover_nside(size, pixel_arcmin, overlap) -> int:
-    """Smallest (RING, any integer) nside whose pixels are all within the covering radius."""
-    if not 0 <= overlap < 1:
-        raise ValueError(f"clusters.patch.cover_overlap must be in [0, 1), got {overlap}")
-    r_in = np.arctan(np.radians(size / 2.0 * pixel_arcmin / 60.0))
-    r_cov = (1.0 - overlap) * r_in
-    nside = max(1, int(np.sqrt(np.pi / 3) / r_cov / 2))
-    while hp.max_pixrad(nside) > r_cov:
-        nside += 1
-    return nside
+    """Smallest (RING, any integer) nside whose pixels are all within the covering radius
+    (the dense cover grid)."""
+    return coverlib.dense_cover_nside(size, pixel_arcmin, overlap)
 
 
 def cover_centres(nside, tile_pixels, size, pixel_arcmin, overlap):
-    """Centres (glon, glat) of cover patches for the given RING pixels (at ``nside``)."""
-    nc = cover_nside(size, pixel_arcmin, overlap)
-    vec = hp.pix2vec(nside, np.asarray(tile_pixels, dtype=np.int64))
-    cpix = np.unique(hp.vec2pix(nc, *vec))
-    return hp.pix2ang(nc, cpix, lonlat=True)
+    """Centres (glon, glat) of dense cover patches for the given RING pixels (at ``nside``)."""
+    return coverlib.dense_cover_centres(nside, tile_pixels, size, pixel_arcmin, overlap)
+
+
+def cover_grid(tile: tiles.Tile, cfg: PatchConfig):
+    """(glon, glat, angle, flip) of the cover patches of ``tile``: the sparse grid when
+    ``cfg.cover_margin`` is set, else the dense grid (angle 0)."""
+    tpix = tile.pixels[tile.in_tile]
+    if cfg.cover_margin is None:
+        glon, glat = cover_centres(tile.nside, tpix, cfg.size, cfg.pixel_arcmin, cfg.cover_overlap)
+        angle = np.zeros(len(glon), np.float32)
+    else:
+        glon, glat, angle = coverlib.sparse_cover_centres(
+            tile.nside, tpix, cfg.size, cfg.pixel_arcmin, cfg.cover_margin, tile.tile
+        )
+    return glon, glat, angle, np.zeros(len(glon), bool)
+
+
+def cover_index(tile: tiles.Tile, cfg: PatchConfig, nside: int) -> coverlib.CombineIndex:
+    """The combination index of the cover of ``tile`` on a map at ``nside``."""
+    glon, glat, angle, flip = cover_grid(tile, cfg)
+    margin = 0 if cfg.cover_margin is None else cfg.cover_margin
+    return coverlib.build_index(
+        glon, glat, angle, flip, cfg.size, cfg.pixel_arcmin, nside, tile.tile, margin
+    )
 
 
 def _empty(cfg: PatchConfig) -> PatchSet:
@@ -260,20 +282,27 @@ def training_chunks(
 
 
 def cover_chunks(tile: tiles.Tile, catalog, cfg: PatchConfig, seed: int, progress=False):
-    """(attrs, chunk iterator) of the complete overlapping grid of patches over ``tile``
-    (angle 0, no flip)."""
+    """(attrs, chunk iterator) of the complete grid of patches over ``tile`` (no flip; see
+    :func:`cover_grid`), every patch kept, in grid order."""
     rng = np.random.default_rng([seed, STAGE, tile.tile, SPLIT_CODES["cover"]])
-    glon, glat = cover_centres(
-        tile.nside, tile.pixels[tile.in_tile], cfg.size, cfg.pixel_arcmin, cfg.cover_overlap
-    )
+    glon, glat, angle, flip = cover_grid(tile, cfg)
     n = len(glon)
-    attrs = dict(split="cover", tile=tile.tile, nside=tile.nside, n_candidates=n)
+    attrs = dict(
+        split="cover",
+        tile=tile.tile,
+        nside=tile.nside,
+        n_candidates=n,
+        cover_margin=-1 if cfg.cover_margin is None else int(cfg.cover_margin),
+        cover_redundancy=coverlib.cover_redundancy(
+            n, cfg.size, cfg.pixel_arcmin, tile.nside, tile.tile
+        ),
+    )
     return attrs, _cut_iter(
         tile,
         glon,
         glat,
-        np.zeros(n, np.float32),
-        np.zeros(n, bool),
+        angle,
+        flip,
         cfg,
         catalog,
         rng,
@@ -295,9 +324,10 @@ def cut_cover(tile, catalog, cfg, seed, progress=False) -> PatchSet:
     return collect(chunks, cfg, attrs)
 
 
-def write_patches(path, patches, cfg: PatchConfig, attrs: dict) -> int:
+def write_patches(path, patches, cfg: PatchConfig, attrs: dict, extra=None) -> int:
     """Write a PatchSet, or stream an iterable of PatchSet chunks, to a patch file atomically
-    (datasets chunked by 64 patches); returns the number of patches written."""
+    (datasets chunked by 64 patches); ``extra(h5file)``, if given, adds to the file before it
+    is closed (the cover's combination index). Returns the number of patches written."""
     s, b, k = cfg.size, len(cfg.bands), cfg.max_ids
     chunks = [patches] if isinstance(patches, PatchSet) else patches
     meta = dict(patches.attrs) if isinstance(patches, PatchSet) else {}

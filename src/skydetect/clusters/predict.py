@@ -1,9 +1,14 @@
 """Per-tile inference: U-Net probabilities of the cover patches, combined on the sphere.
 
-Every pixel of every cover patch is mapped back to the HEALPix pixel (RING) that contains
-its centre (:mod:`skydetect.geometry` gives the centres), as nearest-neighbour sampling does.
-The probability of a HEALPix pixel is the mean over all patch pixels, of all patches, that
-fall in it. The grid is that of the patch pixels by default (nside 2048 for 1.7' pixels,
+The patches are predicted through a compiled step at a fixed batch shape and the configured
+precision (:mod:`skydetect.clusters.inference`). Each patch keeps its prediction in its
+central square (``clusters.patch.cover_margin`` pixels from the edges, where the network saw
+the whole neighbourhood; all of it for the dense cover) and the probability of a HEALPix
+pixel is the area-weighted mean of the kept patch pixels over it, through the combination
+index of :mod:`skydetect.clusters.cover` (stored in the cover file by ``cut_cover``, rebuilt
+here only if the cover file has none for this map's nside): one ``bincount`` per tile.
+:func:`combine_on_sphere` (one sample per patch pixel, for patches given by their pixels)
+remains for callers that have no cover. The grid is that of the patch pixels by default (nside 2048 for 1.7' pixels,
 ``clusters.detect.nside: null``), whatever the map nside: on a coarser grid (nside 1024:
 3.4' pixels) a 2.5'-radius predicted disc covers two pixels and fails the 3-pixel rule. A cluster seen by several overlapping patches
 is therefore one blob of one map, hence one detection.
@@ -16,7 +21,8 @@ border is found once over the sky, by the tile that holds its centre.
 Prediction file (HDF5, ``results/predictions/{run}/{tile}.h5``): ``pixels`` int64 (M,) sorted
 RING indices; ``prob`` float32 (M,) mean probability; ``count`` int32 (M,) number of patch
 pixels averaged; ``in_tile`` bool (M,); attrs ``nside`` (of this map), ``map_nside`` (of the
-input maps), ``tile``, ``run``, ``n_patches``, ``size``, ``pixel_arcmin``, ``bands``.
+input maps), ``tile``, ``run``, ``n_patches``, ``size``, ``pixel_arcmin``, ``bands``,
+``precision``, ``cover_margin``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import healpy as hp
 import numpy as np
 from tqdm import tqdm
 
+from skydetect.clusters import cover as coverlib
 from skydetect.geometry import projection, tiles
 from skydetect.io.atomic import atomic_path
 
@@ -51,8 +58,13 @@ class ProbabilityMap:
 
 
 def predict_patches(model, inputs, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-    """Probabilities (N, S, S) float32 of ``model`` (a Keras model or any callable mapping a
+    """Probabilities (N, S, S) float32 of ``model`` (a Keras model: through a compiled step,
+    :class:`~skydetect.clusters.inference.CompiledPredictor`; or any callable mapping a
     batch (n, S, S, B) to (n, S, S[, 1])) over ``inputs`` (N, S, S, B), in batches."""
+    if hasattr(model, "predict_on_batch") and len(inputs):
+        from skydetect.clusters.inference import CompiledPredictor
+
+        return CompiledPredictor(model, batch_size)(inputs, progress)
     n = len(inputs)
     out = None
     call = model.predict_on_batch if hasattr(model, "predict_on_batch") else model
@@ -162,6 +174,15 @@ def read_cover(path, bands) -> tuple[dict, dict]:
     return data, attrs
 
 
+def read_cover_index(path, nside: int, margin: int) -> coverlib.CombineIndex | None:
+    """The combination index stored in a cover file, if it is for ``nside`` and ``margin``."""
+    with h5py.File(str(path), "r") as f:
+        index = coverlib.read_index(f, path)
+    if index is None or index.nside != int(nside) or index.margin != int(margin):
+        return None
+    return index
+
+
 def _attr(v):
     if isinstance(v, bytes):
         return v.decode()
@@ -181,11 +202,16 @@ def predict_tile(
     batch_size: int = 64,
     nside: int | None = None,
     progress: bool = False,
+    precision: str = "float32",
 ) -> ProbabilityMap:
     """Probability map of one tile from its cover patches (raw inputs, normalised here).
 
     The map is at ``prediction_nside(pixel_arcmin, nside)`` (by default the patch-pixel
-    resolution, independent of the resolution of the input maps)."""
+    resolution, independent of the resolution of the input maps); ``precision`` is recorded
+    (the model given is already built at it, see
+    :func:`skydetect.clusters.inference.load_for_inference`)."""
+    import time
+
     from skydetect.clusters import normalise
 
     data, attrs = read_cover(cover_path, list(bands))
@@ -194,36 +220,55 @@ def predict_tile(
     n = len(data["inputs"])
     if n == 0:
         raise ValueError(f"{cover_path}: no cover patches for tile {tile}")
+    size, pix_arcmin = int(attrs["size"]), float(attrs["pixel_arcmin"])
+    margin = max(0, int(attrs.get("cover_margin", -1)))  # -1: the dense cover, all kept
+    nside = prediction_nside(pix_arcmin, nside)
+    t0 = time.perf_counter()
     x = normalise.apply(data["inputs"], stats, list(bands))
     prob = predict_patches(model, x, batch_size, progress)
-    nside = prediction_nside(float(attrs["pixel_arcmin"]), nside)
-    pix = patch_pixels(
-        data["glon"],
-        data["glat"],
-        data["angle"],
-        data["flip"],
-        int(attrs["size"]),
-        float(attrs["pixel_arcmin"]),
-        nside,
+    t1 = time.perf_counter()
+    index = read_cover_index(cover_path, nside, margin)
+    if index is None:
+        log.info("%s: no combination index at nside %d; building it", cover_path, nside)
+        index = coverlib.build_index(
+            data["glon"], data["glat"], data["angle"], data["flip"], size, pix_arcmin, nside,
+            tile, margin,
+        )  # fmt: skip
+    mean, count = coverlib.combine(prob, index)
+    seen = count > 0
+    pmap = ProbabilityMap(
+        pixels=index.pixels[seen],
+        prob=mean[seen],
+        count=count[seen],
+        in_tile=index.in_tile[seen],
+        nside=int(nside),
+        tile=int(tile),
+        attrs={},
     )
-    pmap = combine_on_sphere(prob, pix, nside, tile)
+    t2 = time.perf_counter()
     missing = tiles.tile_pixels(pmap.nside, tile).size - int(pmap.in_tile.sum())
     if missing:
         log.warning("tile %d: %d of its pixels were seen by no cover patch", tile, missing)
     pmap.attrs = {
         "n_patches": n,
-        "size": int(attrs["size"]),
-        "pixel_arcmin": float(attrs["pixel_arcmin"]),
+        "size": size,
+        "pixel_arcmin": pix_arcmin,
         "bands": [str(b) for b in bands],
         "map_nside": int(attrs["nside"]),
+        "precision": str(precision),
+        "cover_margin": int(attrs.get("cover_margin", -1)),
     }
     log.info(
-        "tile %d: %d patches -> %d HEALPix pixels (%d in the tile, %d unseen), max prob %.3f",
+        "tile %d: %d patches (%.1f /s, %s) -> %d HEALPix pixels (%d in the tile, %d unseen) "
+        "in %.2f s, max prob %.3f",
         tile,
         n,
+        n / max(t1 - t0, 1e-9),
+        precision,
         pmap.pixels.size,
         int(pmap.in_tile.sum()),
         missing,
+        t2 - t1,
         float(pmap.prob.max()) if pmap.prob.size else float("nan"),
     )
     return pmap

@@ -1,0 +1,165 @@
+"""The U-Net inference runtime: a compiled predict step, threads, precision, model cost.
+
+- :class:`CompiledPredictor`: one ``tf.function`` of the network at a fixed batch shape (the
+  last batch is padded), traced once; XLA (``jit_compile``) is optional because on CPUs it
+  was measured *slower* than TensorFlow's oneDNN kernels (default U-Net, 2 cores: 165 vs 362
+  patches/s in float32, 110 vs 1356 in bfloat16; ``benchmarks/full_sky_inference.py``).
+- Precision (``clusters.detect.precision``): ``float32``; ``bfloat16`` (Keras policy
+  ``mixed_bfloat16``: bfloat16 compute, float32 weights and output), fast on CPUs with
+  AVX512-BF16 / AMX; ``mixed`` (``mixed_float16``) for GPUs; ``auto``: ``mixed`` on a GPU,
+  ``bfloat16`` on a CPU that has AVX512-BF16 or AMX-BF16, else ``float32``.
+- :func:`model_macs`: multiply-accumulates of one forward pass (convolutions, transposed
+  convolutions, dense layers), to express a measured speed as GFLOP/s.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("float32", "bfloat16", "mixed", "auto")
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed": "mixed_float16"}
+BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def resolve_precision(precision: str) -> str:
+    """``float32`` | ``bfloat16`` | ``mixed`` for ``precision`` (``auto`` resolved here)."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"clusters.detect.precision: {precision!r} is not one of {', '.join(PRECISIONS)}"
+        )
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed"
+    return "bfloat16" if BF16_FLAGS & cpu_flags() else "float32"
+
+
+def configure_threads(threads: int) -> None:
+    """TensorFlow uses ``threads`` cores for each op (the rule's ``threads:``), one op at a time."""
+    import tensorflow as tf
+
+    if tf.config.threading.get_intra_op_parallelism_threads() == int(threads):
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already running in this process: keep its pools
+        log.warning("TensorFlow is initialised: its thread pools stay as they are")
+
+
+def load_for_inference(model_dir, precision: str = "float32"):
+    """The network of ``model_dir`` (model.json + weights.h5, see
+    :func:`skydetect.clusters.models.load_model`) rebuilt at ``precision``: float32 weights,
+    compute in the precision's dtype, float32 probabilities out."""
+    import tensorflow as tf
+
+    from skydetect.clusters import models
+
+    precision = resolve_precision(precision)
+    if precision == "bfloat16" and not BF16_FLAGS & cpu_flags():
+        log.warning("bfloat16 requested on a CPU without AVX512-BF16 / AMX: it will be slow")
+    model_dir = Path(model_dir)
+    info = models.read_model_json(model_dir)
+    weights = model_dir / models.WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: weights file missing")
+    size = int(info["input_size"])
+    before = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(POLICIES[precision])
+    try:
+        model = models.build_model((size, size, len(info["bands"])), info["params"])
+    finally:
+        tf.keras.mixed_precision.set_global_policy(before)
+    try:
+        model.load_weights(str(weights))
+    except (ValueError, OSError) as err:
+        raise ValueError(
+            f"{weights}: does not match the network in {model_dir / models.MODEL_JSON}: {err}"
+        ) from err
+    return models.final_output_model(model)
+
+
+class CompiledPredictor:
+    """``predictor(inputs)`` -> probabilities (N, S, S) float32 of the Keras ``model`` over
+    ``inputs`` (N, S, S, B), through one traced ``tf.function`` at a fixed batch shape."""
+
+    def __init__(self, model, batch_size: int = 64, jit_compile: bool = False):
+        import tensorflow as tf
+
+        shape = tuple(model.inputs[0].shape[1:])
+        if None in shape:
+            raise ValueError(f"the network needs a fixed input shape, has {shape}")
+        self.batch_size = int(batch_size)
+        self.shape = shape
+        self.model = model
+        spec = tf.TensorSpec((self.batch_size, *shape), tf.float32)
+
+        def step(x):
+            p = model(x, training=False)
+            return tf.cast(p[..., 0] if p.shape.rank == 4 else p, tf.float32)
+
+        self._step = tf.function(step, input_signature=[spec], jit_compile=bool(jit_compile))
+
+    def __call__(self, inputs, progress: bool = False) -> np.ndarray:
+        from tqdm import tqdm
+
+        n, b = len(inputs), self.batch_size
+        out = np.empty((n, *self.shape[:2]), dtype=np.float32)
+        buf = np.zeros((b, *self.shape), dtype=np.float32)
+        for s in tqdm(range(0, n, b), desc="patches", unit="batch", disable=not progress):
+            m = min(b, n - s)
+            if m == b:
+                x = np.asarray(inputs[s : s + b], dtype=np.float32)
+            else:  # the last batch, padded to the traced shape
+                buf[:m] = inputs[s : s + m]
+                buf[m:] = 0.0
+                x = buf
+            out[s : s + m] = self._step(x).numpy()[:m]
+        return out
+
+
+def model_macs(model) -> int:
+    """Multiply-accumulates of one forward pass of one input (Conv2D, Conv2DTranspose,
+    DepthwiseConv2D, Dense; nested models counted through)."""
+    import tensorflow as tf
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.Model):
+            total += model_macs(layer)
+            continue
+        if not layer.weights:
+            continue
+        kernel = layer.weights[0].shape
+        if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
+            h, w = layer.output_shape[1:3]
+            total += h * w * int(np.prod(kernel))
+        elif isinstance(layer, tf.keras.layers.Conv2DTranspose):
+            h, w = layer.input_shape[1:3]  # every input pixel scatters a kernel
+            total += h * w * int(np.prod(kernel))
+        elif isinstance(layer, tf.keras.layers.Conv2D):
+            h, w = layer.output_shape[1:3]
+            total += h * w * int(np.prod(kernel))
+        elif isinstance(layer, tf.keras.layers.Dense):
+            spatial = int(np.prod(layer.output_shape[1:-1])) if len(layer.output_shape) > 2 else 1
+            total += spatial * int(np.prod(kernel))
+    return int(total)
