@@ -1,24 +1,210 @@
-# Configuration validation, shared constants, input functions and wildcard constraints.
+# Configuration validation, shared constants, every path and input function of the Planck and
+# cluster stages, and the wildcard constraints. (The bubbles' own constants and input
+# functions are in rules/bubbles_common.smk.)
+import re
+import sys
 from pathlib import Path
 
-from skydetect.config import validate_config
+# The workflow's own directory, also when it is used as a module from another directory
+# (workflow.basedir is then the *importing* workflow's): every file of this workflow is found
+# from here. Its library (src/skydetect) comes first on sys.path, so the workflow always runs
+# the code it was written with, installed or not.
+WORKFLOW_DIR = Path(workflow.current_basedir).parent
+sys.path.insert(0, str(WORKFLOW_DIR / "src"))
 
-validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+from skydetect.config import unet_run_names, validate_config
+from skydetect.io.download import DownloadTable
+from skydetect.sky.instrument import CHANNELS, channel
+
+validate_config(config, WORKFLOW_DIR / "config" / "schema.yaml")
 
 
 # Every stage appends its final products here; `rule all` asks for them.
 FINAL_OUTPUT = []
 
-BANDS = [str(b) for b in config["planck"]["bands"]]
+PLANCK = config["planck"]
+CL = config["clusters"]
+BANDS = [str(b) for b in PLANCK["bands"]]
 N_TILES = 48  # HEALPix nside 2, RING ordering, 0-based
+SIMULATED_SKY = PLANCK["source"] == "simulate"
 
-# Environments (paths relative to this file).
+# Environments (paths relative to the rules files; Snakemake resolves them from there, also
+# when this workflow is a module). envs/gpu.yaml: the training rules (TensorFlow + CUDA).
 ENV_SKY = "../envs/sky.yaml"
 ENV_ML = "../envs/ml.yaml"
+ENV_GPU = "../envs/gpu.yaml"
+
+# Config keys that size a job (resources / threads of the rule); they never reach params:, so
+# a changed memory request does not rerun a training.
+SCHEDULING_KEYS = ("threads", "mem_mb", "runtime", "gpus")
+
+
+def computing_params(section):
+    """A config section without its scheduling keys (what the script computes with)."""
+    return {k: v for k, v in section.items() if k not in SCHEDULING_KEYS}
+
+
+# --------------------------------------------------------------------------- report
+# `snakemake --report` gathers the figures and, beside them, the summary tables. To add one,
+# wrap the output in report() where it is written, like this
+#     table=report(
+#         "results/<stage>/<name>.csv",
+#         caption="report/<name>.rst",      # rules/report/<name>.rst: what each column means
+#         category="Cluster detection",     # the category of the figures it summarises
+#         subcategory="{run}",
+#     ),
+# CSV/TSV files are shown as tables; ECSV, JSON and text files are embedded as files.
+# Categories: "Cluster training data", "Cluster model", "Cluster detection",
+# "Bubble training data", "Bubble detector".
+
+
+# --------------------------------------------------------------------------- HEALPix tiles
+# Tiles of the test split, and the tiles the detectors (U-Net and MMF) run on: the test
+# tiles, or every tile for all-sky inference.
+TEST_TILES = sorted(int(t) for t in CL["tiles"]["test"])
+VALIDATION_TILES = sorted(int(t) for t in CL["tiles"]["validation"])
+TRAIN_TILES = [t for t in range(N_TILES) if t not in VALIDATION_TILES + TEST_TILES]
+DETECT_TILES = (
+    list(range(N_TILES)) if CL.get("detect", {}).get("all_sky", False) else TEST_TILES
+)
+
+
+# --------------------------------------------------------------------------- runs
+# U-Net run names (clusters.train) and the other detectors' run names, which the schema
+# refuses as U-Net runs. The {run} wildcard takes only these; rules of the U-Net alone
+# (training, inference, detection) take only UNET_RUNS.
+UNET_RUNS = unet_run_names(config)
+DETECTOR_RUNS = ["mmf", "combined"]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly one of ``names``."""
+    return "|".join(re.escape(str(n)) for n in names)
+
+
+# --------------------------------------------------------------------------- downloads
+# DOWNLOADS (skydetect.io.download.DownloadTable) maps a file name under results/download/ to
+# {url, size, sha256}, from config["planck"]["download"] (per band, and per catalogue under
+# `catalogs`); rule download_file looks it up when a job is created.
+DOWNLOADS = DownloadTable.from_config(
+    PLANCK["download"], {band: ch.filename for band, ch in CHANNELS.items()}
+)
+
+
+def download_url(wildcards):
+    return DOWNLOADS.entry(wildcards.filename)["url"]
+
+
+def download_size(wildcards):
+    return DOWNLOADS.entry(wildcards.filename)["size"]
+
+
+def download_sha256(wildcards):
+    return DOWNLOADS.entry(wildcards.filename)["sha256"]
+
+
+# --------------------------------------------------------------------------- Planck sky
+CATALOG_NAMES = ("psz2", "mcxc", "redmapper", "sources")
+MOCK_CATALOGS = {
+    "psz2": "results/sky/catalogs/psz2_union.fits",
+    "mcxc": "results/sky/catalogs/mcxc.fits",
+    "redmapper": "results/sky/catalogs/redmapper.fits",
+    "sources": "results/sky/catalogs/sources.ecsv",
+}
+TRUTH = "results/sky/truth_clusters.ecsv"  # the mock sky's clusters (simulate only)
+# nside of the maps check_map reads (real PR3 maps are 2048)
+MAP_NSIDE = int(PLANCK["nside"]) if SIMULATED_SKY else 2048
+
+
+def mock_map(band):
+    return f"results/sky/maps/{channel(band).filename}"
+
+
+def checked_map(band):
+    """RING, float32, GALACTIC map of ``band`` (rule check_map)."""
+    return f"results/sky/checked/{band}.fits"
+
+
+def checked_report(band):
+    return f"results/sky/checked/{band}.json"
+
+
+def raw_map(wildcards):
+    """The map file that rule check_map reads for ``wildcards.band`` (planck.source)."""
+    band = str(wildcards.band)
+    if PLANCK["source"] == "simulate":
+        return mock_map(band)
+    if PLANCK["source"] == "download":
+        return DOWNLOADS.map_path(band)
+    path = PLANCK.get("local", {}).get(band)
+    if not path:
+        raise ValueError(
+            f"config key 'planck.local.{band}' is missing: planck.source is 'local', so "
+            "every band in planck.bands needs a local map path"
+        )
+    return path
+
+
+def planck_catalog_file(name):
+    """Catalogue ``name`` (psz2, mcxc, redmapper, sources) of the configured planck.source."""
+    if name not in CATALOG_NAMES:
+        raise ValueError(
+            f"unknown catalogue {name!r}: expected one of {', '.join(CATALOG_NAMES)}"
+        )
+    if PLANCK["source"] == "simulate":
+        return MOCK_CATALOGS[name]
+    if PLANCK["source"] == "download":
+        return DOWNLOADS.catalog_path(name)
+    path = PLANCK.get("local", {}).get("catalogs", {}).get(name)
+    if not path:
+        raise ValueError(
+            f"config key 'planck.local.catalogs.{name}' is missing: planck.source is 'local'"
+        )
+    return path
+
+
+def truth_input(wildcards):
+    """{"truth": TRUTH} on a simulated sky (completeness is measured), else nothing."""
+    return {"truth": TRUTH} if SIMULATED_SKY else {}
+
+
+# --------------------------------------------------------------------------- cluster stages
+KNOWN_CATALOGS = list(CL["crossmatch"]["catalogs"])
+TRAINING_CATALOG = f"results/catalogs/{CL['catalog']['name']}.ecsv"
+SPLIT_TILES = {"train": TRAIN_TILES, "validation": VALIDATION_TILES}
+DATASET_PATCHES = {
+    "train": expand("results/patches/train/{tile}.h5", tile=TRAIN_TILES),
+    "validation": expand("results/patches/validation/{tile}.h5", tile=VALIDATION_TILES),
+    "test": expand("results/patches/cover/{tile}.h5", tile=TEST_TILES),
+}
+
+
+def build_catalog_inputs(wildcards):
+    """The Planck-sky catalogues that training catalogue ``wildcards.name`` is built from."""
+    from skydetect.clusters.catalogs import needed_inputs
+
+    return {k: planck_catalog_file(k) for k in needed_inputs(wildcards.name)}
+
+
+def split_tiles_of(wildcards):
+    return SPLIT_TILES[wildcards.split]
+
+
+def split_patches(wildcards):
+    return DATASET_PATCHES[wildcards.split]
+
+
+def known_catalogs(wildcards):
+    """The known-cluster catalogues (clusters.crossmatch.catalogs) of the configured sky."""
+    return {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}
+
+
+def run_detections(wildcards):
+    return expand("results/detections/{run}/{tile}.ecsv", run=wildcards.run, tile=DETECT_TILES)
 
 
 wildcard_constraints:
-    band="|".join(BANDS),
+    band=one_of(BANDS),
     tile=r"\d+",
     split="train|validation|test",
-    run=r"[A-Za-z0-9_\-]+",
+    run=one_of(UNET_RUNS + DETECTOR_RUNS),

@@ -1,31 +1,14 @@
-# Cluster training data (issue 3): training catalogue, per-tile patches, normalisation from
-# the training split, one HDF5 dataset per split, example figures.
-from skydetect.clusters.catalogs import needed_inputs
+# Cluster training data: training catalogue, per-tile patches, normalisation from the
+# training split, one HDF5 dataset per split, example figures. Tile lists, paths and input
+# functions are in rules/common.smk.
 
-CL = config["clusters"]
-VALIDATION_TILES = sorted(int(t) for t in CL["tiles"]["validation"])
-TEST_TILES = sorted(int(t) for t in CL["tiles"]["test"])
-TRAIN_TILES = [t for t in range(N_TILES) if t not in VALIDATION_TILES + TEST_TILES]
-SPLIT_TILES = {"train": TRAIN_TILES, "validation": VALIDATION_TILES}
-# cover patches: the test tiles, or every tile for all-sky inference
-COVER_TILES = (
-    list(range(N_TILES)) if CL.get("detect", {}).get("all_sky", False) else TEST_TILES
-)
-TRAINING_CATALOG = f"results/catalogs/{CL['catalog']['name']}.ecsv"
 # per-tile job memory: tile + margin + patches of the tile (<= 1 GiB at nside 2048)
 PATCH_MEM_MB = 1000 if config["planck"]["nside"] <= 2048 else 3000
 
 
-DATASET_PATCHES = {
-    "train": expand("results/patches/train/{tile}.h5", tile=TRAIN_TILES),
-    "validation": expand("results/patches/validation/{tile}.h5", tile=VALIDATION_TILES),
-    "test": expand("results/patches/cover/{tile}.h5", tile=TEST_TILES),
-}
-
-
 rule build_catalog:
     input:
-        unpack(lambda wc: {k: planck_catalog_file(k) for k in needed_inputs(wc.name)}),
+        unpack(build_catalog_inputs),
     output:
         "results/catalogs/{name}.ecsv",
     log:
@@ -65,8 +48,8 @@ rule cut_patches:
         mem_mb=PATCH_MEM_MB,
         runtime=30,
     params:
-        split=lambda wc: wc.split,
-        split_tiles=lambda wc: SPLIT_TILES[wc.split],
+        split="{split}",
+        split_tiles=split_tiles_of,
         bands=BANDS,
         patch=CL["patch"],
         mask=CL["mask"],
@@ -98,6 +81,7 @@ rule cut_cover:
         patch=CL["patch"],
         mask=CL["mask"],
         seed=config["seed"],
+        prediction_nside=CL["detect"]["nside"],
     script:
         "../scripts/cut_patches.py"
 
@@ -115,7 +99,7 @@ rule normalise:
         ENV_SKY
     threads: 1
     resources:
-        mem_mb=lambda wc: 1000
+        mem_mb=1000
         + CL["normalise"]["max_patches"]
         * CL["patch"]["size"] ** 2
         * len(BANDS)
@@ -133,7 +117,7 @@ rule normalise:
 
 rule assemble:
     input:
-        patches=lambda wc: DATASET_PATCHES[wc.split],
+        patches=split_patches,
         normalisation="results/datasets/normalisation.json",
     output:
         "results/datasets/{split}.h5",
@@ -185,5 +169,5 @@ if "clusters" in config["detectors"]:
         ["results/datasets/{split}.h5", "results/datasets/{split}_examples.png"],
         split=["train", "validation", "test"],
     )
-    FINAL_OUTPUT += expand("results/patches/cover/{tile}.h5", tile=COVER_TILES)
+    FINAL_OUTPUT += expand("results/patches/cover/{tile}.h5", tile=DETECT_TILES)
     FINAL_OUTPUT += [TRAINING_CATALOG, "results/datasets/normalisation.json"]

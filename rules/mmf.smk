@@ -1,19 +1,7 @@
-# Matched multi-frequency filter (issue 6): the classical baseline beside the U-Net.
-# Run name `mmf`: its detections use the U-Net's file contract (docs/dataflow.md), so the
-# crossmatch / evaluate / compare_detectors rules treat it as one more run.
-MMF_CFG = config["clusters"]["mmf"]
-MMF_TILES = (
-    list(range(N_TILES))
-    if config["clusters"].get("detect", {}).get("all_sky", False)
-    else [int(t) for t in config["clusters"]["tiles"]["test"]]
-)
-
-
-# results/detections/{run}/{tile}.ecsv is also the U-Net's extract_detections output
-# (rules/detect.smk, included before this file).
-if "extract_detections" in {r.name for r in workflow.rules}:
-
-    ruleorder: mmf_tile > extract_detections
+# Matched multi-frequency filter: the classical baseline beside the U-Net. Run name `mmf`:
+# its detections use the U-Net's file contract (docs/dataflow.md), so the crossmatch /
+# evaluate / compare_detectors rules treat it as one more run. It runs on DETECT_TILES.
+MMF_CFG = CL["mmf"]
 
 
 rule mmf_tile:
@@ -41,13 +29,7 @@ rule mmf_tile:
 
 rule plot_mmf_tile:
     input:
-        unpack(
-            lambda wc: (
-                {"truth": "results/sky/truth_clusters.ecsv"}
-                if config["planck"]["source"] == "simulate"
-                else {}
-            )
-        ),
+        unpack(truth_input),
         snr="results/mmf/{tile}.h5",
         detections="results/detections/mmf/{tile}.ecsv",
     output:
@@ -80,5 +62,5 @@ if "clusters" in config["detectors"] and MMF_CFG["enabled"]:
             "results/mmf/{tile}.h5",
             "results/mmf/{tile}_snr.png",
         ],
-        tile=MMF_TILES,
+        tile=DETECT_TILES,
     )

@@ -1,26 +1,16 @@
-# The Planck sky (issue 2): the mock sky (simulate mode) and the map check of every band.
-#
-# Input functions for later stages (from skydetect.sky.paths.SkyPaths):
-#   checked_map(band)          -> "results/sky/checked/{band}.fits" (RING, float32, GALACTIC)
-#   planck_catalog_file(name)  -> the psz2 / mcxc / redmapper / sources file of the source in
-#                                 use: the mock's, results/download/<file>, or a local path.
-from skydetect.sky.paths import MOCK_CATALOGS, TRUTH, SkyPaths
-
-PLANCK = config["planck"]
-SKY_PATHS = SkyPaths(PLANCK, downloaded_map, downloaded_catalog)
-checked_map = SKY_PATHS.checked_map
-planck_catalog_file = SKY_PATHS.catalog
-MAP_NSIDE = SKY_PATHS.map_nside
+# The Planck sky: the mock sky (simulate mode) and the map check of every band. Paths and
+# input functions (raw_map, checked_map, planck_catalog_file, TRUTH) are in rules/common.smk.
 
 
 rule simulate_planck_sky:
     output:
-        maps=[SKY_PATHS.mock_map(band) for band in BANDS],
+        maps=[mock_map(band) for band in BANDS],
         truth=TRUTH,
         psz2=MOCK_CATALOGS["psz2"],
         mcxc=MOCK_CATALOGS["mcxc"],
         redmapper=MOCK_CATALOGS["redmapper"],
         sources=MOCK_CATALOGS["sources"],
+        summary="results/sky/sky_summary.json",
     log:
         "logs/simulate_planck_sky/all.log",
     benchmark:
@@ -29,8 +19,9 @@ rule simulate_planck_sky:
         ENV_SKY
     threads: 2
     resources:
-        mem_mb=int(1500 + 1200 * (PLANCK["nside"] / 1024) ** 2),
-        runtime=int(10 + 5 * (PLANCK["nside"] / 1024) ** 2),
+        # components, six beamed channel alms and the ILC's six 10' alms
+        mem_mb=int(1500 + 2500 * (PLANCK["nside"] / 1024) ** 2),
+        runtime=int(10 + 10 * (PLANCK["nside"] / 1024) ** 2),
     params:
         nside=PLANCK["nside"],
         bands=BANDS,
@@ -42,10 +33,10 @@ rule simulate_planck_sky:
 
 rule check_map:
     input:
-        map=lambda wc: SKY_PATHS.raw_map(wc.band),
+        map=raw_map,
     output:
-        map="results/sky/checked/{band}.fits",
-        report="results/sky/checked/{band}.json",
+        map=checked_map("{band}"),
+        report=checked_report("{band}"),
     log:
         "logs/check_map/{band}.log",
     benchmark:
@@ -57,7 +48,7 @@ rule check_map:
         mem_mb=int(500 + 300 * (MAP_NSIDE / 1024) ** 2),
         runtime=int(5 + 2 * (MAP_NSIDE / 1024) ** 2),
     params:
-        nside=PLANCK["nside"] if PLANCK["source"] == "simulate" else None,
+        nside=PLANCK["nside"] if SIMULATED_SKY else None,
         max_bad_fraction=PLANCK["check"]["max_bad_fraction"],
     script:
         "../scripts/check_map.py"
@@ -65,4 +56,4 @@ rule check_map:
 
 if "clusters" in config["detectors"]:
     FINAL_OUTPUT += [checked_map(band) for band in BANDS]
-    FINAL_OUTPUT += [SKY_PATHS.checked_report(band) for band in BANDS]
+    FINAL_OUTPUT += [checked_report(band) for band in BANDS]

@@ -1,4 +1,4 @@
-# HEALPix nside-2 tiles (issue 3): each full-sky checked map is read once and cut into the
+# HEALPix nside-2 tiles: each full-sky checked map is read once and cut into the
 # 48 RING tiles, each with a margin wide enough for every patch that touches the tile (cluster
 # patches with their shifts and cover grid, and the MMF's flat patches). Later per-tile jobs
 # read only results/tiles/{tile}.h5.
@@ -38,12 +38,8 @@ rule split_tiles:
     threads: 1
     resources:
         # one full-sky float32 map and its RING index arrays, plus one tile at a time
-        mem_mb=lambda wc: max(
-            1000, 1000 + 12 * config["planck"]["nside"] ** 2 * 24 // 10**6
-        ),
-        runtime=lambda wc: max(
-            10, 12 * config["planck"]["nside"] ** 2 * len(BANDS) // 10**7
-        ),
+        mem_mb=max(1000, 1000 + 12 * MAP_NSIDE**2 * 24 // 10**6),
+        runtime=max(10, 12 * MAP_NSIDE**2 * len(BANDS) // 10**7),
     params:
         bands=BANDS,
         tiles=TILES,

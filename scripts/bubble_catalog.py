@@ -1,5 +1,9 @@
 """The bubble catalogue of the run: the union of the mock truths, or MWP DR2 + clear names."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])

@@ -4,6 +4,10 @@ Stops here (before any patch job) when the catalogue is empty after its cuts or 
 cluster in the training tiles (every tile but clusters.tiles.validation and .test).
 """
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])

@@ -1,5 +1,9 @@
 """Download the MWP DR2 catalogue (CSV) and the clear-bubble name list (.npy), verified."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])

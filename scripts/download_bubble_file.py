@@ -1,5 +1,9 @@
 """Download one GLIMPSE / MIPSGAL mosaic, verified against the size and SHA-256 in the config."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])

@@ -1,5 +1,9 @@
 """Driver of rule download_file: a verified, resumable download (skydetect.io.download)."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])

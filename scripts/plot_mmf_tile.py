@@ -1,5 +1,9 @@
 """Rule plot_mmf_tile: S/N map of a tile with the MMF detections (and the truth if simulated)."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])

@@ -1,5 +1,9 @@
 """Rule split_tiles: cut every full-sky checked map (read once) into the 48 nside-2 tiles."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])

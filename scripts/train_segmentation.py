@@ -1,5 +1,9 @@
 """Driver of rule train_segmentation: train (or resume) the cluster U-Net (skydetect.clusters.train)."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])

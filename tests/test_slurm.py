@@ -33,20 +33,15 @@ SLURM_DIR = ROOT / "tests/slurm"
 SLURM_BASE = Path(os.environ.get("SLURM_BASE", "/tmp/skydetect-slurm"))
 ACCOUNT, PARTITION = "ci", "debug"  # created by tests/slurm/start_slurm.sh
 
-# Every rule of the workflow, by stage; the profile's set-resources may name only these.
+# Every rule of the workflow; the profile's set-resources may name only these.
 # The profile carries only what depends on the cluster: account, partition, GPU options.
 GPU_RULES = {"train_segmentation", "tune_ssd", "train_ssd"}
 GPU_OPTIONS = {"gpu", "gpu_model", "gres", "slurm_extra"}
 WORKFLOW_RULES = {
-    "simulate_planck_sky", "check_map", "download_file", "split_tiles", "build_catalog",
-    "cut_patches", "normalise", "assemble", "plot_dataset", "train_segmentation",
-    "predict_tile", "extract_detections", "crossmatch", "evaluate", "mmf_tile",
-    "compare_detectors", "simulate_spitzer_tile", "mask_bubbles", "sample_negatives",
-    "cluster_negatives", "make_validation_windows", "train_ssd", "tune_ssd",
-    "detect_bubbles", "evaluate_bubbles", "cut_cover", "plot_detection_patches",
-    "download_spitzer", "download_bubble_catalog", "align_spitzer_tile", "bubble_catalog",
-    "plot_bubble_tile", "tune_ssd_best", "plot_mmf_tile",
-}  # fmt: skip
+    name
+    for path in [ROOT / "Snakefile", *(ROOT / "rules").glob("*.smk")]
+    for name in re.findall(r"^(?:rule|checkpoint) (\w+):", path.read_text(), flags=re.M)
+}
 
 
 def load_profile() -> dict:
