@@ -26,7 +26,13 @@ from astropy.table import Table, vstack
 
 from skydetect.geometry.tiles import tile_of
 from skydetect.io.atomic import atomic_path
-from skydetect.io.catalogs import CatalogError, read_mcxc, read_psz2, read_redmapper
+from skydetect.io.catalogs import (
+    CatalogError,
+    check_values,
+    read_mcxc,
+    read_psz2,
+    read_redmapper,
+)
 
 __all__ = [
     "CATALOG_NAMES",
@@ -223,4 +229,5 @@ def read_training_catalog(path) -> Table:
     missing = [c for c in COLUMNS if c not in t.colnames]
     if missing:
         raise CatalogError(f"{path}: training catalogue lacks column(s) {missing}")
-    return t
+    rules = {"range": {"GLON": (0.0, 360.0), "GLAT": (-90.0, 90.0)}}
+    return check_values(t, path, "training", rules)
