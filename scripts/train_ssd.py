@@ -1,5 +1,9 @@
 """Driver of rule train_ssd: train the bubble SSD (skydetect.bubbles.train)."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 import json
 
 from skydetect.logutil import setup_script_logging
@@ -8,7 +12,9 @@ log = setup_script_logging(snakemake.log[0])  # noqa: F821
 
 from pathlib import Path  # noqa: E402
 
+from skydetect.bubbles.catalog import read_catalog  # noqa: E402
 from skydetect.bubbles.detect import DetectSettings  # noqa: E402
+from skydetect.bubbles.scales import check_catalog_scales  # noqa: E402
 from skydetect.bubbles.train import (  # noqa: E402
     TrainSettings,
     build_and_train,
@@ -27,16 +33,25 @@ if sm.input.get("best_params"):
     log.info("tuned parameters: %s", overrides)
 settings = TrainSettings.from_config(p.train, p.ssd, min_cover=p.min_cover, **overrides)
 crops, negatives, validation = load_all_data(
-    sm.input.train_tiles,
+    sm.input.train_fields,
     sm.input.catalog,
     sm.input.negatives,
-    sm.input.clusters,
+    sm.input.groups,
     sm.input.windows,
-    sm.input.validation_tiles,
+    sm.input.validation_fields,
     p.preprocess,
     p.seed,
     k_range=p.k_range,
     box_scale=p.box_scale,
+)
+# every clear bubble must appear in some window at a scale the crops train on
+check_catalog_scales(
+    read_catalog(sm.input.catalog),
+    p.windows,
+    crops.tiles[0].pixel_arcsec,
+    crops.tiles[0].shape,
+    p.k_range,
+    where=sm.input.catalog,
 )
 out_dir = Path(sm.output.model).parent
 res = build_and_train(

@@ -109,7 +109,10 @@ def test_evaluation_summary_bins_and_unclear():
     assert (s["precision"]["k"], s["precision"]["n"]) == (3, 4)  # the unclear box excluded
     assert s["unclear"] == {"n": 1, "found": 1, "detections": 1}
     assert "0.5-1" in E.format_summary(s)
-    json.dumps(s)  # JSON-able
+    json.dumps(s, allow_nan=False)  # strict JSON
+    empty = E.evaluation_summary({"f": (pred, np.full(5, 0.9))}, {"f": {**truth["f"], "maj_arcmin": maj + 5}})
+    assert empty["recall_by_size"]["<0.5"] == {"k": 0, "n": 0, "value": None, "lo": None, "hi": None}
+    assert "MajAxis <0.5'" in E.format_summary(empty)
     with pytest.raises(ValueError, match="field"):
         E.evaluation_summary({"g": (pred, np.ones(5))}, truth)
 

@@ -267,9 +267,11 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 
 def proportion(k: int, n: int, level: float = 0.95) -> dict:
-    """``{k, n, value, lo, hi}`` with the Clopper-Pearson interval."""
+    """``{k, n, value, lo, hi}`` with the Clopper-Pearson interval (None where n = 0)."""
+    if n <= 0:
+        return {"k": int(k), "n": 0, "value": None, "lo": None, "hi": None}
     lo, hi = clopper_pearson(int(k), int(n), level)
-    return {"k": int(k), "n": int(n), "value": k / n if n else float("nan"), "lo": lo, "hi": hi}
+    return {"k": int(k), "n": int(n), "value": k / n, "lo": lo, "hi": hi}
 
 
 def evaluation_summary(
@@ -329,7 +331,12 @@ def format_summary(summary: dict) -> str:
     """Lines of :func:`evaluation_summary`: recall, per size bin, precision, unclear."""
 
     def fmt(name, p):
-        return f"{name:<24} {p['k']:>4d} / {p['n']:<4d} {p['value']:6.3f}  [{p['lo']:.3f}, {p['hi']:.3f}]"
+        if not p["n"]:
+            return f"{name:<26} {p['k']:>4d} / {p['n']:<4d}      -"
+        return (
+            f"{name:<26} {p['k']:>4d} / {p['n']:<4d} {p['value']:6.3f}  "
+            f"[{p['lo']:.3f}, {p['hi']:.3f}]"
+        )
 
     lines = [fmt("recall (clear)", summary["recall_clear"])]
     for name, p in summary["recall_by_size"].items():

@@ -63,12 +63,22 @@ def covered(
     return ((w[None, :] >= lo[:, None]) & (w[None, :] <= hi[:, None])).any(axis=1)
 
 
-def _intervals(values: np.ndarray) -> str:
-    """'0.40-0.52, 11.00' style summary of sorted sizes (arcmin)."""
-    v = np.unique(np.round(np.asarray(values, float), 2))
-    if len(v) <= 6:
-        return ", ".join(f"{x:.2f}" for x in v)
-    return f"{len(v)} sizes from {v[0]:.2f} to {v[-1]:.2f}"
+def _uncovered_text(m: np.ndarray, ok: np.ndarray) -> str:
+    """The uncovered sizes (arcmin): each value when few, else the uncovered ranges."""
+    bad = np.unique(np.round(m[~ok], 2))
+    if len(bad) <= 6:
+        return ", ".join(f"{x:.2f}" for x in bad)
+    order = np.argsort(m, kind="stable")
+    ms, oks = m[order], ok[order]
+    runs, start = [], None
+    for i, good in enumerate(oks):
+        if not good and start is None:
+            start = i
+        if start is not None and (good or i == len(oks) - 1):
+            end = i if not good else i - 1
+            runs.append(f"{ms[start]:.2f}-{ms[end]:.2f}")
+            start = None
+    return ", ".join(runs)
 
 
 def window_sizes_for(
@@ -100,10 +110,9 @@ def check_scales(
     ok = covered(m, sizes_arcmin, pixel_arcsec, tile_shape, k_range, box_scale, min_size)
     if ok.all():
         return
-    bad = m[~ok]
     lo, hi = float(m.min()), float(m.max())
     raise ValueError(
-        f"{what}: MajAxis {_intervals(bad)} arcmin ({len(bad)} of {len(m)}) appear in no "
+        f"{what}: MajAxis {_uncovered_text(m, ok)} arcmin ({(~ok).sum()} of {len(m)}) appear in no "
         f"sliding window at a scale the training crops cover (config keys "
         f"bubbles.windows.sizes_arcmin = {list(sizes_arcmin)}, "
         f"bubbles.negatives.half_width_factor = {list(k_range)}, pixel {pixel_arcsec}\"); "
