@@ -1,5 +1,9 @@
 """Rule evaluate: completeness and purity of a run's candidates (against the truth if known)."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
+
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
@@ -20,6 +24,13 @@ NAME_COLUMN = {"psz2": "NAME", "mcxc": "MCXC"}
 run = snakemake.wildcards.run
 cfg = snakemake.params.evaluate
 candidates = Table.read(snakemake.input.candidates, format="fits")
+# the run's operating point (clusters.evaluate.operating_point): detections go lower, for the
+# scorecard's threshold sweep
+score, threshold = snakemake.params.operating_point
+n_all = len(candidates)
+candidates = candidates[candidates[score] >= threshold]
+log.info("run %s: %d of %d candidates with %s >= %g", run, len(candidates), n_all, score,
+         threshold)  # fmt: skip
 known = {
     name.upper(): known_catalog(
         read_catalog(name, snakemake.input[name]), NAME_COLUMN[name], snakemake.input[name]
@@ -40,7 +51,9 @@ summary, curves, matched = evaluate(
     cfg["min_radius_arcmin"],
     cfg["max_radius_arcmin"],
     {"SNR": cfg["snr_bins"], "M500": cfg["m500_bins"], "Z": cfg["z_bins"]},
+    min_truth_snr=cfg["min_truth_snr"],
 )
+summary["operating_point"] = {"score": score, "threshold": threshold}
 summary["run"] = run
 text = format_summary(run, summary)
 log.info("\n%s", text)

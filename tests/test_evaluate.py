@@ -173,3 +173,36 @@ def test_binomial_errors_are_never_negative():
         frac, lo, hi = binomial_fraction(k, np.full(n + 1, n))
         assert np.all(lo <= frac) and np.all(frac <= hi)
         assert np.all((lo >= 0) & (hi <= 1))
+
+
+def test_default_test_tiles_span_latitude_and_avoid_validation():
+    """Three test tiles (high, mid, low |b|), none sharing an edge or corner with a
+    validation tile (healpy neighbours at nside 2)."""
+    from pathlib import Path
+
+    import yaml
+
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "config/config.yaml").read_text())
+    tiles = cfg["clusters"]["tiles"]
+    test, val = tiles["test"], tiles["validation"]
+    assert len(test) == 3
+    b = sorted(abs(hp.pix2ang(2, t, lonlat=True)[1]) for t in test)
+    assert b[0] < 25 < b[1] < 50 < b[2]
+    for t in test:
+        assert t not in val
+        assert not set(hp.get_all_neighbours(2, t).tolist()) & set(val), t
+
+
+def test_truth_below_the_detectability_floor_cannot_be_matched():
+    truth = Table(
+        {"GLON": [10.0, 10.0], "GLAT": [40.0, 41.0], "M500": [3.0, 1.0], "Z": [0.1, 0.1],
+         "THETA500": [3.0, 3.0], "SNR": [8.0, 1.5]}
+    )  # fmt: skip
+    cand = Table({"GLON": [10.0, 10.0], "GLAT": [40.01, 41.01], "ID": [1, 2],
+                  "CLASS": ["new", "new"]})  # fmt: skip
+    tiles = [int(hp.ang2pix(2, 10.0, 40.5, lonlat=True))]
+    s, _, matched = evaluate(cand, tiles, truth, min_truth_snr=2.0)
+    assert s["truth"]["n_true_positive"] == 1 and s["truth"]["purity"]["value"] == 0.5
+    assert matched["DETECTED"].tolist() == [True, False]
+    s, _, _ = evaluate(cand, tiles, truth, min_truth_snr=1.0)
+    assert s["truth"]["n_true_positive"] == 2

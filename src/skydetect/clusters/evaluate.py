@@ -4,8 +4,12 @@ Simulated sky (the truth is known):
 
 * the truth is restricted to the area actually searched: clusters whose position lies in a
   searched nside-2 RING tile (the detections come from those tiles' pixels only);
-* detections and true clusters are matched one-to-one, closest pairs first, within the
-  cluster's own radius: ``clip(theta500_scale * THETA500, min_radius, max_radius)`` arcmin;
+* only true clusters above the detectability floor (truth ``SNR >= min_truth_snr``, default
+  2) can be matched: a candidate beside a cluster far below detectability is a false one;
+* detections and true clusters are matched one-to-one in order of truth S/N (each cluster,
+  brightest first, takes the nearest free detection) within the cluster's own radius
+  ``clip(theta500_scale * THETA500, min_radius, max_radius)`` arcmin
+  (:class:`skydetect.clusters.scorecard.Matcher`);
 * completeness = matched true clusters / true clusters, per bin of true S/N, M500 and z, with
   binomial (Wilson score, 68.27 %) intervals from :func:`astropy.stats.binom_conf_interval`;
 * purity = detections matched to a true cluster / detections.
@@ -66,10 +70,19 @@ def match_radius(truth: Table, scale: float, min_arcmin: float, max_arcmin: floa
 
 
 def match_truth(candidates: Table, truth: Table, radius_arcmin) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one match: for each candidate, the index of its true cluster (-1) and separation."""
-    return greedy_match(
-        galactic(candidates, what="candidates"), galactic(truth, what="truth"), radius_arcmin
-    )
+    """One-to-one match in order of truth S/N: for each candidate, the index of its true
+    cluster (-1) and the separation in arcmin (NaN)."""
+    from skydetect.clusters.scorecard import Matcher, _vec
+
+    cv = _vec(candidates, "candidates") if len(candidates) else np.zeros((0, 3))
+    tv = _vec(truth, "truth") if len(truth) else np.zeros((0, 3))
+    idx, _ = Matcher(cv, tv, truth["SNR"], radius_arcmin).match()
+    sep = np.full(len(idx), np.nan)
+    ok = idx >= 0
+    if ok.any():
+        cos = np.clip(np.einsum("ij,ij->i", cv[ok], tv[idx[ok]]), -1, 1)
+        sep[ok] = np.degrees(np.arccos(cos)) * 60.0
+    return idx, sep
 
 
 def completeness_curve(values, detected, bins, name: str) -> Table:
@@ -121,6 +134,7 @@ def evaluate(
     min_radius_arcmin: float = 5.0,
     max_radius_arcmin: float = 15.0,
     bins: dict[str, list[float]] | None = None,
+    min_truth_snr: float = 2.0,
 ) -> tuple[dict, Table, Table | None]:
     """Evaluate ``candidates`` found in the nside-2 RING ``tiles``.
 
@@ -163,7 +177,10 @@ def evaluate(
         raise ValueError(f"truth catalogue: missing column(s) {', '.join(missing)}")
     area_truth = truth[in_tiles(truth["GLON"], truth["GLAT"], tiles)]
     radius = match_radius(area_truth, theta500_scale, min_radius_arcmin, max_radius_arcmin)
-    idx, sep = match_truth(candidates, area_truth, radius)
+    detectable = np.asarray(area_truth["SNR"], float) >= min_truth_snr
+    where = np.flatnonzero(detectable)
+    idx, sep = match_truth(candidates, area_truth[where], radius[where])
+    idx = np.where(idx >= 0, where[np.maximum(idx, 0)], -1)
     detected = np.zeros(len(area_truth), dtype=bool)
     detected[idx[idx >= 0]] = True
     matched = area_truth.copy()
@@ -193,6 +210,8 @@ def evaluate(
             f"snr>{s:g}": _fraction_dict(np.sum(detected & (snr > s)), np.sum(snr > s))
             for s in HEADLINE_SNR
         },
+        "min_truth_snr": min_truth_snr,
+        "n_true_detectable": int(detectable.sum()),
         "match_radius": {
             "theta500_scale": theta500_scale,
             "min_arcmin": min_radius_arcmin,

@@ -228,3 +228,56 @@ def select_patches(score, glon, glat, n: int, min_sep_deg: float) -> list[int]:
         if int(i) not in chosen:
             chosen.append(int(i))
     return chosen
+
+
+def _best_c(c: Table) -> float:
+    """Highest completeness at purity >= 0.9 along a curve (-1 if never)."""
+    ok = np.asarray(c["PURITY"]) >= 0.9
+    return float(np.max(np.asarray(c["C_SNR45"])[ok])) if ok.any() else -1.0
+
+
+def plot_purity_completeness(curves: Table, bins: Table, scorecard: Table, path) -> None:
+    """Left: purity against completeness (truth S/N > 4.5) along each detector's threshold
+    sweep (combined: the best MMF threshold's curve), the operating points and purity 0.90.
+    Right: completeness per truth-S/N bin at the operating point."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for k, row in enumerate(scorecard):
+        name = str(row["DETECTOR"])
+        c = curves[curves["DETECTOR"] == name]
+        color = f"C{k}"
+        if name == "combined" and len(c):
+            mt = np.unique(np.asarray(c["THRESHOLD_MMF"]))
+            best = mt[int(np.argmax([_best_c(c[c["THRESHOLD_MMF"] == t]) for t in mt]))]
+            c = c[c["THRESHOLD_MMF"] == best]
+            name = f"combined (MMF S/N >= {best:g})"
+        ax.plot(c["C_SNR45"], c["PURITY"], "-", color=color, lw=1.2, label=name)
+        ax.plot(row["C_SNR45"], row["PURITY"], "o", color=color, ms=6)
+        if np.isfinite(row["C_SNR45_AT_P90"]):
+            ax.errorbar(row["C_SNR45_AT_P90"], 0.9, color=color, fmt="s", ms=5, capsize=3,
+                        xerr=[[row["C_SNR45_AT_P90"] - row["C_SNR45_AT_P90_LO"]],
+                              [row["C_SNR45_AT_P90_HI"] - row["C_SNR45_AT_P90"]]])  # fmt: skip
+        ax.axhline(row["CHANCE_RATE"], color=color, ls=":", lw=0.8)
+        b = bins[bins["DETECTOR"] == str(row["DETECTOR"])]
+        x = np.sqrt(np.asarray(b["BIN_LO"]) * np.asarray(b["BIN_HI"]))
+        bx.plot(x, b["COMPLETENESS"], "o-", color=color, ms=4, label=str(row["DETECTOR"]))
+    ax.axhline(0.9, color="0.3", ls="--", lw=0.8)
+    ax.set_xlabel("completeness, truth S/N > 4.5")
+    ax.set_ylabel("purity")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(True, lw=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("threshold sweep (dots: operating point; squares: at purity 0.90;\n"
+                 "dotted: chance rate)", fontsize=9)  # fmt: skip
+    if len(bins):
+        b0 = bins[bins["DETECTOR"] == bins["DETECTOR"][0]]
+        x = np.sqrt(np.asarray(b0["BIN_LO"]) * np.asarray(b0["BIN_HI"]))
+        for xi, n in zip(x, b0["N_TRUE"], strict=True):
+            bx.annotate(str(int(n)), (xi, 1.03), ha="center", fontsize=7, color="0.4")
+    bx.set_xscale("log")
+    bx.set_xlabel("truth S/N (six-channel matched filter)")
+    bx.set_ylabel("completeness at the operating point")
+    bx.set_ylim(-0.02, 1.1)
+    bx.grid(True, lw=0.3)
+    bx.legend(fontsize=8)
+    save_figure(fig, path)
