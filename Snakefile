@@ -1,11 +1,14 @@
 # skydetect: galaxy clusters in Planck HFI maps and infrared bubbles in Spitzer mosaics.
 # Stages live in rules/<stage>.smk; the library they call lives in src/skydetect/.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# the embedded default, found from this file (also with --directory elsewhere)
+configfile: Path(workflow.current_basedir) / "config" / "config.yaml"
 
 
 report: "rules/report/workflow.rst"

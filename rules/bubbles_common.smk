@@ -132,6 +132,11 @@ def bubble_field_mem(factor, base=800):
     return mem_mb
 
 
+def split_fields(wildcards):
+    """The aligned fields of bubble split ``wildcards.bubble_split``."""
+    return [bubble_field(f) for f in BUBBLE_SPLITS[wildcards.bubble_split]]
+
+
 def simulate_mem_mb(wildcards):
     """The mock works on float64 copies of the padded 8 µm grid: ~120 bytes per pixel."""
     sim = BUB["simulate"]

@@ -123,7 +123,7 @@ rule align_spitzer_field:
         mem_mb=bubble_field_mem(5),
         runtime=20,
     params:
-        name=lambda wc: wc.field,
+        name="{field}",
     script:
         "../scripts/align_spitzer_field.py"
 
@@ -218,7 +218,7 @@ rule group_negatives:
 
 rule make_validation_windows:
     input:
-        fields=lambda wc: [bubble_field(f) for f in BUBBLE_SPLITS[wc.bubble_split]],
+        fields=split_fields,
         catalog=BUBBLE_CATALOG,
     output:
         "results/bubbles/windows/{bubble_split}.h5",

@@ -163,7 +163,7 @@ rule detect_bubbles:
     resources:
         # the field, its filled and smoothed copies and one chunk of windows, plus the
         # network (benchmarks/results/bubbles_scale.md: 3° x 2° at 1.2")
-        mem_mb=lambda wc, input: int(_SSD["detect"]["mem_mb"] + 5 * input.size_mb),
+        mem_mb=bubble_field_mem(5, base=BUB["detect"]["mem_mb"]),
         runtime=_SSD["detect"]["runtime"],
     params:
         detect=computing_params(_SSD["detect"]),

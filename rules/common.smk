@@ -199,8 +199,60 @@ def known_catalogs(wildcards):
     return {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}
 
 
+def source_catalog(wildcards):
+    """The IR/radio compact-source catalogue (looked up only when a job needs it)."""
+    return planck_catalog_file("sources")
+
+
 def run_detections(wildcards):
-    return expand("results/detections/{run}/{tile}.ecsv", run=wildcards.run, tile=DETECT_TILES)
+    return expand(
+        "results/detections/{run}/{tile}.ecsv", run=wildcards.run, tile=DETECT_TILES
+    )
+
+
+# --------------------------------------------------------------------------- U-Net runs
+UNET_RUN_CFG = CL["train"].get("runs") or {r: {} for r in UNET_RUNS}
+
+
+def unet_train_params(wildcards):
+    """clusters.train without the runs mapping, for run ``wildcards.run``."""
+    train = {k: v for k, v in computing_params(CL["train"]).items() if k != "runs"}
+    return {**train, "run": wildcards.run}
+
+
+def unet_run_bands(wildcards):
+    """Input bands of U-Net run ``wildcards.run`` (clusters.train.runs)."""
+    from skydetect.clusters.datasets import run_bands
+
+    return run_bands(UNET_RUN_CFG, wildcards.run, BANDS)
+
+
+# --------------------------------------------------------------------------- detection
+DETECT_CFG = CL["detect"]
+XMATCH_CFG = CL["crossmatch"]
+EVAL_CFG = CL["evaluate"]
+CLUSTER_RUNS = UNET_RUNS + (["mmf"] if CL["mmf"].get("enabled", False) else [])
+# The scorecard's rows: every U-Net run, the MMF, and their combination (U-Net run
+# clusters.evaluate.combine_run, default the first, merged with the MMF by position).
+COMBINE_RUN = EVAL_CFG.get("combine_run") or UNET_RUNS[0]
+SCORECARD_DETECTORS = CLUSTER_RUNS + (["combined"] if "mmf" in CLUSTER_RUNS else [])
+SCORECARD_COMMAND = "snakemake --cores all results/evaluation/scorecard.md"
+
+
+def scorecard_params():
+    """clusters.evaluate plus the lowest sweep thresholds (the detection thresholds)."""
+    return {
+        **EVAL_CFG,
+        "unet_detect_threshold": DETECT_CFG["threshold"],
+        "mmf_snr_threshold": CL["mmf"]["snr_threshold"],
+    }
+
+
+def operating_point(wildcards):
+    """(score column, threshold) at which run ``wildcards.run`` is evaluated."""
+    if wildcards.run == "mmf":
+        return ["SNR", EVAL_CFG["operating_point"]["mmf"]]
+    return ["PEAK_PROB", EVAL_CFG["operating_point"]["unet"]]
 
 
 wildcard_constraints:

@@ -1,21 +1,8 @@
-# Cluster detection (issue 5): per-tile inference, detections, cross-match with known
-# clusters and IR sources, completeness / purity against the truth, U-Net vs MMF.
-# `{run}` is the U-Net run name (clusters.train.run) or `mmf` (rules/mmf.smk writes
-# results/detections/mmf/{tile}.ecsv); crossmatch / evaluate serve both.
-DETECT_CFG = config["clusters"]["detect"]
-XMATCH_CFG = config["clusters"]["crossmatch"]
-EVAL_CFG = config["clusters"]["evaluate"]
-UNET_RUN = config["clusters"]["train"]["run"]
-DETECT_TILES = (
-    list(range(N_TILES))
-    if DETECT_CFG["all_sky"]
-    else [int(t) for t in config["clusters"]["tiles"]["test"]]
-)
-CLUSTER_RUNS = [UNET_RUN] + (
-    ["mmf"] if config["clusters"]["mmf"].get("enabled", False) else []
-)
-SIMULATED_SKY = config["planck"]["source"] == "simulate"
-KNOWN_CATALOGS = list(XMATCH_CFG["catalogs"])
+# Cluster detection: per-tile inference, detections, cross-match with known clusters and
+# IR sources, completeness / purity against the truth, U-Net vs MMF. `{run}` is a U-Net run
+# name (clusters.train) or `mmf` (rules/mmf.smk writes results/detections/mmf/{tile}.ecsv);
+# crossmatch / evaluate serve both, the U-Net rules take only UNET_RUNS (rules/common.smk).
+# Run lists, scorecard settings and parameter functions: rules/common.smk.
 
 
 rule predict_tile:
@@ -31,7 +18,7 @@ rule predict_tile:
     benchmark:
         "benchmarks/rules/predict_tile/{run}_{tile}.tsv"
     wildcard_constraints:
-        run=r"(?!mmf$)[A-Za-z0-9_\-]+",
+        run=one_of(UNET_RUNS),
     conda:
         ENV_ML
     threads: 2
@@ -41,6 +28,7 @@ rule predict_tile:
     params:
         batch_size=DETECT_CFG["batch_size"],
         nside=DETECT_CFG["nside"],
+        precision=DETECT_CFG["precision"],
     script:
         "../scripts/predict_tile.py"
 
@@ -55,7 +43,7 @@ rule extract_detections:
     benchmark:
         "benchmarks/rules/extract_detections/{run}_{tile}.tsv"
     wildcard_constraints:
-        run=r"(?!mmf$)[A-Za-z0-9_\-]+",
+        run=one_of(UNET_RUNS),
     conda:
         ENV_SKY
     threads: 1
@@ -70,18 +58,23 @@ rule extract_detections:
 
 rule crossmatch:
     input:
-        unpack(lambda wc: {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}),
-        detections=lambda wc: expand(
-            "results/detections/{run}/{tile}.ecsv", run=wc.run, tile=DETECT_TILES
-        ),
-        sources=planck_catalog_file("sources"),
+        unpack(known_catalogs),
+        detections=run_detections,
+        sources=source_catalog,
     output:
         fits="results/candidates/{run}.fits",
-        csv="results/candidates/{run}.csv",
+        csv=report(
+            "results/candidates/{run}.csv",
+            caption="report/candidates_table.rst",
+            category="Cluster detection",
+            subcategory="{run}",
+        ),
     log:
         "logs/crossmatch/{run}.log",
     benchmark:
         "benchmarks/rules/crossmatch/{run}.tsv"
+    wildcard_constraints:
+        run=one_of(UNET_RUNS + ["mmf"]),
     conda:
         ENV_SKY
     threads: 1
@@ -97,16 +90,22 @@ rule crossmatch:
 
 rule evaluate:
     input:
-        unpack(lambda wc: {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}),
-        unpack(
-            lambda wc: (
-                {"truth": "results/sky/truth_clusters.ecsv"} if SIMULATED_SKY else {}
-            )
-        ),
+        unpack(known_catalogs),
+        unpack(truth_input),
         candidates="results/candidates/{run}.fits",
     output:
-        summary="results/evaluation/{run}/summary.json",
-        curves="results/evaluation/{run}/completeness.csv",
+        summary=report(
+            "results/evaluation/{run}/summary.json",
+            caption="report/evaluation_summary.rst",
+            category="Cluster detection",
+            subcategory="{run}",
+        ),
+        curves=report(
+            "results/evaluation/{run}/completeness.csv",
+            caption="report/completeness_table.rst",
+            category="Cluster detection",
+            subcategory="{run}",
+        ),
         matched="results/evaluation/{run}/truth_matched.ecsv",
         completeness=report(
             "results/evaluation/{run}/completeness.png",
@@ -135,6 +134,7 @@ rule evaluate:
         catalogs=KNOWN_CATALOGS,
         evaluate=EVAL_CFG,
         cluster_radius_arcmin=XMATCH_CFG["cluster_radius_arcmin"],
+        operating_point=operating_point,
     script:
         "../scripts/evaluate.py"
 
@@ -157,7 +157,7 @@ rule plot_detection_patches:
     benchmark:
         "benchmarks/rules/plot_detection_patches/{run}.tsv"
     wildcard_constraints:
-        run=r"(?!mmf$)[A-Za-z0-9_\-]+",
+        run=one_of(UNET_RUNS),
     conda:
         ENV_SKY
     threads: 1
@@ -215,8 +215,79 @@ if "clusters" in config["detectors"]:
         ],
         run=CLUSTER_RUNS,
     )
+    FINAL_OUTPUT += expand("results/evaluation/{run}/patches.png", run=UNET_RUNS)
     FINAL_OUTPUT += [
-        f"results/evaluation/{UNET_RUN}/patches.png",
         "results/evaluation/comparison.csv",
         "results/evaluation/comparison.png",
+    ]
+
+
+rule combine_candidates:
+    input:
+        unet=f"results/candidates/{COMBINE_RUN}.fits",
+        mmf="results/candidates/mmf.fits",
+    output:
+        fits="results/candidates/combined.fits",
+        csv="results/candidates/combined.csv",
+    log:
+        "logs/combine_candidates/combined.log",
+    benchmark:
+        "benchmarks/rules/combine_candidates/combined.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        unet_run=COMBINE_RUN,
+        radius_arcmin=EVAL_CFG["combine_radius_arcmin"],
+    script:
+        "../scripts/combine_candidates.py"
+
+
+rule scorecard:
+    input:
+        candidates=expand("results/candidates/{run}.fits", run=SCORECARD_DETECTORS),
+        truth=TRUTH,
+    output:
+        table=report(
+            "results/evaluation/scorecard.ecsv",
+            caption="report/scorecard.rst",
+            category="Cluster detection",
+            subcategory="scorecard",
+        ),
+        curves="results/evaluation/purity_completeness.ecsv",
+        figure=report(
+            "results/evaluation/purity_completeness.png",
+            caption="report/purity_completeness.rst",
+            category="Cluster detection",
+            subcategory="scorecard",
+        ),
+        markdown="results/evaluation/scorecard.md",
+    log:
+        "logs/scorecard/scorecard.log",
+    benchmark:
+        "benchmarks/rules/scorecard/scorecard.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        detectors=SCORECARD_DETECTORS,
+        tiles=DETECT_TILES,
+        evaluate=scorecard_params(),
+        seed=config["seed"],
+        command=SCORECARD_COMMAND,
+    script:
+        "../scripts/scorecard.py"
+
+
+if "clusters" in config["detectors"] and SIMULATED_SKY and len(SCORECARD_DETECTORS) > 1:
+    FINAL_OUTPUT += [
+        "results/evaluation/scorecard.ecsv",
+        "results/evaluation/scorecard.md",
+        "results/evaluation/purity_completeness.png",
     ]

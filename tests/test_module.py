@@ -9,6 +9,7 @@ directory. Also: the input functions of rules/common.smk follow ``planck.source`
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -128,3 +129,60 @@ def test_check_map_reads_the_map_of_the_configured_source(tmp_path):
     res, out = dry_run(tmp_path, "-s", snakefile, target, "--configfile", download)
     assert res.returncode == 0, out[-3000:]
     assert f"results/download/{pr3}" in out and "rule download_file" in out
+
+
+PREAMBLE = 'sys.path.insert(0, f"{snakemake.scriptdir}/../src")'
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "scripts").glob("*.py")), ids=lambda p: p.name)
+def test_script_puts_the_workflows_library_first(script):
+    """The conda envs hold no project install: each script must find src/ by itself, before
+    its first skydetect import."""
+    lines = script.read_text().splitlines()
+    where = [i for i, line in enumerate(lines) if line.startswith(PREAMBLE)]
+    assert where, f"{script.name}: add `import sys` and `{PREAMBLE}` at the top"
+    first_import = next(
+        (i for i, line in enumerate(lines) if re.match(r"\s*(from|import) skydetect", line)),
+        len(lines),
+    )
+    assert where[0] < first_import, f"{script.name}: sys.path is set after a skydetect import"
+
+
+SCHEDULING_KEYS = {"threads", "mem_mb", "runtime", "gpus"}
+LIST_PARAMS = """
+import json
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import OutputSettings, ResourceSettings
+
+with SnakemakeApi(OutputSettings()) as api:
+    wf = api.workflow(ResourceSettings(cores=1), snakefile=Path("{snakefile}"), workdir=Path("."))
+    wf.dag()
+    out = {{}}
+    for r in wf._workflow.rules:
+        out[r.name] = {{
+            name: sorted(value) for name, value in r.params.items() if isinstance(value, dict)
+        }}
+    print("PARAMS", json.dumps(out))
+"""
+
+
+def test_no_scheduling_keys_in_params(tmp_path):
+    """Memory, time and threads size a job (resources:, threads:), never its params: with
+    rerun-triggers `params`, a changed memory request would otherwise rerun a training."""
+    code = LIST_PARAMS.format(snakefile=ROOT / "Snakefile")
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    line = next(x for x in res.stdout.splitlines() if x.startswith("PARAMS "))
+    params = json.loads(line.removeprefix("PARAMS "))
+    assert {"train_ssd", "tune_ssd", "detect_bubbles"} <= set(params)
+    assert "train" in params["train_ssd"] and "epochs" in params["train_ssd"]["train"]
+    bad = {
+        f"{rule}.{name}": sorted(SCHEDULING_KEYS & set(keys))
+        for rule, p in params.items()
+        for name, keys in p.items()
+        if SCHEDULING_KEYS & set(keys)
+    }
+    assert not bad, f"scheduling keys in params: {bad}"
