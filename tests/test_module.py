@@ -186,3 +186,19 @@ def test_no_scheduling_keys_in_params(tmp_path):
         if SCHEDULING_KEYS & set(keys)
     }
     assert not bad, f"scheduling keys in params: {bad}"
+
+
+def test_run_wildcard_takes_only_configured_runs(tmp_path):
+    """`mmf` is the matched filter's run: no U-Net rule (training, inference) may take it."""
+    snakefile = ROOT / "Snakefile"
+    res, out = dry_run(
+        tmp_path, "-s", snakefile, "results/predictions/mmf/6.h5", "--configfile", TINY_CONFIG
+    )
+    assert res.returncode != 0 and "MissingRuleException" in out, out[-3000:]
+    assert "train_segmentation" not in out
+    res, out = dry_run(
+        tmp_path, "-s", snakefile, "results/detections/mmf/6.ecsv", "--configfile", TINY_CONFIG
+    )
+    assert res.returncode == 0, out[-3000:]
+    jobs = jobs_of(out)
+    assert jobs.get("mmf_tile") == 1 and "extract_detections" not in jobs, jobs

@@ -304,30 +304,6 @@ def test_positions_from_a_real_catalogue():
     np.testing.assert_allclose(t["Z"][has_z], real["REDSHIFT"][has_z], rtol=1e-6)
 
 
-def test_sky_paths_follow_the_source():
-    from skydetect.sky.paths import SkyPaths
-
-    sim = SkyPaths({"source": "simulate", "nside": 128})
-    assert (
-        sim.raw_map("353") == "results/sky/maps/HFI_SkyMap_353-psb-field-IQU_2048_R3.00_full.fits"
-    )
-    assert sim.catalog("psz2") == "results/sky/catalogs/psz2_union.fits"
-    assert sim.map_nside == 128
-    dl = SkyPaths({"source": "download", "nside": 128}, lambda b: f"dl/{b}", lambda n: f"dl/{n}")
-    assert dl.raw_map("100") == "dl/100" and dl.catalog("mcxc") == "dl/mcxc"
-    assert dl.map_nside == 2048
-    local = SkyPaths(
-        {"source": "local", "nside": 2048, "local": {"100": "/d/100.fits", "catalogs": {}}}
-    )
-    assert local.raw_map("100") == "/d/100.fits"
-    with pytest.raises(ValueError, match="planck.local.143"):
-        local.raw_map("143")
-    with pytest.raises(ValueError, match="planck.local.catalogs.psz2"):
-        local.catalog("psz2")
-    with pytest.raises(ValueError, match="unknown catalogue"):
-        sim.catalog("abell")
-
-
 def test_truth_file_round_trip(full_sky, tmp_path):
     from astropy.table import Table
 

@@ -70,7 +70,6 @@ DEFAULT_TRAIN: dict[str, Any] = {
     "min_lr": 1e-6,
     "augment": True,
     "mixed_precision": True,
-    "gpus": 1,  # scheduler request only (rules/train.smk)
 }
 CHECKPOINT_DIR = "checkpoint"
 HISTORY = "history.csv"
