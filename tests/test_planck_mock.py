@@ -119,6 +119,18 @@ def test_co_lines_only_in_the_100_217_353_bands():
     assert np.median(w_co[b < 2]) > 5 and np.median(w_co[b > 40]) < 1.0
 
 
+def test_ksz_option_has_the_cmb_spectrum_and_is_weaker_than_the_tsz():
+    beams = {b: 30.0 for b in FREQ}
+    ksz = _sky(64, ["ksz"], beam_fwhm_arcmin=beams)
+    tsz = _sky(64, ["tsz"], beam_fwhm_arcmin=beams)
+    assert "ksz" not in planck.SimulationParams().components  # an option, off by default
+    k100, k143 = ksz.channel_map("100"), ksz.channel_map("143")
+    np.testing.assert_allclose(k100, k143, atol=1e-3 * np.abs(k143).max())
+    k545 = ksz.channel_map("545") / CHANNELS["545"].kcmb_to_mjysr  # MJy/sr -> K_CMB
+    np.testing.assert_allclose(k545, k143, atol=1e-3 * np.abs(k143).max())
+    assert 0 < k143.std() < 0.3 * tsz.channel_map("143").std()
+
+
 def test_noise_follows_the_hit_counts():
     sky = _sky(64, ["noise"], n_clusters=5)
     n = sky.noise_map("143")

@@ -140,3 +140,22 @@ def crossmatch(
 def class_counts(candidates: Table) -> dict[str, int]:
     """Number of candidates per CLASS."""
     return {c: int(np.sum(candidates["CLASS"] == c)) for c in CLASSES}
+
+
+def catalogue_difference(a: Table, b: Table, radius_arcmin: float = 2.0, score="PEAK_PROB"):
+    """How two candidate catalogues of the same sky differ (e.g. two seeded runs on different
+    CPUs): one-to-one positional match within ``radius_arcmin``; returns the counts, the
+    fraction of candidates without a partner, the largest separation and the largest score
+    difference of the matched pairs."""
+    idx, sep = greedy_match(galactic(a, what="first"), galactic(b, what="second"), radius_arcmin)
+    ok = idx >= 0
+    n_a, n_b, n = len(a), len(b), int(ok.sum())
+    ds = np.abs(np.asarray(a[score], float)[ok] - np.asarray(b[score], float)[idx[ok]])
+    return {
+        "n_first": n_a,
+        "n_second": n_b,
+        "n_matched": n,
+        "unmatched_fraction": (n_a + n_b - 2 * n) / max(n_a + n_b, 1),
+        "max_sep_arcmin": float(np.max(sep[ok])) if n else 0.0,
+        "max_score_diff": float(np.max(ds)) if n else 0.0,
+    }

@@ -106,15 +106,29 @@ def cib_correlation(params, band) -> float:
 
 
 # --------------------------------------------------------------------------- templates
-def paint_clusters(nside: int, truth: Table, progress: bool = True) -> np.ndarray:
+def ksz_weights(truth: Table, rng, sigma_v_kms: float = 300.0) -> np.ndarray:
+    """Per-cluster kSZ amplitude relative to its y: dT/T_CMB = -tau v/c with tau = y m_e c^2 /
+    kT_e, T_e from M500 (kT = 6 keV (M500 / 5e14)^(2/3) E(z)^(2/3)), v ~ N(0, sigma_v)."""
+    from skydetect.sky.instrument import T_CMB
+
+    m = np.asarray(truth["M500"], float)
+    kt_kev = 6.0 * (m / 5.0) ** (2.0 / 3.0) * physics.ez(np.asarray(truth["Z"], float)) ** (2 / 3)
+    v_over_c = rng.normal(0.0, sigma_v_kms, len(truth)) / 299792.458
+    return -T_CMB * (511.0 / kt_kev) * v_over_c  # K_CMB per unit y
+
+
+def paint_clusters(nside: int, truth: Table, progress: bool = True, ksz=None):
     """Compton-y map (RING): each cluster's projected Arnaud profile painted within 5 theta500.
 
-    Pixel values are renormalised so that each cluster's integrated y equals its Y5R500.
+    Pixel values are renormalised so that each cluster's integrated y equals its Y5R500. With
+    ``ksz`` (per-cluster K_CMB per unit y, :func:`ksz_weights`) also returns the kSZ map
+    [K_CMB] painted with the same profiles: ``(y, ksz)``.
     """
     from tqdm import tqdm
 
     x_tab, f_tab = physics.projected_profile()
     ymap = np.zeros(hp.nside2npix(nside))
+    kmap = np.zeros(hp.nside2npix(nside)) if ksz is not None else None
     pix_area = hp.nside2pixarea(nside) * physics.ARCMIN_PER_RAD**2  # arcmin^2
     vec = hp.ang2vec(np.asarray(truth["GLON"]), np.asarray(truth["GLAT"]), lonlat=True)
     theta500 = np.asarray(truth["THETA500"], float)
@@ -131,8 +145,11 @@ def paint_clusters(nside: int, truth: Table, progress: bool = True) -> np.ndarra
             prof = np.interp(x, x_tab, f_tab, right=0.0)
             if prof.sum() <= 0:
                 prof = np.ones(pix.size)
-        ymap[pix] += y5[i] * prof / (prof.sum() * pix_area)
-    return ymap
+        y = y5[i] * prof / (prof.sum() * pix_area)
+        ymap[pix] += y
+        if ksz is not None:
+            kmap[pix] += ksz[i] * y
+    return ymap if ksz is None else (ymap, kmap)
 
 
 def source_template(nside: int, sources: Table, flux_col: str, mask) -> np.ndarray:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-COMPONENTS = ("cmb", "tsz", "dust", "cib", "co", "ir_sources", "radio_sources", "noise")
+COMPONENTS = ("cmb", "tsz", "ksz", "dust", "cib", "co", "ir_sources", "radio_sources", "noise")
+DEFAULT_COMPONENTS = tuple(c for c in COMPONENTS if c != "ksz")  # kSZ: an option
 YMAPS = ("ilc", "clean")
 # CIB correlation of each channel with a common field: r_i r_j between channels
 # (545 x 857: 0.94; lower towards 353 and 217 GHz, Planck 2013 XXX)
@@ -66,7 +67,7 @@ class SimulationParams:
     position_scatter: float = 1.0  # multiplier of the catalogues' position errors (0: exact)
     mcxc_pos_err_arcmin: float = 0.3
     redmapper_pos_err_arcmin: float = 0.5
-    components: tuple = COMPONENTS
+    components: tuple = DEFAULT_COMPONENTS
     positions_from: str | None = None
 
     @classmethod

@@ -6,6 +6,8 @@ the y-map and sensitivities in :mod:`skydetect.sky.ymap`):
 
 - ``cmb``: a Gaussian realisation of the lensed Planck-2018 TT spectrum, identical in K_CMB
   at every channel;
+- ``ksz`` (optional, off by default): the clusters' kinetic SZ, dT/T = -tau v/c with the
+  same profiles, line-of-sight velocities of 300 km/s rms;
 - ``tsz``: clusters drawn from the Tinker 2008 mass function (or placed at the rows of a
   real PSZ2/MCXC file), Arnaud 2010 profiles truncated at 5 R500, Y5R500 from the Planck
   Y-M relation with scatter, scaled by the band-integrated tSZ factors;
@@ -97,9 +99,15 @@ class MockSky:
         self._ymap = None
         self.highlat_power: dict[str, float] = {}
         hi = np.abs(hp.pix2ang(nside, np.arange(hp.nside2npix(nside)), lonlat=True)[1]) > 30.0
-        if "tsz" in on:
-            y = fg.paint_clusters(nside, self.truth, self.progress)
-            self.alms["tsz"] = hp.map2alm(y, lmax=lmax, iter=0)
+        if "tsz" in on or "ksz" in on:
+            w = fg.ksz_weights(self.truth, _rng(self.seed, 9)) if "ksz" in on else None
+            y = fg.paint_clusters(nside, self.truth, self.progress, ksz=w)
+            if w is not None:
+                y, k = y
+                self.alms["ksz"] = hp.map2alm(k, lmax=lmax, iter=0)
+                del k
+            if "tsz" in on:
+                self.alms["tsz"] = hp.map2alm(y, lmax=lmax, iter=0)
             del y
         if "cmb" in on:
             self.alms["cmb"] = gaussian_alm(physics.cmb_cl(lmax), lmax, _rng(self.seed, 2))
@@ -153,6 +161,7 @@ class MockSky:
         kcmb = physics.kcmb_to_map_unit(band)
         return {
             "cmb": kcmb,
+            "ksz": kcmb,  # a Doppler shift of the CMB: the CMB's spectrum
             "tsz": channel(band).tsz_per_y,
             "dust": fg.dust_sed(p, band) * to_unit,
             "cib": fg.cib_sed(p, band) * to_unit * fg.cib_correlation(p, band),
