@@ -43,7 +43,7 @@ def build_scorecard(
             cfg.get("mmf_thresholds") or S.default_grid("mmf", cfg["mmf_snr_threshold"])
         ),
     }
-    rows, curves, bins = [], [], []
+    rows, curves, bins, missed = [], [], [], {}
     for name, cand in candidates.items():
         cand = cand[in_tiles(cand["GLON"], cand["GLAT"], tiles)] if len(cand) else cand
         kind = "combined" if name == "combined" else ("mmf" if name == "mmf" else "unet")
@@ -65,6 +65,15 @@ def build_scorecard(
         rows.append(row)
         curves.append(cur)
         snr = np.asarray(truth["SNR"], float)
+        lost = (snr > 6.0) & ~det  # bright clusters missed at the operating point
+        theta = np.asarray(truth["THETA500"], float)[lost]
+        missed[name] = {
+            "n": int(lost.sum()),
+            "of": int((snr > 6.0).sum()),
+            "theta500_median": float(np.median(theta)) if lost.any() else float("nan"),
+            "theta500_max": float(np.max(theta)) if lost.any() else float("nan"),
+            "snr_max": float(np.max(snr[lost])) if lost.any() else float("nan"),
+        }
         n_true = np.histogram(snr, SNR_BINS)[0]
         n_det = np.histogram(snr[det], SNR_BINS)[0]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -84,6 +93,7 @@ def build_scorecard(
             "operating_point": {k: float(v) for k, v in op.items()},
             "n_bootstrap": int(cfg["n_bootstrap"]),
             "n_scramble": int(cfg["n_scramble"]),
+            "missed_snr6": missed,
         }
     )
     return table, vstack(curves), vstack(bins)
@@ -130,6 +140,15 @@ def scorecard_markdown(table: Table, command: str) -> str:
         "interpolated along the threshold sweep (combined: the best MMF threshold, the U-Net "
         f"threshold given); intervals: {m.get('n_bootstrap')} bootstrap resamples of "
         "candidates and clusters; '–': purity 0.90 is never reached.",
+        "",
+        "Clusters of truth S/N > 6 missed at the operating point: "
+        + "; ".join(
+            f"{d} {v['n']}/{v['of']}"
+            + (f" (theta500 median {v['theta500_median']:.1f}', max {v['theta500_max']:.1f}'; "
+               f"S/N up to {v['snr_max']:.1f})" if v["n"] else "")  # fmt: skip
+            for d, v in m.get("missed_snr6", {}).items()
+        )
+        + ".",
         "",
         f"Regenerate: `{command}`",
     ]
