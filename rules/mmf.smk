@@ -16,7 +16,7 @@ rule mmf_tile:
         "benchmarks/rules/mmf_tile/{tile}.tsv"
     conda:
         ENV_SKY
-    threads: 1
+    threads: 2  # FFT threads (scipy.fft workers)
     resources:
         mem_mb=3000,
         runtime=60,

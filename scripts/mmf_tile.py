@@ -25,7 +25,7 @@ log.info(
     tile.margin_deg,
     cfg.bands,
 )
-res = mmf.run_tile(tile, cfg, progress=True)
+res = mmf.run_tile(tile, cfg, progress=True, workers=snakemake.threads)
 if res.invalid_fraction > 0:
     log.warning(
         "%.2f %% of patch pixels lie outside the tile file (margin %.2f deg) or are invalid: "

@@ -255,7 +255,13 @@ def tile_run(tmp_path_factory):
 def test_run_tile_finds_the_cluster_once_and_only_in_its_tile(tile_run):
     res, (l0, b0) = tile_run["res"], tile_run["inside"]
     det = Table.read(tile_run["out"] / "6.ecsv")
-    assert [c for c, _ in mmf.DETECTION_COLUMNS] == det.colnames
+    assert mmf.DETECTION_COLUMNS == det.colnames
+    # one detection-table contract: the U-Net's columns first, read by the U-Net's reader
+    from skydetect.clusters import detect
+
+    assert det.colnames[: len(detect.DETECTION_COLUMNS)] == detect.DETECTION_COLUMNS
+    assert len(detect.read_detections(tile_run["out"] / "6.ecsv")) == len(det)
+    assert det["GLON"].unit == "deg" and det["AREA_ARCMIN2"].unit == "arcmin2"
     assert np.all(det["TILE"] == 6) and np.all(det["SNR"] >= 4.5)
     assert np.all(tiles.tile_of(det["GLON"], det["GLAT"]) == 6)
     sep = (
