@@ -1,19 +1,23 @@
-"""Benchmark: the whole MMF over one tile (rule mmf_tile) beside U-Net inference per tile.
+"""Benchmark of the two cluster detectors on one tile: the MMF (rule mmf_tile) and the U-Net
+(rule predict_tile), end to end, in the same process, on the same threads.
 
-For the default configuration (config/config.yaml):
+The one benchmark of the two detectors (it replaces a second one that timed the U-Net on a
+sample of patches and the MMF patch by patch, and disagreed with this one). For the default
+configuration (config/config.yaml):
 
 * MMF: wall time of ``skydetect.clusters.mmf.run_tile`` end to end (patch sampling from the
   tile file, noise spectra, filtering for every theta500, peaks, de-duplication, S/N map on
   the tile's HEALPix pixels) on a synthetic tile at ``planck.nside``: white noise at the
-  instrument levels plus a CMB-like red component common to all bands; single-threaded numpy;
+  instrument levels plus a CMB-like red component common to all bands; FFTs on ``--threads``;
 * U-Net: an untrained network of the default architecture (inference cost does not depend
-  on the weights) on the tile's cover patches: inference rate timed on ``--patches`` patches
-  and extrapolated to the number of cover patches, plus projecting them onto HEALPix pixels
-  and averaging on the sphere (``skydetect.clusters.predict``), with ``--threads`` threads.
+  on the weights) on *all* the patches of the tile's cover (``clusters.patch.cover_margin``)
+  cut from the same synthetic tile, through the compiled step at ``clusters.detect.precision``,
+  then the combination on the sphere through the cover's index (built beforehand, as
+  ``cut_cover`` does; its time is reported apart) and the detection extraction.
 
 Prints a table with the ratio and writes it to benchmarks/results/mmf_vs_unet.md.
 
-    python benchmarks/mmf_vs_unet.py [--tile 6] [--patches 256] [--threads 2]
+    python benchmarks/mmf_vs_unet.py [--tile 6] [--threads 2]
 """
 
 from __future__ import annotations
@@ -27,16 +31,13 @@ from pathlib import Path
 import healpy as hp
 import numpy as np
 import yaml
+from astropy.table import Table
 
 import skydetect  # noqa: F401  (legacy Keras before TensorFlow)
-from skydetect.clusters import mmf, patches
+from skydetect.clusters import cover, inference, mmf, normalise, patches
+from skydetect.clusters.detect import DetectParams, find_detections
 from skydetect.clusters.models import build_model
-from skydetect.clusters.predict import (
-    combine_on_sphere,
-    patch_pixels,
-    predict_patches,
-    prediction_nside,
-)
+from skydetect.clusters.predict import prediction_nside
 from skydetect.config import validate_config
 from skydetect.geometry import tiles
 from skydetect.sky.instrument import noise_per_pixel
@@ -71,15 +72,13 @@ def synthetic_tile(tile: int, nside: int, bands, margin_deg: float, seed) -> til
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tile", type=int, default=6)
-    ap.add_argument("--patches", type=int, default=256, help="U-Net patches timed")
     ap.add_argument("--threads", type=int, default=2, help="TensorFlow threads")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/mmf_vs_unet.md"))
     args = ap.parse_args()
 
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    inference.configure_threads(args.threads)
 
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     validate_config(config, ROOT / "config/schema.yaml")
@@ -95,53 +94,68 @@ def main() -> None:
     )
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = mmf.run_tile(tile, cfg)
+    res = mmf.run_tile(tile, cfg, workers=args.threads)
     t_mmf = time.perf_counter() - t0
     null_rms = float(np.std(res.snr[0]))
 
-    # ---- U-Net: cover patches of the same tile, inference rate, combination on the sphere
+    # ---- U-Net: the cover of the same tile (all bands), inference, combination, detection
     bands = [str(b) for b in config["planck"]["bands"]]
-    size, pix_arcmin = int(cl["patch"]["size"]), float(cl["patch"]["pixel_arcmin"])
+    pcfg = patches.PatchConfig.from_config(bands, cl["patch"], cl["mask"])
+    size, pix_arcmin = pcfg.size, pcfg.pixel_arcmin
     batch = int(cl["detect"]["batch_size"])
-    glon, glat = patches.cover_centres(
-        nside_map,
-        tiles.tile_pixels(nside_map, args.tile),
-        size,
-        pix_arcmin,
-        float(cl["patch"]["cover_overlap"]),
-    )
-    n_cover = len(glon)
-    rng = np.random.default_rng(seed)
-    model = build_model((size, size, len(bands)), cl["model"])
-    x = rng.normal(size=(args.patches, size, size, len(bands))).astype(np.float32)
-    predict_patches(model, x[:batch], batch)  # warm-up (graph building)
-    t0 = time.perf_counter()
-    prob = predict_patches(model, x, batch)
-    rate = args.patches / (time.perf_counter() - t0)
+    precision = inference.resolve_precision(cl["detect"]["precision"])
+    margin = tiles.required_margin_deg(size, pix_arcmin, 0.0, nside_map)
+    utile = synthetic_tile(args.tile, nside_map, bands, max(margin, tile.margin_deg), seed)
     nside_pred = prediction_nside(pix_arcmin, cl["detect"]["nside"])
-    reps = np.resize(np.arange(args.patches), n_cover)
     t0 = time.perf_counter()
-    pix = patch_pixels(glon, glat, np.zeros(n_cover), np.zeros(n_cover, bool), size, pix_arcmin,
-                       nside_pred)  # fmt: skip
-    combine_on_sphere(prob[reps], pix, nside_pred, args.tile)
+    _, chunks = patches.cover_chunks(utile, Table({"GLON": [0.0], "GLAT": [0.0]}), pcfg, 0)
+    ps = patches.collect(chunks, pcfg)
+    index = patches.cover_index(utile, pcfg, nside_pred)
+    t_cut = time.perf_counter() - t0
+    n_cover = len(ps)
+    stats = normalise.fit(ps.inputs[:256], bands)
+    policy = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(inference.POLICIES[precision])
+    try:
+        model = build_model((size, size, len(bands)), cl["model"])
+    finally:
+        tf.keras.mixed_precision.set_global_policy(policy)
+    predictor = inference.CompiledPredictor(model, batch)
+    predictor(ps.inputs[:batch])  # trace the step once
+    t0 = time.perf_counter()
+    prob = predictor(normalise.apply(ps.inputs, stats, bands))
+    t_inf = time.perf_counter() - t0
+    rate = n_cover / t_inf
+    t0 = time.perf_counter()
+    mean, count = cover.combine(prob, index)
     t_comb = time.perf_counter() - t0
-    unet_tile = n_cover / rate + t_comb
+    seen = count > 0
+    dp = DetectParams(**{k: cl["detect"][k] for k in ("threshold", "min_pixels",
+                                                      "max_radius_arcmin", "centre")})  # fmt: skip
+    t0 = time.perf_counter()
+    find_detections(index.pixels[seen], mean[seen], nside_pred, dp, args.tile)
+    t_det = time.perf_counter() - t0
+    unet_tile = t_inf + t_comb + t_det
+    red = cover.cover_redundancy(n_cover, size, pix_arcmin, nside_map, args.tile)
 
     arch = cl["model"]["architecture"]
     rows = [
         ("MMF patches / tile", f"{len(res.centres)}", f"{cfg.patch_size}x{cfg.patch_size} px of "
          f"{cfg.pixel_arcmin}', centres on nside {res.nside_centres}"),
         ("**MMF time / tile**", f"**{t_mmf:.1f} s**", f"run_tile end to end, {len(cfg.bands)} "
-         f"bands, {len(cfg.theta500_arcmin)} theta500 bins, 1 thread"),
+         f"bands, {len(cfg.theta500_arcmin)} theta500 bins, {args.threads} FFT threads"),
         ("MMF detections in noise", f"{len(res.detections)}", f"S/N >= {cfg.snr_threshold} "
          f"(no clusters injected); S/N rms {null_rms:.3f} (theta500 {cfg.theta500_arcmin[0]}')"),
-        ("U-Net inference", f"{rate:.1f} patches/s", f"{arch} {cl['model']['filter_num']}, "
-         f"{size}x{size}x{len(bands)}, batch {batch}, {args.patches} timed"),
-        ("U-Net cover patches / tile", f"{n_cover}",
-         f"cover_overlap {cl['patch']['cover_overlap']}"),
-        ("U-Net combine on the sphere", f"{t_comb:.1f} s", f"nside {nside_pred}"),
-        ("**U-Net time / tile**", f"**{unet_tile:.1f} s**", "inference + combination "
-         "(detection extraction not included)"),
+        ("U-Net cover patches / tile", f"{n_cover}", f"cover_margin {pcfg.cover_margin} px: "
+         f"{red:.2f}x a tiling; cut + index {t_cut:.1f} s (cut_cover, not counted)"),
+        ("U-Net inference", f"{t_inf:.1f} s ({rate:.0f} patches/s)", f"{arch} "
+         f"{cl['model']['filter_num']}, {size}x{size}x{len(bands)}, batch {batch}, {precision}, "
+         f"every cover patch"),
+        ("U-Net combination on the sphere", f"{t_comb:.2f} s", f"nside {nside_pred}, cached index"),
+        ("U-Net detection extraction", f"{t_det:.2f} s", "threshold "
+         f"{cl['detect']['threshold']}"),
+        ("**U-Net time / tile**", f"**{unet_tile:.1f} s**", "inference + combination + "
+         "detection"),
         ("**ratio MMF / U-Net**", f"**{t_mmf / unet_tile:.2f}**", "> 1: the U-Net is faster"),
     ]  # fmt: skip
     cpu = platform.processor() or platform.machine()
@@ -149,7 +163,7 @@ def main() -> None:
     lines = [
         "# One tile on CPU: matched multi-frequency filter vs U-Net inference",
         "",
-        f"`python benchmarks/mmf_vs_unet.py --tile {args.tile} --patches {args.patches} "
+        f"`python benchmarks/mmf_vs_unet.py --tile {args.tile} "
         f"--threads {args.threads}` on {cpu} ({platform.system()}), nside {nside_map}, "
         f"TensorFlow {tf.__version__}; untrained network of the default architecture. "
         f"Synthetic tile built in {t_sim:.1f} s (not counted). Load average at the end: "

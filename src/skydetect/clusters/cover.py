@@ -27,7 +27,7 @@ file, group ``combine``), and the combination of a tile is then two ``np.bincoun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import healpy as hp
 import numpy as np
@@ -171,6 +171,7 @@ class CombineIndex:
     margin: int
     n_patches: int
     size: int
+    _sums: tuple | None = field(default=None, repr=False, compare=False)
 
     def arrays(self) -> dict:
         return {
@@ -247,15 +248,22 @@ def combine(prob, index: CombineIndex):
             f"predictions {prob.shape} do not match the cover index "
             f"({index.n_patches} patches of {index.size}^2)"
         )
-    vals = prob.reshape(-1)[index.patch_index].astype(np.float64)
-    w = index.weight.astype(np.float64)
+    vals = prob.reshape(-1)[index.patch_index]
+    w = index.weight
     bad = ~np.isfinite(vals)
-    if bad.any():
-        vals, w = np.where(bad, 0.0, vals), np.where(bad, 0.0, w)
     m = index.pixels.size
+    if bad.any():  # rare: the sums of weights are recomputed without the bad values
+        vals, w = np.where(bad, 0.0, vals), np.where(bad, 0.0, w)
+        wsum = np.bincount(index.map_index, weights=w, minlength=m)
+        count = np.bincount(index.map_index, weights=(w > 0).astype(np.float64), minlength=m)
+    else:  # the usual case: one bincount per tile, the sums of weights cached in the index
+        if index._sums is None:
+            index._sums = (
+                np.bincount(index.map_index, weights=w, minlength=m),
+                np.bincount(index.map_index, minlength=m).astype(np.float64),
+            )
+        wsum, count = index._sums
     total = np.bincount(index.map_index, weights=w * vals, minlength=m)
-    wsum = np.bincount(index.map_index, weights=w, minlength=m)
-    count = np.bincount(index.map_index, weights=(w > 0).astype(np.float64), minlength=m)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(wsum > 0, total / wsum, np.nan)
     return mean.astype(np.float32), count.astype(np.int32)

@@ -67,9 +67,9 @@ def filter_patch(
     # work in units of each band's rms (numerically better conditioned; cancels exactly)
     scale = np.sqrt(np.sum((maps * window) ** 2, axis=(1, 2)) / np.sum(window**2))
     scale = np.where(scale > 0, scale, 1.0)
-    x = maps / scale[:, None, None]
+    x = (maps / scale[:, None, None]).astype(np.float32)  # single-precision FFTs
     a = tsz / scale
-    ft = _windowed_ft(x, window, workers)
+    ft = _windowed_ft(x, np.asarray(window, dtype=np.float32), workers)
     if noise_ps is None:  # isotropic: solved at the distinct |k| of the grid only
         p = _spectra_on_distinct_k(ft, window, min_modes, smooth_bins)
     else:
@@ -125,7 +125,7 @@ def _apply_filter(ft, p, ab, taus, weight, dc, thetas, min_modes, workers=None) 
         rhs = np.moveaxis(ab, 0, -1)[..., None]  # (S, S/2+1, B, 1)
         pinv_ab = np.moveaxis(np.linalg.solve(p + ridge * np.eye(nb), rhs)[..., 0], -1, 0)
     abpab = np.sum(ab * pinv_ab, axis=0)  # (S, S/2+1) real
-    abpd = np.sum(pinv_ab * ft, axis=0)  # (S, S/2+1) complex; P symmetric
+    abpd = np.sum(pinv_ab.astype(ft.real.dtype) * ft, axis=0)  # complex; P symmetric
     abpab[dc] = 0.0
     abpd[dc] = 0.0
     norms = np.einsum("tij,ij->t", taus**2, weight * abpab)  # sigma_theta^-2 for all theta
@@ -134,7 +134,8 @@ def _apply_filter(ft, p, ab, taus, weight, dc, thetas, min_modes, workers=None) 
         raise MMFError(f"filter normalisation is {norms[bad][0]} for theta500={thetas[bad][0]}")
     s2 = 1.0 / norms
     sigma = np.sqrt(s2)
-    yhat = sfft.irfft2(taus * abpd, s=(size, size), workers=workers)  # (T, S, S), one call
+    tau_c = taus.astype(abpd.real.dtype)
+    yhat = sfft.irfft2(tau_c * abpd, s=(size, size), workers=workers)  # (T, S, S), one call
     yhat *= (size * size * s2)[:, None, None]
     snr = (yhat / sigma[:, None, None]).astype(np.float32)
     return PatchResult(

@@ -135,7 +135,7 @@ def estimate_noise_spectra(
 
 
 def _windowed_ft(maps, window, workers: int | None = None):
-    w = np.asarray(window, dtype=float)
+    w = np.asarray(window, dtype=np.result_type(maps, np.float32))
     mean = np.sum(maps * w, axis=(1, 2), keepdims=True) / np.sum(w)
     return sfft.rfft2((maps - mean) * w, axes=(1, 2), workers=workers)
 

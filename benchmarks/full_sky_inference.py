@@ -1,0 +1,230 @@
+"""Benchmark: the whole sky (48 tiles at nside 2048) through U-Net inference and combination,
+measured against the machine's own peak.
+
+* U-Net: the default architecture (config/config.yaml ``clusters.model``; random weights, the
+  cost does not depend on them) on the sparse cover of every tile (``clusters.patch``:
+  64 x 1.7' patches, ``cover_margin``). Tiles come in four shapes (HEALPix rings 1-4 of
+  nside 2; the others are rotations or mirror images), so the cover and its combination index
+  are built for tiles 0, 4, 12, 20 and every tile uses the one of its ring. The timed part is
+  what ``predict_tile`` does per tile once the cover file exists: inference of all its patches
+  (the compiled step, fixed batch) and the combination on the sphere (one ``bincount``
+  through the cached index). Inputs are synthetic normal deviates.
+* Efficiency: achieved GFLOP/s (2 x the model's multiply-accumulates per patch, counted layer
+  by layer, x patches / inference seconds) over the GFLOP/s of a 2048 x 2048 float32 matmul
+  timed in the same process (before and after, the mean), so that the ratio is robust to the
+  load of the machine. bfloat16 is also run (compute on the CPU's AVX512-BF16 / AMX units):
+  its ratio to a float32 matmul can exceed 1.
+* MMF: seconds per tile of ``skydetect.clusters.mmf.run_tile`` on a synthetic nside-2048 tile
+  (six frequency bands of white noise, the default ``clusters.mmf``), FFTs on ``--threads``.
+* Bubble windows per second: the library's field preprocessing
+  (``skydetect.bubbles.preprocess.preprocess_windows``, as it is at run time) over the sliding
+  windows of a synthetic 3-channel field of the default size.
+
+    python benchmarks/full_sky_inference.py [--threads 2] [--precision float32]
+
+Writes benchmarks/results/full_sky_inference.md; the last printed line is
+``full-sky: <seconds> s, efficiency <ratio>, mmf <seconds> s/tile`` (U-Net inference plus
+combination of the 48 tiles at ``--precision``, its efficiency, the MMF per tile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+import skydetect  # noqa: F401  (legacy Keras before TensorFlow)
+from skydetect.clusters import cover, inference, mmf
+from skydetect.clusters.models import build_model
+from skydetect.clusters.predict import prediction_nside
+from skydetect.config import validate_config
+from skydetect.geometry import tiles
+
+ROOT = Path(__file__).resolve().parents[1]
+NSIDE = 2048
+RING_OF_TILE = {t: (0 if t < 4 else 4 if t < 12 else 12 if t < 20 else 20) for t in range(28)}
+RING_OF_TILE.update({t: RING_OF_TILE[47 - t] for t in range(28, 48)})  # north-south mirror
+
+
+def matmul_gflops(tf, n: int = 2048, repeats: int = 8) -> float:
+    a = tf.random.normal((n, n))
+    step = tf.function(lambda x: tf.matmul(x, x))
+    step(a).numpy()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        step(a).numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def sky_inference(model, covers, batch: int, inputs_for, n_tiles: int = 48) -> dict:
+    """Inference + combination of the tiles (all 48 by default); predict_tile's work."""
+    pred = inference.CompiledPredictor(model, batch)
+    pred(inputs_for(batch))  # trace the step once
+    t_inf = t_comb = 0.0
+    n_patches = 0
+    for t in range(n_tiles):
+        index = covers[RING_OF_TILE[t]]
+        x = inputs_for(index.n_patches)
+        t0 = time.perf_counter()
+        prob = pred(x)
+        t1 = time.perf_counter()
+        cover.combine(prob, index)
+        t2 = time.perf_counter()
+        t_inf, t_comb, n_patches = t_inf + t1 - t0, t_comb + t2 - t1, n_patches + len(x)
+    return dict(t_inf=t_inf, t_comb=t_comb, n=n_patches)
+
+
+def mmf_tile_seconds(cfg_mmf: dict, bands, threads: int) -> tuple[float, int]:
+    cfg = mmf.MMFConfig.from_config(dict(cfg_mmf), bands)
+    margin = mmf.required_margin_deg(cfg, NSIDE)
+    pix = tiles.tile_margin_pixels(NSIDE, 6, margin)
+    rng = np.random.default_rng(0)
+    maps = {b: rng.normal(size=pix.size).astype(np.float32) for b in cfg.bands}
+    tile = tiles.Tile(6, NSIDE, margin, pix, tiles.tile_of_pixels(NSIDE, pix) == 6, maps)
+    t0 = time.perf_counter()
+    res = mmf.run_tile(tile, cfg, workers=threads)
+    return time.perf_counter() - t0, len(res.centres)
+
+
+def bubble_windows_rate(config: dict, threads: int) -> tuple[str, str]:
+    try:
+        from skydetect.bubbles import preprocess, windows
+
+        bub = config["bubbles"]
+        sim = bub.get("simulate", {})
+        pix = float(sim.get("pixel_arcsec", 8.0))
+        w = int(round(float(sim.get("width_deg", 3.0)) * 3600 / pix))
+        h = int(round(float(sim.get("height_deg", 2.0)) * 3600 / pix))
+        rng = np.random.default_rng(3)
+        image = rng.lognormal(0.0, 0.5, size=(3, h, w)).astype(np.float32)
+        sizes = windows.sizes_to_pixels(bub["windows"]["sizes_arcmin"], pix, (h, w))
+        sx, sy, ss = windows.sliding_windows((h, w), sizes, bub["windows"]["stride_fraction"])
+        pp = dict(bub.get("preprocess", {}))
+        t0 = time.perf_counter()
+        preprocess.preprocess_windows(image, sx, sy, ss, threads=threads, **pp)
+        dt = time.perf_counter() - t0
+        return f"{len(sx) / dt:.0f}", f"{len(sx)} sliding windows of a {w} x {h} px field"
+    except Exception as err:  # another stage's API: report, do not fail the benchmark
+        return "n/a", f"preprocess_windows failed: {type(err).__name__}: {err}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default=None, help="default: clusters.detect.precision")
+    ap.add_argument("--tiles", type=int, default=48, help="fewer: a quick check, not the sky")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/full_sky_inference.md"))
+    args = ap.parse_args()
+
+    import tensorflow as tf
+
+    inference.configure_threads(args.threads)
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    validate_config(config, ROOT / "config/schema.yaml")
+    cl = config["clusters"]
+    bands = [str(b) for b in config["planck"]["bands"]]
+    size, pix = int(cl["patch"]["size"]), float(cl["patch"]["pixel_arcmin"])
+    margin = cl["patch"]["cover_margin"]
+    batch = int(cl["detect"]["batch_size"])
+    precision = inference.resolve_precision(args.precision or cl["detect"]["precision"])
+    nside_pred = prediction_nside(pix, cl["detect"]["nside"])
+    load0 = os.getloadavg()
+
+    # covers and indices of the four tile shapes (cut_cover's work, not timed)
+    covers, n_per_ring = {}, {}
+    for t in sorted(set(RING_OF_TILE.values())):
+        tpix = tiles.tile_pixels(1024, t)
+        glon, glat, angle = cover.sparse_cover_centres(1024, tpix, size, pix, margin, t)
+        covers[t] = cover.build_index(
+            glon, glat, angle, False, size, pix, nside_pred, t, margin
+        )
+        n_per_ring[t] = len(glon)
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(max(n_per_ring.values()), size, size, len(bands)))
+    pool = pool.astype(np.float32)
+
+    def inputs_for(n):
+        return pool[:n]
+
+    gf_before = matmul_gflops(tf)
+    runs = {}
+    for prec in dict.fromkeys([precision, "float32", "bfloat16"]):
+        policy = tf.keras.mixed_precision.global_policy()
+        tf.keras.mixed_precision.set_global_policy(inference.POLICIES[prec])
+        try:
+            model = build_model((size, size, len(bands)), cl["model"])
+        finally:
+            tf.keras.mixed_precision.set_global_policy(policy)
+        runs[prec] = sky_inference(model, covers, batch, inputs_for, args.tiles)
+    gf_after = matmul_gflops(tf)
+    peak = 0.5 * (gf_before + gf_after)
+    macs = inference.model_macs(build_model((size, size, len(bands)), cl["model"]))
+    t_mmf, n_mmf = mmf_tile_seconds(cl["mmf"], bands, args.threads)
+    bub_rate, bub_note = bubble_windows_rate(config, args.threads)
+    load1 = os.getloadavg()
+
+    n_tile = np.mean([n_per_ring[RING_OF_TILE[t]] for t in range(48)])
+    red = np.mean(
+        [
+            cover.cover_redundancy(n_per_ring[t], size, pix, 1024, t)
+            for t in (RING_OF_TILE[i] for i in range(48))
+        ]
+    )
+    rows = []
+    for prec, r in runs.items():
+        rate = r["n"] / r["t_inf"]
+        gflops = 2 * macs * rate / 1e9
+        rows.append((prec, r, rate, gflops, gflops / peak))
+    head = runs[precision]
+    head_total = head["t_inf"] + head["t_comb"]
+    head_eff = [e for p, *_, e in rows if p == precision][0]
+    arch = f"{cl['model']['architecture']} {cl['model']['filter_num']}"
+    lines = [
+        "# Whole-sky inference at the compute limit",
+        "",
+        f"{args.tiles} tiles at nside {NSIDE} (synthetic inputs), {arch} ({macs / 1e6:.0f} MMAC per "
+        f"{size}x{size}x{len(bands)} patch, random weights), batch {batch}, {args.threads} "
+        f"threads; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end (other jobs "
+        "running: the seconds are those of a shared machine, the efficiency is a ratio to a "
+        "matmul timed in the same process).",
+        "",
+        "| quantity | value | notes |",
+        "|---|---|---|",
+        f"| sparse cover | {n_tile:.0f} patches / tile, {head['n']} for the sky | "
+        f"margin {margin} px, redundancy {red:.2f}x a tiling (dense cover_overlap 0.2: ~7x) |",
+        f"| 2048² float32 matmul | {peak:.0f} GFLOP/s | before {gf_before:.0f}, after "
+        f"{gf_after:.0f} |",
+    ]
+    for prec, r, rate, gflops, eff in rows:
+        lines.append(
+            f"| U-Net {prec} | {r['t_inf']:.1f} s inference + {r['t_comb']:.1f} s combination "
+            f"= {r['t_inf'] + r['t_comb']:.1f} s | {rate:.0f} patches/s, {gflops:.0f} GFLOP/s, "
+            f"efficiency {eff:.2f} |"
+        )
+    lines += [
+        f"| combination on the sphere | {head['t_comb'] / args.tiles * 1e3:.0f} ms / tile | one "
+        f"bincount through the cached index (nside {nside_pred}) |",
+        f"| MMF | {t_mmf:.1f} s / tile | {n_mmf} patches of {cl['mmf']['patch_size']}², "
+        f"{len(cl['mmf']['theta500_arcmin'])} theta500, {args.threads} FFT threads |",
+        f"| bubble windows | {bub_rate} / s | {bub_note}, {args.threads} threads |",
+        "",
+        f"Aims on 2 cores: whole sky <= 120 s ({head_total:.0f} s at {precision}), efficiency "
+        f">= 0.8 ({head_eff:.2f}), MMF <= 5 s per tile ({t_mmf:.1f} s).",
+        "",
+        f"`python benchmarks/full_sky_inference.py --threads {args.threads} "
+        f"--precision {precision}`",
+    ]
+    text = "\n".join(lines) + "\n"
+    Path(args.out).write_text(text)
+    print(text)
+    print(f"full-sky: {head_total:.1f} s, efficiency {head_eff:.2f}, mmf {t_mmf:.1f} s/tile")
+
+
+if __name__ == "__main__":
+    main()
