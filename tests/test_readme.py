@@ -16,7 +16,9 @@ def workflow_rules() -> set[str]:
     files = [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]
     names = set()
     for path in files:
-        names |= set(re.findall(r"^(?:rule|checkpoint) (\w+):", path.read_text(), flags=re.M))
+        text = path.read_text()
+        names |= set(re.findall(r"^(?:rule|checkpoint) (\w+):", text, flags=re.M))
+        names |= set(re.findall(r"^use rule \w+ as (\w+) with:", text, flags=re.M))
     return names - {"all"}
 
 

@@ -104,18 +104,23 @@ def detect_field(
 ):
     """Detect bubbles over a whole field ``data`` (C, H, W).
 
-    ``windows`` is ``(x0, y0, size)`` arrays. ``preprocess`` is either the
-    ``bubbles.preprocess`` dict (the field is prepared once by
+    ``windows`` is ``(x0, y0, size)`` arrays. ``preprocess`` is the ``bubbles.preprocess``
+    dict (the field is prepared once by
     :class:`~skydetect.bubbles.preprocess.FieldPreprocessor` and the windows are streamed
-    from it) or a callable ``preprocess(data, x0, y0, size)`` returning one window's input.
+    from it), such a preprocessor already built, or a callable ``preprocess(data, x0, y0, size)`` returning one window's input.
     Windows go through the network ``chunk`` at a time: memory holds one chunk of inputs,
     never the field's whole window stack.
     """
-    from .preprocess import WindowStream
+    from .preprocess import FieldPreprocessor, WindowStream
 
     x0s, y0s, sizes = (np.asarray(a) for a in windows)
     n = len(x0s)
-    if callable(preprocess):
+    if isinstance(preprocess, FieldPreprocessor):  # a field prepared by the caller
+        stream = WindowStream(preprocess, x0s, y0s, sizes)
+
+        def cut(sl):
+            return stream[sl]
+    elif callable(preprocess):
         def cut(sl):
             return np.stack(
                 [preprocess(data, a, b, c) for a, b, c in zip(x0s[sl], y0s[sl], sizes[sl], strict=True)]

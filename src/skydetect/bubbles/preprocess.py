@@ -46,6 +46,9 @@ DEFAULTS = {
     "nan_fill_px": 2.0,
 }
 PS_CHANNEL = 1  # 8 µm in the channel order (24 µm, 8 µm)
+ROW_BLOCK = 256  # rows summed at a time for the window statistics
+WINDOW_BLOCK = 32  # windows of a row gathered at a time
+LOCAL_MAX = 16  # fewer windows of one side than this are smoothed one by one
 
 
 def _interp_weights(n_in: int, n_out: int):
@@ -135,7 +138,9 @@ class FieldPreprocessor:
         self.threads = max(int(threads), 1)
         self.valid = np.isfinite(image)
         scale = float(self.cfg["nan_fill_px"])
-        self.filled = np.stack([fill_nan(image[c], scale) for c in range(self.n_channels)])
+        self.filled = np.empty(image.shape, np.float32)
+        for c in range(self.n_channels):  # one channel's temporaries at a time
+            self.filled[c] = fill_nan(image[c], scale)
         ps = point_source_mask(
             self.filled[PS_CHANNEL],
             self.cfg["point_source_nsigma"],
@@ -173,15 +178,18 @@ class FieldPreprocessor:
         count = np.zeros((len(x0s), c))
         k = float(self.cfg["clip_sigma"])
         for ch in range(c):
-            rows = slice(y0, y0 + size)
-            x = self.filled[ch, rows].astype(np.float64)
-            sums = []
-            for mask in (self.stat[ch, rows], self.valid[ch, rows]):
-                m = mask.astype(np.float64)
-                cols = [m.sum(axis=0), (m * x).sum(axis=0), (m * x * x).sum(axis=0)]
-                sats = [np.concatenate([[0.0], np.cumsum(v)]) for v in cols]
-                sums.append([sat[x0s + size] - sat[x0s] for sat in sats])
-            (n_stat, s1_stat, s2_stat), (n, s1, s2) = sums
+            cols = np.zeros((2, 3, self.shape[1]))  # (stat | valid) x (n, sum, sum of squares)
+            for r0 in range(y0, y0 + size, ROW_BLOCK):  # bounded temporaries
+                rows = slice(r0, min(r0 + ROW_BLOCK, y0 + size))
+                x = self.filled[ch, rows].astype(np.float64)
+                for k, mask in enumerate((self.stat[ch, rows], self.valid[ch, rows])):
+                    mx = np.where(mask, x, 0.0)
+                    cols[k, 0] += mask.sum(axis=0)
+                    cols[k, 1] += mx.sum(axis=0)
+                    cols[k, 2] += (mx * x).sum(axis=0)
+            sat = np.concatenate([np.zeros((2, 3, 1)), np.cumsum(cols, axis=2)], axis=2)
+            box = sat[:, :, x0s + size] - sat[:, :, x0s]  # 1-D summed-area table lookups
+            (n_stat, s1_stat, s2_stat), (n, s1, s2) = box
             use_stat = n_stat >= 2
             n = np.where(use_stat, n_stat, n)
             s1 = np.where(use_stat, s1_stat, s1)
@@ -192,29 +200,30 @@ class FieldPreprocessor:
             count[:, ch] = n
         return hi, count
 
-    def _resample(self, sm, x0, y0, size) -> np.ndarray:
+    def _row(self, sm, y0, size, x0s, out, idx, ox: int = 0, oy: int = 0):
+        """Windows (x0s, y0, size) of one row: the strip is resampled in y once, each window
+        is then a column gather of it; statistics from the row's summed-area tables."""
+        hi, count = self._row_stats(y0, size, x0s)
         s = self.input_size
         i0, i1, w1 = _interp_weights(size, s)
         w0 = 1.0 - w1
-        rows = sm[:, y0 + i0, x0 : x0 + size] * w0[:, None] + sm[:, y0 + i1, x0 : x0 + size] * (
-            w1[:, None]
-        )
-        out = rows[:, :, i0] * w0 + rows[:, :, i1] * w1
-        return out  # (C, S, S)
-
-    def _finish(self, r: np.ndarray, hi, count) -> np.ndarray:
-        out = np.zeros((self.input_size, self.input_size, self.n_channels), np.float32)
-        for ch in range(self.n_channels):
-            lo = float(r[ch].min())
-            if count[ch] == 0 or not hi[ch] > lo:
-                continue
-            out[..., ch] = (np.clip(r[ch], lo, hi[ch]) - lo) / (hi[ch] - lo)
-        return out
-
-    def _row(self, sm, y0, size, x0s, out, idx):
-        hi, count = self._row_stats(y0, size, x0s)
-        for j, x0 in enumerate(x0s):
-            out[idx[j]] = self._finish(self._resample(sm, int(x0), y0, size), hi[j], count[j])
+        ys = y0 - oy  # sm may be a cut-out whose pixel (0, 0) is field pixel (ox, oy)
+        strip = sm[:, ys + i0, :] * w0[:, None] + sm[:, ys + i1, :] * w1[:, None]  # (C, S, W)
+        strip = np.ascontiguousarray(np.moveaxis(strip, 0, -1))  # (S, W, C)
+        for start in range(0, len(x0s), WINDOW_BLOCK):
+            sl = slice(start, start + WINDOW_BLOCK)
+            c0 = x0s[sl, None] - ox + i0[None, :]  # (n, S) columns of each window
+            c1 = x0s[sl, None] - ox + i1[None, :]
+            r = strip[:, c0] * w0[:, None] + strip[:, c1] * w1[:, None]  # (S, n, S, C)
+            lo = r.min(axis=(0, 2))  # (n, C)
+            h = hi[sl]
+            ok = (count[sl] > 0) & (h > lo)
+            scale = np.where(ok, 1.0 / np.where(ok, h - lo, 1.0), 0.0).astype(np.float32)
+            r -= lo[None, :, None, :].astype(np.float32)
+            np.minimum(r, (h - lo)[None, :, None, :].astype(np.float32), out=r)
+            r *= scale[None, :, None, :]
+            np.minimum(r, 1.0, out=r)  # float32 rounding of (hi - lo) / (hi - lo)
+            out[idx[sl]] = np.moveaxis(r, 1, 0)
 
     def windows(self, x0s, y0s, sizes) -> np.ndarray:
         """Preprocessed windows (N, S, S, C) float32; grouped by scale, then by row."""
@@ -223,18 +232,41 @@ class FieldPreprocessor:
             check_window(self.shape, int(a), int(b), int(c))
         s = self.input_size
         out = np.empty((len(x0s), s, s, self.n_channels), np.float32)
-        for size in np.unique(sizes):
-            sm = self.smoothed(int(size))
+
+        def run(job):
+            sm, y0, size, xs, g, ox, oy = job
+            self._row(sm() if callable(sm) else sm, y0, size, xs, out, g, ox, oy)
+
+        for size in np.unique(sizes):  # one scale at a time: one smoothed field in memory
             sel = np.flatnonzero(sizes == size)
-            groups = [sel[y0s[sel] == y] for y in np.unique(y0s[sel])]
-            jobs = [(sm, int(y0s[g[0]]), int(size), x0s[g], out, g) for g in groups]
+            sigma = self._sigma(int(size))
+            if sigma > 0 and len(sel) < LOCAL_MAX:  # few windows of this side (random
+                # negatives, crops): smooth each one's cut-out only
+                jobs = [self._local_job(int(x0s[i]), int(y0s[i]), int(size), sigma, i) for i in sel]
+            else:  # a sliding-window scale: the whole field smoothed once
+                sm = self.smoothed(int(size))
+                groups = [sel[y0s[sel] == y] for y in np.unique(y0s[sel])]
+                jobs = [(sm, int(y0s[g[0]]), int(size), x0s[g], g, 0, 0) for g in groups]
             if self.threads > 1 and len(jobs) > 1:
                 with ThreadPoolExecutor(self.threads) as pool:
-                    list(pool.map(lambda a: self._row(*a), jobs))
+                    list(pool.map(run, jobs))
             else:
                 for job in jobs:
-                    self._row(*job)
+                    run(job)
+            del jobs
         return out
+
+    def _local_job(self, x0, y0, size, sigma, i):
+        m = int(np.ceil(4 * sigma)) + 1
+        h, w = self.shape
+        cx0, cy0 = max(x0 - m, 0), max(y0 - m, 0)
+        cx1, cy1 = min(x0 + size + m, w), min(y0 + size + m, h)
+
+        def smoothed_cut():
+            cut = self.filled[:, cy0:cy1, cx0:cx1]
+            return ndimage.gaussian_filter(cut, (0, sigma, sigma), mode="nearest")
+
+        return (smoothed_cut, y0, size, np.array([x0]), np.array([i]), cx0, cy0)
 
     def window(self, x0: int, y0: int, size: int) -> np.ndarray:
         return self.windows([x0], [y0], [size])[0]
