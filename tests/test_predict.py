@@ -332,6 +332,7 @@ def test_sparse_cover_matches_dense_cover_and_finds_the_same_clusters(trained):
     dense, sparse = _predict(trained, "dense"), _predict(trained, "sparse")
     with h5py.File(trained["files"]["dense"]) as f, h5py.File(trained["files"]["sparse"]) as g:
         n_dense, n_sparse = len(f["glon"]), len(g["glon"])
+        assert "combine" in f and "combine" in g  # the index cut_cover stores for predict_tile
         assert g.attrs["cover_redundancy"] < 0.5 * f.attrs["cover_redundancy"]
     assert n_sparse < 0.5 * n_dense
     tpix = tiles.tile_pixels(SKY_NSIDE, SKY_TILE)
@@ -363,3 +364,23 @@ def test_bfloat16_inference_stays_within_tolerance_of_float32(trained):
     assert diff.max() < 0.05 and diff.mean() < 0.005, (diff.max(), diff.mean())
     assert bf16.attrs["precision"] == "bfloat16"
     _same_detections(_detect(f32), _detect(bf16), tol_arcmin=SKY_PIX)
+
+
+@pytest.mark.slow  # imports TensorFlow
+def test_model_macs_counts_convolutions_and_the_precision_switch_checks_its_name():
+    from skydetect.clusters import inference
+
+    tf = pytest.importorskip("tensorflow")
+    x = tf.keras.Input((16, 16, 3))
+    y = tf.keras.layers.Conv2D(8, 3, padding="same")(x)  # 16*16*3*3*3*8
+    y = tf.keras.layers.MaxPooling2D()(y)
+    y = tf.keras.layers.Conv2DTranspose(4, 2, strides=2)(y)  # 8*8 inputs * 2*2*8*4
+    y = tf.keras.layers.Conv2D(1, 1, activation="sigmoid")(y)  # 16*16*4
+    model = tf.keras.Model(x, y)
+    assert inference.model_macs(model) == 16 * 16 * 27 * 8 + 8 * 8 * 4 * 32 + 16 * 16 * 4
+    batch = np.random.default_rng(0).normal(size=(5, 16, 16, 3)).astype(np.float32)
+    p = inference.CompiledPredictor(model, batch_size=4)(batch)  # 4 + a padded batch of 1
+    np.testing.assert_allclose(p, model(batch).numpy()[..., 0], atol=1e-6)
+    with pytest.raises(ValueError, match="clusters.detect.precision"):
+        inference.resolve_precision("float16")
+    assert inference.resolve_precision("auto") in ("float32", "bfloat16", "mixed")

@@ -367,6 +367,8 @@ def write_patches(path, patches, cfg: PatchConfig, attrs: dict, extra=None) -> i
             for key, v in {**meta, **attrs}.items():
                 f.attrs[key] = v
             f.attrs["n_patches"] = n
+            if extra is not None:
+                extra(f)
     return n
 
 
