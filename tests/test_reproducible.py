@@ -96,8 +96,10 @@ def test_compare_results_reads_ecsv_csv_and_skips_timings(tmp_path):
 # drift apart from the first epoch on. The catalogue tolerance that the README states, and
 # that this test measures on the tiny configuration by switching oneDNN off for a second run:
 REPRO_RADIUS_ARCMIN = 2.0  # a candidate's partner lies within this distance
-REPRO_MAX_UNMATCHED = 0.25  # at most this fraction of the candidates has no partner
-REPRO_MAX_PROB_DIFF = 0.25  # peak probabilities of the partners differ by at most this
+REPRO_MAX_UNMATCHED = 0.2  # at most this fraction of the candidates has no partner
+REPRO_MAX_PROB_DIFF = 0.05  # peak probabilities of the partners differ by at most this
+# Measured (tiny config, 3 epochs): weights differ by 2e-6, all 6 + 8 candidates matched,
+# positions within 2e-5 arcmin, peak probabilities within 1.2e-6.
 
 
 @pytest.mark.slow
@@ -112,7 +114,7 @@ def test_unet_catalogue_with_other_cpu_kernels(tiny_run, tmp_path):
     target = "results/candidates/unet_hfi.fits"
     env = {**__import__("os").environ, "TF_ENABLE_ONEDNN_OPTS": "0"}
     res = run_logged(
-        snakemake_command(tmp_path, "--cores", "2", "--rerun-triggers", "mtime", targets=[target]),
+        snakemake_command(tmp_path, "--cores", "2", "--rerun-triggers=mtime", targets=[target]),
         tmp_path / "snakemake.out",
         env=env,
     )
