@@ -5,7 +5,10 @@ Two grids (``clusters.patch.cover_margin``):
 - **sparse** (an integer margin, in patch pixels): each patch keeps its prediction only in its
   central square, ``margin`` pixels from every edge, where the U-Net saw the whole
   neighbourhood of a pixel (its effective receptive field) and not the zero padding beyond the
-  patch. Patch centres are the pixel centres of a HEALPix (RING, any integer) grid
+  patch. (The default U-Net's receptive field spans more than a patch, but its effective
+  one is narrow: for the untrained filters 16-128 network, 3.0 % of the gradient mass of an
+  output pixel lies more than 6 px to one side of it, 1.9 % beyond 8 px, 0.5 % beyond 16 px;
+  a pixel at the edge sees about half its view in the zero padding.) Patch centres are the pixel centres of a HEALPix (RING, any integer) grid
   ``nside_c``, each patch rotated to align with its own ``nside_c`` pixel (HEALPix pixels are
   diamonds; a patch at 45 degrees fits one), and ``nside_c`` is the coarsest for which every
   ``nside_c`` pixel lies inside the central square of its patch. Neighbouring patches then
