@@ -149,3 +149,49 @@ def content_hash(f: h5py.File, rows: int = 256) -> str:
         for i in range(0, d.shape[0], rows):
             h.update(np.ascontiguousarray(d[i : i + rows]).tobytes())
     return h.hexdigest()
+
+
+def run_bands(runs: dict, run: str, available) -> list[str]:
+    """The input bands of U-Net run ``run`` (``clusters.train.runs.<run>.bands``; null: every
+    band of ``available``, the dataset's bands), in the config's order. The one place that
+    decides a run's bands, at training and at prediction time."""
+    available = [str(b) for b in available]
+    if run not in runs:
+        raise DatasetError(f"'clusters.train.runs' has no run {run!r} (runs: {', '.join(runs)})")
+    bands = (runs[run] or {}).get("bands")
+    if bands is None:
+        return available
+    bands = [str(b) for b in bands]
+    absent = [b for b in bands if b not in available]
+    if absent:
+        raise DatasetError(
+            f"'clusters.train.runs.{run}.bands' asks for {absent}, not in the datasets' bands "
+            f"{available} ('planck.bands')"
+        )
+    return bands
+
+
+def select_bands(src, dst, bands) -> int:
+    """Copy dataset ``src`` keeping only ``bands`` (in that order) to ``dst``; returns N."""
+    bands = [str(b) for b in bands]
+    with h5py.File(src, "r") as f:
+        have = [b.decode() if isinstance(b, bytes) else str(b) for b in f.attrs["bands"]]
+        absent = [b for b in bands if b not in have]
+        if absent:
+            raise DatasetError(f"{src}: has bands {have}, not {absent}")
+        idx = [have.index(b) for b in bands]
+        with atomic_path(dst) as tmp, h5py.File(tmp, "w") as out:
+            x = f["inputs"]
+            n, s = x.shape[0], x.shape[1]
+            chunk = x.chunks[0] if x.chunks else 64
+            d = out.create_dataset("inputs", (n, s, s, len(idx)), np.float32,
+                                   chunks=(min(chunk, max(n, 1)), s, s, len(idx)))  # fmt: skip
+            for i in range(0, n, 256):
+                d[i : i + 256] = x[i : i + 256][..., idx]
+            for key in f:
+                if key != "inputs":
+                    f.copy(f[key], out, name=key)
+            out.attrs.update(dict(f.attrs))
+            out.attrs["bands"] = bands
+            out.attrs["content_sha256"] = content_hash(out)
+    return n
