@@ -75,7 +75,7 @@ def detect_windows(model, priors, inputs, x0, y0, size, settings: DetectSettings
 
     all_b, all_s = [], []
     n = len(inputs)
-    step = 16 * settings.batch_size  # network calls on large chunks (fewer predict() set-ups)
+    step = 4 * settings.batch_size  # network calls on chunks: bounded inputs and outputs
     for start in range(0, n, step):
         sl = slice(start, start + step)
         boxes, scores = predict_boxes(model, priors, inputs[sl], batch_size=settings.batch_size)
