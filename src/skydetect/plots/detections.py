@@ -275,6 +275,9 @@ def plot_purity_completeness(curves: Table, bins: Table, scorecard: Table, path)
         for xi, n in zip(x, b0["N_TRUE"], strict=True):
             bx.annotate(str(int(n)), (xi, 1.03), ha="center", fontsize=7, color="0.4")
     bx.set_xscale("log")
+    ticks = [2, 3, 4.5, 6, 10, 20, 50]
+    bx.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    bx.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     bx.set_xlabel("truth S/N (six-channel matched filter)")
     bx.set_ylabel("completeness at the operating point")
     bx.set_ylim(-0.02, 1.1)
