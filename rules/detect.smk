@@ -84,6 +84,7 @@ rule crossmatch:
     params:
         crossmatch=XMATCH_CFG,
         catalogs=KNOWN_CATALOGS,
+        sources_format=config["planck"]["sources_format"],
     script:
         "../scripts/crossmatch.py"
 

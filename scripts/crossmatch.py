@@ -30,7 +30,9 @@ for name in snakemake.params.catalogs:
         g = SkyCoord(table["RA"], table["DEC"], unit="deg", frame="icrs").galactic
         table["GLON"], table["GLAT"] = g.l.deg, g.b.deg
     known[name.upper()] = known_catalog(table, NAME_COLUMN[name], snakemake.input[name])
-sources = read_catalog("sources", snakemake.input.sources)
+sources = read_catalog(
+    "sources", snakemake.input.sources, format=snakemake.params.sources_format
+)
 cand = crossmatch(
     detections, known, sources, cfg["cluster_radius_arcmin"], cfg["source_radius_arcmin"]
 )
