@@ -184,8 +184,12 @@ def main() -> None:
     )
     ap.add_argument("--field", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--setting", help=argparse.SUPPRESS)
+    ap.add_argument("--detect-batch", type=int, help="override bubbles.detect.batch_size")
     args = ap.parse_args()
     cfgs = configs()
+    if args.detect_batch:
+        for c in cfgs.values():
+            c["bubbles"]["detect"]["batch_size"] = args.detect_batch
     if args.mode:  # child process
         print(json.dumps(run_mode(args.mode, args.field, args.fraction, cfgs[args.setting])))
         return
