@@ -324,8 +324,10 @@ def test_schema_defaults_are_the_library_defaults_and_the_reference():
     cfg = validate_config({}, root / "config" / "schema.yaml")
     model, train = cfg["clusters"]["model"], cfg["clusters"]["train"]
     assert model == M.model_params()
-    assert {k: v for k, v in train.items() if k != "loss_params"} == {
-        k: v for k, v in T.DEFAULT_TRAIN.items() if k != "loss_params"
+    # the schema holds the mapping of runs; the library trains one run, named by `run`
+    assert set(train["runs"]) == {"unet_hfi", "unet_hfi_y"}
+    assert {k: v for k, v in train.items() if k not in ("loss_params", "runs")} == {
+        k: v for k, v in T.DEFAULT_TRAIN.items() if k not in ("loss_params", "run")
     }
     assert train["loss_params"] == {k: v for k, v in LOSS_DEFAULTS.items() if v}
     # the reference: epochs 30, batch 20, lr 1e-2, patience 12, sgd with momentum 0.9
@@ -340,7 +342,11 @@ def test_schema_defaults_are_the_library_defaults_and_the_reference():
         __import__("yaml").safe_load((root / "config" / "config.yaml").read_text()),
         root / "config" / "schema.yaml",
     )
-    T.train_params(shipped["clusters"]["train"])
+    shipped_train = {k: v for k, v in shipped["clusters"]["train"].items() if k != "runs"}
+    for run in shipped["clusters"]["train"]["runs"]:  # what rules/common.smk passes per run
+        T.train_params({**shipped_train, "run": run})
+    with pytest.raises(ValueError, match="runs"):  # the mapping itself is not a parameter
+        T.train_params(shipped["clusters"]["train"])
     M.model_params(shipped["clusters"]["model"])
 
 
