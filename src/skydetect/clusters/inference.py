@@ -70,32 +70,12 @@ def load_for_inference(model_dir, precision: str = "float32"):
     """The network of ``model_dir`` (model.json + weights.h5, see
     :func:`skydetect.clusters.models.load_model`) rebuilt at ``precision``: float32 weights,
     compute in the precision's dtype, float32 probabilities out."""
-    import tensorflow as tf
-
     from skydetect.clusters import models
 
     precision = resolve_precision(precision)
     if precision == "bfloat16" and not BF16_FLAGS & cpu_flags():
         log.warning("bfloat16 requested on a CPU without AVX512-BF16 / AMX: it will be slow")
-    model_dir = Path(model_dir)
-    info = models.read_model_json(model_dir)
-    weights = model_dir / models.WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: weights file missing")
-    size = int(info["input_size"])
-    before = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy(POLICIES[precision])
-    try:
-        model = models.build_model((size, size, len(info["bands"])), info["params"])
-    finally:
-        tf.keras.mixed_precision.set_global_policy(before)
-    try:
-        model.load_weights(str(weights))
-    except (ValueError, OSError) as err:
-        raise ValueError(
-            f"{weights}: does not match the network in {model_dir / models.MODEL_JSON}: {err}"
-        ) from err
-    return models.final_output_model(model)
+    return models.load_model(model_dir, policy=POLICIES[precision])
 
 
 class CompiledPredictor:

@@ -213,13 +213,14 @@ def read_model_json(model_dir: str | Path) -> dict[str, Any]:
     return info
 
 
-def load_model(model_dir: str | Path, final_only: bool = True):
+def load_model(model_dir: str | Path, final_only: bool = True, policy: str = "float32"):
     """Rebuild the network described by ``model_dir/model.json`` and load ``weights.h5``.
 
     Returns a ``tf.keras.Model`` mapping ``(batch, size, size, n_bands)`` normalised inputs
     (band order ``info['bands']``, see :func:`read_model_json`) to ``(batch, size, size, 1)``
     probabilities. With ``final_only`` (default) a deep-supervision network is reduced to its
-    final output.
+    final output. ``policy``: the Keras mixed-precision policy the network is built under
+    (weights stay float32; e.g. ``mixed_bfloat16`` computes in bfloat16).
     """
     import tensorflow as tf
 
@@ -230,7 +231,7 @@ def load_model(model_dir: str | Path, final_only: bool = True):
         raise FileNotFoundError(f"{weights}: weights file missing")
     size = int(info["input_size"])
     policy = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("float32")  # inference in float32
+    tf.keras.mixed_precision.set_global_policy(policy)
     try:
         model = build_model((size, size, len(info["bands"])), info["params"])
     finally:
