@@ -48,7 +48,6 @@ rule check_map:
         mem_mb=int(500 + 300 * (MAP_NSIDE / 1024) ** 2),
         runtime=int(5 + 2 * (MAP_NSIDE / 1024) ** 2),
     params:
-        nside=PLANCK["nside"] if SIMULATED_SKY else None,
         max_bad_fraction=PLANCK["check"]["max_bad_fraction"],
     script:
         "../scripts/check_map.py"
