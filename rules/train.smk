@@ -48,7 +48,7 @@ rule train_segmentation:
         run=one_of(UNET_RUNS),
     conda:
         ENV_GPU
-    threads: 8
+    threads: CL["train"]["threads"]
     resources:
         mem_mb=8000,
         runtime=240,
