@@ -186,6 +186,11 @@ def build_catalog_inputs(wildcards):
     return {k: planck_catalog_file(k) for k in needed_inputs(wildcards.name)}
 
 
+def planck_download_entry(wildcards):
+    """planck.download.<band> ({url, size, sha256}; {} when the band is not downloaded)."""
+    return PLANCK.get("download", {}).get(wildcards.band) or {}
+
+
 def split_tiles_of(wildcards):
     return SPLIT_TILES[wildcards.split]
 

@@ -25,6 +25,7 @@ rule build_catalog:
         runtime=10,
     params:
         merge_radius_arcmin=CL["catalog"]["merge_radius_arcmin"],
+        training_tiles=TRAIN_TILES,
     script:
         "../scripts/build_catalog.py"
 

@@ -49,6 +49,9 @@ rule check_map:
         runtime=int(5 + 2 * (MAP_NSIDE / 1024) ** 2),
     params:
         max_bad_fraction=PLANCK["check"]["max_bad_fraction"],
+        nside=PLANCK["nside"],
+        source=PLANCK["source"],
+        download=planck_download_entry,
     script:
         "../scripts/check_map.py"
 

@@ -19,9 +19,7 @@ paths = {k: snakemake.input[k] for k in catalogs.needed_inputs(name)}
 cat = catalogs.build_catalog(name, paths, snakemake.params.merge_radius_arcmin)
 for origin in sorted(set(cat["ORIGIN"])):
     log.info("%s: %d entries from %s", name, int((cat["ORIGIN"] == origin).sum()), origin)
-tiles = snakemake.config["clusters"]["tiles"]
-held_out = {int(t) for t in tiles["validation"]} | {int(t) for t in tiles["test"]}
-counts = catalogs.check_training_coverage(cat, sorted(set(range(48)) - held_out), name)
+counts = catalogs.check_training_coverage(cat, snakemake.params.training_tiles, name)
 log.info("%s: %d clusters in %d training tiles", name, sum(counts.values()), len(counts))
 catalogs.write_catalog(cat, snakemake.output[0])
 log.info("%s: %d clusters -> %s", name, len(cat), snakemake.output[0])

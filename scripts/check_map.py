@@ -19,18 +19,18 @@ from skydetect.io.atomic import atomic_path  # noqa: E402
 from skydetect.io.download import unverified_reason  # noqa: E402
 
 band = snakemake.wildcards.band
-planck = snakemake.config["planck"]
+params = snakemake.params
 m, report = fits_maps.read_and_check(
     snakemake.input.map,
     band,
-    nside=int(planck["nside"]),
+    nside=int(params.nside),
     max_bad_fraction=snakemake.params.max_bad_fraction,
 )
 for line in report["conversions"]:
     log.info("%s: %s", band, line)
 report["warnings"] = []
-if planck["source"] == "download":
-    entry = planck.get("download", {}).get(band) or {}
+if params.source == "download":
+    entry = params.download
     reason = unverified_reason(entry.get("size"), entry.get("sha256"))
     report["verified"] = reason is None
     if reason:

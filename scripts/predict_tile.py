@@ -12,7 +12,6 @@ from pathlib import Path  # noqa: E402
 
 # skydetect (imported above with logutil) has set TF_USE_LEGACY_KERAS: tf.keras is Keras 2
 from skydetect.clusters import inference, normalise  # noqa: E402
-from skydetect.clusters.datasets import run_bands  # noqa: E402
 from skydetect.clusters.models import read_model_json  # noqa: E402
 from skydetect.clusters.predict import predict_tile, write_prediction  # noqa: E402
 
@@ -24,9 +23,7 @@ model = inference.load_for_inference(model_dir, precision)
 stats = normalise.load(snakemake.input.normalisation)
 tile = int(snakemake.wildcards.tile)
 # the run's input bands, chosen as at training time (clusters.train.runs.<run>.bands)
-train_cfg = snakemake.config["clusters"]["train"]
-bands = run_bands(train_cfg.get("runs") or {snakemake.wildcards.run: {}},
-                  snakemake.wildcards.run, snakemake.config["planck"]["bands"])  # fmt: skip
+bands = list(snakemake.params.bands)
 if list(bands) != list(info["bands"]):
     raise ValueError(f"{snakemake.input.model}: trained on bands {info['bands']}, but "
                      f"'clusters.train.runs.{snakemake.wildcards.run}.bands' is {bands}")  # fmt: skip

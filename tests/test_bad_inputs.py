@@ -53,8 +53,9 @@ def run_script(name, tmp_path, *, input, output, config, params=None, wildcards=
     """Run scripts/<name>.py as Snakemake would (a ``snakemake`` object in its globals)."""
     log = tmp_path / f"{name}.log"
     sm = type("Snakemake", (), {})()
-    sm.input, sm.output = Named(**input), Named(*output) if isinstance(output, list) else Named(
-        **output
+    sm.input, sm.output = (
+        Named(**input),
+        Named(*output) if isinstance(output, list) else Named(**output),
     )
     sm.log, sm.config = Named(str(log)), config
     sm.scriptdir = str(ROOT / "scripts")
@@ -159,13 +160,15 @@ def _build_catalog(tmp_path, psz2, name="planck_z"):
     out = tmp_path / "out" / f"{name}.ecsv"
     out.parent.mkdir()
     cfg = validate_config(shipped(), SCHEMA)
+    held_out = set(cfg["clusters"]["tiles"]["validation"]) | set(cfg["clusters"]["tiles"]["test"])
+    training = [t for t in range(48) if t not in held_out]
     run_script(
         "build_catalog",
         tmp_path,
         input={"psz2": str(psz2)},
         output=[str(out)],
-        config=cfg,
-        params={"merge_radius_arcmin": 5.0},
+        config={},
+        params={"merge_radius_arcmin": 5.0, "training_tiles": training},
         wildcards={"name": name},
     )
     return out
@@ -238,8 +241,13 @@ def _check_map(tmp_path, path, band="100", planck=None):
         tmp_path,
         input={"map": str(path)},
         output={"map": str(out / f"{band}.fits"), "report": str(out / f"{band}.json")},
-        config={"planck": planck},
-        params={"nside": None, "max_bad_fraction": 0.1},
+        config={},
+        params={
+            "max_bad_fraction": 0.1,
+            "nside": planck["nside"],
+            "source": planck["source"],
+            "download": planck["download"].get(band) or {},
+        },
         wildcards={"band": band},
     )
     return out, log

@@ -148,6 +148,14 @@ def test_script_puts_the_workflows_library_first(script):
     assert where[0] < first_import, f"{script.name}: sys.path is set after a skydetect import"
 
 
+@pytest.mark.parametrize("script", sorted((ROOT / "scripts").glob("*.py")), ids=lambda p: p.name)
+def test_script_takes_its_settings_from_params(script):
+    """A script reads settings from its rule's params, never from the whole config: a value
+    it computes with then reruns the job when it changes, and the rule documents it."""
+    text = script.read_text()
+    assert "snakemake.config" not in text, f"{script.name}: pass the value through params:"
+
+
 SCHEDULING_KEYS = {"threads", "mem_mb", "runtime", "gpus"}
 LIST_PARAMS = """
 import json

@@ -246,3 +246,40 @@ def test_write_read_round_trip(tmp_path, cfg):
 def test_training_tile_not_in_split_is_an_error(cfg):
     with pytest.raises(ValueError, match="not a tile of split 'validation'"):
         P.cut_training(_tile(12, cfg), _catalog(), cfg, "validation", VAL_TILES, seed=1)
+
+
+def test_background_patches_sample_the_tile_and_label_what_falls_in_them():
+    """background_per_tile adds patches at random positions of the tile (uniform in area):
+    their centres lie in the tile, spread over it rather than on clusters, they respect the
+    guard band, and their masks hold exactly the catalogue clusters that fall in them."""
+    import dataclasses
+
+    base = P.PatchConfig(bands=["a"], size=32, pixel_arcmin=8.0, loops=1, max_shift_px=0)
+    cfg = dataclasses.replace(base, background_per_tile=200)
+    cat = _catalog(n=300)
+    t = 7  # borders test tile 6: the guard band drops some background patches too
+    tl = _tile(t, cfg)
+    plain = P.cut_training(tl, cat, base, "train", TRAIN_TILES, seed=3)
+    ps = P.cut_training(tl, cat, cfg, "train", TRAIN_TILES, seed=3)
+    assert ps.attrs["n_background"] == 200
+    assert ps.attrs["n_candidates"] == plain.attrs["n_candidates"] + 200
+    bg = slice(len(plain), None)  # the cluster patches come first, drawn as without background
+    g, b = ps.glon[bg], ps.glat[bg]
+    assert len(g) > 100  # most of the 200 survive the guard band
+    assert (tiles.tile_of(g, b) == t).all()
+    # spread over the tile: far from every catalogue cluster for most of them
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(g, b, unit="deg", frame="galactic")
+    k = SkyCoord(cat["GLON"], cat["GLAT"], unit="deg", frame="galactic")
+    _, sep, _ = c.match_to_catalog_sky(k)
+    assert np.median(sep.deg) > 1.0
+    # uniform in area: the tile's two halves in z = sin(b) hold similar numbers
+    z = np.sin(np.radians(b))
+    zt = np.sin(np.radians(90 - np.degrees(hp.pix2ang(NSIDE, tl.pixels[tl.in_tile])[0])))
+    lo = np.mean(z < np.median(zt))
+    assert 0.35 < lo < 0.65
+    # masks: nonzero exactly where a catalogue cluster overlaps the patch
+    has_ids = (ps.cluster_ids[bg] >= 0).any(axis=1)
+    assert (ps.masks[bg].any(axis=(1, 2)) <= has_ids).all()
+    assert has_ids.sum() < len(g)  # most background patches hold no cluster

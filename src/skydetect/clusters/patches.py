@@ -2,7 +2,9 @@
 
 - Training / validation: ``loops`` copies of a patch around every catalogue cluster of the
   tile, each centre shifted in the tangent plane of the cluster by independent uniform
-  offsets on both axes (up to ``max_shift_px`` pixels), with a random rotation and flip.
+  offsets on both axes (up to ``max_shift_px`` pixels), with a random rotation and flip;
+  plus ``background_per_tile`` patches at random positions of the tile (the sky the
+  detector must learn to leave empty: the Galactic plane, dust, CO).
   Guard band: a patch is kept only if *all* its pixel centres fall in tiles of its split.
 - Cover: a complete grid over the tile (:mod:`skydetect.clusters.cover`). Sparse (default,
   ``cover_margin`` pixels): rotated patches whose central squares, ``cover_margin`` pixels
@@ -32,6 +34,7 @@ __all__ = [
     "PatchConfig",
     "PatchSet",
     "training_centres",
+    "background_centres",
     "cover_centres",
     "cover_grid",
     "training_chunks",
@@ -62,6 +65,7 @@ class PatchConfig:
     cover_overlap: float = 0.2
     cover_margin: int | None = 6
     max_clusters_per_tile: int | None = None
+    background_per_tile: int = 0
     disk_radius: float | None = 2.5
     theta500: bool = False
     theta500_scale: float = 1.0
@@ -85,6 +89,7 @@ class PatchConfig:
             if patch.get("cover_margin", 6) is None
             else int(patch.get("cover_margin", 6)),
             max_clusters_per_tile=patch.get("max_clusters_per_tile"),
+            background_per_tile=int(patch.get("background_per_tile", 0)),
             disk_radius=mask["disk_radius"],
             theta500=bool(mask["theta500"]),
             theta500_scale=float(mask["theta500_scale"]),
@@ -123,6 +128,20 @@ def training_centres(
     angle = rng.uniform(0.0, 360.0, n) if rotate else np.zeros(n)
     flips = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
     return np.atleast_1d(glon), np.atleast_1d(glat), angle.astype(np.float32), flips, src
+
+
+def background_centres(tile: tiles.Tile, n: int, rng, rotate=True, flip=True):
+    """(glon, glat, angle, flip) of ``n`` patches centred on random positions of ``tile``
+    (uniform in area: random map pixels of the tile). Their masks hold whatever catalogue
+    clusters fall in them; most hold none, so the network sees the foreground-rich sky
+    (the Galactic plane, dust clouds, CO) without a cluster at the centre."""
+    tpix = tile.pixels[tile.in_tile]
+    pick = rng.choice(tpix, size=n, replace=n > tpix.size) if n else tpix[:0]
+    theta, phi = hp.pix2ang(tile.nside, pick)
+    glon, glat = np.degrees(phi), 90.0 - np.degrees(theta)
+    angle = rng.uniform(0.0, 360.0, n) if rotate else np.zeros(n)
+    flips = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
+    return glon, glat, angle.astype(np.float32), flips
 
 
 def cover_nside(size, pixel_arcmin, overlap) -> int:
@@ -273,8 +292,19 @@ def training_chunks(
         cfg.rotate,
         cfg.flip,
     )
+    n_bg = cfg.background_per_tile
+    if n_bg:
+        bg = background_centres(tile, n_bg, rng, cfg.rotate, cfg.flip)
+        glon, glat, angle, flip = (
+            np.concatenate([a, b]) for a, b in zip((glon, glat, angle, flip), bg, strict=True)
+        )
     attrs = dict(
-        split=split, tile=tile.tile, nside=tile.nside, n_clusters=len(sel), n_candidates=len(glon)
+        split=split,
+        tile=tile.tile,
+        nside=tile.nside,
+        n_clusters=len(sel),
+        n_background=n_bg,
+        n_candidates=len(glon),
     )
     return attrs, _cut_iter(
         tile, glon, glat, angle, flip, cfg, catalog, rng, split_tiles, True, progress
