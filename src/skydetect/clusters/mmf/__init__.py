@@ -34,7 +34,7 @@ patch edge to be free of apodisation effects. Detections are local maxima of the
 position and theta500, de-duplicated across patches and kept if they lie in the tile.
 """
 
-from skydetect.clusters.mmf.filter import PatchResult, filter_patch
+from skydetect.clusters.mmf.filter import PatchResult, filter_patch, filter_patches
 from skydetect.clusters.mmf.io import (
     DETECTION_COLUMNS,
     detections_table,
@@ -82,6 +82,7 @@ __all__ = [
     "estimate_noise_spectra",
     "white_noise_spectra",
     "filter_patch",
+    "filter_patches",
     "find_peaks",
     "centre_nside",
     "centre_pixels",

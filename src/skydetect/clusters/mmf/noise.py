@@ -79,14 +79,11 @@ def _annuli(size: int, min_modes: int):
 
 @lru_cache(maxsize=8)
 def _binning(size: int, min_modes: int, smooth_bins: int):
-    """Linear maps of the spectrum estimate, shared by all patches of a geometry: mode ->
-    annulus mean (nbin, modes; sparse), then smoothing over ``smooth_bins`` annuli and
-    interpolation to the distinct |k| as one (U, nbin) matrix."""
-    from scipy import sparse
-
-    b, bw, nmodes, kcen, ku, _, _ = _annuli(size, int(min_modes))
+    """The linear map from annulus means to the spectrum estimate, shared by all patches of
+    a geometry: smoothing over ``smooth_bins`` annuli and interpolation to the distinct |k|
+    as one (U, nbin) matrix."""
+    _, _, nmodes, kcen, ku, _, _ = _annuli(size, int(min_modes))
     nbin = len(nmodes)
-    mean = sparse.csr_matrix((bw / nmodes[b], (b, np.arange(b.size))), shape=(nbin, b.size))
     smooth = np.eye(nbin)
     if smooth_bins > 1 and nbin > smooth_bins:
         wsum = ndimage.uniform_filter1d(nmodes, smooth_bins, mode="nearest")
@@ -95,23 +92,46 @@ def _binning(size: int, min_modes: int, smooth_bins: int):
             / wsum[:, None]
         )
     interp = np.stack([np.interp(ku, kcen, e) for e in np.eye(nbin)], axis=1)  # (U, nbin)
-    return mean, interp @ smooth
+    return interp @ smooth
+
+
+@lru_cache(maxsize=8)
+def _bin_order(size: int, min_modes: int):
+    """The modes of the grid (k = 0 left out) sorted by annulus, the square root of their
+    weight in their annulus mean, and the bounds of each annulus in that order."""
+    b, bw, nmodes, *_ = _annuli(size, int(min_modes))
+    keep = np.nonzero(bw > 0)[0]
+    perm = keep[np.argsort(b[keep], kind="stable")]
+    sqrt_w = np.sqrt(bw[perm] / nmodes[b[perm]])
+    bounds = np.searchsorted(b[perm], np.arange(len(nmodes) + 1))
+    return perm, sqrt_w, bounds
 
 
 def _spectra_on_distinct_k(ft, window, min_modes: int, smooth_bins: int) -> np.ndarray:
-    """Azimuthally averaged, smoothed cross-spectra (U, B, B) at the distinct |k| of the grid:
-    all band pairs and all steps (annulus means, smoothing, interpolation) in one product."""
-    nb, size = ft.shape[0], ft.shape[1]
-    norm = size * size / float(np.sum(np.asarray(window) ** 2))
-    f2 = ft.reshape(nb, -1)
-    iu, ju = np.triu_indices(nb)
-    cross = f2[iu].real * f2[ju].real + f2[iu].imag * f2[ju].imag  # (pairs, modes)
-    mean, post = _binning(size, int(min_modes), int(smooth_bins))
-    spec = post @ (mean @ cross.T) * norm  # (U, pairs)
-    out = np.empty((spec.shape[0], nb, nb))
-    out[:, iu, ju] = spec
-    out[:, ju, iu] = spec
-    return out
+    """Azimuthally averaged, smoothed cross-spectra (U, B, B) at the distinct |k| of the grid.
+    A stack ``ft`` (N, B, S, S/2+1) with ``window`` (N, S, S) gives (N, U, B, B).
+
+    The annulus means of all band pairs are one (B, 2L) @ (2L, B) product per annulus (L
+    modes, real and imaginary parts side by side, weights folded in as square roots), for
+    all patches at once; smoothing and interpolation to the distinct |k| one more product."""
+    single = ft.ndim == 3
+    if single:
+        ft, window = ft[None], np.asarray(window)[None]
+    n, nb, size = ft.shape[0], ft.shape[1], ft.shape[2]
+    w = np.asarray(window, dtype=float)
+    norm = size * size / np.sum(w * w, axis=(-2, -1))  # (N,)
+    perm, sqrt_w, bounds = _bin_order(size, int(min_modes))
+    f = ft.reshape(n, nb, -1)[:, :, perm] * sqrt_w.astype(ft.real.dtype)  # sorted by annulus
+    v = np.ascontiguousarray(f).view(f.real.dtype)  # (N, B, 2L): re, im interleaved
+    nbin = len(bounds) - 1
+    binned = np.empty((nbin, n, nb, nb))
+    for i in range(nbin):
+        s = v[:, :, 2 * bounds[i] : 2 * bounds[i + 1]]
+        binned[i] = np.matmul(s, s.transpose(0, 2, 1))  # Re(F F^H) summed over the annulus
+    post = _binning(size, int(min_modes), int(smooth_bins))
+    out = (post @ binned.reshape(nbin, -1)).reshape(-1, n, nb, nb).transpose(1, 0, 2, 3)
+    out = out * norm[:, None, None, None]
+    return out[0] if single else out
 
 
 def estimate_noise_spectra(
@@ -135,8 +155,10 @@ def estimate_noise_spectra(
 
 
 def _windowed_ft(maps, window, workers: int | None = None):
+    """rfft2 of the mean-subtracted, windowed ``maps`` (..., B, S, S); ``window`` (S, S) or
+    one per stack element (..., S, S)."""
     w = np.asarray(window, dtype=np.result_type(maps, np.float32))
-    mean = np.sum(maps * w, axis=(1, 2), keepdims=True) / np.sum(w)
-    return sfft.rfft2((maps - mean) * w, axes=(1, 2), workers=workers)
-
-
+    if w.ndim == maps.ndim - 1:
+        w = w[..., None, :, :]
+    mean = np.sum(maps * w, axis=(-2, -1), keepdims=True) / np.sum(w, axis=(-2, -1), keepdims=True)
+    return sfft.rfft2((maps - mean) * w, axes=(-2, -1), workers=workers)

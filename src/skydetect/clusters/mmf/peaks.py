@@ -57,7 +57,7 @@ def find_peaks(
                 x=xx + dx,
                 itheta=it,
                 snr=float(smax[yy, xx]),
-                yval=float(result.y[it, yy, xx]),
+                yval=float(result.snr[it, yy, xx] * result.sigma[it]),
                 npix=int(sizes[labels[yy, xx]]),
             )
         )

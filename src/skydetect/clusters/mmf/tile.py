@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import healpy as hp
 import numpy as np
 
-from skydetect.clusters.mmf.filter import filter_patch
+from skydetect.clusters.mmf.filter import filter_patches
 from skydetect.clusters.mmf.noise import apodisation_window
 from skydetect.clusters.mmf.peaks import find_peaks
 from skydetect.clusters.mmf.profiles import MMFError, _profile_params
@@ -16,6 +16,9 @@ from skydetect.geometry import projection, tiles
 from skydetect.sky.instrument import channel
 
 log = logging.getLogger(__name__)
+
+# patches filtered together (one batched FFT, spectrum and solve; ~60 MB of work arrays)
+PATCH_BATCH = 8
 
 @dataclass
 class MMFConfig:
@@ -102,10 +105,19 @@ def required_margin_deg(cfg: MMFConfig, nside: int) -> float:
     return float(half_diag + np.degrees(hp.max_pixrad(int(nside))))
 
 
-def _sample(tile: tiles.Tile, data, vec, lut):
-    """Patch values (S, S, B) of ``data`` (P, B) (the tile's maps) at unit vectors (S, S, 3),
-    nearest HEALPix pixel, tolerant of pixels outside the tile file or NaN / UNSEEN
-    (returned as 0 with valid = False); ``lut`` maps RING pixel - pixels[0] to its index.
+def _clean_data(data):
+    """The tile's maps (P, B) as (B, P) float32 with NaN / UNSEEN set to 0, and (P,) whether
+    every band of a pixel is valid: computed once per tile, patches are then gathers."""
+    good = (np.isfinite(data) & (data != hp.UNSEEN)).all(axis=1)
+    clean = np.where(good[:, None], data, 0.0).astype(np.float32).T
+    return np.ascontiguousarray(clean), good
+
+
+def _sample(tile: tiles.Tile, clean, good, vec, lut):
+    """Patch values (..., B, S, S) of the tile's maps (``clean``, ``good`` from
+    :func:`_clean_data`) at unit vectors (..., S, S, 3), nearest HEALPix pixel, tolerant of
+    pixels outside the tile file or NaN / UNSEEN (returned as 0 with valid = False); ``lut``
+    maps RING pixel - pixels[0] to its index.
 
     Nearest-pixel sampling, not interpolation: an interpolated map has a noise spectrum that
     falls steeply within each map pixel, and the filter's S/N is then mis-calibrated
@@ -116,12 +128,44 @@ def _sample(tile: tiles.Tile, data, vec, lut):
     rel = hp.vec2pix(tile.nside, v[:, 0], v[:, 1], v[:, 2]) - tile.pixels[0]
     inside = (rel >= 0) & (rel < len(lut))
     idx = lut[np.where(inside, rel, 0)]
-    found = inside & (idx >= 0)
-    vals = data[np.maximum(idx, 0)]  # (M, B)
-    good = found[:, None] & np.isfinite(vals) & (vals != hp.UNSEEN)
-    vals = np.where(good, vals, 0.0)
-    valid = good.all(axis=1)
-    return vals.reshape(*shape, data.shape[1]), valid.reshape(shape)
+    valid = inside & (idx >= 0)
+    idx = np.where(valid, idx, 0)
+    valid &= good[idx]
+    idx, valid = idx.reshape(-1, 1, *shape[-2:]), valid.reshape(-1, 1, *shape[-2:])
+    vals = clean[np.arange(len(clean))[:, None, None], idx] * valid  # (C, B, S, S)
+    return vals.reshape(*shape[:-2], *vals.shape[1:]), valid.reshape(shape)
+
+
+class _PatchGrid:
+    """The pixel geometry shared by every (unrotated) patch of a tile: each patch's pixel
+    vectors are the same tangent-plane template in its centre's basis (e_r, e_l, e_b), so
+    they are one (S^2, 3) @ (3, 3) product (equal to ``projection.patch_vectors``), and a
+    sky vector's patch pixel is its projection on that basis."""
+
+    def __init__(self, size: int, pixel_arcmin: float):
+        xi, eta = projection.patch_offsets(size, pixel_arcmin)
+        norm = 1.0 / np.sqrt(1.0 + xi**2 + eta**2)
+        self.template = np.stack([norm, xi * norm, eta * norm], axis=-1).reshape(-1, 3)
+        self.size, self.step = size, np.radians(pixel_arcmin / 60.0)
+
+    @staticmethod
+    def bases(glon, glat) -> np.ndarray:
+        """(C, 3, 3): rows e_r, e_l, e_b of each centre."""
+        return np.stack(projection.tangent_basis(glon, glat), axis=-2)
+
+    def vectors(self, bases) -> np.ndarray:
+        """Pixel vectors (C, S, S, 3) of the patches with ``bases`` (C, 3, 3)."""
+        return np.matmul(self.template, bases).reshape(len(bases), self.size, self.size, 3)
+
+    def pixel_of(self, vec, basis):
+        """Nearest patch pixel (row, column), clipped to the patch, of unit vectors (M, 3)."""
+        d = vec @ basis.T  # (M, 3): along e_r, e_l, e_b
+        c = (self.size - 1) / 2.0
+        x = c - d[:, 1] / d[:, 0] / self.step
+        y = c + d[:, 2] / d[:, 0] / self.step
+        ix = np.clip(np.rint(x).astype(int), 0, self.size - 1)
+        iy = np.clip(np.rint(y).astype(int), 0, self.size - 1)
+        return iy, ix
 
 
 @dataclass
@@ -167,12 +211,12 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
     accept_r = np.degrees(hp.max_pixrad(nc)) + 2 * cfg.pixel_arcmin / 60.0
     # tile pixels (no margin) and the patch each belongs to
     tpix = tile.pixels[tile.in_tile]
-    tlon, tlat = hp.pix2ang(nside, tpix, lonlat=True)
-    owner = np.searchsorted(centres_pix, hp.ang2pix(nc, tlon, tlat, lonlat=True))
+    tvec = np.stack(hp.pix2vec(nside, tpix), axis=-1)
+    owner = np.searchsorted(centres_pix, hp.vec2pix(nc, *tvec.T))
     snr_hp = np.full((len(thetas), len(tpix)), np.nan, dtype=np.float32)
     y_hp = np.full_like(snr_hp, np.nan)
     sigmas = np.full((len(centres_pix), len(thetas)), np.nan)
-    data = np.stack([tile.maps[b] for b in cfg.bands], axis=-1)  # (P, B)
+    clean, good = _clean_data(np.stack([tile.maps[b] for b in cfg.bands], axis=-1))
     lut = np.full(int(tile.pixels[-1] - tile.pixels[0]) + 1, -1, dtype=np.int32)
     lut[tile.pixels - tile.pixels[0]] = np.arange(len(tile.pixels), dtype=np.int32)
     size = cfg.patch_size
@@ -183,34 +227,39 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
     accept = rad_px <= accept_r
     order = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[order], np.arange(len(centres_pix) + 1))
+    grid = _PatchGrid(size, cfg.pixel_arcmin)
+    bases = grid.bases(clon, clat)
     candidates = []
     n_invalid = 0
-    it = range(len(centres_pix))
+    starts = range(0, len(centres_pix), PATCH_BATCH)
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, desc=f"MMF tile {tile.tile}", unit="patch", mininterval=5.0)
-    for ic in it:
-        vec = projection.patch_vectors(clon[ic], clat[ic], size, cfg.pixel_arcmin)
-        vals, valid = _sample(tile, data, vec, lut)
+        starts = tqdm(starts, desc=f"MMF tile {tile.tile}", unit="batch", mininterval=5.0)
+    for s0 in starts:
+        ics = np.arange(s0, min(s0 + PATCH_BATCH, len(centres_pix)))
+        vec = grid.vectors(bases[ics])
+        vals, valid = _sample(tile, clean, good, vec, lut)  # (C, B, S, S), (C, S, S)
         bad = ~valid
         n_invalid += int(bad.sum())
-        if bad.mean() > cfg.max_invalid_fraction:
+        skip = bad.mean(axis=(1, 2)) > cfg.max_invalid_fraction
+        for ic, frac in zip(ics[skip], bad.mean(axis=(1, 2))[skip], strict=True):
             log.warning(
                 "patch at l=%.2f b=%.2f: %.0f %% of pixels outside the tile file or invalid; skipped",
                 clon[ic],
                 clat[ic],
-                100 * bad.mean(),
+                100 * frac,
             )
+        if skip.all():
             continue
-        maps = np.moveaxis(vals, -1, 0)
-        res = filter_patch(
-            maps,
+        ics, vals, valid = ics[~skip], vals[~skip], valid[~skip]
+        results = filter_patches(
+            vals,
             cfg.pixel_arcmin,
             fwhm,
             tsz,
             thetas,
-            window=apod * valid,
+            windows=apod * valid,
             pixwin_nside=nside if cfg.pixel_window else None,
             profile=cfg.profile,
             truncation=cfg.truncation_r500,
@@ -219,28 +268,27 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
             subtract_snr=cfg.subtract_snr,
             workers=workers,
         )
-        sigmas[ic] = res.sigma
-        for pk in find_peaks(res, cfg.snr_threshold, accept & valid, cfg.peak_footprint_px):
-            lon, lat = _patch_to_lonlat(clon[ic], clat[ic], pk.x, pk.y, size, cfg.pixel_arcmin)
-            candidates.append(
-                {
-                    "GLON": lon,
-                    "GLAT": lat,
-                    "SNR": pk.snr,
-                    "THETA500": float(thetas[pk.itheta]),
-                    "Y5R500": pk.yval,
-                    "NPIX": pk.npix,
-                }
-            )
-        sel = order[bounds[ic] : bounds[ic + 1]]
-        if sel.size:
-            px, py = projection.lonlat_to_patch(
-                tlon[sel], tlat[sel], clon[ic], clat[ic], size, cfg.pixel_arcmin
-            )
-            ix = np.clip(np.rint(px).astype(int), 0, size - 1)
-            iy = np.clip(np.rint(py).astype(int), 0, size - 1)
-            snr_hp[:, sel] = res.snr[:, iy, ix]
-            y_hp[:, sel] = res.y[:, iy, ix]
+        for ic, ok, res in zip(ics, valid, results, strict=True):
+            sigmas[ic] = res.sigma
+            for pk in find_peaks(res, cfg.snr_threshold, accept & ok, cfg.peak_footprint_px):
+                lon, lat = _patch_to_lonlat(
+                    clon[ic], clat[ic], pk.x, pk.y, size, cfg.pixel_arcmin
+                )
+                candidates.append(
+                    {
+                        "GLON": lon,
+                        "GLAT": lat,
+                        "SNR": pk.snr,
+                        "THETA500": float(thetas[pk.itheta]),
+                        "Y5R500": pk.yval,
+                        "NPIX": pk.npix,
+                    }
+                )
+            sel = order[bounds[ic] : bounds[ic + 1]]
+            if sel.size:
+                iy, ix = grid.pixel_of(tvec[sel], bases[ic])
+                snr_hp[:, sel] = res.snr[:, iy, ix]
+                y_hp[:, sel] = snr_hp[:, sel] * res.sigma[:, None].astype(np.float32)
     # peaks closer than two patch pixels are not resolved from one another
     dets = _deduplicate(candidates, max(cfg.dedup_radius_arcmin, 2.0 * cfg.pixel_arcmin))
     keep = []
