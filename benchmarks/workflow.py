@@ -87,7 +87,24 @@ def rule_times(workdir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def markdown(walls: dict[int, float], per_rule: dict[int, dict], meta: dict) -> str:
+def read_previous(path: Path) -> dict[str, dict[str, float]]:
+    """Per rule: jobs and mean / max seconds of an earlier table written by this script."""
+    out = {}
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[1].isdigit() and not cells[0].startswith("**"):
+            out[cells[0]] = {
+                "jobs": int(cells[1]),
+                "mean_s": float(cells[4]),
+                "max_s": float(cells[5]),
+                "cpu_s": float(cells[7]),
+            }
+    if not out:
+        raise SystemExit(f"{path}: no per-rule table (| rule | jobs | total | ... |) found")
+    return out
+
+
+def markdown(walls: dict[int, float], per_rule: dict[int, dict], meta: dict, previous=None) -> str:
     lines = ["# Workflow wall time", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()]
     if walls:
@@ -100,6 +117,26 @@ def markdown(walls: dict[int, float], per_rule: dict[int, dict], meta: dict) -> 
         lines.append(f"| {cores} | {wall:.1f} | {wall / 60:.2f} | {ratio} | {status} |")
     for label, rules in per_rule.items():
         total = sum(r["total_s"] for r in rules.values())
+        if previous:
+            lines += [
+                "",
+                f"## Per rule against the previous run ({label}; mean seconds per job)",
+                "",
+            ]
+            lines += [
+                "| rule | jobs | mean [s] | previous mean [s] | ratio "
+                "| CPU per job [s] | previous CPU per job [s] | CPU ratio |"
+            ]
+            lines += ["| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            for rule, r in sorted(rules.items(), key=lambda kv: -kv[1]["total_s"]):
+                p = previous.get(rule)
+                ratio = f"{r['mean_s'] / p['mean_s']:.2f}" if p and p["mean_s"] > 0 else "new"
+                prev = f"{p['mean_s']:.1f}" if p else "–"
+                cpu = r["cpu_s"] / r["jobs"]
+                pcpu = p["cpu_s"] / p["jobs"] if p else float("nan")
+                cratio = f"{cpu / pcpu:.2f}" if p and pcpu > 0 else "new"
+                lines.append(f"| {rule} | {r['jobs']} | {r['mean_s']:.1f} | {prev} | {ratio} "
+                             f"| {cpu:.1f} | {pcpu:.1f} | {cratio} |")  # fmt: skip
         lines += ["", f"## Per rule ({label}; from the `benchmark:` files)", ""]
         lines += [
             "| rule | jobs | total [s] | share | mean [s] | max [s] | max RSS [MB] | CPU [s] |"
@@ -127,6 +164,12 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the run directories")
     ap.add_argument(
         "--keep-going", action="store_true", help="on a failed job, finish the others and report"
+    )
+    ap.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="an earlier table of this script: per-rule means beside this run's, as ratios",
     )
     ap.add_argument("targets", nargs="*", help="targets (default: the default target)")
     args = ap.parse_args(argv)
@@ -160,7 +203,10 @@ def main(argv=None) -> int:
             per_rule[f"{cores} core(s)"] = rule_times(workdir)
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
-    text = markdown(walls, per_rule, meta)
+    previous = read_previous(args.previous) if args.previous else None
+    if args.previous:
+        meta["previous run"] = str(args.previous)
+    text = markdown(walls, per_rule, meta, previous)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
