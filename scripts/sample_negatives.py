@@ -4,8 +4,6 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # this workflow's own library first
 
-import numpy as np
-
 from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
@@ -15,18 +13,17 @@ from skydetect.bubbles.negatives import negatives_for_field, write_negatives  # 
 from skydetect.io.spitzer import read_field  # noqa: E402
 
 field = read_field(snakemake.input.field)
-catalog = read_catalog(snakemake.input.catalog)
 # the window-size fit uses the training fields' bubbles only (never validation or test)
-train = catalog[np.isin(np.asarray(catalog["FIELD"]).astype(str), snakemake.params.train_fields)]
 neg = negatives_for_field(
     field,
-    train if len(train) >= 2 else catalog,
+    read_catalog(snakemake.input.catalog),
+    train_fields=snakemake.params.train_fields,
     seed=snakemake.params.seed,
     neg=snakemake.params.negatives,
     preprocess=snakemake.params.preprocess,
 )
 log.info("field %s: %d negative windows (%d training bubbles in the size fit)",
-         field.field, len(neg["x0"]), len(train))
+         field.field, len(neg["x0"]), neg["attrs"]["size_fit_bubbles"])
 write_negatives(
     snakemake.output[0],
     neg["inputs"],

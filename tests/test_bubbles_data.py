@@ -18,6 +18,7 @@ from skydetect.bubbles.negatives import (
     negatives_for_field,
     read_negatives,
     sample_windows,
+    size_fit_bubbles,
     window_features,
     write_group_table,
     write_negatives,
@@ -378,7 +379,11 @@ def test_negatives_file_and_groups_round_trip(tmp_path, tile, truth):
         "flat_min_std": 0.05,
         "max_tries_factor": 50,
     }
-    out = negatives_for_field(masked, truth, seed=1, neg=neg, preprocess=PP)
+    catalog = truth.copy()
+    catalog["FIELD"] = "03000+0000"
+    out = negatives_for_field(
+        masked, catalog, train_fields=["03000+0000"], seed=1, neg=neg, preprocess=PP
+    )
     assert out["inputs"].shape == (40, 48, 48, 2) and out["inputs"].dtype == np.float32
     inputs = out["inputs"][:]  # the stream, preprocessed
     assert np.all((inputs >= 0) & (inputs <= 1))
@@ -413,6 +418,37 @@ def test_negatives_file_and_groups_round_trip(tmp_path, tile, truth):
     np.testing.assert_array_equal(got["inputs"][pick], inputs[labels != 2][pick])
     with pytest.raises(ValueError, match="class_weights"):
         class_table(["f"], [0], [0], 3, class_weights=[1.0])
+
+
+def test_negative_size_fit_uses_training_fields_only(tile, truth):
+    """Large clear bubbles of a test and a validation field must not move the window-size fit:
+    only the training field's bubbles (here 1' and 1.5', clear) set mu and sigma."""
+    masked, _ = mask_field(tile, truth)
+    pix = masked.pixel_arcsec
+    catalog = Table()
+    catalog["FIELD"] = ["03000+0000", "03000+0000", "01500+0000", "02700+0000", "01500+0000"]
+    catalog["MajAxis"] = [1.0, 1.5, 8.0, 6.0, 0.2]
+    catalog["CLEAR"] = [True, True, True, True, False]
+    neg = {
+        "per_field": 10,
+        "half_width_factor": [1.7, 5.9],
+        "min_size_px": 8,
+        "flat_min_std": 0.05,
+        "max_tries_factor": 50,
+    }
+    out = negatives_for_field(
+        masked, catalog, train_fields=["03000+0000"], seed=1, neg=neg, preprocess=PP
+    )
+    ln = np.log(np.array([1.0, 1.5]) * 60 / pix)
+    assert out["attrs"]["lognormal_mu_px"] == pytest.approx(ln.mean())
+    assert out["attrs"]["lognormal_sigma"] == pytest.approx(ln.std())
+    assert out["attrs"]["size_fit_bubbles"] == 2
+    # fewer than two clear training bubbles: the training field's bubbles, still none of the test's
+    one = catalog.copy()
+    one["CLEAR"] = [True, False, True, True, True]
+    np.testing.assert_allclose(size_fit_bubbles(one, ["03000+0000"]), [1.0, 1.5])
+    with pytest.raises(ValueError, match="no catalogue bubble in the training fields"):
+        size_fit_bubbles(catalog, ["03900+0000"])
 
 
 def test_kmeans_separates_distinct_populations():
@@ -556,6 +592,39 @@ def test_window_stream_equals_the_stack_and_bounds_memory(tile):
     cached = WindowStream(tile.data, x0, y0, size, cache_mb=100, **PP)
     np.testing.assert_array_equal(cached[:5], full[:5])
     assert cached._cache is not None
+
+
+def test_window_stream_disk_cache_serves_the_stack_and_cleans_up(tile, tmp_path):
+    """Windows too large for memory go to a temporary .npy once (in chunks); every later read
+    equals the preprocessed stack, nothing is kept in memory, the file goes with the stream."""
+    from skydetect.bubbles.preprocess import WindowStream
+
+    x0, y0, size = sliding_windows(tile.shape, [40, 80], 1 / 3)
+    full = preprocess_windows(tile.data, x0, y0, size, **PP)
+    disk = WindowStream(
+        tile.data, x0, y0, size, cache_mb=0.01, disk_cache_mb=100, cache_dir=tmp_path,
+        chunk=7, **PP,
+    )
+    np.testing.assert_array_equal(disk[2:9], full[2:9])
+    (path,) = tmp_path.glob("windows_*.npy")
+    assert np.load(path).shape == full.shape
+    disk._fp = "must not be used again"  # later passes read the file, never preprocess
+    first = disk[:]
+    # chunks of 7 sum the window statistics in another order than one call: float32 rounding
+    np.testing.assert_allclose(first, full, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(disk[:], first)
+    np.testing.assert_array_equal(disk[np.array([5, 0, 5])], first[[5, 0, 5]])
+    assert disk._cache is None
+    del disk
+    import gc
+
+    gc.collect()
+    assert not list(tmp_path.glob("windows_*.npy"))
+    small = WindowStream(
+        tile.data, x0, y0, size, disk_cache_mb=0.01, cache_dir=tmp_path, **PP
+    )  # too large for the disk cache as well: preprocessed on every pass
+    np.testing.assert_array_equal(small[3:4], full[3:4])
+    assert not list(tmp_path.glob("windows_*.npy"))
 
 
 def test_crops_epochs_are_seeded_and_boxes_inside():

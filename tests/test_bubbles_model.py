@@ -322,6 +322,56 @@ def test_crops_give_unclear_bubbles_no_target(tmp_path):
     assert n_ign > 0
 
 
+def test_validate_every_k_epochs_and_patience_in_epochs(tmp_path, monkeypatch):
+    """validate_every 2: the F2 is computed after epochs 2 and 4 only, epochs 1 and 3 carry
+    none; patience 2 (epochs) stops after one validation without a better F2; the best
+    validated epoch's threshold is kept."""
+    from types import SimpleNamespace
+
+    import skydetect.bubbles.train as T
+
+    model, priors, neg, val, settings, out = _setup(tmp_path, "k")
+    settings.epochs, settings.patience, settings.validate_every = 6, 2, 2
+    f2s = iter([(0.7, 0.5), (0.6, 0.4), (0.5, 0.9)])
+    calls = []
+
+    def fake_validate(*args, **kwargs):
+        thr, f2 = next(f2s)
+        calls.append(thr)
+        return thr, SimpleNamespace(f2=f2, precision=f2, recall=f2)
+
+    monkeypatch.setattr(T, "validate", fake_validate)
+    res = train_ssd(model, priors, _Crops(1), neg, val, settings, out, seed=11)
+    assert calls == [0.7, 0.6]  # epochs 2 and 4; stopped before a third validation
+    hist = res["history"]
+    assert [r["epoch"] for r in hist] == [1, 2, 3, 4]
+    assert np.isnan(hist[0]["val_f2"]) and np.isnan(hist[2]["val_f2"])
+    assert [hist[1]["val_f2"], hist[3]["val_f2"]] == [0.5, 0.4]
+    assert res["best_epoch"] == 2 and res["threshold"] == 0.7 and res["epochs_run"] == 4
+    settings.epochs, settings.patience = 3, 10  # the last epoch is always validated
+    settings.lr_schedule = "cosine"  # the optimiser takes each epoch's rate
+    f2s = iter([(0.6, 0.3), (0.8, 0.6)])
+    calls.clear()
+    res = train_ssd(model, priors, _Crops(1), neg, val, settings, tmp_path / "k3", seed=11)
+    assert calls == [0.6, 0.8] and res["best_epoch"] == 3 and res["threshold"] == 0.8
+    lrs = [r["learning_rate"] for r in res["history"]]
+    assert lrs == pytest.approx([3e-3, 3e-3 * 0.525, 3e-3 * 0.05])
+
+
+def test_cosine_learning_rate_schedule():
+    from skydetect.bubbles.train import epoch_learning_rate
+
+    s = TrainSettings(epochs=11, learning_rate=1e-3, lr_schedule="cosine", lr_min_fraction=0.1)
+    lrs = np.array([epoch_learning_rate(s, e) for e in range(11)])
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4)
+    assert lrs[5] == pytest.approx(0.55e-3) and np.all(np.diff(lrs) < 0)
+    s.lr_schedule = "constant"
+    assert epoch_learning_rate(s, 7) == 1e-3
+    s.lr_schedule = "step"
+    with pytest.raises(ValueError, match="bubbles.train.lr_schedule"):
+        epoch_learning_rate(s, 0)
+
+
 @pytest.mark.slow
 def test_train_kill_and_resume(tmp_path):
     model, priors, neg, val, settings, out_a = _setup(tmp_path, "a")

@@ -338,19 +338,36 @@ def read_negatives(paths, groups_path, *, keep_only: bool = True) -> dict:
     return out
 
 
-def negatives_for_field(field, catalog, *, seed: int, neg: dict, preprocess: dict) -> dict:
+def size_fit_bubbles(catalog, train_fields) -> np.ndarray:
+    """MajAxis (arcmin) of the bubbles the negative-window size fit uses: the clear bubbles
+    of the training fields ``train_fields`` (catalogue column ``FIELD``; all their bubbles
+    if fewer than two are clear). Validation and test bubbles never enter the fit."""
+    if "FIELD" not in catalog.colnames:
+        raise ValueError("bubble catalogue lacks column FIELD (the negative-size fit needs it)")
+    train = np.isin(np.asarray(catalog["FIELD"]).astype(str), [str(f) for f in train_fields])
+    if not train.any():
+        raise ValueError(
+            "no catalogue bubble in the training fields "
+            f"({', '.join(map(str, train_fields))}) for the negative-window size fit"
+        )
+    clear = train & np.asarray(catalog["CLEAR"], bool)
+    return np.asarray(catalog["MajAxis"], float)[clear if clear.sum() >= 2 else train]
+
+
+def negatives_for_field(
+    field, catalog, *, train_fields, seed: int, neg: dict, preprocess: dict
+) -> dict:
     """Sample the negative windows of one masked field; their inputs are streamed.
 
     ``neg`` is ``config["bubbles"]["negatives"]``, ``preprocess`` the preprocessing keys.
-    Sizes: log-normal fitted to ``catalog``'s clear bubbles (all its bubbles if fewer than
-    two are clear) — pass the training fields' bubbles only — in pixels of this field.
+    Sizes: log-normal fitted to the clear bubbles of the training fields ``train_fields``
+    (:func:`size_fit_bubbles`), in pixels of this field.
     Returns the arrays and attrs of :func:`write_negatives`, ``inputs`` a
     :class:`~skydetect.bubbles.preprocess.WindowStream`.
     """
     from skydetect.bubbles.preprocess import WindowStream
 
-    clear = np.asarray(catalog["CLEAR"], bool)
-    maj = np.asarray(catalog["MajAxis"], float)[clear if clear.sum() >= 2 else slice(None)]
+    maj = size_fit_bubbles(catalog, train_fields)
     mu, sigma = fit_lognormal(maj * 60.0 / field.pixel_arcsec)
     code = int(field.field[:5]) if field.field[:5].isdigit() else sum(map(ord, field.field))
     rng = np.random.default_rng([seed, NEG_STAGE, code])
@@ -376,6 +393,7 @@ def negatives_for_field(field, catalog, *, seed: int, neg: dict, preprocess: dic
         "pixel_arcsec": float(field.pixel_arcsec),
         "lognormal_mu_px": mu,
         "lognormal_sigma": sigma,
+        "size_fit_bubbles": int(len(maj)),
     }
     return {
         "inputs": inputs,

@@ -3,7 +3,8 @@
 Each epoch mixes freshly augmented bubble crops (one per clear bubble, regenerated every
 epoch by the data side's :class:`skydetect.bubbles.crops.BubbleCrops`) with negative windows
 drawn with their per-class weights, ``batch_bubbles`` + ``batch_negatives`` per batch.
-Optimiser: AdamW with global gradient-norm clipping. After every epoch the model detects
+Optimiser: AdamW with global gradient-norm clipping. After every ``validate_every`` epochs
+(and the last) the model detects
 bubbles over the validation windows exactly as inference does (window NMS, merging across
 windows and scales, :mod:`skydetect.bubbles.detect`) and is scored with the reference's rule
 (:mod:`skydetect.bubbles.evaluate`); the score threshold in ``thresholds`` maximising F2 is
@@ -55,7 +56,10 @@ class TrainSettings:
     batch_bubbles: int = 16
     batch_negatives: int = 16
     crop_repeats: int = 1  # independent augmented crops of every bubble per epoch
+    validate_every: int = 1  # validation F2 after every this many epochs (and the last)
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": per-epoch cosine decay to lr_min_fraction
+    lr_min_fraction: float = 0.05
     weight_decay: float = 1e-3
     clipnorm: float = 1.0
     iou_match: float = 0.5
@@ -214,6 +218,7 @@ def train_ssd(
         global_clipnorm=settings.clipnorm if settings.clipnorm else None,
     )
     opt.build(model.trainable_variables)
+    adamw = opt
     # a model built under the mixed_float16 policy: dynamic loss scaling (clipping and AdamW
     # act on the unscaled float32 gradients)
     mixed = any(layer.compute_dtype == "float16" for layer in model.layers)
@@ -278,6 +283,7 @@ def train_ssd(
     while state["epoch"] < settings.epochs and not stopped:
         epoch = int(state["epoch"])
         rng = np.random.default_rng([seed, STAGE, epoch])
+        adamw.learning_rate.assign(epoch_learning_rate(settings, epoch))
         t0 = time.perf_counter()
         crops, boxes, ignore = [], [], []
         for r in range(settings.crop_repeats):
@@ -294,29 +300,36 @@ def train_ssd(
             n_img += len(x)
             n_steps += 1
         t_train = time.perf_counter() - t1
-        thr, counts = validate(
-            model, priors, validation, detect, settings.thresholds, settings.min_cover
-        )
+        every = max(int(settings.validate_every), 1)
+        validated = (epoch + 1) % every == 0 or epoch + 1 == settings.epochs
+        nan = float("nan")
+        thr, f2, prec, rec = nan, nan, nan, nan
+        if validated:
+            thr, counts = validate(
+                model, priors, validation, detect, settings.thresholds, settings.min_cover
+            )
+            f2, prec, rec = counts.f2, counts.precision, counts.recall
         row = {
             "epoch": epoch + 1,
             "loss": sums[0] / max(n_steps, 1),
             "loc_loss": sums[1] / max(n_steps, 1),
             "conf_loss": sums[2] / max(n_steps, 1),
-            "val_f2": counts.f2,
-            "val_precision": counts.precision,
-            "val_recall": counts.recall,
+            "val_f2": f2,
+            "val_precision": prec,
+            "val_recall": rec,
             "threshold": thr,
+            "learning_rate": epoch_learning_rate(settings, epoch),
             "images_per_s": n_img / t_train if t_train > 0 else float("nan"),
             "data_s": t_data,
             "seconds": time.perf_counter() - t0,
         }
-        improved = counts.f2 > state["best_f2"] + 1e-12
+        improved = validated and f2 > state["best_f2"] + 1e-12
         if improved:
             with atomic_path(best_path) as tmp:
                 model.save_weights(str(tmp))
-            state.update(best_f2=counts.f2, best_threshold=thr, best_epoch=epoch + 1, wait=0)
-        else:
-            state["wait"] += 1
+            state.update(best_f2=f2, best_threshold=thr, best_epoch=epoch + 1, wait=0)
+        elif validated:
+            state["wait"] += every  # epochs since the last better F2
         epoch_var.assign(epoch + 1)
         state["checkpoint"] = manager.save(checkpoint_number=epoch + 1)
         state["epoch"] = epoch + 1
@@ -326,12 +339,12 @@ def train_ssd(
             "epoch %d: loss %.4f  val F2 %.3f (P %.3f R %.3f at %.2f)  %.1f img/s%s",
             epoch + 1,
             row["loss"],
-            counts.f2,
-            counts.precision,
-            counts.recall,
+            f2,
+            prec,
+            rec,
             thr,
             row["images_per_s"],
-            "  *" if improved else "",
+            "  *" if improved else "" if validated else "  (not validated)",
         )
         stopped = state["wait"] >= settings.patience
         if stopped:
@@ -353,6 +366,23 @@ def train_ssd(
     write_history(state["history"], out / "history.csv")
     save_model(model, out, extra=summary)
     return {**summary, "history": state["history"]}
+
+
+def epoch_learning_rate(settings: TrainSettings, epoch: int) -> float:
+    """Learning rate of epoch ``epoch`` (0-based): ``learning_rate`` throughout, or with
+    ``lr_schedule`` "cosine" a half cosine from it at the first epoch down to
+    ``lr_min_fraction`` of it at the last (set at each epoch start: a resumed run continues
+    the same schedule)."""
+    lr = float(settings.learning_rate)
+    if settings.lr_schedule == "constant":
+        return lr
+    if settings.lr_schedule != "cosine":
+        raise ValueError(
+            f"config: bubbles.train.lr_schedule is {settings.lr_schedule!r} (constant or cosine)"
+        )
+    t = epoch / max(int(settings.epochs) - 1, 1)
+    f = float(settings.lr_min_fraction)
+    return lr * (f + (1.0 - f) * 0.5 * (1.0 + np.cos(np.pi * min(t, 1.0))))
 
 
 def write_history(rows: list[dict], path: str | Path) -> None:

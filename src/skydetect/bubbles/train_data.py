@@ -37,13 +37,21 @@ def files_key(paths) -> list:
 
 
 VALIDATION_CACHE_MB = 512  # preprocessed validation windows kept in memory up to this
+# beyond that, preprocessed once into a temporary .npy file up to this (read in chunks at
+# every validation; larger fields, e.g. 300 px windows of a 1.2" tile, are re-preprocessed)
+VALIDATION_DISK_CACHE_MB = 2048
 
 
 def load_validation(
-    windows_path: str | Path, tiles: dict, preprocess: dict, progress: bool = False
+    windows_path: str | Path,
+    tiles: dict,
+    preprocess: dict,
+    progress: bool = False,
+    cache_dir=None,
 ) -> list[ValidationField]:
     """Preprocessed validation windows per field from ``windows/validation.h5`` and the
-    aligned tiles ``tiles`` (field -> path)."""
+    aligned tiles ``tiles`` (field -> path); ``cache_dir``: where the windows too large for
+    memory are kept between passes (None: the system's temporary directory)."""
     from .preprocess import WindowStream
     from .windows import read_windows
 
@@ -58,9 +66,19 @@ def load_validation(
             )
         sel = fields == name
         x0, y0, sz = (np.asarray(win[k])[sel] for k in ("x0", "y0", "size"))
-        # streamed: read and preprocessed chunk by chunk at each validation (one field at a
-        # time in memory), kept after the first pass only when it fits VALIDATION_CACHE_MB
-        inputs = WindowStream(tiles[name], x0, y0, sz, cache_mb=VALIDATION_CACHE_MB, **preprocess)
+        # streamed: read and preprocessed chunk by chunk (one field at a time in memory),
+        # kept after the first pass in memory when it fits VALIDATION_CACHE_MB, else in a
+        # temporary file when it fits VALIDATION_DISK_CACHE_MB, else preprocessed every pass
+        inputs = WindowStream(
+            tiles[name],
+            x0,
+            y0,
+            sz,
+            cache_mb=VALIDATION_CACHE_MB,
+            disk_cache_mb=VALIDATION_DISK_CACHE_MB,
+            cache_dir=cache_dir,
+            **preprocess,
+        )
         truth = win["truth"][name]
         out.append(
             ValidationField(
