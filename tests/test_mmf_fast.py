@@ -4,12 +4,23 @@ computations written out mode by mode."""
 
 import numpy as np
 import pytest
-from test_mmf import FWHM, PIX, SIGMA, THETAS, TSZ, analytic_sigma, inject_patch
+import test_mmf
+from test_mmf import (
+    FWHM,
+    PIX,
+    SIGMA,
+    THETAS,
+    TSZ,
+    analytic_sigma,
+    inject_patch,
+)
 
 from skydetect.clusters import mmf
 from skydetect.clusters.mmf.filter import _solve_spd
 from skydetect.clusters.mmf.tile import _PatchGrid
 from skydetect.geometry import projection
+
+tile_run = test_mmf.tile_run  # the tile fixture (nside 512, two clusters)
 
 
 def direct_spectra(maps, window, min_modes=50, smooth=3):
@@ -179,3 +190,16 @@ def test_patch_grid_equals_the_projection():
         iy, ix = grid.pixel_of(projection.lonlat_to_vec(lon, lat), bases[i])
         assert np.array_equal(ix, np.clip(np.rint(px).astype(int), 0, 63))
         assert np.array_equal(iy, np.clip(np.rint(py).astype(int), 0, 63))
+
+
+def test_threaded_tile_equals_one_thread(tile_run):
+    """Batches filtered by two worker threads give the one-thread tile: same S/N maps,
+    sigmas and detections."""
+    one = tile_run["res"]
+    two = mmf.run_tile(tile_run["tile"], tile_run["cfg"], workers=2)
+    np.testing.assert_allclose(two.snr, one.snr, atol=1e-4)
+    np.testing.assert_allclose(two.sigma, one.sigma, rtol=1e-6)
+    assert len(two.detections) == len(one.detections) >= 1
+    for a, b in zip(two.detections, one.detections, strict=True):
+        assert a["GLON"] == pytest.approx(b["GLON"], abs=1e-6)
+        assert a["SNR"] == pytest.approx(b["SNR"], rel=1e-4)

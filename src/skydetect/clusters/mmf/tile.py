@@ -231,27 +231,26 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
     bases = grid.bases(clon, clat)
     candidates = []
     n_invalid = 0
-    starts = range(0, len(centres_pix), PATCH_BATCH)
-    if progress:
-        from tqdm import tqdm
+    threads = max(1, int(workers or 1))
 
-        starts = tqdm(starts, desc=f"MMF tile {tile.tile}", unit="batch", mininterval=5.0)
-    for s0 in starts:
+    def work(s0):
+        """Sample and filter one batch of patches (in a worker thread: numpy and the FFTs
+        release the GIL, so ``workers`` batches run at once, each FFT on one thread)."""
         ics = np.arange(s0, min(s0 + PATCH_BATCH, len(centres_pix)))
         vec = grid.vectors(bases[ics])
         vals, valid = _sample(tile, clean, good, vec, lut)  # (C, B, S, S), (C, S, S)
         bad = ~valid
-        n_invalid += int(bad.sum())
-        skip = bad.mean(axis=(1, 2)) > cfg.max_invalid_fraction
-        for ic, frac in zip(ics[skip], bad.mean(axis=(1, 2))[skip], strict=True):
+        frac = bad.mean(axis=(1, 2))
+        skip = frac > cfg.max_invalid_fraction
+        for ic, f in zip(ics[skip], frac[skip], strict=True):
             log.warning(
                 "patch at l=%.2f b=%.2f: %.0f %% of pixels outside the tile file or invalid; skipped",
                 clon[ic],
                 clat[ic],
-                100 * frac,
+                100 * f,
             )
         if skip.all():
-            continue
+            return int(bad.sum()), ics[:0], valid[:0], []
         ics, vals, valid = ics[~skip], vals[~skip], valid[~skip]
         results = filter_patches(
             vals,
@@ -266,8 +265,17 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
             min_modes=cfg.spectrum_min_modes,
             smooth_bins=cfg.spectrum_smooth_bins,
             subtract_snr=cfg.subtract_snr,
-            workers=workers,
+            workers=1 if threads > 1 else workers,
         )
+        return int(bad.sum()), ics, valid, results
+
+    starts = range(0, len(centres_pix), PATCH_BATCH)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=f"MMF tile {tile.tile}", unit="batch", mininterval=5.0)
+    for nbad, ics, valid, results in _in_order(work, starts, threads):
+        n_invalid += nbad
         for ic, ok, res in zip(ics, valid, results, strict=True):
             sigmas[ic] = res.sigma
             for pk in find_peaks(res, cfg.snr_threshold, accept & ok, cfg.peak_footprint_px):
@@ -310,6 +318,25 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
         invalid_fraction=frac,
         nside_centres=nc,
     )
+
+
+def _in_order(fn, items, threads: int):
+    """``fn(item)`` for each item, in order, computed by ``threads`` worker threads with at most
+    2 x ``threads`` results waiting (bounded memory); inline with one thread."""
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _patch_to_lonlat(glon, glat, x, y, size, pixel_arcmin):
