@@ -4,6 +4,14 @@
   last batch is padded), traced once; XLA (``jit_compile``) is optional because on CPUs it
   was measured *slower* than TensorFlow's oneDNN kernels (default U-Net, 2 cores: 165 vs 362
   patches/s in float32, 110 vs 1356 in bfloat16; ``benchmarks/full_sky_inference.py``).
+  The batch of 64 (``clusters.detect.batch_size``) is the fastest measured in float32: best of
+  four interleaved runs against the best 2048² matmul of the same process, 2 cores, load 1.3:
+  batch 16 0.66, 32 0.69, 64 0.75, 128 0.71 of the matmul's GFLOP/s; 256 no better than 64.
+  Neither a frozen graph (weights as constants, with or without
+  ``TF_ONEDNN_ASSUME_FROZEN_WEIGHTS``), two inter-op threads (0.72) nor TensorFlow's Eigen
+  kernels (``TF_ENABLE_ONEDNN_OPTS=0``: 0.50) did better. What remains is in the network:
+  the 16-channel convolutions at 64 x 64 (~30 % of the multiply-accumulates) run at about
+  half the matmul's rate.
 - Precision (``clusters.detect.precision``): ``float32``; ``bfloat16`` (Keras policy
   ``mixed_bfloat16``: bfloat16 compute, float32 weights and output), fast on CPUs with
   AVX512-BF16 / AMX; ``mixed`` (``mixed_float16``) for GPUs; ``auto``: ``mixed`` on a GPU,
