@@ -203,6 +203,7 @@ rule group_negatives:
         "logs/group_negatives/all.log",
     benchmark:
         "benchmarks/rules/group_negatives/all.tsv"
+    priority: 10  # feeds train_ssd, the longest job: not left until the cluster side is done
     conda:
         ENV_SKY
     threads: 2

@@ -119,6 +119,9 @@ rule train_ssd:
         "logs/train_ssd/{brun}.log",
     benchmark:
         "benchmarks/rules/train_ssd/{brun}.tsv"
+    # the longest job of the default run: started as soon as its inputs exist, beside the
+    # cluster side, rather than after it
+    priority: 10
     conda:
         ENV_GPU
     threads: _SSD["train"]["threads"]
