@@ -326,7 +326,7 @@ def test_schema_defaults_are_the_library_defaults_and_the_reference():
     assert model == M.model_params()
     # the schema holds the mapping of runs; the library trains one run, named by `run`
     assert set(train["runs"]) == {"unet_hfi", "unet_hfi_y"}
-    assert {k: v for k, v in train.items() if k not in ("loss_params", "runs")} == {
+    assert {k: v for k, v in train.items() if k not in ("loss_params", "runs", "threads")} == {
         k: v for k, v in T.DEFAULT_TRAIN.items() if k not in ("loss_params", "run")
     }
     assert train["loss_params"] == {k: v for k, v in LOSS_DEFAULTS.items() if v}
@@ -342,8 +342,11 @@ def test_schema_defaults_are_the_library_defaults_and_the_reference():
         __import__("yaml").safe_load((root / "config" / "config.yaml").read_text()),
         root / "config" / "schema.yaml",
     )
-    shipped_train = {k: v for k, v in shipped["clusters"]["train"].items() if k != "runs"}
-    for run in shipped["clusters"]["train"]["runs"]:  # what rules/common.smk passes per run
+    # what rules/common.smk passes per run: no runs mapping, no scheduling keys (threads)
+    shipped_train = {
+        k: v for k, v in shipped["clusters"]["train"].items() if k not in ("runs", "threads")
+    }
+    for run in shipped["clusters"]["train"]["runs"]:
         T.train_params({**shipped_train, "run": run})
     with pytest.raises(ValueError, match="runs"):  # the mapping itself is not a parameter
         T.train_params(shipped["clusters"]["train"])
