@@ -88,7 +88,7 @@ def rule_times(workdir: Path) -> dict[str, dict[str, float]]:
 
 
 def read_previous(path: Path) -> dict[str, dict[str, float]]:
-    """Per rule: jobs and mean / max seconds of an earlier table written by this script."""
+    """Per rule: jobs, mean seconds and CPU seconds of an earlier table of this script."""
     out = {}
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -96,7 +96,6 @@ def read_previous(path: Path) -> dict[str, dict[str, float]]:
             out[cells[0]] = {
                 "jobs": int(cells[1]),
                 "mean_s": float(cells[4]),
-                "max_s": float(cells[5]),
                 "cpu_s": float(cells[7]),
             }
     if not out:

@@ -370,15 +370,20 @@ def test_flat_windows_are_rejected():
     assert len(x0) == 30 and np.all(x0 + size > 30)  # every window reaches the noisy half
 
 
-def test_negatives_file_and_groups_round_trip(tmp_path, tile, truth):
-    masked, _ = mask_field(tile, truth)
-    neg = {
-        "per_field": 40,
+def _negative_settings(per_field):
+    """bubbles.negatives settings of the negatives tests."""
+    return {
+        "per_field": per_field,
         "half_width_factor": [1.7, 5.9],
         "min_size_px": 8,
         "flat_min_std": 0.05,
         "max_tries_factor": 50,
     }
+
+
+def test_negatives_file_and_groups_round_trip(tmp_path, tile, truth):
+    masked, _ = mask_field(tile, truth)
+    neg = _negative_settings(40)
     catalog = truth.copy()
     catalog["FIELD"] = "03000+0000"
     out = negatives_for_field(
@@ -429,13 +434,7 @@ def test_negative_size_fit_uses_training_fields_only(tile, truth):
     catalog["FIELD"] = ["03000+0000", "03000+0000", "01500+0000", "02700+0000", "01500+0000"]
     catalog["MajAxis"] = [1.0, 1.5, 8.0, 6.0, 0.2]
     catalog["CLEAR"] = [True, True, True, True, False]
-    neg = {
-        "per_field": 10,
-        "half_width_factor": [1.7, 5.9],
-        "min_size_px": 8,
-        "flat_min_std": 0.05,
-        "max_tries_factor": 50,
-    }
+    neg = _negative_settings(10)
     out = negatives_for_field(
         masked, catalog, train_fields=["03000+0000"], seed=1, neg=neg, preprocess=PP
     )
