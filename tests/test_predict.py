@@ -379,8 +379,11 @@ def test_model_macs_counts_convolutions_and_the_precision_switch_checks_its_name
     model = tf.keras.Model(x, y)
     assert inference.model_macs(model) == 16 * 16 * 27 * 8 + 8 * 8 * 4 * 32 + 16 * 16 * 4
     batch = np.random.default_rng(0).normal(size=(5, 16, 16, 3)).astype(np.float32)
-    p = inference.CompiledPredictor(model, batch_size=4)(batch)  # 4 + a padded batch of 1
+    predictor = inference.CompiledPredictor(model, batch_size=4)
+    p = predictor(batch)  # a batch of 4, then one of 1
     np.testing.assert_allclose(p, model(batch).numpy()[..., 0], atol=1e-6)
+    np.testing.assert_allclose(predictor(batch[:2]), p[:2], atol=1e-6)
+    assert predictor._step.experimental_get_tracing_count() == 1  # one trace for all sizes
     with pytest.raises(ValueError, match="clusters.detect.precision"):
         inference.resolve_precision("float16")
     assert inference.resolve_precision("auto") in ("float32", "bfloat16", "mixed")
