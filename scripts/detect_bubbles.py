@@ -31,7 +31,9 @@ if int(meta["ssd"]["input_size"]) != int(pp["input_size"]):
     )
 field = read_field(sm.input.field)
 sizes = sizes_to_pixels(p.windows["sizes_arcmin"], field.pixel_arcsec, field.shape)
-windows = sliding_windows(field.shape, sizes, p.windows["stride_fraction"])
+windows = sliding_windows(
+    field.shape, sizes, p.windows["stride_fraction"], p.windows["edge_pad"]
+)
 log.info("%s: %d windows of %s px", field.field, len(windows[0]), [int(s) for s in sizes])
 settings = DetectSettings.from_config(p.detect)
 boxes, scores = detect_field(

@@ -18,7 +18,7 @@ fields = {}
 for path in snakemake.input.fields:
     field = read_field(path)
     fields[field.field] = field_truth(field, catalog, cfg["box_scale"])
-arrays = make_windows(fields, cfg["sizes_arcmin"], cfg["stride_fraction"])
+arrays = make_windows(fields, cfg["sizes_arcmin"], cfg["stride_fraction"], cfg["edge_pad"])
 log.info("%d windows, %d boxes over %s", len(arrays["x0"]), len(arrays["boxes"]), list(fields))
 write_windows(
     snakemake.output[0],
@@ -28,6 +28,7 @@ write_windows(
         "fields": list(fields),
         "sizes_arcmin": list(cfg["sizes_arcmin"]),
         "stride_fraction": cfg["stride_fraction"],
+        "edge_pad": cfg["edge_pad"],
         "box_scale": cfg["box_scale"],
     },
 )

@@ -475,6 +475,51 @@ def test_sliding_windows_cover_and_stay_inside():
     assert covered.all()
 
 
+def test_edge_windows_reach_past_the_field_by_edge_pad_only():
+    np.testing.assert_array_equal(positions(100, 30, 10, pad=10), [-10, 0, 10, 20, 30, 40, 50, 60, 70, 80])
+    np.testing.assert_array_equal(positions(100, 30, 10, pad=0), positions(100, 30, 10))
+    shape = (70, 130)
+    x0, y0, size = sliding_windows(shape, [30, 60], 1 / 3, edge_pad=1 / 3)
+    for s, reach in ((30, 10), (60, 20)):  # a third of the side, not more, on every edge
+        sel = size == s
+        assert x0[sel].min() == -reach and y0[sel].min() == -reach
+        assert (x0[sel] + s).max() == 130 + reach and (y0[sel] + s).max() == 70 + reach
+    # the edge windows are added to the inside grid: a bubble on the field's edge sits a
+    # third of a window from the nearest window edge instead of on it
+    inner = sliding_windows(shape, [30, 60], 1 / 3)
+    assert len(x0) > len(inner[0])
+    left = (size == 30) & (x0 == -10)
+    assert left.any() and np.all(x0[left] + 10 == 0)
+
+
+def test_padded_field_prepares_the_inside_alike_and_fills_outside_as_no_coverage(tile):
+    from skydetect.bubbles.preprocess import FieldPreprocessor, WindowStream
+
+    h, w = tile.shape
+    plain = FieldPreprocessor(tile.data, **PP)
+    padded = FieldPreprocessor(tile.data, pad=30, **PP)
+    assert padded.field_shape == (h, w) and padded.shape == (h + 60, w + 60)
+    # windows well inside (beyond the anti-aliasing reach of the edge) are unchanged, but
+    # for the point-source threshold, whose robust statistics see the edge pixels' residuals
+    inside = ([50, 60], [40, 50], [40, 40])
+    np.testing.assert_allclose(padded.windows(*inside), plain.windows(*inside), atol=5e-3)
+    np.testing.assert_allclose(padded.windows(*inside)[0], plain.windows(*inside)[0], atol=1e-5)
+    # a window half outside: finite, in [0, 1], its outside half the local background
+    # (smooth: no structure brighter than the field part's own range)
+    edge = padded.window(-20, 40, 40)
+    assert np.isfinite(edge).all() and edge.min() >= 0 and edge.max() <= 1
+    outside = edge[:, : edge.shape[1] // 2 - 4]
+    assert outside.std() < edge[:, edge.shape[1] // 2 + 4 :].std()
+    with pytest.raises(ValueError, match="leaves the"):
+        plain.window(-20, 40, 40)
+    with pytest.raises(ValueError, match="30 px around the"):
+        padded.window(-31, 40, 40)
+    # a stream over edge windows prepares the field with the padding they need
+    stream = WindowStream(tile.data, [-20, 50], [40, 40], [40, 40], **PP)
+    np.testing.assert_allclose(stream[:1], FieldPreprocessor(tile.data, pad=20, **PP).windows(
+        [-20], [40], [40]), atol=1e-6)
+
+
 def test_window_boxes_never_leave_window_or_image(tmp_path, tile, truth):
     fields = {"03000+0000": field_truth(tile, truth)}
     # add a bubble straddling the corner of the tile

@@ -588,6 +588,32 @@ def test_detect_tile_maps_boxes_back_exactly():
     assert (scores > 0.9).sum() == 1  # one box per object after merging windows and scales
 
 
+def test_detections_centred_outside_the_field_are_dropped():
+    from skydetect.bubbles.detect import detect_windows
+    from skydetect.bubbles.ssd.boxes import encode, to_centre
+    from skydetect.bubbles.ssd.priors import default_boxes
+
+    priors = default_boxes([2], [0.5, 0.7], [[]])
+
+    class CornerBox:  # a box in every window's top-left corner
+        def predict(self, x, batch_size=None, verbose=0):
+            out = np.zeros((len(x), len(priors), 6), np.float32)
+            out[..., 4] = 5.0
+            out[:, 0, :4] = encode(to_centre(np.array([[0.0, 0.0, 0.2, 0.2]])), priors[:1])[0]
+            out[:, 0, 4:] = [0.0, 5.0]
+            return out
+
+    x0, y0, size = np.array([-20, 0, 40]), np.array([0, -20, 0]), np.array([60, 60, 60])
+    inputs = np.zeros((3, 8, 8, 2), np.float32)
+    settings = DetectSettings(min_score=0.5, merge_iou=0.99)
+    every, _ = detect_windows(CornerBox(), priors, inputs, x0, y0, size, settings)
+    kept, _ = detect_windows(
+        CornerBox(), priors, inputs, x0, y0, size, settings, field_shape=(100, 100)
+    )
+    assert len(every) == 3 and len(kept) == 1
+    np.testing.assert_allclose(kept[0], [40, 0, 52, 12], atol=1e-4)
+
+
 def test_detections_table_sky_positions():
     from astropy.wcs import WCS
 

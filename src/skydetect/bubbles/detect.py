@@ -1,8 +1,10 @@
 """Whole-mosaic bubble detection: multi-scale sliding windows, SSD, NMS, merging.
 
-Every window ``(x0, y0, size)`` lies fully inside the field (the grid comes from
-:func:`skydetect.bubbles.windows.sliding_windows`: no truncated or stretched edge windows) and
-goes through the shared preprocessing (:mod:`skydetect.bubbles.preprocess`). Boxes predicted
+The windows ``(x0, y0, size)`` come from :func:`skydetect.bubbles.windows.sliding_windows`
+(no truncated or stretched edge windows; with ``bubbles.windows.edge_pad`` the edge windows
+reach past the field, over no coverage) and go through the shared preprocessing
+(:mod:`skydetect.bubbles.preprocess`). A field reports the detections centred in it: those
+centred outside belong to the neighbouring field. Boxes predicted
 in window-input coordinates are mapped back to field pixels with the exact inverse of that
 crop (:func:`skydetect.bubbles.windows.input_to_field`), suppressed within the window
 (``window_nms_iou``), then merged across windows and scales by NMS at ``merge_iou`` (0.3 in
@@ -67,11 +69,15 @@ def merge_detections(boxes, scores, iou_threshold: float = 0.3):
     return boxes[keep], scores[keep]
 
 
-def detect_windows(model, priors, inputs, x0, y0, size, settings: DetectSettings, merge=True):
+def detect_windows(
+    model, priors, inputs, x0, y0, size, settings: DetectSettings, merge=True, field_shape=None
+):
     """Detections of one field from preprocessed windows ``inputs`` (N, S, S, C) at positions
     ``x0, y0, size`` (N,). Returns ``(boxes_field, scores)``: merged across windows (best
-    first), or with ``merge=False`` the per-window survivors only."""
+    first), or with ``merge=False`` the per-window survivors only. With ``field_shape``
+    (H, W), boxes centred outside the field are dropped (before the merge)."""
     from .ssd.model import predict_boxes
+    from .windows import centres_inside
 
     all_b, all_s = [], []
     n = len(inputs)
@@ -88,6 +94,9 @@ def detect_windows(model, priors, inputs, x0, y0, size, settings: DetectSettings
     if not all_b:
         return np.zeros((0, 4)), np.zeros(0)
     b, s = np.concatenate(all_b), np.concatenate(all_s)
+    if field_shape is not None:
+        inside = centres_inside(b, field_shape)
+        b, s = b[inside], s[inside]
     return merge_detections(b, s, settings.merge_iou) if merge else (b, s)
 
 
@@ -115,6 +124,8 @@ def detect_field(
 
     x0s, y0s, sizes = (np.asarray(a) for a in windows)
     n = len(x0s)
+    shape = preprocess.field_shape if isinstance(preprocess, FieldPreprocessor) else None
+    shape = tuple(np.shape(data)[1:]) if shape is None else shape
     if isinstance(preprocess, FieldPreprocessor):  # a field prepared by the caller
         stream = WindowStream(preprocess, x0s, y0s, sizes)
 
@@ -140,7 +151,7 @@ def detect_field(
     for start in chunks:
         sl = slice(start, start + chunk)
         b, s = detect_windows(
-            model, priors, cut(sl), x0s[sl], y0s[sl], sizes[sl], settings, merge=False
+            model, priors, cut(sl), x0s[sl], y0s[sl], sizes[sl], settings, False, shape
         )
         boxes.append(b)
         scores.append(s)

@@ -24,7 +24,9 @@ A field (channels (24 µm, 8 µm), shape (C, H, W)) is prepared once by
 
 :func:`preprocess_window` runs the same steps on the window and a margin around it (for
 training crops); it agrees with the field path except for the point-source threshold's
-statistics and the smoothing at the margin's edge. Every step is symmetric under 90°
+statistics and the smoothing at the margin's edge. A field prepared with ``pad`` > 0 takes
+windows reaching up to ``pad`` pixels past its edges: the field is framed by ``pad`` pixels
+of no coverage (NaN), filled by step 1 like any other NaN. Every step is symmetric under 90°
 rotations and flips, so augmenting after preprocessing equals preprocessing an augmented
 window.
 """
@@ -36,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
+
+from .windows import overhang
 
 DEFAULTS = {
     "input_size": 300,
@@ -112,19 +116,24 @@ def point_source_mask(channel: np.ndarray, nsigma: float, filter_px: int, valid=
     return valid & (resid > med + nsigma * sigma)
 
 
-def check_window(shape: tuple[int, int], x0: int, y0: int, size: int) -> None:
+def check_window(shape: tuple[int, int], x0: int, y0: int, size: int, pad: int = 0) -> None:
     h, w = shape
-    if size < 1 or x0 < 0 or y0 < 0 or x0 + size > w or y0 + size > h:
+    if size < 1 or x0 < -pad or y0 < -pad or x0 + size > w + pad or y0 + size > h + pad:
+        where = "the" if pad == 0 else f"{pad} px around the"
         raise ValueError(
-            f"window x0={x0} y0={y0} size={size} leaves the {h} x {w} image "
+            f"window x0={x0} y0={y0} size={size} leaves {where} {h} x {w} image "
             "(windows must lie fully inside; shift them, never truncate)"
         )
 
 
 class FieldPreprocessor:
-    """Steps 1-2 done once for a field; :meth:`windows` / :meth:`window` do steps 3-5."""
+    """Steps 1-2 done once for a field; :meth:`windows` / :meth:`window` do steps 3-5.
 
-    def __init__(self, image, *, threads: int = 1, **kwargs):
+    Window coordinates are those of the field; with ``pad`` > 0 windows may reach ``pad``
+    pixels past its edges (the prepared arrays are then framed, ``shape`` their size and
+    ``field_shape`` the field's)."""
+
+    def __init__(self, image, *, threads: int = 1, pad: int = 0, **kwargs):
         unknown = set(kwargs) - set(DEFAULTS)
         if unknown:
             raise ValueError(f"bubbles.preprocess: unknown key(s) {', '.join(sorted(unknown))}")
@@ -132,6 +141,12 @@ class FieldPreprocessor:
         image = np.asarray(image)
         if image.ndim != 3:
             raise ValueError(f"image must be (channels, H, W), got shape {image.shape}")
+        self.field_shape = image.shape[1:]
+        self.pad = max(int(pad), 0)
+        if self.pad:  # no coverage around the field
+            p = self.pad
+            image = np.pad(image.astype(np.float32, copy=False), ((0, 0), (p, p), (p, p)),
+                           constant_values=np.nan)
         self.shape = image.shape[1:]
         self.n_channels = image.shape[0]
         self.input_size = int(self.cfg["input_size"])
@@ -167,6 +182,7 @@ class FieldPreprocessor:
         return self._smooth[1]
 
     def valid_fraction(self, x0, y0, size) -> float:
+        x0, y0 = x0 + self.pad, y0 + self.pad
         v = self.valid[:, y0 : y0 + size, x0 : x0 + size].all(axis=0)
         return float(v.mean())
 
@@ -240,7 +256,8 @@ class FieldPreprocessor:
         """Preprocessed windows (N, S, S, C) float32; grouped by scale, then by row."""
         x0s, y0s, sizes = (np.asarray(a, np.int64).reshape(-1) for a in (x0s, y0s, sizes))
         for a, b, c in zip(x0s, y0s, sizes, strict=True):
-            check_window(self.shape, int(a), int(b), int(c))
+            check_window(self.field_shape, int(a), int(b), int(c), self.pad)
+        x0s, y0s = x0s + self.pad, y0s + self.pad  # into the framed arrays
         s = self.input_size
         out = np.empty((len(x0s), s, s, self.n_channels), np.float32)
 
@@ -316,6 +333,8 @@ class WindowStream:
 
     ``stream[i:j]`` or ``stream[index_array]`` preprocesses those windows only, so a consumer
     that walks the windows in chunks (detection, validation) holds one chunk at a time.
+    Windows may reach past the field (edge windows): the field is then prepared with the
+    ``pad`` they need (a given :class:`FieldPreprocessor` must have it).
     ``field`` is the (C, H, W) array, a :class:`FieldPreprocessor`, or the path of an
     aligned field (read when first needed and released after the last window was served,
     so a list of streams over several fields holds one field at a time). When all windows
@@ -388,7 +407,8 @@ class WindowStream:
                 from skydetect.io.spitzer import read_field
 
                 data = read_field(data).data
-            self._fp = FieldPreprocessor(data, threads=self._threads, **self._kw)
+            pad = overhang(np.shape(data)[1:], self.x0, self.y0, self.size)
+            self._fp = FieldPreprocessor(data, threads=self._threads, pad=pad, **self._kw)
         return self._fp
 
     def __len__(self) -> int:

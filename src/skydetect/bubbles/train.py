@@ -162,7 +162,9 @@ def validate(
     """
     tiles = []
     for f in fields:
-        b, s = detect_windows(model, priors, f.inputs, f.x0, f.y0, f.size, detect)
+        b, s = detect_windows(
+            model, priors, f.inputs, f.x0, f.y0, f.size, detect, field_shape=f.shape
+        )
         tiles.append((b, s, f.truth, f.clear))
     thr, _, table = best_threshold(tiles, thresholds, rule="reference", min_cover=min_cover)
     return thr, dict(table)[thr]

@@ -25,6 +25,7 @@ class ValidationField:
     size: np.ndarray
     truth: np.ndarray  # (K, 4) tile pixel boxes
     clear: np.ndarray  # (K,) bool
+    shape: tuple[int, int] | None = None  # (H, W): detections centred outside are dropped
 
 
 def files_key(paths) -> list:
@@ -89,6 +90,7 @@ def load_validation(
                 sz,
                 np.asarray(truth["boxes"], np.float64).reshape(-1, 4),
                 np.asarray(truth["clear"], bool),
+                tuple(int(v) for v in truth["shape"]),
             )
         )
         log.info(

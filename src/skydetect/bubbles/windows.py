@@ -3,13 +3,18 @@
 Field arrays are ``data[channel, y, x]``. A box is ``(x_min, y_min, x_max, y_max)`` in
 continuous pixel-edge coordinates: pixel (y, x) covers [x, x+1) × [y, y+1), so a 0-based WCS
 pixel centre x_c is the point x_c + 0.5. A window ``(x0, y0, size)`` covers columns
-x0..x0+size-1 and rows y0..y0+size-1 and always lies fully inside the field. Window-input
-coordinates (the network's S × S image): ``u = (x - x0) * S / size``.
+x0..x0+size-1 and rows y0..y0+size-1. Window-input coordinates (the network's S × S image):
+``u = (x - x0) * S / size``.
 
-Sliding windows: for each side, starts 0, stride, 2·stride, ... and a last window flush with
-the far edge (shifted inside, never truncated). The validation/test window file holds the
-windows with the boxes of the catalogue bubbles whose centre they contain, clipped to the
-window, and the complete per-field truth.
+Sliding windows: for each side, starts -pad, -pad + stride, ... and a last window flush with
+the far edge plus pad (shifted, never truncated), pad = ``edge_pad`` × size (rounded down).
+With ``edge_pad`` 0 every window lies inside the field; with ``edge_pad`` > 0 the windows
+of the edge rows and columns reach that far past the field, and a bubble cut by the field
+edge is seen nearer a window's centre, as a neighbouring, overlapping survey field would
+show it. Pixels outside the field are no coverage: NaN, filled like any other NaN
+(:mod:`skydetect.bubbles.preprocess`). The validation/test window file holds the windows
+with the boxes of the catalogue bubbles whose centre they contain, clipped to the window,
+and the complete per-field truth.
 """
 
 from __future__ import annotations
@@ -23,14 +28,17 @@ import numpy as np
 from skydetect.io.atomic import atomic_path
 
 
-def positions(n: int, size: int, stride: int) -> np.ndarray:
-    """Starts of windows of ``size`` along an axis of length ``n``: last one flush with the end."""
+def positions(n: int, size: int, stride: int, pad: int = 0) -> np.ndarray:
+    """Starts of windows of ``size`` along an axis of length ``n``, from ``-pad``; the last one
+    flush with ``n + pad``."""
     if size > n:
         raise ValueError(f"window size {size} exceeds the image side {n}")
     stride = max(int(stride), 1)
-    starts = list(range(0, n - size + 1, stride))
-    if starts[-1] != n - size:
-        starts.append(n - size)
+    pad = max(int(pad), 0)
+    end = n - size + pad
+    starts = list(range(-pad, end + 1, stride))
+    if starts[-1] != end:
+        starts.append(end)
     return np.asarray(starts, dtype=np.int64)
 
 
@@ -42,20 +50,39 @@ def sizes_to_pixels(sizes_arcmin, pixel_arcsec: float, shape: tuple[int, int]) -
 
 
 def sliding_windows(
-    shape: tuple[int, int], sizes_px, stride_fraction: float = 1 / 3
+    shape: tuple[int, int], sizes_px, stride_fraction: float = 1 / 3, edge_pad: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All sliding windows (x0, y0, size) of the given sides over an (H, W) image."""
+    """All sliding windows (x0, y0, size) of the given sides over an (H, W) image, reaching
+    up to ``edge_pad`` × size past its edges."""
     h, w = shape
     x0s, y0s, ss = [], [], []
     for size in np.atleast_1d(sizes_px):
         size = int(size)
         stride = max(int(round(size * stride_fraction)), 1)
-        ys, xs = positions(h, size, stride), positions(w, size, stride)
+        pad = int(np.floor(size * float(edge_pad) + 1e-9))
+        ys, xs = positions(h, size, stride, pad), positions(w, size, stride, pad)
         yy, xx = np.meshgrid(ys, xs, indexing="ij")
         x0s.append(xx.ravel())
         y0s.append(yy.ravel())
         ss.append(np.full(xx.size, size, np.int64))
     return np.concatenate(x0s), np.concatenate(y0s), np.concatenate(ss)
+
+
+def overhang(shape: tuple[int, int], x0, y0, size) -> int:
+    """Pixels by which the windows reach past the (H, W) field at most (0: all inside)."""
+    x0, y0, size = (np.asarray(a, np.int64).reshape(-1) for a in (x0, y0, size))
+    if len(x0) == 0:
+        return 0
+    h, w = shape
+    reach = [-x0.min(), -y0.min(), (x0 + size).max() - w, (y0 + size).max() - h]
+    return int(max(0, *reach))
+
+
+def centres_inside(boxes, shape: tuple[int, int]) -> np.ndarray:
+    """Boxes whose centre lies in the (H, W) field (boolean mask)."""
+    cx, cy = box_centres(boxes)
+    h, w = shape
+    return (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
 
 
 def box_centres(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +119,9 @@ def input_to_field(boxes, x0, y0, size, input_size) -> np.ndarray:
     return b * (size / input_size) + np.array([x0, y0, x0, y0], float)
 
 
-def make_windows(fields: dict, sizes_arcmin, stride_fraction: float) -> dict:
+def make_windows(
+    fields: dict, sizes_arcmin, stride_fraction: float, edge_pad: float = 0.0
+) -> dict:
     """Windows and their boxes over several fields.
 
     ``fields[field]`` is a dict with ``shape`` (H, W), ``pixel_arcsec`` and the field's truth:
@@ -104,7 +133,7 @@ def make_windows(fields: dict, sizes_arcmin, stride_fraction: float) -> dict:
     n_windows = 0
     for name, f in fields.items():
         sizes_px = sizes_to_pixels(sizes_arcmin, f["pixel_arcsec"], f["shape"])
-        x0s, y0s, ss = sliding_windows(f["shape"], sizes_px, stride_fraction)
+        x0s, y0s, ss = sliding_windows(f["shape"], sizes_px, stride_fraction, edge_pad)
         boxes = np.asarray(f["boxes"], float).reshape(-1, 4)
         for j, (x0, y0, s) in enumerate(zip(x0s, y0s, ss, strict=True)):
             idx, clipped = boxes_in_window(boxes, x0, y0, s)
