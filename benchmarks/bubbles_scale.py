@@ -80,6 +80,7 @@ def run_mode(mode: str, field: Path, fraction: float, cfg: dict) -> dict:
     from skydetect.bubbles.train_data import load_validation
     from skydetect.bubbles.windows import (
         make_windows,
+        overhang,
         sizes_to_pixels,
         sliding_windows,
         write_windows,
@@ -95,7 +96,8 @@ def run_mode(mode: str, field: Path, fraction: float, cfg: dict) -> dict:
     f = read_field(field)
     t_read = time.perf_counter() - t0
     sizes = sizes_to_pixels(bub["windows"]["sizes_arcmin"], PIX, f.shape)
-    x0, y0, ss = sliding_windows(f.shape, sizes, bub["windows"]["stride_fraction"])
+    edge_pad = bub["windows"]["edge_pad"]
+    x0, y0, ss = sliding_windows(f.shape, sizes, bub["windows"]["stride_fraction"], edge_pad)
     n_all = len(x0)
     step = max(int(round(1 / fraction)), 1)
     # a regular sample of whole rows of windows at every scale (a row shares its summed-area
@@ -107,7 +109,7 @@ def run_mode(mode: str, field: Path, fraction: float, cfg: dict) -> dict:
     )
     if mode == "timing":  # fixed costs, then the cost per window with every scale smoothed
         t0 = time.perf_counter()
-        fp = FieldPreprocessor(f.data, threads=2, **pp)
+        fp = FieldPreprocessor(f.data, threads=2, pad=overhang(f.shape, x0, y0, ss), **pp)
         t_prepare = time.perf_counter() - t0
         cache = {}
         t0 = time.perf_counter()
@@ -141,7 +143,9 @@ def run_mode(mode: str, field: Path, fraction: float, cfg: dict) -> dict:
             "shape": f.shape,
             "pixel_arcsec": PIX,
         }
-        arrays = make_windows({"01500+0000": truth}, bub["windows"]["sizes_arcmin"], 1 / 3)
+        arrays = make_windows(
+            {"01500+0000": truth}, bub["windows"]["sizes_arcmin"], 1 / 3, edge_pad
+        )
         for k in ("x0", "y0", "size", "field"):
             arrays[k] = arrays[k][pick]
         wpath = field.with_name("windows.h5")

@@ -498,15 +498,19 @@ def test_padded_field_prepares_the_inside_alike_and_fills_outside_as_no_coverage
     h, w = tile.shape
     plain = FieldPreprocessor(tile.data, **PP)
     padded = FieldPreprocessor(tile.data, pad=30, **PP)
-    assert padded.field_shape == (h, w) and padded.shape == (h + 60, w + 60)
-    # windows well inside (beyond the anti-aliasing reach of the edge) are unchanged, but
-    # for the point-source threshold, whose robust statistics see the edge pixels' residuals
-    inside = ([50, 60], [40, 50], [40, 40])
-    np.testing.assert_allclose(padded.windows(*inside), plain.windows(*inside), atol=5e-3)
-    np.testing.assert_allclose(padded.windows(*inside)[0], plain.windows(*inside)[0], atol=1e-5)
-    # a window half outside: finite, in [0, 1], its outside half the local background
-    # (smooth: no structure brighter than the field part's own range)
+    assert padded.shape == (h, w) and padded.filled.shape[1:] == (h, w)  # arrays not framed
+    # windows inside are those of the plain field, also in one call with edge windows
+    inside = ([0, 50, 60], [0, 40, 50], [40, 40, 40])
+    np.testing.assert_array_equal(padded.windows(*inside), plain.windows(*inside))
+    mixed = padded.windows([-20, 50], [40, 40], [40, 40])
+    np.testing.assert_array_equal(mixed[1], plain.window(50, 40, 40))
+    # a window half outside: a cut-out of its data, NaN outside the field
     edge = padded.window(-20, 40, 40)
+    np.testing.assert_array_equal(mixed[0], edge)
+    framed = np.pad(tile.data, ((0, 0), (30, 30), (30, 30)), constant_values=np.nan)
+    np.testing.assert_allclose(edge, preprocess_window(framed, 10, 70, 40, **PP), atol=1e-6)
+    # finite, in [0, 1], its outside half the local background
+    # (smooth: no structure brighter than the field part's own range)
     assert np.isfinite(edge).all() and edge.min() >= 0 and edge.max() <= 1
     outside = edge[:, : edge.shape[1] // 2 - 4]
     assert outside.std() < edge[:, edge.shape[1] // 2 + 4 :].std()
@@ -516,8 +520,7 @@ def test_padded_field_prepares_the_inside_alike_and_fills_outside_as_no_coverage
         padded.window(-31, 40, 40)
     # a stream over edge windows prepares the field with the padding they need
     stream = WindowStream(tile.data, [-20, 50], [40, 40], [40, 40], **PP)
-    np.testing.assert_allclose(stream[:1], FieldPreprocessor(tile.data, pad=20, **PP).windows(
-        [-20], [40], [40]), atol=1e-6)
+    np.testing.assert_array_equal(stream[:], mixed)
 
 
 def test_window_boxes_never_leave_window_or_image(tmp_path, tile, truth):

@@ -24,9 +24,10 @@ A field (channels (24 µm, 8 µm), shape (C, H, W)) is prepared once by
 
 :func:`preprocess_window` runs the same steps on the window and a margin around it (for
 training crops); it agrees with the field path except for the point-source threshold's
-statistics and the smoothing at the margin's edge. A field prepared with ``pad`` > 0 takes
-windows reaching up to ``pad`` pixels past its edges: the field is framed by ``pad`` pixels
-of no coverage (NaN), filled by step 1 like any other NaN. Every step is symmetric under 90°
+statistics and the smoothing at the margin's edge. Windows reaching past the image (edge
+windows, up to ``pad`` pixels; :mod:`skydetect.bubbles.windows`) go that way too: the part
+outside is no coverage (NaN), filled by step 1 like any other NaN, on a cut-out of the
+window and its margin only, so the field's own arrays never grow. Every step is symmetric under 90°
 rotations and flips, so augmenting after preprocessing equals preprocessing an augmented
 window.
 """
@@ -122,16 +123,16 @@ def check_window(shape: tuple[int, int], x0: int, y0: int, size: int, pad: int =
         where = "the" if pad == 0 else f"{pad} px around the"
         raise ValueError(
             f"window x0={x0} y0={y0} size={size} leaves {where} {h} x {w} image "
-            "(windows must lie fully inside; shift them, never truncate)"
+            "(windows must lie inside, or within bubbles.windows.edge_pad of the edge; "
+            "shift them, never truncate)"
         )
 
 
 class FieldPreprocessor:
     """Steps 1-2 done once for a field; :meth:`windows` / :meth:`window` do steps 3-5.
 
-    Window coordinates are those of the field; with ``pad`` > 0 windows may reach ``pad``
-    pixels past its edges (the prepared arrays are then framed, ``shape`` their size and
-    ``field_shape`` the field's)."""
+    With ``pad`` > 0 windows may reach ``pad`` pixels past the field's edges; those are
+    prepared one by one from a cut-out (see the module docstring)."""
 
     def __init__(self, image, *, threads: int = 1, pad: int = 0, **kwargs):
         unknown = set(kwargs) - set(DEFAULTS)
@@ -141,13 +142,8 @@ class FieldPreprocessor:
         image = np.asarray(image)
         if image.ndim != 3:
             raise ValueError(f"image must be (channels, H, W), got shape {image.shape}")
-        self.field_shape = image.shape[1:]
+        self.shape = self.field_shape = image.shape[1:]
         self.pad = max(int(pad), 0)
-        if self.pad:  # no coverage around the field
-            p = self.pad
-            image = np.pad(image.astype(np.float32, copy=False), ((0, 0), (p, p), (p, p)),
-                           constant_values=np.nan)
-        self.shape = image.shape[1:]
         self.n_channels = image.shape[0]
         self.input_size = int(self.cfg["input_size"])
         self.threads = max(int(threads), 1)
@@ -182,7 +178,6 @@ class FieldPreprocessor:
         return self._smooth[1]
 
     def valid_fraction(self, x0, y0, size) -> float:
-        x0, y0 = x0 + self.pad, y0 + self.pad
         v = self.valid[:, y0 : y0 + size, x0 : x0 + size].all(axis=0)
         return float(v.mean())
 
@@ -256,8 +251,37 @@ class FieldPreprocessor:
         """Preprocessed windows (N, S, S, C) float32; grouped by scale, then by row."""
         x0s, y0s, sizes = (np.asarray(a, np.int64).reshape(-1) for a in (x0s, y0s, sizes))
         for a, b, c in zip(x0s, y0s, sizes, strict=True):
-            check_window(self.field_shape, int(a), int(b), int(c), self.pad)
-        x0s, y0s = x0s + self.pad, y0s + self.pad  # into the framed arrays
+            check_window(self.shape, int(a), int(b), int(c), self.pad)
+        s = self.input_size
+        out = np.empty((len(x0s), s, s, self.n_channels), np.float32)
+        h, w = self.shape
+        edge = (x0s < 0) | (y0s < 0) | (x0s + sizes > w) | (y0s + sizes > h)
+        for i in np.flatnonzero(edge):  # edge windows: a cut-out over no coverage
+            out[i] = self._edge_window(int(x0s[i]), int(y0s[i]), int(sizes[i]))
+        if edge.all():
+            return out
+        inside = np.flatnonzero(~edge)
+        out[inside] = self._inside_windows(x0s[inside], y0s[inside], sizes[inside])
+        return out
+
+    def _edge_window(self, x0: int, y0: int, size: int) -> np.ndarray:
+        """A window reaching past the field: its cut-out (window + margin) of the field's
+        data, NaN outside the field and where the field has no data, through
+        :func:`preprocess_window`."""
+        m = _margin(size, self.cfg)
+        h, w = self.shape
+        cut = np.full((self.n_channels, size + 2 * m, size + 2 * m), np.nan, np.float32)
+        fx0, fy0 = max(x0 - m, 0), max(y0 - m, 0)
+        fx1, fy1 = min(x0 + size + m, w), min(y0 + size + m, h)
+        if fx1 > fx0 and fy1 > fy0:
+            ys, xs = slice(fy0, fy1), slice(fx0, fx1)
+            dy, dx = fy0 - (y0 - m), fx0 - (x0 - m)
+            cut[:, dy : dy + fy1 - fy0, dx : dx + fx1 - fx0] = np.where(
+                self.valid[:, ys, xs], self.filled[:, ys, xs], np.nan
+            )
+        return preprocess_window(cut, m, m, size, **self.cfg)
+
+    def _inside_windows(self, x0s, y0s, sizes) -> np.ndarray:
         s = self.input_size
         out = np.empty((len(x0s), s, s, self.n_channels), np.float32)
 
@@ -300,6 +324,13 @@ class FieldPreprocessor:
         return self.windows([x0], [y0], [size])[0]
 
 
+def _margin(size: int, cfg: dict) -> int:
+    """Pixels around a window that its anti-aliasing and NaN fill reach."""
+    f = size / int(cfg["input_size"])
+    sigma = (f - 1.0) / 2.0 if cfg["antialias"] and f > 1.0 else 0.0
+    return int(np.ceil(4 * max(sigma, float(cfg["nan_fill_px"])))) + 1
+
+
 def preprocess_window(image: np.ndarray, x0: int, y0: int, size: int, **kwargs) -> np.ndarray:
     """Preprocess the window (x0, y0, size) of ``image`` (C, H, W): (S, S, C) float32 in [0, 1].
 
@@ -309,10 +340,7 @@ def preprocess_window(image: np.ndarray, x0: int, y0: int, size: int, **kwargs) 
         raise ValueError(f"image must be (channels, H, W), got shape {image.shape}")
     x0, y0, size = int(x0), int(y0), int(size)
     check_window(image.shape[1:], x0, y0, size)
-    cfg = {**DEFAULTS, **kwargs}
-    f = size / int(cfg["input_size"])
-    sigma = (f - 1.0) / 2.0 if cfg["antialias"] and f > 1.0 else 0.0
-    m = int(np.ceil(4 * max(sigma, float(cfg["nan_fill_px"])))) + 1
+    m = _margin(size, {**DEFAULTS, **kwargs})
     h, w = image.shape[1:]
     cx0, cy0 = max(x0 - m, 0), max(y0 - m, 0)
     cx1, cy1 = min(x0 + size + m, w), min(y0 + size + m, h)
