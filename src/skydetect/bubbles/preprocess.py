@@ -65,6 +65,16 @@ def _interp_weights(n_in: int, n_out: int):
     return i0, i1, (t - i0).astype(np.float32)
 
 
+def _reach_box(mask: np.ndarray, reach: int) -> tuple[slice, slice]:
+    """The bounding box of ``mask`` grown by ``reach`` pixels (clipped to the image)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (
+        slice(max(rows[0] - reach, 0), min(rows[-1] + reach + 1, h)),
+        slice(max(cols[0] - reach, 0), min(cols[-1] + reach + 1, w)),
+    )
+
+
 def fill_nan(channel: np.ndarray, scale_px: float = 2.0) -> np.ndarray:
     """A float32 copy of ``channel`` with NaN replaced by the local background (step 1)."""
     x = np.asarray(channel, np.float32)
@@ -78,11 +88,14 @@ def fill_nan(channel: np.ndarray, scale_px: float = 2.0) -> np.ndarray:
     rest = ~valid
     sigma = float(scale_px)
     for _ in range(3):  # nearest ring first; wider holes from 4x and 16x wider neighbourhoods
-        num = ndimage.gaussian_filter(zero, sigma, mode="constant")
-        den = ndimage.gaussian_filter(valid.astype(np.float32), sigma, mode="constant")
-        ok = rest & (den > 1e-3)
-        out[ok] = num[ok] / den[ok]
-        rest &= ~ok
+        # only around the pixels still to fill: their bounding box plus the kernel's reach
+        # (scipy truncates at 4 sigma), so the result is that of the whole image
+        box = _reach_box(rest, int(4.0 * sigma + 0.5))
+        num = ndimage.gaussian_filter(zero[box], sigma, mode="constant")
+        den = ndimage.gaussian_filter(valid[box].astype(np.float32), sigma, mode="constant")
+        ok = rest[box] & (den > 1e-3)
+        out[box][ok] = num[ok] / den[ok]
+        rest[box] &= ~ok
         if not rest.any():
             break
         sigma *= 4
