@@ -81,6 +81,7 @@ def run_mode(mode: str, field: Path, fraction: float, cfg: dict) -> dict:
     from skydetect.bubbles.windows import (
         make_windows,
         overhang,
+        reaches_past,
         sizes_to_pixels,
         sliding_windows,
         write_windows,
@@ -119,8 +120,7 @@ def run_mode(mode: str, field: Path, fraction: float, cfg: dict) -> dict:
         fp.smoothed = lambda size: cache[int(size)]  # the timed run below smooths nothing
         # inside windows (the sampled rows) and edge windows (each prepared from its own
         # cut-out: ten of each scale) are timed apart and scaled by their own counts
-        h, w = f.shape
-        edge = (x0 < 0) | (y0 < 0) | (x0 + ss > w) | (y0 + ss > h)
+        edge = reaches_past(f.shape, x0, y0, ss)
         inner = pick[~edge[pick]]
         t0 = time.perf_counter()
         detect_field(model, priors, f.data, (x0[inner], y0[inner], ss[inner]), fp, settings)

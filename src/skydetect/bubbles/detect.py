@@ -124,9 +124,9 @@ def detect_field(
 
     x0s, y0s, sizes = (np.asarray(a) for a in windows)
     n = len(x0s)
-    shape = preprocess.field_shape if isinstance(preprocess, FieldPreprocessor) else None
-    shape = tuple(np.shape(data)[1:]) if shape is None else shape
-    if isinstance(preprocess, FieldPreprocessor):  # a field prepared by the caller
+    prepared = isinstance(preprocess, FieldPreprocessor)
+    shape = preprocess.shape if prepared else tuple(np.shape(data)[1:])
+    if prepared:  # a field prepared by the caller
         stream = WindowStream(preprocess, x0s, y0s, sizes)
 
         def cut(sl):

@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import ndimage
 
-from .windows import overhang
+from .windows import overhang, reaches_past
 
 DEFAULTS = {
     "input_size": 300,
@@ -155,7 +155,7 @@ class FieldPreprocessor:
         image = np.asarray(image)
         if image.ndim != 3:
             raise ValueError(f"image must be (channels, H, W), got shape {image.shape}")
-        self.shape = self.field_shape = image.shape[1:]
+        self.shape = image.shape[1:]
         self.pad = max(int(pad), 0)
         self.n_channels = image.shape[0]
         self.input_size = int(self.cfg["input_size"])
@@ -267,8 +267,7 @@ class FieldPreprocessor:
             check_window(self.shape, int(a), int(b), int(c), self.pad)
         s = self.input_size
         out = np.empty((len(x0s), s, s, self.n_channels), np.float32)
-        h, w = self.shape
-        edge = (x0s < 0) | (y0s < 0) | (x0s + sizes > w) | (y0s + sizes > h)
+        edge = reaches_past(self.shape, x0s, y0s, sizes)
         for i in np.flatnonzero(edge):  # edge windows: a cut-out over no coverage
             out[i] = self._edge_window(int(x0s[i]), int(y0s[i]), int(sizes[i]))
         if edge.all():

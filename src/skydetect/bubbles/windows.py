@@ -78,6 +78,13 @@ def overhang(shape: tuple[int, int], x0, y0, size) -> int:
     return int(max(0, *reach))
 
 
+def reaches_past(shape: tuple[int, int], x0, y0, size) -> np.ndarray:
+    """Windows that reach past the (H, W) field (edge windows; boolean mask)."""
+    x0, y0, size = (np.asarray(a, np.int64).reshape(-1) for a in (x0, y0, size))
+    h, w = shape
+    return (x0 < 0) | (y0 < 0) | (x0 + size > w) | (y0 + size > h)
+
+
 def centres_inside(boxes, shape: tuple[int, int]) -> np.ndarray:
     """Boxes whose centre lies in the (H, W) field (boolean mask)."""
     cx, cy = box_centres(boxes)
