@@ -13,8 +13,12 @@ measured against the machine's own peak.
   by layer, x patches / inference seconds) over the GFLOP/s of a 2048 x 2048 float32 matmul
   timed in the same process, interleaved with the inference (a matmul after every tile; the
   peak is the matmul's mean rate over the same period), so that both see the same load of a
-  shared machine (before and after all the inference are also reported). bfloat16 is also run (compute on the CPU's AVX512-BF16 / AMX units):
-  its ratio to a float32 matmul can exceed 1.
+  shared machine (before and after all the inference are also reported). The matmuls run
+  as the inference does: ``--streams`` at a time (``clusters.detect.streams``; one per
+  thread by default), each op on threads / streams cores; one matmul on all the threads,
+  in a separate process before and after, is reported beside it. bfloat16 is also run
+  (compute on the CPU's AVX512-BF16 / AMX units): its ratio to a float32 matmul can exceed
+  1; its ratio to a bfloat16 matmul is reported too.
 * MMF: seconds per tile of ``skydetect.clusters.mmf.run_tile`` on a synthetic nside-2048 tile
   (six frequency bands of white noise, the default ``clusters.mmf``), patch batches on
   ``--threads`` threads; the best of two runs.
@@ -22,7 +26,7 @@ measured against the machine's own peak.
   (``skydetect.bubbles.preprocess.preprocess_windows``, as it is at run time) over the sliding
   windows of a synthetic 3-channel field of the default size.
 
-    python benchmarks/full_sky_inference.py [--threads 2] [--precision float32]
+    python benchmarks/full_sky_inference.py [--threads 2] [--streams 2] [--precision float32]
 
 Writes benchmarks/results/full_sky_inference.md; the last printed line is
 ``full-sky: <seconds> s, efficiency <ratio>, mmf <seconds> s/tile`` (U-Net inference plus
@@ -34,6 +38,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -53,19 +59,42 @@ RING_OF_TILE = {t: (0 if t < 4 else 4 if t < 12 else 12 if t < 20 else 20) for t
 RING_OF_TILE.update({t: RING_OF_TILE[47 - t] for t in range(28, 48)})  # north-south mirror
 
 
-def matmul_timer(tf, n: int = 2048):
-    """A callable timing ``repeats`` n x n float32 matmuls: returns (FLOP, seconds)."""
-    a = tf.random.normal((n, n))
+def matmul_timer(tf, n: int = 2048, streams: int = 1, dtype="float32"):
+    """A callable timing ``repeats`` n x n float32 matmuls in each of ``streams`` threads at
+    once (the inference's threading, :func:`inference.configure_threads`): (FLOP, seconds)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a = tf.cast(tf.random.normal((n, n)), dtype)
     step = tf.function(lambda x: tf.matmul(x, x))
     step(a).numpy()
 
-    def timed(repeats: int = 2):
-        t0 = time.perf_counter()
+    def one(repeats):
         for _ in range(repeats):
             step(a).numpy()
-        return 2 * n**3 * repeats, time.perf_counter() - t0
+
+    def timed(repeats: int = 2):
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(streams) as pool:
+            list(pool.map(one, [repeats] * streams))
+        return 2 * n**3 * repeats * streams, time.perf_counter() - t0
 
     return timed
+
+
+def matmul_gflops_apart(threads: int, repeats: int = 8) -> float:
+    """GFLOP/s of one 2048² float32 matmul on ``threads`` threads per op, in a separate process
+    (the threading of one stream per process, which this process no longer has)."""
+    code = (
+        "import time, skydetect, tensorflow as tf\n"
+        f"tf.config.threading.set_intra_op_parallelism_threads({threads})\n"
+        "tf.config.threading.set_inter_op_parallelism_threads(1)\n"
+        "a = tf.random.normal((2048, 2048)); f = tf.function(lambda x: tf.matmul(x, x))\n"
+        "f(a).numpy(); t = time.perf_counter()\n"
+        f"for _ in range({repeats}): f(a).numpy()\n"
+        f"print(2 * 2048**3 * {repeats} / (time.perf_counter() - t) / 1e9)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
 
 
 def matmul_gflops(timer, repeats: int = 8) -> float:
@@ -73,11 +102,13 @@ def matmul_gflops(timer, repeats: int = 8) -> float:
     return flop / dt / 1e9
 
 
-def sky_inference(model, covers, batch: int, inputs_for, n_tiles: int = 48, peer=None) -> dict:
+def sky_inference(
+    model, covers, batch: int, inputs_for, n_tiles: int = 48, peer=None, streams: int = 1
+) -> dict:
     """Inference + combination of the tiles (all 48 by default); predict_tile's work. With
     ``peer`` (a :func:`matmul_timer`), a matmul is timed after every tile: ``peak`` is its
     mean GFLOP/s over the same period."""
-    pred = inference.CompiledPredictor(model, batch)
+    pred = inference.CompiledPredictor(model, batch, streams=streams)
     pred(inputs_for(batch))  # trace the step once
     t_inf = t_comb = 0.0
     n_patches = 0
@@ -138,6 +169,7 @@ def bubble_windows_rate(config: dict, threads: int) -> tuple[str, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--streams", type=int, default=None, help="default: clusters.detect.streams")
     ap.add_argument("--precision", default=None, help="default: clusters.detect.precision")
     ap.add_argument("--tiles", type=int, default=48, help="fewer: a quick check, not the sky")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/full_sky_inference.md"))
@@ -145,10 +177,11 @@ def main() -> None:
 
     import tensorflow as tf
 
-    inference.configure_threads(args.threads)
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     validate_config(config, ROOT / "config/schema.yaml")
     cl = config["clusters"]
+    streams = inference.resolve_streams(args.streams or cl["detect"]["streams"], args.threads)
+    inference.configure_threads(args.threads, streams)
     bands = [str(b) for b in config["planck"]["bands"]]
     size, pix = int(cl["patch"]["size"]), float(cl["patch"]["pixel_arcmin"])
     margin = cl["patch"]["cover_margin"]
@@ -173,7 +206,8 @@ def main() -> None:
     def inputs_for(n):
         return pool[:n]
 
-    timer = matmul_timer(tf)
+    apart_before = matmul_gflops_apart(args.threads)
+    timer = matmul_timer(tf, streams=streams)
     gf_before = matmul_gflops(timer)
     runs = {}
     for prec in dict.fromkeys([precision, "float32", "bfloat16"]):
@@ -183,8 +217,13 @@ def main() -> None:
             model = build_model((size, size, len(bands)), cl["model"])
         finally:
             tf.keras.mixed_precision.set_global_policy(policy)
-        runs[prec] = sky_inference(model, covers, batch, inputs_for, args.tiles, timer)
+        runs[prec] = sky_inference(
+            model, covers, batch, inputs_for, args.tiles, timer, streams
+        )
     gf_after = matmul_gflops(timer)
+    bf16_peak = matmul_gflops(matmul_timer(tf, streams=streams, dtype="bfloat16"))
+    apart_after = matmul_gflops_apart(args.threads)
+    apart = (apart_before + apart_after) / 2
     peak = runs["float32"]["peak"]
     macs = inference.model_macs(build_model((size, size, len(bands)), cl["model"]))
     t_mmf, n_mmf = mmf_tile_seconds(cl["mmf"], bands, args.threads)
@@ -212,7 +251,7 @@ def main() -> None:
         "",
         f"{args.tiles} tiles at nside {NSIDE} (synthetic inputs), {arch} ({macs / 1e6:.0f} MMAC per "
         f"{size}x{size}x{len(bands)} patch, random weights), batch {batch}, {args.threads} "
-        f"threads; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"threads in {streams} streams; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end (other jobs "
         "running: the seconds are those of a shared machine, the efficiency is a ratio to a "
         "matmul timed in the same process).",
@@ -221,8 +260,8 @@ def main() -> None:
         "|---|---|---|",
         f"| sparse cover | {n_tile:.0f} patches / tile, {head['n']} for the sky | "
         f"margin {margin} px, redundancy {red:.2f}x a tiling (dense cover_overlap 0.2: ~7x) |",
-        f"| 2048² float32 matmul | {peak:.0f} GFLOP/s | interleaved with the float32 inference "
-        f"(after every tile); {runs['bfloat16']['peak']:.0f} with the bfloat16 one; before all "
+        f"| 2048² float32 matmul | {peak:.0f} GFLOP/s | {streams} at a time (one per stream), "
+        f"interleaved with the float32 inference (after every tile); {runs['bfloat16']['peak']:.0f} with the bfloat16 one; before all "
         f"{gf_before:.0f}, after all {gf_after:.0f} |",
     ]
     for prec, r, rate, gflops, eff in rows:
@@ -231,6 +270,19 @@ def main() -> None:
             f"= {r['t_inf'] + r['t_comb']:.1f} s | {rate:.0f} patches/s, {gflops:.0f} GFLOP/s, "
             f"efficiency {eff:.2f} |"
         )
+    bf16 = runs["bfloat16"]
+    lines.append(
+        f"| 2048² bfloat16 matmul | {bf16_peak:.0f} GFLOP/s | {streams} at a time, after all the "
+        f"inference; the bfloat16 inference's ratio to it: "
+        f"{2 * macs * bf16['n'] / bf16['t_inf'] / 1e9 / bf16_peak:.2f} |"
+    )
+    f32 = runs["float32"]
+    f32_gflops = 2 * macs * f32["n"] / f32["t_inf"] / 1e9
+    lines.append(
+        f"| one {args.threads}-thread matmul apart | {apart:.0f} GFLOP/s | 2048² float32 in a "
+        f"separate process, before ({apart_before:.0f}) and after ({apart_after:.0f}) all the "
+        f"inference; the float32 inference's ratio to it: {f32_gflops / apart:.2f} |"
+    )
     lines += [
         f"| combination on the sphere | {head['t_comb'] / args.tiles * 1e3:.0f} ms / tile | one "
         f"bincount through the cached index (nside {nside_pred}) |",
@@ -241,7 +293,7 @@ def main() -> None:
         f"Aims on 2 cores: whole sky <= 120 s ({head_total:.0f} s at {precision}), efficiency "
         f">= 0.8 ({head_eff:.2f}), MMF <= 5 s per tile ({t_mmf:.1f} s).",
         "",
-        f"`python benchmarks/full_sky_inference.py --threads {args.threads} "
+        f"`python benchmarks/full_sky_inference.py --threads {args.threads} --streams {streams} "
         f"--precision {precision}`",
     ]
     text = "\n".join(lines) + "\n"

@@ -78,11 +78,11 @@ def main() -> None:
 
     import tensorflow as tf
 
-    inference.configure_threads(args.threads)
-
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     validate_config(config, ROOT / "config/schema.yaml")
     cl = config["clusters"]
+    streams = inference.resolve_streams(cl["detect"]["streams"], args.threads)
+    inference.configure_threads(args.threads, streams)
     nside_map = int(config["planck"]["nside"])
     seed = [int(config["seed"]), 6, args.tile]
 
@@ -120,7 +120,7 @@ def main() -> None:
         model = build_model((size, size, len(bands)), cl["model"])
     finally:
         tf.keras.mixed_precision.set_global_policy(policy)
-    predictor = inference.CompiledPredictor(model, batch)
+    predictor = inference.CompiledPredictor(model, batch, streams=streams)
     predictor(ps.inputs[:batch])  # trace the step once
     t0 = time.perf_counter()
     prob = predictor(normalise.apply(ps.inputs, stats, bands))

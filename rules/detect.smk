@@ -29,6 +29,7 @@ rule predict_tile:
         batch_size=DETECT_CFG["batch_size"],
         nside=DETECT_CFG["nside"],
         precision=DETECT_CFG["precision"],
+        streams=DETECT_CFG["streams"],
         bands=unet_run_bands,
     script:
         "../scripts/predict_tile.py"

@@ -15,7 +15,8 @@ from skydetect.clusters import inference, normalise  # noqa: E402
 from skydetect.clusters.models import read_model_json  # noqa: E402
 from skydetect.clusters.predict import predict_tile, write_prediction  # noqa: E402
 
-inference.configure_threads(snakemake.threads)
+streams = inference.resolve_streams(snakemake.params.streams, snakemake.threads)
+inference.configure_threads(snakemake.threads, streams)
 precision = inference.resolve_precision(snakemake.params.precision)
 model_dir = Path(snakemake.input.model).parent
 info = read_model_json(model_dir)
@@ -39,5 +40,6 @@ pmap = predict_tile(
     nside=snakemake.params.nside,
     progress=True,
     precision=precision,
+    streams=streams,
 )
 write_prediction(pmap, snakemake.output.prediction, snakemake.wildcards.run)

@@ -261,7 +261,7 @@ def trained(tmp_path_factory):
 
     tf = pytest.importorskip("tensorflow")
 
-    inference.configure_threads(2)
+    inference.configure_threads(2, streams=1)
     tf.keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     params = {"architecture": "unet", "filter_num": [8, 16]}
@@ -384,6 +384,13 @@ def test_model_macs_counts_convolutions_and_the_precision_switch_checks_its_name
     np.testing.assert_allclose(p, model(batch).numpy()[..., 0], atol=1e-6)
     np.testing.assert_allclose(predictor(batch[:2]), p[:2], atol=1e-6)
     assert predictor._step.experimental_get_tracing_count() == 1  # one trace for all sizes
+    # two batches in flight: every patch in its place, the last batch of what remains
+    streamed = inference.CompiledPredictor(model, batch_size=2, streams=2)
+    np.testing.assert_allclose(streamed(batch), p, atol=1e-6)
+    assert streamed._step.experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match="clusters.detect.streams"):
+        inference.resolve_streams(0, 2)
+    assert inference.resolve_streams(3, 2) == 3
     with pytest.raises(ValueError, match="clusters.detect.precision"):
         inference.resolve_precision("float16")
     assert inference.resolve_precision("auto") in ("float32", "bfloat16", "mixed")

@@ -57,14 +57,17 @@ class ProbabilityMap:
     attrs: dict
 
 
-def predict_patches(model, inputs, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+def predict_patches(
+    model, inputs, batch_size: int = 64, progress: bool = False, streams: int = 1
+) -> np.ndarray:
     """Probabilities (N, S, S) float32 of ``model`` (a Keras model: through a compiled step,
-    :class:`~skydetect.clusters.inference.CompiledPredictor`; or any callable mapping a
-    batch (n, S, S, B) to (n, S, S[, 1])) over ``inputs`` (N, S, S, B), in batches."""
+    :class:`~skydetect.clusters.inference.CompiledPredictor`, ``streams`` batches in flight;
+    or any callable mapping a batch (n, S, S, B) to (n, S, S[, 1])) over ``inputs``
+    (N, S, S, B), in batches."""
     if hasattr(model, "predict_on_batch") and len(inputs):
         from skydetect.clusters.inference import CompiledPredictor
 
-        return CompiledPredictor(model, batch_size)(inputs, progress)
+        return CompiledPredictor(model, batch_size, streams=streams)(inputs, progress)
     n = len(inputs)
     out = None
     call = model.predict_on_batch if hasattr(model, "predict_on_batch") else model
@@ -203,13 +206,15 @@ def predict_tile(
     nside: int | None = None,
     progress: bool = False,
     precision: str = "float32",
+    streams: int = 1,
 ) -> ProbabilityMap:
     """Probability map of one tile from its cover patches (raw inputs, normalised here).
 
     The map is at ``prediction_nside(pixel_arcmin, nside)`` (by default the patch-pixel
     resolution, independent of the resolution of the input maps); ``precision`` is recorded
     (the model given is already built at it, see
-    :func:`skydetect.clusters.inference.load_for_inference`)."""
+    :func:`skydetect.clusters.inference.load_for_inference`); ``streams`` batches are in
+    flight at a time (:func:`skydetect.clusters.inference.configure_threads`)."""
     import time
 
     from skydetect.clusters import normalise
@@ -225,7 +230,7 @@ def predict_tile(
     nside = prediction_nside(pix_arcmin, nside)
     t0 = time.perf_counter()
     x = normalise.apply(data["inputs"], stats, list(bands))
-    prob = predict_patches(model, x, batch_size, progress)
+    prob = predict_patches(model, x, batch_size, progress, streams)
     t1 = time.perf_counter()
     index = read_cover_index(cover_path, nside, margin)
     if index is None:
