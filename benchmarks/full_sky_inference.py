@@ -60,7 +60,7 @@ RING_OF_TILE.update({t: RING_OF_TILE[47 - t] for t in range(28, 48)})  # north-s
 
 
 def matmul_timer(tf, n: int = 2048, streams: int = 1, dtype="float32"):
-    """A callable timing ``repeats`` n x n float32 matmuls in each of ``streams`` threads at
+    """A callable timing ``repeats`` n x n ``dtype`` matmuls in each of ``streams`` threads at
     once (the inference's threading, :func:`inference.configure_threads`): (FLOP, seconds)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -270,18 +270,16 @@ def main() -> None:
             f"= {r['t_inf'] + r['t_comb']:.1f} s | {rate:.0f} patches/s, {gflops:.0f} GFLOP/s, "
             f"efficiency {eff:.2f} |"
         )
-    bf16 = runs["bfloat16"]
+    gflops_of = {prec: gflops for prec, _, _, gflops, _ in rows}
     lines.append(
         f"| 2048² bfloat16 matmul | {bf16_peak:.0f} GFLOP/s | {streams} at a time, after all the "
         f"inference; the bfloat16 inference's ratio to it: "
-        f"{2 * macs * bf16['n'] / bf16['t_inf'] / 1e9 / bf16_peak:.2f} |"
+        f"{gflops_of['bfloat16'] / bf16_peak:.2f} |"
     )
-    f32 = runs["float32"]
-    f32_gflops = 2 * macs * f32["n"] / f32["t_inf"] / 1e9
     lines.append(
         f"| one {args.threads}-thread matmul apart | {apart:.0f} GFLOP/s | 2048² float32 in a "
         f"separate process, before ({apart_before:.0f}) and after ({apart_after:.0f}) all the "
-        f"inference; the float32 inference's ratio to it: {f32_gflops / apart:.2f} |"
+        f"inference; the float32 inference's ratio to it: {gflops_of['float32'] / apart:.2f} |"
     )
     lines += [
         f"| combination on the sphere | {head['t_comb'] / args.tiles * 1e3:.0f} ms / tile | one "

@@ -157,15 +157,10 @@ class CompiledPredictor:
 
         starts = range(0, n, b)
         bar = tqdm(total=len(starts), desc="patches", unit="batch", disable=not progress)
-        with bar:
-            if self.streams == 1 or len(starts) < 2:
-                for s in starts:
-                    run(s)
-                    bar.update()
-            else:  # TensorFlow releases the GIL while a batch runs
-                with ThreadPoolExecutor(self.streams) as pool:
-                    for _ in pool.map(run, starts):
-                        bar.update()
+        # TensorFlow releases the GIL while a batch runs: the workers' batches overlap
+        with bar, ThreadPoolExecutor(self.streams) as pool:
+            for _ in pool.map(run, starts):
+                bar.update()
         return out
 
 
