@@ -10,15 +10,18 @@ measured against the machine's own peak.
   (the compiled step, fixed batch) and the combination on the sphere (one ``bincount``
   through the cached index). Inputs are synthetic normal deviates.
 * Efficiency: achieved GFLOP/s (2 x the model's multiply-accumulates per patch, counted layer
-  by layer, x patches / inference seconds) over the GFLOP/s of a 2048 x 2048 float32 matmul
-  timed in the same process, interleaved with the inference (a matmul after every tile; the
-  peak is the matmul's mean rate over the same period), so that both see the same load of a
-  shared machine (before and after all the inference are also reported). The matmuls run
-  as the inference does: ``--streams`` at a time (``clusters.detect.streams``; one per
-  thread by default), each op on threads / streams cores; one matmul on all the threads,
-  in a separate process before and after, is reported beside it. bfloat16 is also run
-  (compute on the CPU's AVX512-BF16 / AMX units): its ratio to a float32 matmul can exceed
-  1; its ratio to a bfloat16 matmul is reported too.
+  by layer, x patches / inference seconds) over the machine's peak: the faster of two
+  2048 x 2048 float32 matmuls timed in the same process after every tile, each at its mean
+  rate over the same period, so that the inference and its peak see the same load of a
+  shared machine. The two are the two ways of using the cores: numpy's BLAS (OpenBLAS) on
+  ``--threads`` threads, one op on every core; and TensorFlow's matmul run as the inference
+  runs, ``--streams`` at a time (``clusters.detect.streams``; one per thread by default),
+  each on threads / streams cores. Which is faster depends on the CPU (two cores that share
+  a physical core run one two-thread matmul faster than two one-thread ones), so neither
+  alone is the peak. The interval is a 68 % bootstrap over the tiles. One TensorFlow matmul
+  on all the threads, in a separate process before and after, is reported beside them.
+  bfloat16 is also run (compute on the CPU's AVX512-BF16 / AMX units): its ratio to the
+  float32 peak can exceed 1; its ratio to a bfloat16 matmul is reported too.
 * MMF: seconds per tile of ``skydetect.clusters.mmf.run_tile`` on a synthetic nside-2048 tile
   (six frequency bands of white noise, the default ``clusters.mmf``), patch batches on
   ``--threads`` threads; the best of two runs.
@@ -81,6 +84,25 @@ def matmul_timer(tf, n: int = 2048, streams: int = 1, dtype="float32"):
     return timed
 
 
+def blas_matmul_timer(threads: int, n: int = 2048):
+    """A callable timing ``repeats`` n x n float32 matmuls of numpy's BLAS (OpenBLAS) on
+    ``threads`` threads, in this process: (FLOP, seconds). The other way of running the
+    machine's best matmul: one op on every core, with BLAS's own threads."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(1).normal(size=(n, n)).astype(np.float32)
+
+    def timed(repeats: int = 2):
+        with threadpool_limits(threads, user_api="blas"):
+            a @ a  # wake the BLAS threads
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                a @ a
+            return 2 * n**3 * repeats, time.perf_counter() - t0
+
+    return timed
+
+
 def matmul_gflops_apart(threads: int, repeats: int = 8) -> float:
     """GFLOP/s of one 2048² float32 matmul on ``threads`` threads per op, in a separate process
     (the threading of one stream per process, which this process no longer has)."""
@@ -103,16 +125,16 @@ def matmul_gflops(timer, repeats: int = 8) -> float:
 
 
 def sky_inference(
-    model, covers, batch: int, inputs_for, n_tiles: int = 48, peer=None, streams: int = 1
+    model, covers, batch: int, inputs_for, n_tiles: int = 48, peers=(), streams: int = 1
 ) -> dict:
-    """Inference + combination of the tiles (all 48 by default); predict_tile's work. With
-    ``peer`` (a :func:`matmul_timer`), a matmul is timed after every tile: ``peak`` is its
-    mean GFLOP/s over the same period."""
+    """Inference + combination of the tiles (all 48 by default); predict_tile's work. Each
+    of ``peers`` (:func:`matmul_timer`, :func:`blas_matmul_timer`) times a matmul after every
+    tile: ``tiles`` holds, per tile, the patches, the inference seconds and each peer's FLOP
+    and seconds; ``peaks`` each peer's mean GFLOP/s over the same period."""
     pred = inference.CompiledPredictor(model, batch, streams=streams)
     pred(inputs_for(batch))  # trace the step once
-    t_inf = t_comb = 0.0
-    n_patches = 0
-    mm_flop = mm_time = 0.0
+    t_comb = 0.0
+    tiles_run = []
     for t in range(n_tiles):
         index = covers[RING_OF_TILE[t]]
         x = inputs_for(index.n_patches)
@@ -120,13 +142,47 @@ def sky_inference(
         prob = pred(x)
         t1 = time.perf_counter()
         cover.combine(prob, index)
-        t2 = time.perf_counter()
-        t_inf, t_comb, n_patches = t_inf + t1 - t0, t_comb + t2 - t1, n_patches + len(x)
-        if peer is not None:
-            flop, dt = peer()
-            mm_flop, mm_time = mm_flop + flop, mm_time + dt
-    peak = mm_flop / mm_time / 1e9 if mm_time else float("nan")
-    return dict(t_inf=t_inf, t_comb=t_comb, n=n_patches, peak=peak)
+        t_comb += time.perf_counter() - t1
+        tiles_run.append([len(x), t1 - t0, *(v for peer in peers for v in peer())])
+    tiles_run = np.array(tiles_run, dtype=float)
+    flop, sec = tiles_run[:, 2::2], tiles_run[:, 3::2]
+    return dict(
+        t_inf=tiles_run[:, 1].sum(),
+        t_comb=t_comb,
+        n=int(tiles_run[:, 0].sum()),
+        peaks=flop.sum(0) / sec.sum(0) / 1e9,
+        tiles=tiles_run,
+    )
+
+
+def efficiency(tiles_run, macs: int) -> float:
+    """Achieved GFLOP/s over all the tiles over the peak: the faster of the peers' matmuls
+    (each its total FLOP over its total seconds, timed between the same tiles)."""
+    n, t_inf = tiles_run[:, 0], tiles_run[:, 1]
+    peak = (tiles_run[:, 2::2].sum(0) / tiles_run[:, 3::2].sum(0)).max()
+    return float(2 * macs * n.sum() / t_inf.sum() / peak)
+
+
+def efficiency_interval(tiles_run, macs: int, seed: int = 0, draws: int = 2000):
+    """68 % interval of :func:`efficiency` from a bootstrap over tiles (each tile's inference
+    paired with the matmuls timed after it, so a tile slowed by the machine's other load is
+    compared with matmuls slowed alike), and the lowest and highest of a single tile."""
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(tiles_run), size=(draws, len(tiles_run)))
+    draws_eff = [efficiency(tiles_run[p], macs) for p in pick]
+    single = [efficiency(tiles_run[i : i + 1], macs) for i in range(len(tiles_run))]
+    return (*np.percentile(draws_eff, [16, 84]), min(single), max(single))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def mmf_tile_seconds(cfg_mmf: dict, bands, threads: int, repeats: int = 2) -> tuple[float, int]:
@@ -208,7 +264,8 @@ def main() -> None:
 
     apart_before = matmul_gflops_apart(args.threads)
     timer = matmul_timer(tf, streams=streams)
-    gf_before = matmul_gflops(timer)
+    blas = blas_matmul_timer(args.threads)
+    gf_before, blas_before = matmul_gflops(timer), matmul_gflops(blas)
     runs = {}
     for prec in dict.fromkeys([precision, "float32", "bfloat16"]):
         policy = tf.keras.mixed_precision.global_policy()
@@ -218,13 +275,13 @@ def main() -> None:
         finally:
             tf.keras.mixed_precision.set_global_policy(policy)
         runs[prec] = sky_inference(
-            model, covers, batch, inputs_for, args.tiles, timer, streams
+            model, covers, batch, inputs_for, args.tiles, (blas, timer), streams
         )
-    gf_after = matmul_gflops(timer)
+    gf_after, blas_after = matmul_gflops(timer), matmul_gflops(blas)
     bf16_peak = matmul_gflops(matmul_timer(tf, streams=streams, dtype="bfloat16"))
     apart_after = matmul_gflops_apart(args.threads)
     apart = (apart_before + apart_after) / 2
-    peak = runs["float32"]["peak"]
+    blas_peak, peak = runs["float32"]["peaks"]
     macs = inference.model_macs(build_model((size, size, len(bands)), cl["model"]))
     t_mmf, n_mmf = mmf_tile_seconds(cl["mmf"], bands, args.threads)
     bub_rate, bub_note = bubble_windows_rate(config, args.threads)
@@ -241,36 +298,45 @@ def main() -> None:
     for prec, r in runs.items():
         rate = r["n"] / r["t_inf"]
         gflops = 2 * macs * rate / 1e9
-        rows.append((prec, r, rate, gflops, gflops / r["peak"]))
+        ci = efficiency_interval(r["tiles"], macs)
+        rows.append((prec, r, rate, gflops, efficiency(r["tiles"], macs), ci))
     head = runs[precision]
     head_total = head["t_inf"] + head["t_comb"]
-    head_eff = [e for p, *_, e in rows if p == precision][0]
+    head_eff, head_ci = [(e, ci) for p, *_, e, ci in rows if p == precision][0]
     arch = f"{cl['model']['architecture']} {cl['model']['filter_num']}"
     lines = [
         "# Whole-sky inference at the compute limit",
         "",
         f"{args.tiles} tiles at nside {NSIDE} (synthetic inputs), {arch} ({macs / 1e6:.0f} MMAC per "
         f"{size}x{size}x{len(bands)} patch, random weights), batch {batch}, {args.threads} "
-        f"threads in {streams} streams; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"threads in {streams} streams; {cpu_model()}, {os.cpu_count()} CPUs; "
         f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end (other jobs "
-        "running: the seconds are those of a shared machine, the efficiency is a ratio to a "
-        "matmul timed in the same process).",
+        "running: the seconds are those of a shared machine, the efficiency is a ratio to "
+        "matmuls timed in the same process, between the same tiles). The peak is the faster of "
+        "two ways of running a 2048² float32 matmul on the same cores: numpy's BLAS on every "
+        "thread, and TensorFlow's matmul run as the inference runs.",
         "",
         "| quantity | value | notes |",
         "|---|---|---|",
         f"| sparse cover | {n_tile:.0f} patches / tile, {head['n']} for the sky | "
         f"margin {margin} px, redundancy {red:.2f}x a tiling (dense cover_overlap 0.2: ~7x) |",
-        f"| 2048² float32 matmul | {peak:.0f} GFLOP/s | {streams} at a time (one per stream), "
-        f"interleaved with the float32 inference (after every tile); {runs['bfloat16']['peak']:.0f} with the bfloat16 one; before all "
+        f"| 2048² float32 matmul, BLAS | {blas_peak:.0f} GFLOP/s | numpy (OpenBLAS) on "
+        f"{args.threads} threads, after every tile of the float32 inference; "
+        f"{runs['bfloat16']['peaks'][0]:.0f} with the bfloat16 one; before all "
+        f"{blas_before:.0f}, after all {blas_after:.0f} |",
+        f"| 2048² float32 matmul, TensorFlow | {peak:.0f} GFLOP/s | {streams} at a time (one "
+        f"per stream), after every tile of the float32 inference; "
+        f"{runs['bfloat16']['peaks'][1]:.0f} with the bfloat16 one; before all "
         f"{gf_before:.0f}, after all {gf_after:.0f} |",
     ]
-    for prec, r, rate, gflops, eff in rows:
+    for prec, r, rate, gflops, eff, (lo, hi, tmin, tmax) in rows:
         lines.append(
             f"| U-Net {prec} | {r['t_inf']:.1f} s inference + {r['t_comb']:.1f} s combination "
             f"= {r['t_inf'] + r['t_comb']:.1f} s | {rate:.0f} patches/s, {gflops:.0f} GFLOP/s, "
-            f"efficiency {eff:.2f} |"
+            f"efficiency {eff:.2f} [{lo:.2f}, {hi:.2f}] (of the faster float32 matmul; 68 %, "
+            f"bootstrap over tiles; single tiles {tmin:.2f}-{tmax:.2f}) |"
         )
-    gflops_of = {prec: gflops for prec, _, _, gflops, _ in rows}
+    gflops_of = {prec: gflops for prec, _, _, gflops, _, _ in rows}
     lines.append(
         f"| 2048² bfloat16 matmul | {bf16_peak:.0f} GFLOP/s | {streams} at a time, after all the "
         f"inference; the bfloat16 inference's ratio to it: "
@@ -289,7 +355,8 @@ def main() -> None:
         f"| bubble windows | {bub_rate} / s | {bub_note}, {args.threads} threads |",
         "",
         f"Aims on 2 cores: whole sky <= 120 s ({head_total:.0f} s at {precision}), efficiency "
-        f">= 0.8 ({head_eff:.2f}), MMF <= 5 s per tile ({t_mmf:.1f} s).",
+        f">= 0.8 ({head_eff:.2f}, 68 % interval [{head_ci[0]:.2f}, {head_ci[1]:.2f}]), MMF <= 5 s "
+        f"per tile ({t_mmf:.1f} s).",
         "",
         f"`python benchmarks/full_sky_inference.py --threads {args.threads} --streams {streams} "
         f"--precision {precision}`",
