@@ -15,6 +15,9 @@ rule simulate_planck_sky:
         "logs/simulate_planck_sky/all.log",
     benchmark:
         "benchmarks/rules/simulate_planck_sky/all.tsv"
+    # the root of the cluster side, on two threads: started first; below the bubble rules'
+    # priority it waited for two free cores until the one-thread bubble training had ended
+    priority: 20
     conda:
         ENV_SKY
     threads: 2
