@@ -361,6 +361,7 @@ def test_bfloat16_inference_stays_within_tolerance_of_float32(trained):
     f32, bf16 = _predict(trained, "sparse"), _predict(trained, "sparse", "bfloat16")
     np.testing.assert_array_equal(f32.pixels, bf16.pixels)
     diff = np.abs(f32.prob - bf16.prob)
+    print(f"bfloat16 against float32: max {diff.max():.4f}, mean {diff.mean():.5f}")
     assert diff.max() < 0.05 and diff.mean() < 0.005, (diff.max(), diff.mean())
     assert bf16.attrs["precision"] == "bfloat16"
     _same_detections(_detect(f32), _detect(bf16), tol_arcmin=SKY_PIX)
