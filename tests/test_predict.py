@@ -358,11 +358,20 @@ def test_sparse_cover_matches_dense_cover_and_finds_the_same_clusters(trained):
 def test_bfloat16_inference_stays_within_tolerance_of_float32(trained):
     """Tolerance: bfloat16 probabilities within 0.05 of float32 on every pixel of the tile
     (0.005 on average); the same detections within a pixel."""
+    from skydetect.clusters import inference
+
+    tf = pytest.importorskip("tensorflow")
+    model = inference.load_for_inference(trained["dir"], "bfloat16")
+    convs = [la for la in model.layers if isinstance(la, tf.keras.layers.Conv2D)]
+    assert convs and all(la.compute_dtype == "bfloat16" for la in convs)  # computes in bfloat16
+    assert model.outputs[0].dtype == tf.float32  # float32 probabilities out
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # the policy restored
     f32, bf16 = _predict(trained, "sparse"), _predict(trained, "sparse", "bfloat16")
     np.testing.assert_array_equal(f32.pixels, bf16.pixels)
     diff = np.abs(f32.prob - bf16.prob)
     print(f"bfloat16 against float32: max {diff.max():.4f}, mean {diff.mean():.5f}")
     assert diff.max() < 0.05 and diff.mean() < 0.005, (diff.max(), diff.mean())
+    assert diff.max() > 0  # bfloat16 rounds: an exact match would mean float32 ran
     assert bf16.attrs["precision"] == "bfloat16"
     _same_detections(_detect(f32), _detect(bf16), tol_arcmin=SKY_PIX)
 

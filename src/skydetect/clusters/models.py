@@ -230,12 +230,12 @@ def load_model(model_dir: str | Path, final_only: bool = True, policy: str = "fl
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: weights file missing")
     size = int(info["input_size"])
-    policy = tf.keras.mixed_precision.global_policy()
+    previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy(policy)
     try:
         model = build_model((size, size, len(info["bands"])), info["params"])
     finally:
-        tf.keras.mixed_precision.set_global_policy(policy)
+        tf.keras.mixed_precision.set_global_policy(previous)
     try:
         model.load_weights(str(weights))
     except (ValueError, OSError) as err:
