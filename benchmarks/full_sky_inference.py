@@ -145,22 +145,26 @@ def sky_inference(
         t_comb += time.perf_counter() - t1
         tiles_run.append([len(x), t1 - t0, *(v for peer in peers for v in peer())])
     tiles_run = np.array(tiles_run, dtype=float)
-    flop, sec = tiles_run[:, 2::2], tiles_run[:, 3::2]
     return dict(
         t_inf=tiles_run[:, 1].sum(),
         t_comb=t_comb,
         n=int(tiles_run[:, 0].sum()),
-        peaks=flop.sum(0) / sec.sum(0) / 1e9,
+        peaks=peak_gflops(tiles_run),
         tiles=tiles_run,
     )
 
 
+def peak_gflops(tiles_run) -> np.ndarray:
+    """Each peer's GFLOP/s over the tiles of ``tiles_run``: its total FLOP over its total
+    seconds."""
+    return tiles_run[:, 2::2].sum(0) / tiles_run[:, 3::2].sum(0) / 1e9
+
+
 def efficiency(tiles_run, macs: int) -> float:
-    """Achieved GFLOP/s over all the tiles over the peak: the faster of the peers' matmuls
-    (each its total FLOP over its total seconds, timed between the same tiles)."""
+    """Achieved GFLOP/s over all the tiles over the peak: the faster of the peers' matmuls,
+    timed between the same tiles."""
     n, t_inf = tiles_run[:, 0], tiles_run[:, 1]
-    peak = (tiles_run[:, 2::2].sum(0) / tiles_run[:, 3::2].sum(0)).max()
-    return float(2 * macs * n.sum() / t_inf.sum() / peak)
+    return float(2 * macs * n.sum() / t_inf.sum() / 1e9 / peak_gflops(tiles_run).max())
 
 
 def efficiency_interval(tiles_run, macs: int, seed: int = 0, draws: int = 2000):
@@ -172,17 +176,6 @@ def efficiency_interval(tiles_run, macs: int, seed: int = 0, draws: int = 2000):
     draws_eff = [efficiency(tiles_run[p], macs) for p in pick]
     single = [efficiency(tiles_run[i : i + 1], macs) for i in range(len(tiles_run))]
     return (*np.percentile(draws_eff, [16, 84]), min(single), max(single))
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else the machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def mmf_tile_seconds(cfg_mmf: dict, bands, threads: int, repeats: int = 2) -> tuple[float, int]:
@@ -268,12 +261,7 @@ def main() -> None:
     gf_before, blas_before = matmul_gflops(timer), matmul_gflops(blas)
     runs = {}
     for prec in dict.fromkeys([precision, "float32", "bfloat16"]):
-        policy = tf.keras.mixed_precision.global_policy()
-        tf.keras.mixed_precision.set_global_policy(inference.POLICIES[prec])
-        try:
-            model = build_model((size, size, len(bands)), cl["model"])
-        finally:
-            tf.keras.mixed_precision.set_global_policy(policy)
+        model = build_model((size, size, len(bands)), cl["model"], policy=inference.POLICIES[prec])
         runs[prec] = sky_inference(
             model, covers, batch, inputs_for, args.tiles, (blas, timer), streams
         )
@@ -304,12 +292,13 @@ def main() -> None:
     head_total = head["t_inf"] + head["t_comb"]
     head_eff, head_ci = [(e, ci) for p, *_, e, ci in rows if p == precision][0]
     arch = f"{cl['model']['architecture']} {cl['model']['filter_num']}"
+    cpu = inference.cpu_info("model name") or platform.processor() or platform.machine()
     lines = [
         "# Whole-sky inference at the compute limit",
         "",
         f"{args.tiles} tiles at nside {NSIDE} (synthetic inputs), {arch} ({macs / 1e6:.0f} MMAC per "
         f"{size}x{size}x{len(bands)} patch, random weights), batch {batch}, {args.threads} "
-        f"threads in {streams} streams; {cpu_model()}, {os.cpu_count()} CPUs; "
+        f"threads in {streams} streams; {cpu}, {os.cpu_count()} CPUs; "
         f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end (other jobs "
         "running: the seconds are those of a shared machine, the efficiency is a ratio to "
         "matmuls timed in the same process, between the same tiles). The peak is the faster of "

@@ -114,12 +114,7 @@ def main() -> None:
     t_cut = time.perf_counter() - t0
     n_cover = len(ps)
     stats = normalise.fit(ps.inputs[:256], bands)
-    policy = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy(inference.POLICIES[precision])
-    try:
-        model = build_model((size, size, len(bands)), cl["model"])
-    finally:
-        tf.keras.mixed_precision.set_global_policy(policy)
+    model = build_model((size, size, len(bands)), cl["model"], policy=inference.POLICIES[precision])
     predictor = inference.CompiledPredictor(model, batch, streams=streams)
     predictor(ps.inputs[:batch])  # trace the step once
     t0 = time.perf_counter()

@@ -44,16 +44,23 @@ POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed": "mixed_
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
-def cpu_flags() -> set[str]:
-    """The CPU feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+def cpu_info(field: str) -> str | None:
+    """The value of ``field`` (e.g. ``flags``, ``model name``) for the first CPU in Linux's
+    /proc/cpuinfo; None elsewhere or if absent."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return set()
+        return None
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == field:
+            return value.strip()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    return set((cpu_info("flags") or "").split())
 
 
 def resolve_precision(precision: str) -> str:

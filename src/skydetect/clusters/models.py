@@ -106,13 +106,36 @@ def model_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
     return out
 
 
-def build_model(input_shape, params: dict[str, Any] | None = None, name: str | None = None):
+@contextlib.contextmanager
+def keras_policy(policy: str | None):
+    """Keras's global mixed-precision policy set to ``policy`` inside the block, and the one
+    before it restored after (``None``: left as it is)."""
+    if policy is None:
+        yield
+        return
+    import tensorflow as tf
+
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
+def build_model(
+    input_shape,
+    params: dict[str, Any] | None = None,
+    name: str | None = None,
+    policy: str | None = None,
+):
     """Build the network named ``params['architecture']`` for inputs of ``input_shape``.
 
     ``input_shape`` is ``(size, size, n_bands)``; ``size`` must be divisible by
     ``2**(len(filter_num) - 1)``. Returns an uncompiled ``tf.keras.Model`` whose output(s)
     are float32 sigmoid maps of shape ``(batch, size, size, 1)`` (also under a mixed
-    precision policy).
+    precision policy). ``policy``: the Keras mixed-precision policy it is built under
+    (e.g. ``mixed_bfloat16``; default: the global one), which is restored afterwards.
     """
     import tensorflow as tf
     from keras_unet_collection import models as kuc
@@ -158,7 +181,7 @@ def build_model(input_shape, params: dict[str, Any] | None = None, name: str | N
         kwargs = dict(filter_num=p["filter_num"], **stacks)
     # the library prints a lot of configuration chatter on stdout: keep it in the log only
     chatter = io.StringIO()
-    with contextlib.redirect_stdout(chatter):
+    with keras_policy(policy), contextlib.redirect_stdout(chatter):
         model = fn(shape, **kwargs, **common)
     if chatter.getvalue().strip():
         log.debug("keras_unet_collection: %s", chatter.getvalue().strip())
@@ -222,20 +245,13 @@ def load_model(model_dir: str | Path, final_only: bool = True, policy: str = "fl
     final output. ``policy``: the Keras mixed-precision policy the network is built under
     (weights stay float32; e.g. ``mixed_bfloat16`` computes in bfloat16).
     """
-    import tensorflow as tf
-
     model_dir = Path(model_dir)
     info = read_model_json(model_dir)
     weights = model_dir / WEIGHTS_FILE
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: weights file missing")
     size = int(info["input_size"])
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy(policy)
-    try:
-        model = build_model((size, size, len(info["bands"])), info["params"])
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
+    model = build_model((size, size, len(info["bands"])), info["params"], policy=policy)
     try:
         model.load_weights(str(weights))
     except (ValueError, OSError) as err:
