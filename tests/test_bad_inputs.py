@@ -150,6 +150,7 @@ def _psz2(path, **override):
         "GLAT": [40.0, -50.0, 60.0],
         "REDSHIFT": [0.1, 0.2, 0.3],
         "MSZ": [3.0, 4.0, 5.0],
+        "SNR": [5.0, 6.0, 7.0],
     }
     data.update(override)
     write_psz2(path, data)
@@ -275,7 +276,7 @@ def test_map_nside_differs_from_planck_nside_in_download_mode(tmp_path):
 def test_all_zero_map_is_refused(tmp_path):
     path = tmp_path / "zero.fits"
     write_pr3_map(path, np.zeros(hp.nside2npix(NSIDE)), "K_CMB")
-    with pytest.raises(MapFormatError, match=r"zero.fits: column I_STOKES is constant"):
+    with pytest.raises(MapFormatError, match=r"zero.fits: column I_STOKES is all zero"):
         _check_map(tmp_path, path)
     assert leftovers(tmp_path, keep=[path]) == []
 

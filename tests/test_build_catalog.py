@@ -23,6 +23,7 @@ def files(tmp_path):
         "GLAT": [20.0, -30.0, 60.0, -60.0, 10.0, 45.0],
         "REDSHIFT": [0.1, 0.2, 0.3, 0.4, -1.0, -1.0],
         "MSZ": [5.0, 4.0, 6.0, 3.0, 0.0, 0.0],
+        "SNR": [9.0, 8.0, 7.0, 6.0, 5.0, 4.5],
     }
     write_psz2(tmp_path / "psz2.fits", psz)
     mcxc = {
@@ -131,7 +132,13 @@ def test_real_psz2_and_mcxc():
 def test_empty_planck_z_stops_with_the_key(tmp_path):
     write_psz2(
         tmp_path / "psz2.fits",
-        {"NAME": ["A", "B"], "GLON": [1.0, 2.0], "GLAT": [30.0, 40.0], "REDSHIFT": [-1.0, -1.0]},
+        {
+            "NAME": ["A", "B"],
+            "GLON": [1.0, 2.0],
+            "GLAT": [30.0, 40.0],
+            "REDSHIFT": [-1.0, -1.0],
+            "SNR": [5.0, 6.0],
+        },
     )
     with pytest.raises(CatalogError, match=r"'planck_z' \(clusters.catalog.name\) is empty"):
         C.build_catalog("planck_z", {"psz2": tmp_path / "psz2.fits"})

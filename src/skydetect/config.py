@@ -10,6 +10,7 @@ the patch size against the U-Net depth, the bubble score thresholds, the NSIDE o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
     schema = load_schema(schema_path)
     cls = jsonschema.validators.validator_for(schema)
     validator = _with_defaults(cls)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = _coerce_command_line_strings(validator, config)
     if errors:
         err = errors[0]
         if err.validator == "additionalProperties":
@@ -76,6 +77,39 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
             "configuration rules violated:\n  - " + "\n  - ".join(problems)
         )
     return config
+
+
+_YAML_TYPES = {"integer": int, "number": (int, float), "boolean": bool, "null": type(None)}
+
+
+def _coerce_command_line_strings(validator, config: dict, rounds: int = 50) -> list:
+    """Validate, turning strings where the schema wants a number, boolean or null into that
+    value when they read as one in YAML (Snakemake's ``--config 'key={a: {b: 2}}'`` passes
+    every nested value as a string); return the remaining errors, sorted by key."""
+    for _ in range(rounds):
+        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+        fixed = False
+        for err in errors:
+            if err.validator != "type" or not isinstance(err.instance, str) or not err.path:
+                continue
+            wanted = [err.validator_value] if isinstance(err.validator_value, str) else list(
+                err.validator_value
+            )
+            try:
+                value = yaml.safe_load(err.instance)
+            except yaml.YAMLError:
+                continue
+            if any(isinstance(value, _YAML_TYPES[t]) for t in wanted if t in _YAML_TYPES) and not (
+                isinstance(value, bool) and "boolean" not in wanted
+            ):
+                parent = config
+                for part in list(err.absolute_path)[:-1]:
+                    parent = parent[part]
+                parent[err.absolute_path[-1]] = value
+                fixed = True
+        if not fixed:
+            return errors
+    return sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
 
 
 # --------------------------------------------------------------------------- cross-key rules
@@ -150,6 +184,7 @@ def _cluster_rules(cfg: dict) -> list[str]:
                 f"'clusters.model.filter_num') - 1) = {step} ({len(filters)} U-Net levels); "
                 f"use e.g. {' or '.join(map(str, ok))}"
             )
+    out += _patch_margin_rules(cl.get("patch", {}))
     bands = [str(b) for b in cfg.get("planck", {}).get("bands", [])]
     mmf = cl.get("mmf", {})
     if mmf.get("enabled", False) and "clusters" in cfg.get("detectors", []):
@@ -168,6 +203,27 @@ def _cluster_rules(cfg: dict) -> list[str]:
                 f"'clusters.mmf.patch_size' ({ps}) leaves no interior inside the "
                 f"'clusters.mmf.apodisation_px' ({apo}) border on both sides"
             )
+    return out
+
+
+def _patch_margin_rules(patch: dict) -> list[str]:
+    """Margins and shifts that must leave part of a ``clusters.patch.size`` patch."""
+    size = patch.get("size")
+    if size is None:
+        return []
+    out = []
+    margin = patch.get("cover_margin")
+    if margin is not None and not 2 * margin < size:
+        out.append(
+            f"'clusters.patch.cover_margin' ({margin}) leaves nothing of a "
+            f"'clusters.patch.size' ({size}) patch: it must be below {size / 2:g}"
+        )
+    shift = patch.get("max_shift")
+    if shift is not None and not shift < size / 2:
+        out.append(
+            f"'clusters.patch.max_shift' ({shift}) can move a cluster out of its "
+            f"'clusters.patch.size' ({size}) patch: it must be below {size / 2:g}"
+        )
     return out
 
 
@@ -264,6 +320,65 @@ def _planck_rules(cfg: dict) -> list[str]:
     return out
 
 
+def _configured_files(cfg: dict) -> list[tuple[str, str, str]]:
+    """(dotted key, path, 'file' or 'dir') of every input the configuration names on disk."""
+    out = []
+    planck, bub = cfg.get("planck", {}), cfg.get("bubbles", {})
+    detectors = cfg.get("detectors", [])
+    if planck.get("source") == "local" and "clusters" in detectors:
+        local = planck.get("local", {})
+        out += [(f"planck.local.{b}", local[b], "file") for b in local if b != "catalogs"]
+        for name, paths in local.get("catalogs", {}).items():
+            listed = paths if isinstance(paths, list) else [paths]
+            key = f"planck.local.catalogs.{name}"
+            out += [(f"{key}[{i}]" if isinstance(paths, list) else key, p, "file")
+                    for i, p in enumerate(listed)]
+    if "bubbles" in detectors:
+        if bub.get("source") == "local":
+            local = bub.get("local", {})
+            if local.get("mosaic_dir"):
+                out.append(("bubbles.local.mosaic_dir", local["mosaic_dir"], "dir"))
+            out += [(f"bubbles.local.{k}", local[k], "file")
+                    for k in ("catalog", "clear_names") if local.get(k)]
+        for name, pair in (bub.get("mosaics") or {}).items():
+            out += [(f"bubbles.mosaics.{name}.{k}", pair[k], "file")
+                    for k in ("i8", "m24") if pair.get(k)]
+    return [(k, str(p), kind) for k, p, kind in out]
+
+
+def _file_rules(cfg: dict) -> list[str]:
+    """Every file the configuration names exists, is readable and not empty, and no file
+    stands for two inputs that must differ (two bands, two catalogues, 8 and 24 µm)."""
+    out = []
+    seen: dict[str, str] = {}
+    for key, path, kind in _configured_files(cfg):
+        p = Path(path).expanduser()
+        if kind == "dir":
+            if not p.is_dir():
+                out.append(f"'{key}': {path} is not a directory")
+            continue
+        if not p.exists():
+            out.append(f"'{key}': {path} not found")
+            continue
+        if not p.is_file() or not os.access(p, os.R_OK):
+            out.append(f"'{key}': {path} is not a readable file")
+            continue
+        if p.stat().st_size == 0:
+            out.append(f"'{key}': {path} is empty (0 bytes)")
+            continue
+        real = str(p.resolve())
+        if real in seen:
+            out.append(
+                f"'{seen[real]}' and '{key}' name the same file {path}: they must be "
+                "different inputs"
+            )
+        seen.setdefault(real, key)
+    return out
+
+
 def cross_check(config: dict) -> list[str]:
     """Rules between keys (after the schema): one message per problem, naming the keys."""
+    files = _file_rules(config)
+    if files:  # the header rules below would only repeat a missing or unreadable file
+        return _cluster_rules(config) + _bubble_rules(config) + files
     return _cluster_rules(config) + _bubble_rules(config) + _planck_rules(config)

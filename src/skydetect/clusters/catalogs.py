@@ -2,7 +2,7 @@
 
 Names (each adds to the one before it; the redMaPPer sets both build on ``MCXC``):
 
-- ``planck_z``: PSZ2 union entries with a redshift (``REDSHIFT >= 0``);
+- ``planck_z``: PSZ2 union entries with a redshift (``REDSHIFT > 0``; <= 0 is unknown);
 - ``planck_no-z``: all PSZ2 entries (adds those without a redshift);
 - ``MCXC``: adds the MCXC clusters with no catalogue entry within ``merge_radius_arcmin``;
 - ``RM30`` / ``RM50``: ``MCXC`` plus redMaPPer clusters of richness LAMBDA > 30 / > 50,
@@ -123,33 +123,35 @@ def merge(base: Table, extra: Table, radius_arcmin: float) -> Table:
     return vstack([base, extra], join_type="exact") if len(base) else extra
 
 
-def _table(name, glon, glat, z, theta, origin) -> Table:
+def _table(name, glon, glat, z, theta, origin, warnings=()) -> Table:
     n = len(glon)
     z = np.asarray(z, float)
-    return Table(
+    table = Table(
         {
             "NAME": np.asarray(name, dtype=str),
             "GLON": np.asarray(glon, float) % 360.0,
             "GLAT": np.asarray(glat, float),
-            "Z": np.where(np.isfinite(z) & (z >= 0), z, np.nan),
+            "Z": np.where(np.isfinite(z) & (z > 0), z, np.nan),
             "THETA500": np.asarray(theta, float),
             "ORIGIN": np.full(n, origin, dtype="U4"),
         }
     )
+    table.meta["warnings"] = list(warnings)
+    return table
 
 
 def _psz2(path) -> Table:
     t = read_psz2(path)
     z = np.asarray(t["REDSHIFT"], float)
     theta = theta500_from_m500(np.asarray(t["MSZ"], float), z)
-    return _table(t["NAME"], t["GLON"], t["GLAT"], z, theta, "PSZ2")
+    return _table(t["NAME"], t["GLON"], t["GLAT"], z, theta, "PSZ2", t.meta["warnings"])
 
 
 def _mcxc(path) -> Table:
     t = read_mcxc(path)
     z = np.asarray(t["z"], float)
     theta = theta500_from_r500(np.asarray(t["R500"], float), z)
-    return _table(t["MCXC"], t["GLON"], t["GLAT"], z, theta, "MCXC")
+    return _table(t["MCXC"], t["GLON"], t["GLAT"], z, theta, "MCXC", t.meta["warnings"])
 
 
 def _redmapper(path, min_lambda: float) -> Table:
@@ -159,7 +161,8 @@ def _redmapper(path, min_lambda: float) -> Table:
         np.asarray(t["RA"], float), np.asarray(t["DEC"], float), unit="deg", frame="icrs"
     ).galactic
     n = len(t)
-    return _table(t["NAME"], c.l.deg, c.b.deg, t["Z_LAMBDA"], np.full(n, np.nan), "RM")
+    theta = np.full(n, np.nan)
+    return _table(t["NAME"], c.l.deg, c.b.deg, t["Z_LAMBDA"], theta, "RM", t.meta["warnings"])
 
 
 def build_catalog(name: str, paths: dict, merge_radius_arcmin: float = 5.0) -> Table:
@@ -168,29 +171,32 @@ def build_catalog(name: str, paths: dict, merge_radius_arcmin: float = 5.0) -> T
         if key not in paths or paths[key] is None:
             raise CatalogError(f"training catalogue {name!r} needs the {key} catalogue file")
     psz2 = _psz2(paths["psz2"])
+    warnings = list(psz2.meta["warnings"])
     if name == "planck_z":
         cat = psz2[np.isfinite(psz2["Z"])]
         if not len(cat):
             raise CatalogError(
                 f"{paths['psz2']}: training catalogue 'planck_z' (clusters.catalog.name) is "
-                f"empty: none of the {len(psz2)} PSZ2 entries has a redshift (REDSHIFT >= 0); "
+                f"empty: none of the {len(psz2)} PSZ2 entries has a redshift (REDSHIFT > 0); "
                 "use planck_no-z, MCXC, RM30 or RM50"
             )
     else:
         cat = psz2
+    added = []
     if name in ("MCXC", "RM30", "RM50"):
-        cat = merge(cat, _mcxc(paths["mcxc"]), merge_radius_arcmin)
+        added.append(_mcxc(paths["mcxc"]))
     if name in ("RM30", "RM50"):
-        cat = merge(
-            cat,
-            _redmapper(paths["redmapper"], 30.0 if name == "RM30" else 50.0),
-            merge_radius_arcmin,
-        )
+        added.append(_redmapper(paths["redmapper"], 30.0 if name == "RM30" else 50.0))
+    for extra in added:
+        warnings += extra.meta["warnings"]
+        cat = merge(cat, extra, merge_radius_arcmin)
     if not len(cat):
         files = ", ".join(str(paths[k]) for k in needed_inputs(name))
         raise CatalogError(
             f"training catalogue {name!r} (clusters.catalog.name) is empty: no entry in {files}"
         )
+    cat.meta.clear()
+    cat.meta["warnings"] = warnings
     cat.meta["catalog"] = name
     cat.meta["merge_radius_arcmin"] = float(merge_radius_arcmin)
     cat["THETA500"].unit = u.arcmin

@@ -21,6 +21,7 @@ import numpy as np
 
 from skydetect.geometry import projection
 from skydetect.io.atomic import atomic_path
+from skydetect.io.content import digest, identical_pairs
 
 __all__ = [
     "TILE_NSIDE",
@@ -302,6 +303,7 @@ def split_maps(map_paths: dict, out_paths: dict, margin_deg: float, progress: bo
         raise TileError("no bands given to split into tiles")
     tile_ids = [_check_tile(t) for t in out_paths]
     nside = None
+    digests: dict[str, str] = {}
     with contextlib.ExitStack() as stack:  # every tile moved into place only if all succeed
         tmp = {t: stack.enter_context(atomic_path(out_paths[t])) for t in tile_ids}
         for band, mpath in map_paths.items():
@@ -324,6 +326,13 @@ def split_maps(map_paths: dict, out_paths: dict, margin_deg: float, progress: bo
                         f.create_group("maps")
             elif this != nside:
                 raise TileError(f"map of band {band} ({mpath}) has nside {this}, others {nside}")
+            digests[band] = digest(m)
+            for first, same in identical_pairs(digests):
+                raise TileError(
+                    f"the checked maps of bands {first} ({map_paths[first]}) and {same} "
+                    f"({mpath}) hold the same values: two bands cannot be one map (the same "
+                    "file given twice in the configuration?)"
+                )
             m[~np.isfinite(m) | (m == hp.UNSEEN)] = np.nan
             for t in tqdm(tile_ids, desc=f"band {band}", disable=not progress):
                 with h5py.File(tmp[t], "a") as f:

@@ -33,6 +33,7 @@ from astropy.table import MaskedColumn, Table
 from astropy.units import UnitsWarning
 
 from skydetect.io.atomic import atomic_path
+from skydetect.io.content import duplicate_rows, warn_once
 
 
 class CatalogError(ValueError):
@@ -120,23 +121,29 @@ REDMAPPER_COLUMNS: tuple[tuple[str, str, str], ...] = (
 # Sentinel of an unknown redshift in PSZ2 (as in the real file).
 PSZ2_NO_REDSHIFT = -1.0
 
+# No known galaxy cluster lies beyond this redshift: a larger value is a wrong column or unit.
+MAX_CLUSTER_Z = 5.0
+
 # Value rules per catalogue: position ranges, finite numeric columns, positive sizes.
 _LON, _LAT = (0.0, 360.0), (-90.0, 90.0)
 VALUE_RULES: dict[str, dict] = {
     "psz2": {
         "range": {"GLON": _LON, "GLAT": _LAT, "RA": _LON, "DEC": _LAT},
-        "finite": ("SNR", "Y5R500", "REDSHIFT", "MSZ"),
-        "positive": (),
+        "finite": ("Y5R500", "MSZ"),
+        "positive": ("SNR",),
+        "plausible": {"REDSHIFT": (-np.inf, MAX_CLUSTER_Z)},
     },
     "mcxc": {
         "range": {"GLON": _LON, "GLAT": _LAT, "RAdeg": _LON, "DEdeg": _LAT},
-        "finite": ("z", "L500"),
-        "positive": ("M500", "R500"),
+        "finite": ("L500",),
+        "positive": ("z", "M500", "R500"),
+        "plausible": {"z": (0.0, MAX_CLUSTER_Z)},
     },
     "redmapper": {
         "range": {"RA": _LON, "DEC": _LAT},
-        "finite": ("Z_LAMBDA",),
-        "positive": ("LAMBDA",),
+        "finite": (),
+        "positive": ("Z_LAMBDA", "LAMBDA"),
+        "plausible": {"Z_LAMBDA": (0.0, MAX_CLUSTER_Z)},
     },
     "sources": {"range": {"GLON": _LON, "GLAT": _LAT}, "finite": (), "positive": ()},
 }
@@ -272,9 +279,62 @@ def check_values(table: Table, path, kind: str, rules: dict | None = None) -> Ta
                 f"{path}: {kind} catalogue column {name!r} must be {what}: {_first_bad(bad, v)}"
             )
         table[name] = v
+    for name, (lo, hi) in rules.get("plausible", {}).items():
+        if name not in table.colnames:
+            continue
+        v = _as_float(table, name, path, kind)
+        bad = np.isinf(v) | (v < lo) | (v > hi)
+        if bad.any():
+            raise CatalogError(
+                f"{path}: {kind} catalogue column {name!r} must lie within [{lo:g}, {hi:g}] "
+                f"(NaN = unknown): {_first_bad(bad, v)}"
+            )
+        table[name] = v
     for name in rules.get("numeric_prefix", ()):
         for col in [c for c in table.colnames if c.upper().startswith(name)]:
             table[col] = _as_float(table, col, path, kind)
+    return table
+
+
+# The column that names an entry: a name repeated with other values is an error, an exact
+# repeat of a row is dropped with a warning.
+NAME_COLUMNS = {"psz2": "NAME", "mcxc": "MCXC", "redmapper": "NAME", "sources": "ID"}
+
+
+def check_content(table: Table, path, kind: str) -> Table:
+    """Content rules every catalogue obeys: rows to read, names that say one thing.
+
+    Raises :class:`CatalogError` naming the file for a catalogue with no rows or a name given
+    twice with different values; drops exact repeats of a row with a warning (kept in
+    ``table.meta["warnings"]``, which the rules write beside their results).
+    """
+    warnings = table.meta.setdefault("warnings", [])
+    if len(table) == 0:
+        raise CatalogError(
+            f"{path}: {kind} catalogue has no rows (an empty or truncated file?): every "
+            "candidate would count as unmatched"
+        )
+    name = NAME_COLUMNS.get(kind)
+    if name is None or name not in table.colnames:
+        return table
+    signature = [tuple(str(v) for v in row) for row in table.iterrows()]
+    exact, conflicts = duplicate_rows(table[name], signature)
+    if conflicts:
+        i, j = conflicts[0]
+        raise CatalogError(
+            f"{path}: {kind} catalogue column {name!r}: {str(table[name][j])!r} names rows "
+            f"{i + 1} and {j + 1} with different values ({len(conflicts)} such repeat(s) in "
+            "all): a name must identify one entry"
+        )
+    if exact.any():
+        warn_once(
+            warnings,
+            f"{path}: {kind} catalogue repeats {int(exact.sum())} row(s) exactly (first: row "
+            f"{int(np.flatnonzero(exact)[0]) + 1}, {name} {str(table[name][exact][0])!r}); "
+            "each is kept once",
+        )
+        table = table[~exact]
+        table.meta["warnings"] = warnings
     return table
 
 
@@ -292,8 +352,26 @@ def write_psz2(path: str | Path, data: dict) -> None:
 
 
 def read_psz2(path: str | Path) -> Table:
-    """Read a PSZ2 union file (real or mock); ``Y5R500`` in 1e-3 arcmin^2, ``REDSHIFT`` -1 if unknown."""
-    return check_values(_require(_read_table(path, "psz2"), path, "psz2"), path, "psz2")
+    """Read a PSZ2 union file (real or mock); ``Y5R500`` in 1e-3 arcmin^2, ``REDSHIFT`` -1 if unknown.
+
+    A redshift <= 0 is unknown (a cluster cannot be at z <= 0): entries written as 0 (or any
+    other non-positive value but the file's -1) are set to -1 with a warning.
+    """
+    table = check_values(_require(_read_table(path, "psz2"), path, "psz2"), path, "psz2")
+    table = check_content(table, path, "psz2")
+    z = np.asarray(table["REDSHIFT"], float)
+    odd = (z <= 0) & (z != PSZ2_NO_REDSHIFT)
+    z = np.where(np.isnan(z), PSZ2_NO_REDSHIFT, z)  # NaN: unknown, as the sentinel says
+    table["REDSHIFT"] = z
+    if odd.any():
+        warn_once(
+            table.meta["warnings"],
+            f"{path}: psz2 column 'REDSHIFT' is {sorted(set(z[odd].tolist()))[:3]} in "
+            f"{int(odd.sum())} row(s); a redshift <= 0 is unknown (the file's sentinel is -1), "
+            "so these entries are treated as without redshift",
+        )
+        table["REDSHIFT"] = np.where(odd, PSZ2_NO_REDSHIFT, z)
+    return table
 
 
 # --------------------------------------------------------------------------- MCXC
@@ -307,7 +385,7 @@ def read_mcxc(path: str | Path) -> Table:
     DEdeg``), a VizieR FITS export (``RAJ2000 DEJ2000``) or the mock binary table."""
     table = _read_table(path, "mcxc")
     _alias(table, {"RAJ2000": "RAdeg", "DEJ2000": "DEdeg", "_RAJ2000": "RAdeg", "_DEJ2000": "DEdeg"})
-    return check_values(_require(table, path, "mcxc"), path, "mcxc")
+    return check_content(check_values(_require(table, path, "mcxc"), path, "mcxc"), path, "mcxc")
 
 
 def _alias(table: Table, aliases: dict) -> None:
@@ -337,7 +415,8 @@ def read_redmapper(path: str | Path) -> Table:
     if "name" not in lower and "mem_match_id" in lower:
         ids = table[[c for c in table.colnames if c.lower() == "mem_match_id"][0]]
         table["NAME"] = [f"RM{int(i)}" for i in ids]
-    return check_values(_require(table, path, "redmapper"), path, "redmapper")
+    table = check_values(_require(table, path, "redmapper"), path, "redmapper")
+    return check_content(table, path, "redmapper")
 
 
 # --------------------------------------------------------------------------- sources
@@ -373,7 +452,7 @@ def read_sources(path: str | Path, format: str | None = None) -> Table:
     if bad:
         raise CatalogError(f"{path}: column 'TYPE' has values {sorted(bad)}; expected ir or radio")
     rules = {**VALUE_RULES["sources"], "numeric_prefix": ("FLUX_",)}
-    return check_values(table, path, "sources", rules)
+    return check_content(check_values(table, path, "sources", rules), path, "sources")
 
 
 READERS = {

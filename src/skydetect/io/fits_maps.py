@@ -22,6 +22,7 @@ import numpy as np
 from astropy.io import fits
 
 from skydetect.io.atomic import atomic_path
+from skydetect.io.content import image_problem
 
 # TUNIT1 of the I_STOKES column of each band's file: the Planck PR3 HFI maps (K_CMB below
 # 545 GHz, MJy/sr above) and the MILCA Compton-y map. skydetect.sky.instrument takes its
@@ -35,6 +36,21 @@ PR3_UNITS = {
     "857": "MJy/sr",
     "y": "y",
 }
+
+
+# Plausible robust scatter (1.4826 x the median absolute deviation over the sky) of a map in its
+# canonical unit: Planck's HFI maps and the y-map sit well inside (K_CMB ~1e-4, MJy/sr ~0.1-1,
+# y ~1e-6); a map outside was written in another unit than its header says (uK as K_CMB,
+# Jy/sr as MJy/sr) or holds something else.
+PLAUSIBLE_SCATTER = {"K_CMB": (1e-6, 1e-2), "MJy/sr": (1e-3, 1e3), "y": (1e-9, 1e-3)}
+
+
+def robust_scatter(values: np.ndarray, max_samples: int = 2_000_000) -> float:
+    """1.4826 x the median absolute deviation of ``values`` (an even subsample of large maps)."""
+    values = np.asarray(values, dtype=np.float64)
+    step = max(1, values.size // max_samples)
+    v = values[::step]
+    return float(1.4826 * np.median(np.abs(v - np.median(v))))
 
 
 class MapFormatError(ValueError):
@@ -275,15 +291,20 @@ def read_and_check(
             f"{path}: {bad_fraction:.1%} of the pixels are NaN/UNSEEN "
             f"(limit {max_bad_fraction:.1%}, column {colname})"
         )
-    good_values = data[~bad]
-    if good_values.size and good_values.min() == good_values.max():
-        raise MapFormatError(
-            f"{path}: column {colname} is constant ({good_values[0]:g} in every valid pixel): "
-            "not a sky map (an empty or placeholder file?)"
-        )
+    problem = image_problem(data, bad=bad)
+    if problem:
+        raise MapFormatError(f"{path}: column {colname} {problem}")
     if factor != 1.0:
         data[~bad] *= factor
         conversions.append(f"unit {unit_found} -> {canon} (x{factor:g})")
+    scatter = robust_scatter(data[~bad])
+    lo, hi = PLAUSIBLE_SCATTER[canon]
+    if not lo <= scatter <= hi:
+        raise MapFormatError(
+            f"{path}: column {colname} scatters by {scatter:.3g} {canon} over the sky (robust "
+            f"rms), outside the plausible {lo:g}..{hi:g} {canon} of a band-{band} map: the "
+            f"values are not in the unit the header says ({unit_key} = {unit_found!r})"
+        )
     data[bad] = hp.UNSEEN
     if n_nan:
         conversions.append(f"{n_nan} NaN pixels -> UNSEEN")
@@ -312,6 +333,7 @@ def read_and_check(
         "ordering": "RING",
         "dtype": "float32",
         "stats": {
+            "robust_rms": scatter,
             "median": float(np.median(out[good])) if good.any() else None,
             "std": float(np.std(out[good], dtype=np.float64)) if good.any() else None,
         },

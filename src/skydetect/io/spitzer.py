@@ -25,6 +25,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from skydetect.io.atomic import atomic_path
+from skydetect.io.content import image_problem
 
 log = logging.getLogger(__name__)
 
@@ -176,19 +177,29 @@ def read_field(path: str | os.PathLike) -> SpitzerField:
     )
 
 
-def read_mosaic(path) -> tuple[np.ndarray, fits.Header]:
-    """The first 2-d image HDU of a mosaic, checked for unit and a celestial WCS."""
+def _first_image(path) -> tuple[np.ndarray, fits.Header]:
+    """Data and header of the first image HDU, every low-level failure named with the file."""
     try:
         with fits.open(path) as hdul:
             for hdu in hdul:
                 if hdu.is_image and hdu.data is not None:
-                    data = np.squeeze(np.asarray(hdu.data, dtype=np.float32))
-                    header = hdu.header.copy()
-                    break
-            else:
-                raise SpitzerError(f"{path}: no image HDU")
+                    return np.squeeze(np.asarray(hdu.data, dtype=np.float32)), hdu.header.copy()
+    except FileNotFoundError as err:
+        raise SpitzerError(f"{path}: mosaic file not found") from err
     except OSError as err:
         raise SpitzerError(f"{path}: cannot read FITS: {err}") from err
+    except (TypeError, ValueError) as err:  # numpy: "buffer is too small for requested array"
+        raise SpitzerError(
+            f"{path}: the image data cannot be read ({type(err).__name__}: {err}); the file is "
+            "truncated or corrupt (compare its size with the archive's and download it again)"
+        ) from err
+    raise SpitzerError(f"{path}: no image HDU")
+
+
+def read_mosaic(path, band: str = "mosaic") -> tuple[np.ndarray, fits.Header]:
+    """The first 2-d image HDU of a mosaic, checked for unit, a celestial WCS and content
+    (some finite, non-constant sky); ``band`` names the mosaic in messages (8 µm, 24 µm)."""
+    data, header = _first_image(path)
     if data.ndim != 2:
         raise SpitzerError(f"{path}: image is {data.ndim}-d, expected 2-d")
     unit = str(header.get("BUNIT", "")).replace(" ", "").lower()
@@ -199,6 +210,9 @@ def read_mosaic(path) -> tuple[np.ndarray, fits.Header]:
         raise SpitzerError(
             f"{path}: CTYPE1 is {ctype!r}; a celestial WCS (GLON or RA) is expected"
         )
+    problem = image_problem(data)
+    if problem:
+        raise SpitzerError(f"{path}: the {band} mosaic {problem}")
     return data, header
 
 
@@ -209,20 +223,28 @@ def align_field(
     may differ); NaN = no data. ``m1_path=None`` (8 µm-only): the 24 µm channel is NaN."""
     from reproject import reproject_interp
 
-    i8, h8 = read_mosaic(i4_path)
+    i8, h8 = read_mosaic(i4_path, "8 µm")
     w8 = WCS(h8).celestial
     pixel = pixel_scale_arcsec(h8, str(i4_path))
     if m1_path is None:
         m24_on_8 = np.full(i8.shape, np.nan, np.float32)
     else:
-        m24, h24 = read_mosaic(m1_path)
+        m24, h24 = read_mosaic(m1_path, "24 µm")
+        if m24.shape == i8.shape and np.array_equal(m24, i8, equal_nan=True):
+            raise SpitzerError(
+                f"{m1_path} holds the same image as {i4_path}: the 24 µm and 8 µm mosaics "
+                "must be different bands"
+            )
         pixel_scale_arcsec(h24, str(m1_path))  # fails early on a header without a scale
         m24_on_8, footprint = reproject_interp(
             (m24, WCS(h24).celestial), w8, shape_out=i8.shape
         )
         m24_on_8 = np.where(footprint > 0, m24_on_8, np.nan).astype(np.float32)
         if not np.isfinite(m24_on_8).any():
-            raise SpitzerError(f"{m1_path}: the 24 µm mosaic does not overlap {i4_path}")
+            raise SpitzerError(
+                f"{m1_path}: the 24 µm mosaic does not overlap {i4_path} (no 24 µm data falls "
+                "on the 8 µm grid)"
+            )
     return SpitzerField(np.stack([m24_on_8, i8]), w8, pixel, field, None)
 
 
