@@ -247,7 +247,8 @@ def test_align_reprojects_a_smooth_24um_field(tmp_path):
     yy, xx = np.mgrid[: shape24[0], : shape24[1]]
     lon, lat = w24.pixel_to_world_values(xx, yy)
     m24 = (10 + 5 * sio.wrap_glon(lon) + 20 * lat).astype(np.float32)  # linear in l, b
-    for name, data, w in (("i4.fits", np.ones(shape8, np.float32), w8), ("m1.fits", m24, w24)):
+    i8 = (1.0 + 0.01 * np.arange(shape8[1]) * np.ones(shape8)).astype(np.float32)
+    for name, data, w in (("i4.fits", i8, w8), ("m1.fits", m24, w24)):
         h = w.to_header()
         h["BUNIT"] = "MJy/sr"
         fits.PrimaryHDU(data, header=h).writeto(tmp_path / name)
@@ -256,7 +257,7 @@ def test_align_reprojects_a_smooth_24um_field(tmp_path):
     lon, lat = w8.pixel_to_world_values(xx, yy)
     expected = 10 + 5 * sio.wrap_glon(lon) + 20 * lat
     np.testing.assert_allclose(tile.data[0], expected, atol=2e-3)
-    np.testing.assert_array_equal(tile.data[1], 1.0)
+    np.testing.assert_array_equal(tile.data[1], i8)
 
 
 def test_align_rejects_wrong_unit(tmp_path):
@@ -811,7 +812,8 @@ def _equatorial_pair(tmp_path, with_24=True):
     ra, dec = w24.pixel_to_world_values(xx, yy)
     m24 = (5 + 30 * (ra - 80.9) + 40 * (dec + 69.75)).astype(np.float32)  # linear on the sky
     paths = {}
-    for name, data, w in (("i8", np.full((120, 120), 3.0, np.float32), w8), ("m24", m24, w24)):
+    i8 = (3.0 + 0.01 * np.mgrid[:120, :120][0]).astype(np.float32)  # a gentle gradient
+    for name, data, w in (("i8", i8, w8), ("m24", m24, w24)):
         if name == "m24" and not with_24:
             continue
         h = w.to_header()
