@@ -8,6 +8,7 @@ before any job); file cases run the rule's script driver on files written in ``t
 import copy
 import json
 import logging
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -47,6 +48,9 @@ class Named(list):
 
     def __getitem__(self, key):
         return self._named[key] if isinstance(key, str) else super().__getitem__(key)
+
+    def get(self, key, default=None):
+        return self._named.get(key, default)
 
 
 def run_script(name, tmp_path, *, input, output, config, params=None, wildcards=None):
@@ -382,3 +386,394 @@ def test_resume_fingerprint_covers_the_whole_dataset_and_the_code(datasets, tmp_
     assert current != stored
     monkeypatch.setattr(T, "code_version", lambda: "9.9.9+other")
     assert T.fingerprint(MODEL, TRAIN, 1, [str(train), str(val)]) != current
+
+
+# ------------------------------------------------------------------ config before any job
+def _schema_bounds(node=None, path=()):
+    """(dotted path, bound keyword, bound value) of every numeric bound in the schema; a path
+    part '*' is any key of a mapping, '[]' any item of a list."""
+    node = yaml.safe_load(SCHEMA.read_text()) if node is None else node
+    if not isinstance(node, dict):
+        return []
+    found = []
+    for keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        if keyword in node:
+            found.append((path, keyword, node[keyword]))
+    for name, sub in node.get("properties", {}).items():
+        found += _schema_bounds(sub, (*path, name))
+    if isinstance(node.get("additionalProperties"), dict):
+        found += _schema_bounds(node["additionalProperties"], (*path, "*"))
+    if isinstance(node.get("items"), dict):
+        found += _schema_bounds(node["items"], (*path, "[]"))
+    return found
+
+
+def _beyond(keyword, bound, integer: bool):
+    step = 1 if integer else max(abs(bound) * 1e-3, 1e-6)
+    if keyword == "minimum":
+        return bound - step
+    if keyword == "maximum":
+        return bound + step
+    return bound  # exclusive bounds refuse the bound itself
+
+
+def _set_path(cfg: dict, path, value) -> bool:
+    """Set ``path`` in ``cfg`` (a '*' takes the first existing key, '[]' the first item);
+    False when the path does not exist in the shipped configuration."""
+    node = cfg
+    for part in path[:-1]:
+        if part == "*":
+            if not isinstance(node, dict) or not node:
+                return False
+            node = node[next(iter(node))]
+        elif part == "[]":
+            if not isinstance(node, list) or not node:
+                return False
+            node = node[0]
+        else:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+            if node is None:
+                return False
+    last = path[-1]
+    if last == "[]":
+        if not isinstance(node, list) or not node:
+            return False
+        node[0] = value
+    elif last == "*":
+        return False
+    else:
+        node[last] = value
+    return True
+
+
+def test_every_numeric_bound_of_the_schema_is_enforced_before_any_job():
+    bounds = _schema_bounds()
+    assert len(bounds) > 100  # the schema's numeric keys, not an empty walk
+    schema_text = SCHEMA.read_text()
+    checked = 0
+    for path, keyword, bound in bounds:
+        integer = f"{path[-1]}: {{type: integer" in schema_text and isinstance(bound, int)
+        cfg = shipped()
+        if not _set_path(cfg, path, _beyond(keyword, bound, integer)):
+            continue
+        msg = config_error(cfg)
+        shown = ".".join(p for p in path if p not in ("*", "[]"))
+        assert shown.split(".")[0] in msg, (path, msg)
+        checked += 1
+    assert checked >= 0.8 * len(bounds), f"only {checked} of {len(bounds)} bounds reachable"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"seed": -1}, "config key 'seed': -1 is less than the minimum of 0"),
+        (
+            {"clusters": {"patch": {"size": 32, "cover_margin": 16}}},
+            "'clusters.patch.cover_margin' (16) leaves nothing of a 'clusters.patch.size' (32)",
+        ),
+        (
+            {"clusters": {"patch": {"size": 32, "max_shift": 16}}},
+            "'clusters.patch.max_shift' (16) can move a cluster out",
+        ),
+    ],
+)
+def test_config_values_refused_before_any_job(change, expected):
+    cfg = shipped()
+    for key, value in change.items():
+        if isinstance(value, dict):
+            for sub, entries in value.items():
+                cfg[key][sub].update(entries)
+        else:
+            cfg[key] = value
+    assert expected in config_error(cfg)
+
+
+def test_command_line_strings_are_read_as_the_schema_types():
+    # snakemake --config 'clusters={train: {epochs: 3}}' hands every nested value as a string
+    cfg = shipped()
+    cfg["clusters"]["train"]["epochs"] = "3"
+    cfg["clusters"]["patch"]["pixel_arcmin"] = "1.5"
+    cfg["clusters"]["mmf"]["enabled"] = "false"
+    validate_config(cfg, SCHEMA)
+    assert cfg["clusters"]["train"]["epochs"] == 3
+    assert cfg["clusters"]["patch"]["pixel_arcmin"] == 1.5
+    assert cfg["clusters"]["mmf"]["enabled"] is False
+    cfg = shipped()
+    cfg["clusters"]["train"]["epochs"] = "three"
+    assert "config key 'clusters.train.epochs': 'three' is not of type 'integer'" in config_error(
+        cfg
+    )
+
+
+def test_configured_files_missing_empty_or_repeated_are_named(tmp_path):
+    first, empty = tmp_path / "100.fits", tmp_path / "143.fits"
+    write_pr3_map(first, _sky(), "K_CMB")
+    empty.write_bytes(b"")
+    cfg = shipped()
+    cfg["planck"].update(
+        source="local",
+        nside=NSIDE,
+        bands=["100", "143", "217", "353"],
+        local={
+            "100": str(first),
+            "143": str(empty),
+            "217": str(tmp_path / "missing.fits"),
+            "353": str(first),
+        },
+    )
+    msg = config_error(cfg)
+    assert f"'planck.local.143': {empty} is empty (0 bytes)" in msg
+    assert f"'planck.local.217': {tmp_path / 'missing.fits'} not found" in msg
+    assert f"'planck.local.100' and 'planck.local.353' name the same file {first}" in msg
+
+
+def test_same_mosaic_for_both_bands_is_refused_before_any_job(tmp_path):
+    path = _mosaic(tmp_path / "i8.fits")
+    cfg = shipped()
+    cfg["bubbles"]["mosaics"] = {"NGC628": {"i8": str(path), "m24": str(path)}}
+    msg = config_error(cfg)
+    assert "'bubbles.mosaics.NGC628.i8' and 'bubbles.mosaics.NGC628.m24' name the same" in msg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--config", "seed=-1"], "config key 'seed': -1 is less than the minimum of 0"),
+        (
+            ["--config", "clusters={patch: {size: 32, cover_margin: 16}}"],
+            "'clusters.patch.cover_margin' (16) leaves nothing",
+        ),
+    ],
+)
+def test_dry_run_stops_before_any_job_naming_the_key(tmp_path, args, expected):
+    import subprocess
+
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile")]
+    res = subprocess.run(
+        [*cmd, "--directory", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and expected in out, out
+    assert "Job stats" not in out and not (tmp_path / "results").exists()
+
+
+# ------------------------------------------------------------------ image content
+def _mosaic(path, data=None, shape=(40, 50)):
+    from astropy.io import fits
+
+    from skydetect.io.spitzer import field_wcs
+
+    w, shape = field_wcs(15.0, 0.0, shape[1] * 6 / 3600, shape[0] * 6 / 3600, 6.0)
+    if data is None:
+        data = np.random.default_rng(1).normal(20.0, 2.0, shape)
+    h = w.to_header()
+    h["BUNIT"] = "MJy/sr"
+    fits.PrimaryHDU(np.asarray(data, np.float32), header=h).writeto(path, overwrite=True)
+    return path
+
+
+def _align(tmp_path, i4, m1):
+    out = tmp_path / "aligned" / "01500+0000.fits"
+    run_script(
+        "align_spitzer_field",
+        tmp_path,
+        input={"i4": str(i4), **({"m1": str(m1)} if m1 else {})},
+        output=[str(out)],
+        config={},
+        params={"name": "01500+0000"},
+    )
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fill", "expected"), [(np.nan, "has no finite data"), (0.0, "is all zero")]
+)
+def test_empty_8um_mosaic_stops_align_naming_the_file(tmp_path, fill, expected):
+    i4 = _mosaic(tmp_path / "i4.fits", np.full((40, 50), fill))
+    m1 = _mosaic(tmp_path / "m1.fits")
+    from skydetect.io.spitzer import SpitzerError
+
+    with pytest.raises(SpitzerError) as err:
+        _align(tmp_path, i4, m1)
+    assert str(err.value).startswith(f"{i4}: the 8 µm mosaic {expected}")
+    assert leftovers(tmp_path, keep=[i4, m1]) == []
+
+
+def test_all_nan_24um_mosaic_is_not_called_non_overlapping(tmp_path):
+    i4 = _mosaic(tmp_path / "i4.fits")
+    m1 = _mosaic(tmp_path / "m1.fits", np.full((40, 50), np.nan))
+    from skydetect.io.spitzer import SpitzerError
+
+    with pytest.raises(SpitzerError) as err:
+        _align(tmp_path, i4, m1)
+    assert str(err.value).startswith(f"{m1}: the 24 µm mosaic has no finite data")
+    assert "overlap" not in str(err.value)
+    assert leftovers(tmp_path, keep=[i4, m1]) == []
+
+
+def test_truncated_spitzer_mosaic_is_named(tmp_path):
+    i4 = _mosaic(tmp_path / "i4.fits", shape=(200, 200))
+    i4.write_bytes(i4.read_bytes()[: i4.stat().st_size // 2])
+    from skydetect.io.spitzer import SpitzerError
+
+    with pytest.raises(SpitzerError) as err:
+        _align(tmp_path, i4, None)
+    assert str(err.value).startswith(f"{i4}:") and "truncated" in str(err.value)
+    assert leftovers(tmp_path, keep=[i4]) == []
+
+
+def test_identical_8_and_24um_images_are_refused(tmp_path):
+    i4 = _mosaic(tmp_path / "i4.fits")
+    m1 = tmp_path / "m1.fits"
+    m1.write_bytes(i4.read_bytes())
+    from skydetect.io.spitzer import SpitzerError
+
+    with pytest.raises(SpitzerError, match="the 24 µm and 8 µm mosaics must be different"):
+        _align(tmp_path, i4, m1)
+    assert leftovers(tmp_path, keep=[i4, m1]) == []
+
+
+def test_two_bands_with_the_same_map_stop_split_tiles(tmp_path):
+    from skydetect.geometry.tiles import TileError, split_maps
+
+    sky = _sky()
+    paths = {}
+    for band in ("100", "143", "217"):
+        paths[band] = tmp_path / f"{band}.fits"
+        hp.write_map(paths[band], sky if band != "143" else sky * 1.1, dtype=np.float32)
+    out = {t: tmp_path / "tiles" / f"{t}.h5" for t in (0, 1)}
+    paths["217"].write_bytes(paths["100"].read_bytes())
+    with pytest.raises(TileError) as err:
+        split_maps(paths, out, 1.0)
+    assert f"bands 100 ({paths['100']}) and 217 ({paths['217']}) hold the same values" in str(
+        err.value
+    )
+    assert not (tmp_path / "tiles").exists() or list((tmp_path / "tiles").iterdir()) == []
+
+
+def test_map_in_micro_kelvin_labelled_k_cmb_is_refused(tmp_path):
+    path = tmp_path / "HFI_SkyMap_100.fits"
+    write_pr3_map(path, _sky() * 1e6, "K_CMB")  # the values are uK
+    with pytest.raises(MapFormatError) as err:
+        _check_map(tmp_path, path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: column I_STOKES scatters by 100 K_CMB")
+    assert "not in the unit the header says (TUNIT1 = 'K_CMB')" in msg
+    assert leftovers(tmp_path, keep=[path]) == []
+
+
+# ------------------------------------------------------------------ catalogue content
+def test_redshift_zero_is_unknown_not_a_redshift(tmp_path):
+    psz2 = _psz2(tmp_path / "psz2.fits", REDSHIFT=[0.0, 0.0, 0.3])
+    out = _build_catalog(tmp_path, psz2)
+    from astropy.table import Table
+
+    cat = Table.read(out, format="ascii.ecsv")
+    assert list(cat["NAME"]) == ["C"]  # planck_z: only the entry with a redshift
+    note = "psz2 column 'REDSHIFT' is [0.0] in 2 row(s); a redshift <= 0 is unknown"
+    assert any(note in w for w in cat.meta["warnings"])
+    assert note in (tmp_path / "build_catalog.log").read_text()
+
+
+def test_source_catalogue_without_rows_is_refused(tmp_path):
+    from astropy.table import Table
+
+    from skydetect.io.catalogs import read_sources
+
+    path = tmp_path / "sources.ecsv"
+    Table({"ID": [], "GLON": [], "GLAT": [], "TYPE": []}, dtype=[str, float, float, str]).write(
+        path, format="ascii.ecsv"
+    )
+    with pytest.raises(CatalogError, match=f"{path}: sources catalogue has no rows"):
+        read_sources(path)
+
+
+def test_exact_repeats_are_dropped_with_a_note_and_conflicting_names_refused(tmp_path):
+    from skydetect.io.catalogs import read_psz2
+
+    psz2 = _psz2(
+        tmp_path / "psz2.fits",
+        NAME=["A", "B", "A"],
+        GLON=[10.0, 100.0, 10.0],
+        GLAT=[40.0, -50.0, 40.0],
+        REDSHIFT=[0.1, 0.2, 0.1],
+        MSZ=[3.0, 4.0, 3.0],
+        SNR=[5.0, 6.0, 5.0],
+        INDEX=[1, 2, 1],
+    )
+    table = read_psz2(psz2)
+    assert list(table["NAME"]) == ["A", "B"]
+    assert "repeats 1 row(s) exactly (first: row 3, NAME 'A')" in table.meta["warnings"][0]
+    clash = _psz2(tmp_path / "clash.fits", NAME=["A", "B", "A"])
+    with pytest.raises(CatalogError, match=r"'A' names rows 1 and 3 with different values"):
+        read_psz2(clash)
+
+
+@pytest.mark.parametrize(("z", "expected"), [(0.0, "finite and positive"), (50.0, "within")])
+def test_implausible_mcxc_redshift_names_file_column_row(tmp_path, z, expected):
+    from skydetect.io.catalogs import read_mcxc, write_mcxc
+
+    path = tmp_path / "mcxc.fits"
+    write_mcxc(
+        path,
+        {
+            "MCXC": ["M0", "M1"],
+            "GLON": [1.0, 2.0],
+            "GLAT": [3.0, 4.0],
+            "RAdeg": [5.0, 6.0],
+            "DEdeg": [7.0, 8.0],
+            "z": [0.1, z],
+            "M500": [2.0, 3.0],
+            "R500": [1.0, 1.1],
+            "L500": [1.0, 1.0],
+        },
+    )
+    with pytest.raises(CatalogError) as err:
+        read_mcxc(path)
+    assert str(err.value).startswith(f"{path}: mcxc catalogue column 'z' must")
+    assert expected in str(err.value) and "row 2" in str(err.value)
+
+
+def test_mwp_catalogue_without_rows_or_with_a_name_twice(tmp_path):
+    from skydetect.bubbles.catalog import CatalogError as BubbleCatalogError
+    from skydetect.bubbles.catalog import read_mwp
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text(",GLON,GLAT,Disp,MajAxis,MinAxis,Reff,e_Reff,theta,e_theta,Ecc\n")
+    with pytest.raises(BubbleCatalogError, match=f"{empty}: MWP DR2 catalogue has no rows"):
+        read_mwp(empty)
+    twice = _mwp_csv(tmp_path / "twice.csv")
+    lines = twice.read_text().splitlines()
+    twice.write_text("\n".join([*lines, lines[1], lines[2].replace("2.166", "2.2")]) + "\n")
+    with pytest.raises(BubbleCatalogError, match="'2G0021660\\+0000943' is given to rows 2 and 4"):
+        read_mwp(twice)
+
+
+# ------------------------------------------------------------------ debris of killed writers
+def test_sigkilled_writer_leaves_nothing_after_the_rerun(tmp_path):
+    import signal
+    import subprocess
+
+    from skydetect.io.atomic import atomic_path
+
+    target = tmp_path / "results" / "patches" / "0.h5"
+    code = (
+        "import os, signal, sys\n"
+        "from skydetect.io.atomic import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_bytes(b'x' * 96)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(target)], timeout=60)
+    assert res.returncode == -signal.SIGKILL
+    hidden = [p.name for p in target.parent.iterdir()]
+    assert len(hidden) == 1 and hidden[0].startswith(".0.tmp")  # what SIGKILL leaves
+    alive = target.parent / f".0.tmp{os.getppid()}.h5"  # a live writer's file is left alone
+    alive.write_bytes(b"busy")
+    with atomic_path(target) as tmp:  # the rerun
+        tmp.write_bytes(b"done")
+    assert sorted(p.name for p in target.parent.iterdir()) == [alive.name, "0.h5"]

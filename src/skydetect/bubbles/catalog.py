@@ -23,6 +23,7 @@ from skydetect.io.spitzer import wrap_glon
 __all__ = ["wrap_glon"]  # re-exported: the catalogue layout wraps GLON this way
 
 from skydetect.io.atomic import atomic_path
+from skydetect.io.content import duplicate_rows, warn_once
 
 COLUMNS = ["MWP", "GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 FLOAT_COLUMNS = ["GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
@@ -63,6 +64,8 @@ def read_mwp(
             f"{path}: MWP DR2 catalogue lacks column(s) {', '.join(missing)} "
             f"(found: {', '.join(raw.colnames)})"
         )
+    if len(raw) == 0:
+        raise CatalogError(f"{path}: MWP DR2 catalogue has no rows (an empty or truncated file?)")
     out = Table()
     out["MWP"] = np.asarray(raw[name_col]).astype(str)
     for col in FLOAT_COLUMNS:
@@ -76,8 +79,32 @@ def read_mwp(
     else:
         out["CLEAR"] = np.isin(out["MWP"], np.asarray(clear_names).astype(str))
     _check(out, path)
+    out = _drop_repeats(out, path)
     _set_units(out)
     return out
+
+
+def _drop_repeats(table: Table, path) -> Table:
+    """An exact repeat of a row is dropped with a warning (kept in ``meta["warnings"]``); a
+    name given to two different bubbles stops with both rows."""
+    signature = [tuple(str(v) for v in row) for row in table.iterrows()]
+    exact, conflicts = duplicate_rows(table["MWP"], signature)
+    if conflicts:
+        i, j = conflicts[0]
+        raise CatalogError(
+            f"{path}: MWP name {str(table['MWP'][j])!r} is given to rows {i + 1} and {j + 1} with "
+            f"different values ({len(conflicts)} such repeat(s) in all)"
+        )
+    warnings = table.meta.setdefault("warnings", [])
+    if exact.any():
+        warn_once(
+            warnings,
+            f"{path}: MWP DR2 catalogue repeats {int(exact.sum())} row(s) exactly (first: "
+            f"{str(table['MWP'][exact][0])!r}); each is kept once",
+        )
+        table = table[~exact]
+        table.meta["warnings"] = warnings
+    return table
 
 
 def _numeric(column, path, name: str) -> np.ndarray:
