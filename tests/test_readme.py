@@ -49,3 +49,31 @@ def test_every_rule_is_in_the_readme_table():
 def test_every_rule_in_the_readme_table_exists():
     unknown = readme_table_rules() - workflow_rules()
     assert not unknown, f"the README stage table names rules that do not exist: {sorted(unknown)}"
+
+
+def readme_block(marker: str) -> str:
+    """The README text between ``<!-- marker -->`` and ``<!-- end -->``."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"<!-- {marker} -->\n") + len(f"<!-- {marker} -->\n")
+    return text[start : text.index("<!-- end -->", start)].strip()
+
+
+def test_readme_is_short():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+
+
+def test_readme_scorecard_is_the_generated_table():
+    """The README quotes results/evaluation/scorecard.md verbatim: its header as the scorecard
+    rule writes it, and, after a default run in this checkout, the whole file."""
+    from astropy.table import Table
+
+    from skydetect.clusters.scorecard_table import scorecard_markdown
+
+    command = "snakemake --cores all results/evaluation/scorecard.md"
+    block = readme_block("results/evaluation/scorecard.md")
+    written = scorecard_markdown(Table(), command).splitlines()
+    assert block.splitlines()[:2] == written[:2]
+    assert block.splitlines()[-1] == written[-1] == f"Regenerate: `{command}`"
+    generated = ROOT / "results/evaluation/scorecard.md"
+    if generated.exists():
+        assert block == generated.read_text().strip()
