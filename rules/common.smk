@@ -244,9 +244,11 @@ def known_catalogs(wildcards):
     return {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}
 
 
-def source_catalog(wildcards):
-    """The IR/radio compact-source catalogue (looked up only when a job needs it)."""
-    return planck_catalog_file("sources")
+def source_catalogs(wildcards):
+    """The IR/radio compact-source catalogues: one file or a list of them, flagged against
+    their union (looked up only when a job needs them)."""
+    files = planck_catalog_file("sources")
+    return [files] if isinstance(files, str) else list(files)
 
 
 def run_detections(wildcards):

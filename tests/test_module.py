@@ -262,6 +262,30 @@ def test_check_map_reads_the_map_of_the_configured_source(tmp_path):
     assert f"results/download/{pr3}" in out and "rule download_file" in out
 
 
+def test_crossmatch_reads_every_configured_source_catalogue(tmp_path):
+    """planck.local.catalogs.sources may list several IR/radio catalogues (any format)."""
+    from astropy.io import fits
+
+    local = {"catalogs": {}}
+    for band in ("100", "143", "217", "353", "545", "857", "y"):
+        local[band] = str(tmp_path / f"map_{band}.fits")
+    for name in ("psz2", "mcxc", "redmapper"):
+        local["catalogs"][name] = str(tmp_path / f"{name}.fits")
+    sources = [str(tmp_path / "COM_PCCS_857_R2.01.fits"), str(tmp_path / "iraspsc.vot")]
+    local["catalogs"]["sources"] = sources
+    for path in [*sources, *local["catalogs"].values()]:
+        if isinstance(path, str):
+            Path(path).touch()  # a dry run reads no catalogue
+    for band in ("100", "143", "217", "353", "545", "857", "y"):  # maps are checked up front
+        fits.PrimaryHDU().writeto(local[band])
+    config = _config(tmp_path, source="local", local=local)
+    target = "results/candidates/unet_hfi.fits"
+    res, out = dry_run(tmp_path, "-s", ROOT / "Snakefile", target, "--configfile", config)
+    assert res.returncode == 0, out[-3000:]
+    job = out[out.index("rule crossmatch:") :].split("\n\n", 1)[0]
+    assert all(path in job for path in sources), job
+
+
 PREAMBLE = 'sys.path.insert(0, f"{snakemake.scriptdir}/../src")'
 
 
