@@ -13,6 +13,7 @@ follow ``planck.source``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -24,6 +25,7 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, TINY_CONFIG
@@ -134,12 +136,12 @@ class _Quiet(SimpleHTTPRequestHandler):
         self.requested.append(self.path)
 
 
-@pytest.fixture
-def served_checkout():
-    """(base URL, requested paths) of this checkout served over HTTP on 127.0.0.1."""
+@contextlib.contextmanager
+def serve(directory: Path):
+    """(base URL, requested paths) of ``directory`` served over HTTP on 127.0.0.1."""
     requested: list[str] = []
     handler = type("Handler", (_Quiet,), {"requested": requested})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=ROOT))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=directory))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -148,6 +150,13 @@ def served_checkout():
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def served_checkout():
+    """(base URL, requested paths) of this checkout served over HTTP on 127.0.0.1."""
+    with serve(ROOT) as served:
+        yield served
 
 
 # A module user's config: the schema defaults with only the seed set, and a few keys (a
@@ -189,20 +198,59 @@ def test_library_list_names_every_file_of_the_package():
     assert listed == present
 
 
-def _release_clone(tmp_path: Path, tag: str) -> Path:
-    """A git repository of this checkout's files (tracked and new), committed and tagged,
-    at a path ending in github.com/<owner>/<name> as a clone of the published one would."""
+def _copy_checkout(dest: Path) -> Path:
+    """This checkout's files (tracked and new, not ignored) copied to ``dest``."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     if files.returncode != 0:
         pytest.skip(f"not a git checkout: {files.stderr.strip()}")
-    repo = tmp_path / "remote" / "github.com" / "skydetect" / "skydetect"
     for rel in filter(None, files.stdout.split("\0")):
         if (ROOT / rel).is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    return dest
+
+
+def test_job_of_a_module_from_a_url_runs_the_served_library(tmp_path):
+    """A real job (rule bubble_catalog) of the workflow loaded over HTTP: its script imports
+    the library fetched from the served source (PYTHONPATH), not an installed copy. The
+    served copy's library is marked so that its log line tells it apart."""
+    served = _copy_checkout(tmp_path / "served")
+    catalog = served / "src/skydetect/bubbles/catalog.py"
+    text = catalog.read_text()
+    assert "clear bubble names match no row of %s" in text
+    catalog.write_text(text.replace("match no row of %s", "match no row of %s [served copy]"))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mwp.csv").write_text(
+        ",GLON,GLAT,MajAxis,MinAxis,Reff,theta,Ecc\n2G0100000+0000000,10,0,0.5,0.4,0.45,10,0.5\n"
+    )
+    np.save(work / "clear.npy", np.array(["2G0100000+0000000", "2G0990000+0000000"]))
+    config = {
+        "detectors": ["bubbles"],
+        "bubbles": {"source": "local", "local": {"catalog": str(work / "mwp.csv"),
+                                                 "clear_names": str(work / "clear.npy")}},
+    }  # fmt: skip
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    with serve(served) as (base, requested):
+        (work / "Snakefile").write_text(MODULE_SNAKEFILE.format(snakefile=f"{base}/Snakefile"))
+        res = subprocess.run(
+            [sys.executable, "-m", "snakemake", "results/bubbles/catalog.ecsv", "--cores", "1"],
+            cwd=work, capture_output=True, text=True, timeout=600, env=isolated_env(tmp_path),
+        )  # fmt: skip
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    log = (work / "logs/bubble_catalog/all.log").read_text()
+    assert "1 of 2 clear bubble names match no row of" in log
+    assert "[served copy]: 2G0990000+0000000" in log, log
+    assert "/scripts/bubble_catalog.py" in requested
+
+
+def _release_clone(tmp_path: Path, tag: str) -> Path:
+    """A git repository of this checkout's files (tracked and new), committed and tagged,
+    at a path ending in github.com/<owner>/<name> as a clone of the published one would."""
+    repo = _copy_checkout(tmp_path / "remote" / "github.com" / "skydetect" / "skydetect")
     git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "-C", str(repo)]
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "release"],
                  ["tag", tag]):  # fmt: skip
