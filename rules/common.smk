@@ -37,9 +37,10 @@ def workflow_library():
     listing = open(workflow_file("src/skydetect.files")).read().split()
     first = [workflow_file(f"src/{rel}") for rel in listing][0]
     library = first[: first.rindex(f"{os.sep}{listing[0]}")]
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (library, os.environ.get("PYTHONPATH")) if p
-    )
+    # set for the jobs (each job, local or on a cluster node, parses the workflow again and
+    # sets it there), not required from the user: hence no envvars: directive
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ.update(PYTHONPATH=os.pathsep.join([library, *inherited]))
     return library
 
 
