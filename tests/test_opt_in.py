@@ -1,8 +1,9 @@
 """Plain `pytest` touches nothing outside the checkout.
 
 Tests that install system packages (apt-get) or start daemons carry an opt-in marker
-(slurm, container, chromium; registered in pyproject.toml). The default options deselect
-them, so the README's `pytest` leaves them out; .ci/run runs each marker explicitly.
+(slurm, container, chromium; registered in pyproject.toml). tests/conftest.py deselects them
+unless the -m expression names the marker, so the README's `pytest` (and `pytest -m "not
+slow"`) leaves them out; .ci/run runs each marker explicitly.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import subprocess
 import sys
 
 import tomllib
-from conftest import ROOT
+from conftest import OPT_IN_MARKERS, ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PYTEST_INI = PYPROJECT["tool"]["pytest"]["ini_options"]
@@ -40,19 +41,21 @@ def collect(*args) -> tuple[set[str], str]:
 
 
 def test_opt_in_markers_are_registered():
-    assert {"slurm", "container", "chromium"} <= OPT_IN, OPT_IN
-    deselect = re.search(r"-m\s+'([^']+)'", PYTEST_INI["addopts"])
-    assert deselect, f"addopts must deselect the opt-in markers: {PYTEST_INI['addopts']!r}"
-    assert {f"not {m}" for m in OPT_IN} == set(deselect.group(1).split(" and "))
+    assert set(OPT_IN_MARKERS) == OPT_IN == {"slurm", "container", "chromium"}
 
 
 def test_plain_pytest_selects_no_opt_in_test():
     plain, out = collect("tests")
     assert len(plain) > 100, out[-3000:]
+    unit, out = collect("tests", "-m", "not slow")  # the README's unit-test command
+    assert unit and unit < plain, out[-3000:]
     opt_in, out = collect("tests", "-m", " or ".join(sorted(OPT_IN)))
     assert REACHES_OUTSIDE <= opt_in, out[-3000:]
     assert not plain & opt_in, f"plain pytest selects opt-in tests: {sorted(plain & opt_in)}"
-    # the profile checks of the SLURM module stay in plain pytest
+    assert not unit & opt_in, f"-m 'not slow' selects opt-in tests: {sorted(unit & opt_in)}"
+    # each marker alone selects its own tests; the profile checks stay in plain pytest
+    slurm, _ = collect("tests/test_slurm.py", "-m", "slurm")
+    assert slurm == {"tests/test_slurm.py::test_tiny_workflow_on_slurm"}
     assert any(i.startswith("tests/test_slurm.py::test_profile") for i in plain)
 
 
