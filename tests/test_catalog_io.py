@@ -361,6 +361,10 @@ def write_as(table: Table, directory: Path, fmt: str) -> Path:
         path.write_text("\n".join(lines) + "\n")
     else:  # AAS MRT: the byte-by-byte description in the file; CDS: in the ReadMe beside
         mrt = directory / "catalogue.mrt"
+        table = table.copy()
+        for name in table.colnames:  # logicals as CDS writes them: T / F
+            if table[name].dtype.kind == "b":
+                table[name] = np.where(table[name], "T", "F")
         table.write(mrt, format="ascii.mrt")
         if fmt == "mrt":
             return mrt
@@ -379,8 +383,7 @@ def _sample_tables():
          "DEdeg": [8.274, -2.625], "GLON": [101.77, 94.27], "GLAT": [-52.47, -62.62],
          "z": [0.1, 0.0379], "L500": [0.3, 0.05], "M500": [1.2, 0.36], "R500": [0.7, 0.5]}
     )  # fmt: skip
-    psz2 = Table({k: v for k, v in _psz2_data(2).items() if k != "COSMO"})
-    psz2["COSMO"] = np.array([1, 0])  # text formats carry no booleans: the FITS L column as 0/1
+    psz2 = Table(_psz2_data(2))  # COSMO: True, False (text formats write True/False)
     redmapper = Table(
         {"NAME": ["RMJ1", "RMJ2"], "RA": [239.58, 250.08], "DEC": [27.23, 46.71],
          "Z_LAMBDA": [0.094, 0.23], "LAMBDA": [169.8, 199.6]}
@@ -407,7 +410,7 @@ def test_every_catalogue_reads_in_each_published_format(tmp_path, fmt):
     np.testing.assert_allclose(m["M500"], mcxc["M500"])
     p = catalogs.read_psz2(write_as(psz2, tmp_path / "psz2", fmt))
     np.testing.assert_allclose(p["REDSHIFT"], psz2["REDSHIFT"], rtol=1e-5)
-    assert list(p["NAME"]) == list(psz2["NAME"])
+    assert list(p["NAME"]) == list(psz2["NAME"]) and list(p["COSMO"]) == [True, False]
     r = catalogs.read_redmapper(write_as(redmapper, tmp_path / "rm", fmt))
     np.testing.assert_allclose(r["LAMBDA"], redmapper["LAMBDA"])
     # a PCCS2 list keeps its Planck file name (the channel is read from it); the CDS data file
@@ -426,6 +429,17 @@ def test_every_catalogue_reads_in_each_published_format(tmp_path, fmt):
     b = read_mwp(write_as(mwp, tmp_path / "mwp", fmt), np.array(["2G3599000+0001000"]))
     assert list(b["MWP"]) == list(mwp["MWP"]) and list(b["CLEAR"]) == [False, True]
     np.testing.assert_allclose(b["GLON"], [2.012, -0.1], atol=1e-9)  # wrapped to (-180, 180]
+
+
+def test_psz2_logical_column_from_text(tmp_path):
+    psz2 = Table(_psz2_data(3))
+    psz2["COSMO"] = ["T", "0", "yes"]
+    path = write_as(psz2, tmp_path, "csv")
+    assert list(catalogs.read_psz2(path)["COSMO"]) == [True, False, True]
+    psz2["COSMO"] = ["T", "maybe", "F"]
+    path = write_as(psz2, tmp_path / "bad", "csv")
+    with pytest.raises(CatalogError, match=r"catalogue.csv: psz2 catalogue column 'COSMO' row 2: 'maybe'"):
+        catalogs.read_psz2(path)
 
 
 def test_format_is_recognised_from_the_content(tmp_path):

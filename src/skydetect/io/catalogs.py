@@ -32,7 +32,7 @@ from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 
 from skydetect.io.atomic import atomic_path
-from skydetect.io.tables import CatalogError, file_label, read_table
+from skydetect.io.tables import CatalogError, file_label, logical_column, read_table
 
 # Required columns of each catalogue (what later stages rely on).
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -273,8 +273,11 @@ def write_psz2(path: str | Path, data: dict) -> None:
 
 
 def read_psz2(path: str | Path) -> Table:
-    """Read a PSZ2 union file (real or mock); ``Y5R500`` in 1e-3 arcmin^2, ``REDSHIFT`` -1 if unknown."""
-    return check_values(_require(_read_table(path, "psz2"), path, "psz2"), path, "psz2")
+    """Read a PSZ2 union file (real or mock); ``Y5R500`` in 1e-3 arcmin^2, ``REDSHIFT`` -1 if
+    unknown, ``COSMO`` bool (also from a text format's True/False or 1/0)."""
+    table = check_values(_require(_read_table(path, "psz2"), path, "psz2"), path, "psz2")
+    logical_column(table, "COSMO", path, "psz2 catalogue")
+    return table
 
 
 # --------------------------------------------------------------------------- MCXC

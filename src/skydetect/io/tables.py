@@ -24,6 +24,7 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 from astropy.io.votable.exceptions import VOWarning
 from astropy.table import Table
 from astropy.units import UnitsWarning
@@ -105,6 +106,29 @@ def _read(path: Path, fmt: str) -> Table:
     if fmt == "tsv":
         return Table.read(path, format="ascii.tab", comment="#", **_tsv_options(path))
     return Table.read(path, format="ascii.csv", comment="#")
+
+
+_TRUE, _FALSE = {"true", "t", "1", "yes", "y"}, {"false", "f", "0", "no", "n", ""}
+
+
+def logical_column(table: Table, name: str, path, what: str) -> None:
+    """Column ``name`` as bool in place: text formats carry FITS logicals as True/False, T/F
+    or 1/0; another value raises :class:`CatalogError` naming the file, column and row."""
+    values = table[name]
+    if values.dtype.kind == "b":
+        return
+    if values.dtype.kind in "iuf":
+        table[name] = np.asarray(values, float) != 0
+        return
+    out = np.zeros(len(values), bool)
+    for i, v in enumerate(np.asarray(values).astype(str).tolist()):
+        text = v.strip().lower()
+        if text not in _TRUE | _FALSE:
+            raise CatalogError(
+                f"{path}: {what} column {name!r} row {i + 1}: {v!r} is not a logical value"
+            )
+        out[i] = text in _TRUE
+    table[name] = out
 
 
 def file_label(path: str | Path) -> str:
