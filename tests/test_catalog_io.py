@@ -474,3 +474,24 @@ def test_several_source_catalogues_are_labelled_by_file(tmp_path):
     c = write_as(pccs2, tmp_path / "c", "csv").rename(tmp_path / "c/COM_PCCS_217_R2.01.csv")
     with pytest.raises(CatalogError, match=r"two IR/radio source catalogues are named 'COM_PCCS_217_R2.01'"):
         catalogs.read_source_catalogs([a, c])
+
+
+@pytest.mark.catalogs
+@needs_real
+@pytest.mark.parametrize("fmt", ["votable", "csv", "tsv"])
+def test_real_catalogues_read_alike_in_other_formats(tmp_path, fmt):
+    """The published PSZ2, MCXC and MWP DR2 rewritten as another archive would serve them."""
+    from skydetect.bubbles.catalog import read_mwp
+    from skydetect.io.tables import read_table  # the published files as they are
+
+    psz2 = catalogs.read_psz2(write_as(read_table(REAL_PSZ2), tmp_path / "psz2", fmt))
+    assert len(psz2) == 1653 and (psz2["REDSHIFT"] >= 0).sum() == 1093
+    assert psz2["COSMO"].dtype == bool
+    assert psz2["COSMO"].sum() == catalogs.read_psz2(REAL_PSZ2)["COSMO"].sum()
+    mcxc = catalogs.read_mcxc(write_as(read_table(REAL_MCXC), tmp_path / "mcxc", fmt))
+    assert len(mcxc) == 1743 and mcxc["MCXC"][0] == "J0000.1+0816"
+    mwp = read_table(REAL / "mwp_dr2_galactic_plane.csv")
+    mwp.rename_column(mwp.colnames[0], "MWP")  # the CSV export leaves the name unnamed
+    bubbles = read_mwp(write_as(mwp, tmp_path / "mwp", fmt), REAL / "mwp_dr2_clear_bubbles.npy")
+    assert len(bubbles) == 2411 and bubbles["CLEAR"].sum() == 624
+    assert len(bubbles.meta["unmatched_clear_names"]) == 10
