@@ -34,9 +34,11 @@ def workflow_library():
     """
     if WORKFLOW_IS_LOCAL:
         return workflow_file("src")
-    listing = open(workflow_file("src/skydetect.files")).read().split()
-    first = [workflow_file(f"src/{rel}") for rel in listing][0]
-    library = first[: first.rindex(f"{os.sep}{listing[0]}")]
+    with open(workflow_file("src/skydetect.files")) as fh:
+        listing = fh.read().split()
+    fetched = [workflow_file(f"src/{rel}") for rel in listing]
+    # .../src of .../src/skydetect/__init__.py
+    library = fetched[0][: -len(os.sep + listing[0])]
     # set for the jobs (each job, local or on a cluster node, parses the workflow again and
     # sets it there), not required from the user: hence no envvars: directive
     inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
