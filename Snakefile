@@ -1,19 +1,15 @@
 # skydetect: galaxy clusters in Planck HFI maps and infrared bubbles in Spitzer mosaics.
 # Stages live in rules/<stage>.smk; the library they call lives in src/skydetect/.
-from pathlib import Path
-
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# the embedded default, found from this file (also with --directory elsewhere)
-configfile: Path(workflow.current_basedir) / "config" / "config.yaml"
-
-
 report: "rules/report/workflow.rst"
 
 
+# common.smk first: it loads the embedded config/config.yaml, validates the configuration and
+# finds the workflow's files, also when this Snakefile is loaded from a URL or a git host.
 include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/sky.smk"

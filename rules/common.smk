@@ -1,22 +1,65 @@
 # Configuration validation, shared constants, every path and input function of the Planck and
 # cluster stages, and the wildcard constraints. (The bubbles' own constants and input
 # functions are in rules/bubbles_common.smk.)
+import os
 import re
 import sys
-from pathlib import Path
 
-# The workflow's own directory, also when it is used as a module from another directory
-# (workflow.basedir is then the *importing* workflow's): every file of this workflow is found
-# from here. Its library (src/skydetect) comes first on sys.path, so the workflow always runs
-# the code it was written with, installed or not.
-WORKFLOW_DIR = Path(workflow.current_basedir).parent
-sys.path.insert(0, str(WORKFLOW_DIR / "src"))
+from snakemake.sourcecache import LocalSourceFile
+
+# This workflow's own files, found from the workflow itself (workflow.basedir is the
+# *importing* workflow's when this one is a module): WORKFLOW_SOURCE is the repository root,
+# a local directory or, when the Snakefile was loaded from a URL or a git host (a module with
+# `snakefile: "https://..."` or `github(...)`, as snakedeploy writes it), that remote source.
+WORKFLOW_SOURCE = workflow.current_basedir.join("..")
+WORKFLOW_IS_LOCAL = isinstance(WORKFLOW_SOURCE, LocalSourceFile)
+
+
+def workflow_file(rel):
+    """Local path of ``rel`` (relative to the repository root): the file itself in a local
+    checkout, else its copy fetched through Snakemake's source cache."""
+    source = WORKFLOW_SOURCE.join(rel)
+    if WORKFLOW_IS_LOCAL:
+        return os.path.normpath(source.get_path_or_uri(secret_free=False))
+    return workflow.sourcecache.get_path(source)
+
+
+def workflow_library():
+    """Directory holding this workflow's library (the skydetect package of src/).
+
+    In a local checkout, src/ itself. Loaded from a remote source, every file that
+    src/skydetect.files lists is fetched through the source cache, which keeps the paths
+    below src/; PYTHONPATH then carries that copy to the jobs' scripts (their
+    `snakemake.scriptdir` is a URL there).
+    """
+    if WORKFLOW_IS_LOCAL:
+        return workflow_file("src")
+    with open(workflow_file("src/skydetect.files")) as fh:
+        listing = fh.read().split()
+    fetched = [workflow_file(f"src/{rel}") for rel in listing]
+    # .../src of .../src/skydetect/__init__.py
+    library = fetched[0][: -len(os.sep + listing[0])]
+    # set for the jobs (each job, local or on a cluster node, parses the workflow again and
+    # sets it there), not required from the user: hence no envvars: directive
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ.update(PYTHONPATH=os.pathsep.join([library, *inherited]))
+    return library
+
+
+# The embedded default configuration; a module's `config:` or --configfile replaces or
+# extends it.
+configfile: workflow_file("config/config.yaml")
+
+
+# The workflow's library comes first on sys.path, so the workflow always runs the code it
+# was written with, installed or not.
+sys.path.insert(0, workflow_library())
 
 from skydetect.config import unet_run_names, validate_config
 from skydetect.io.download import DownloadTable
 from skydetect.sky.instrument import CHANNELS, channel
 
-validate_config(config, WORKFLOW_DIR / "config" / "schema.yaml")
+validate_config(config, workflow_file("config/schema.yaml"))
 
 
 # Every stage appends its final products here; `rule all` asks for them.
@@ -204,9 +247,11 @@ def known_catalogs(wildcards):
     return {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}
 
 
-def source_catalog(wildcards):
-    """The IR/radio compact-source catalogue (looked up only when a job needs it)."""
-    return planck_catalog_file("sources")
+def source_catalogs(wildcards):
+    """The IR/radio compact-source catalogues: one file or a list of them, flagged against
+    their union (looked up only when a job needs them)."""
+    files = planck_catalog_file("sources")
+    return [files] if isinstance(files, str) else list(files)
 
 
 def run_detections(wildcards):

@@ -62,7 +62,7 @@ rule crossmatch:
     input:
         unpack(known_catalogs),
         detections=run_detections,
-        sources=source_catalog,
+        sources=source_catalogs,
     output:
         fits="results/candidates/{run}.fits",
         csv=report(

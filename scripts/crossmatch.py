@@ -17,7 +17,7 @@ from skydetect.clusters.crossmatch import (  # noqa: E402
     known_catalog,
 )
 from skydetect.clusters.detect import read_detections, write_table_atomic  # noqa: E402
-from skydetect.io.catalogs import read_catalog  # noqa: E402
+from skydetect.io.catalogs import read_catalog, read_source_catalogs  # noqa: E402
 
 NAME_COLUMN = {"psz2": "NAME", "mcxc": "MCXC", "redmapper": "NAME"}
 
@@ -30,8 +30,9 @@ for name in snakemake.params.catalogs:
         g = SkyCoord(table["RA"], table["DEC"], unit="deg", frame="icrs").galactic
         table["GLON"], table["GLAT"] = g.l.deg, g.b.deg
     known[name.upper()] = known_catalog(table, NAME_COLUMN[name], snakemake.input[name])
-sources = read_catalog(
-    "sources", snakemake.input.sources, format=snakemake.params.sources_format
+sources = read_source_catalogs(snakemake.input.sources, snakemake.params.sources_format)
+log.info(
+    "IR/radio sources: %s", ", ".join(f"{label} ({len(t)})" for label, t in sources.items())
 )
 cand = crossmatch(
     detections, known, sources, cfg["cluster_radius_arcmin"], cfg["source_radius_arcmin"]

@@ -37,6 +37,24 @@ TABLE_SUFFIXES = (".ecsv", ".csv", ".fits")
 TIMING_COLUMNS = re.compile(r"^(seconds|time|duration|elapsed|wall)$|(_s|_seconds|_time)$", re.I)
 
 
+# Opt-in markers: tests that install system packages (apt-get) or start daemons. Plain
+# `pytest` (and any -m expression that does not name the marker, e.g. `-m "not slow"`)
+# leaves them out; `pytest -m slurm` runs them (.ci/run does, for each marker).
+OPT_IN_MARKERS = ("slurm", "container", "chromium")
+
+
+def pytest_collection_modifyitems(config, items):
+    expression = config.getoption("markexpr", "") or ""
+    named = {m for m in OPT_IN_MARKERS if re.search(rf"\b{m}\b", expression)}
+    keep, drop = [], []
+    for item in items:
+        opt_in = {m for m in OPT_IN_MARKERS if item.get_closest_marker(m)}
+        (drop if opt_in - named else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def snakemake_command(workdir, *args, targets=None, configfile=TINY_CONFIG) -> list[str]:
     """``snakemake -s <project>/Snakefile --directory workdir --configfile ... args targets``."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]

@@ -325,3 +325,173 @@ def test_unknown_source_format_names_key(tmp_path):
     path = _pccs2_file(tmp_path / "COM_PCCS_100_R2.01.fits", [10.0], [5.0], [1.0])
     with pytest.raises(CatalogError, match="planck.sources_format"):
         catalogs.read_sources(path, format="allwise")
+
+
+# --------------------------------------------------------------------------- published formats
+PUBLISHED_FORMATS = [
+    "fits", "fits_gz", "votable", "ecsv", "csv", "tsv", "vizier_tsv", "mrt", "cds_readme",
+]  # fmt: skip
+
+
+def write_as(table: Table, directory: Path, fmt: str) -> Path:
+    """``table`` written by astropy as an archive would serve it; returns the file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if fmt in ("fits", "fits_gz"):
+        path = directory / ("catalogue.fits.gz" if fmt == "fits_gz" else "catalogue.fits")
+        table.write(path, format="fits")
+    elif fmt == "votable":
+        path = directory / "catalogue.vot"
+        table.write(path, format="votable")
+    elif fmt == "ecsv":
+        path = directory / "catalogue.ecsv"
+        table.write(path, format="ascii.ecsv")
+    elif fmt == "csv":
+        path = directory / "catalogue.csv"
+        table.write(path, format="ascii.csv")
+    elif fmt == "tsv":
+        path = directory / "catalogue.tsv"
+        table.write(path, format="ascii.tab")
+    elif fmt == "vizier_tsv":  # comments, names, units, dashes, then the rows
+        path = directory / "asu.tsv"
+        lines = ["#", "#   VizieR Astronomical Server", "#"]
+        lines.append("\t".join(table.colnames))
+        lines.append("\t".join(str(table[c].unit or "") for c in table.colnames))
+        lines.append("\t".join("-" * max(len(c), 3) for c in table.colnames))
+        lines += ["\t".join(str(v) for v in row) for row in table.iterrows()]
+        path.write_text("\n".join(lines) + "\n")
+    else:  # AAS MRT: the byte-by-byte description in the file; CDS: in the ReadMe beside
+        mrt = directory / "catalogue.mrt"
+        table = table.copy()
+        for name in table.colnames:  # logicals as CDS writes them: T / F
+            if table[name].dtype.kind == "b":
+                table[name] = np.where(table[name], "T", "F")
+        table.write(mrt, format="ascii.mrt")
+        if fmt == "mrt":
+            return mrt
+        text = mrt.read_text().splitlines()
+        last_rule = max(i for i, ln in enumerate(text) if ln.startswith("-----"))
+        (directory / "ReadMe").write_text("\n".join(text[: last_rule + 1]) + "\n")
+        path = directory / "table.dat"  # the name the description gives
+        path.write_text("\n".join(text[last_rule + 1 :]) + "\n")
+        mrt.unlink()
+    return path
+
+
+def _sample_tables():
+    mcxc = Table(
+        {"MCXC": ["J0000.1+0816", "J0000.4-0237"], "RAdeg": [0.03, 0.103],
+         "DEdeg": [8.274, -2.625], "GLON": [101.77, 94.27], "GLAT": [-52.47, -62.62],
+         "z": [0.1, 0.0379], "L500": [0.3, 0.05], "M500": [1.2, 0.36], "R500": [0.7, 0.5]}
+    )  # fmt: skip
+    psz2 = Table(_psz2_data(2))  # COSMO: True, False (text formats write True/False)
+    redmapper = Table(
+        {"NAME": ["RMJ1", "RMJ2"], "RA": [239.58, 250.08], "DEC": [27.23, 46.71],
+         "Z_LAMBDA": [0.094, 0.23], "LAMBDA": [169.8, 199.6]}
+    )  # fmt: skip
+    pccs2 = Table(
+        {"NAME": ["PCCS2 217 G010.00+05.00", "PCCS2 217 G200.00-60.00"], "GLON": [10.0, 200.0],
+         "GLAT": [5.0, -60.0], "DETFLUX": [310.0, 1200.0]}
+    )  # fmt: skip
+    mwp = Table(
+        {"MWP": ["2G0020120-0068213", "2G3599000+0001000"], "GLON": [2.012, 359.9],
+         "GLAT": [-0.6821, 0.01], "MajAxis": [0.53, 1.2], "MinAxis": [0.47, 0.9],
+         "Reff": [0.5, 1.0], "theta": [26.0, 100.0], "Ecc": [0.44, 0.6]}
+    )  # fmt: skip
+    return mcxc, psz2, redmapper, pccs2, mwp
+
+
+@pytest.mark.parametrize("fmt", PUBLISHED_FORMATS)
+def test_every_catalogue_reads_in_each_published_format(tmp_path, fmt):
+    from skydetect.bubbles.catalog import read_mwp
+
+    mcxc, psz2, redmapper, pccs2, mwp = _sample_tables()
+    m = catalogs.read_mcxc(write_as(mcxc, tmp_path / "mcxc", fmt))
+    assert list(m["MCXC"]) == list(mcxc["MCXC"])
+    np.testing.assert_allclose(m["M500"], mcxc["M500"])
+    p = catalogs.read_psz2(write_as(psz2, tmp_path / "psz2", fmt))
+    np.testing.assert_allclose(p["REDSHIFT"], psz2["REDSHIFT"], rtol=1e-5)
+    assert list(p["NAME"]) == list(psz2["NAME"]) and list(p["COSMO"]) == [True, False]
+    r = catalogs.read_redmapper(write_as(redmapper, tmp_path / "rm", fmt))
+    np.testing.assert_allclose(r["LAMBDA"], redmapper["LAMBDA"])
+    # a PCCS2 list keeps its Planck file name (the channel is read from it); the CDS data file
+    # keeps the name its ReadMe gives, so there the IRAS PSC layout stands in
+    written = write_as(pccs2, tmp_path / "pccs2", fmt)
+    if fmt != "cds_readme":
+        named = written.rename(written.with_name("COM_PCCS_217_R2.01" + "".join(written.suffixes)))
+        s = catalogs.read_sources(named)
+        np.testing.assert_allclose(s["GLAT"], [5.0, -60.0])
+        assert list(s["TYPE"]) == ["radio", "radio"] and list(s["FLUX_217"]) == [310.0, 1200.0]
+    iras = Table({"NAME": ["18401-0208", "03000-1200"], "LII": [30.0, 150.0], "BII": [1.0, -45.0],
+                  "FNU_60": [5.0, 0.4]})  # fmt: skip
+    s = catalogs.read_sources(write_as(iras, tmp_path / "iras", fmt))
+    assert list(s["ID"]) == ["18401-0208", "03000-1200"] and list(s["TYPE"]) == ["ir", "ir"]
+    np.testing.assert_allclose(s["FLUX_IRAS60"], [5000.0, 400.0])
+    b = read_mwp(write_as(mwp, tmp_path / "mwp", fmt), np.array(["2G3599000+0001000"]))
+    assert list(b["MWP"]) == list(mwp["MWP"]) and list(b["CLEAR"]) == [False, True]
+    np.testing.assert_allclose(b["GLON"], [2.012, -0.1], atol=1e-9)  # wrapped to (-180, 180]
+
+
+def test_psz2_logical_column_from_text(tmp_path):
+    psz2 = Table(_psz2_data(3))
+    psz2["COSMO"] = ["T", "0", "yes"]
+    path = write_as(psz2, tmp_path, "csv")
+    assert list(catalogs.read_psz2(path)["COSMO"]) == [True, False, True]
+    psz2["COSMO"] = ["T", "maybe", "F"]
+    path = write_as(psz2, tmp_path / "bad", "csv")
+    with pytest.raises(CatalogError, match=r"catalogue.csv: psz2 catalogue column 'COSMO' row 2: 'maybe'"):
+        catalogs.read_psz2(path)
+
+
+def test_format_is_recognised_from_the_content(tmp_path):
+    from skydetect.io.tables import sniff_format
+
+    mcxc = _sample_tables()[0]
+    expected = {"fits": "fits", "fits_gz": "fits", "votable": "votable", "ecsv": "ecsv",
+                "csv": "csv", "tsv": "tsv", "vizier_tsv": "tsv", "mrt": "cds",
+                "cds_readme": "cds"}  # fmt: skip
+    for fmt, sniffed in expected.items():
+        path = write_as(mcxc, tmp_path / fmt, fmt)
+        assert sniff_format(path) == sniffed, fmt
+        # a download may carry any name: the content decides
+        moved = path.rename(path.with_name("download.csv")) if fmt != "cds_readme" else path
+        assert sniff_format(moved) == sniffed, fmt
+    (tmp_path / "odd.txt").write_text("just words here\n")
+    with pytest.raises(CatalogError, match=r"odd.txt: cannot tell the table format"):
+        catalogs.read_mcxc(tmp_path / "odd.txt")
+    (tmp_path / "broken.vot").write_text("<?xml version='1.0'?><VOTABLE><RESOURCE>")
+    with pytest.raises(CatalogError, match=r"broken.vot: cannot read mcxc catalogue as VOTABLE"):
+        catalogs.read_mcxc(tmp_path / "broken.vot")
+
+
+def test_several_source_catalogues_are_labelled_by_file(tmp_path):
+    pccs2 = _sample_tables()[3]
+    a = write_as(pccs2, tmp_path / "a", "fits").rename(tmp_path / "a/COM_PCCS_217_R2.01.fits")
+    b = write_as(pccs2, tmp_path / "b", "votable").rename(tmp_path / "b/COM_PCCS_857_R2.01.vot")
+    tables = catalogs.read_source_catalogs([a, b])
+    assert list(tables) == ["COM_PCCS_217_R2.01", "COM_PCCS_857_R2.01"]
+    assert list(tables["COM_PCCS_857_R2.01"]["TYPE"]) == ["ir", "ir"]
+    assert list(catalogs.read_source_catalogs(str(a))) == ["COM_PCCS_217_R2.01"]
+    c = write_as(pccs2, tmp_path / "c", "csv").rename(tmp_path / "c/COM_PCCS_217_R2.01.csv")
+    with pytest.raises(CatalogError, match=r"two IR/radio source catalogues are named 'COM_PCCS_217_R2.01'"):
+        catalogs.read_source_catalogs([a, c])
+
+
+@pytest.mark.catalogs
+@needs_real
+@pytest.mark.parametrize("fmt", ["votable", "csv", "tsv"])
+def test_real_catalogues_read_alike_in_other_formats(tmp_path, fmt):
+    """The published PSZ2, MCXC and MWP DR2 rewritten as another archive would serve them."""
+    from skydetect.bubbles.catalog import read_mwp
+    from skydetect.io.tables import read_table  # the published files as they are
+
+    psz2 = catalogs.read_psz2(write_as(read_table(REAL_PSZ2), tmp_path / "psz2", fmt))
+    assert len(psz2) == 1653 and (psz2["REDSHIFT"] >= 0).sum() == 1093
+    assert psz2["COSMO"].dtype == bool
+    assert psz2["COSMO"].sum() == catalogs.read_psz2(REAL_PSZ2)["COSMO"].sum()
+    mcxc = catalogs.read_mcxc(write_as(read_table(REAL_MCXC), tmp_path / "mcxc", fmt))
+    assert len(mcxc) == 1743 and mcxc["MCXC"][0] == "J0000.1+0816"
+    mwp = read_table(REAL / "mwp_dr2_galactic_plane.csv")
+    mwp.rename_column(mwp.colnames[0], "MWP")  # the CSV export leaves the name unnamed
+    bubbles = read_mwp(write_as(mwp, tmp_path / "mwp", fmt), REAL / "mwp_dr2_clear_bubbles.npy")
+    assert len(bubbles) == 2411 and bubbles["CLEAR"].sum() == 624
+    assert len(bubbles.meta["unmatched_clear_names"]) == 10

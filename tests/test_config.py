@@ -1,6 +1,7 @@
 """The configuration schema: defaults are filled, and bad keys or types name the key."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,72 @@ def test_ssd_scales_must_match_the_feature_maps():
     cfg["bubbles"]["ssd"]["aspect_ratios"] = [[2], [2]]
     validate_config(cfg, SCHEMA)  # two maps, three scales: consistent
 
+
+
+# ----------------------------------------------------------------- schema defaults and the
+# shipped config: a module user who gives only `seed` gets the schema defaults, which must be
+# a working configuration; config/config.yaml departs from them only for the laptop run, and
+# says why next to each departure.
+def _leaves(cfg, prefix=()):
+    for key, value in cfg.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, (*prefix, str(key)))
+        else:
+            yield (*prefix, str(key)), value
+
+
+def _key_lines(lines: list[str], path: tuple[str, ...]) -> list[int]:
+    """Line numbers of each key of ``path`` in a block-style YAML text."""
+    found, start, parent = [], 0, -1
+    for key in path:
+        pattern = re.compile(rf"^(\s*)[\"']?{re.escape(key)}[\"']?\s*:")
+        child = None  # the indent of this block's keys
+        for i in range(start, len(lines)):
+            if not lines[i].strip() or lines[i].lstrip().startswith("#"):
+                continue
+            indent = len(lines[i]) - len(lines[i].lstrip())
+            if indent <= parent:
+                return found  # left the parent's block
+            child = indent if child is None else child
+            m = pattern.match(lines[i])
+            if m and indent == child:
+                found.append(i)
+                start, parent = i + 1, indent
+                break
+        else:
+            return found
+    return found
+
+
+def _explained(lines: list[str], path: tuple[str, ...]) -> bool:
+    """A comment on the key's line or in the comment line just above it, or the same for the
+    block holding it (its parent key); a section rule (``# ---``) explains nothing."""
+
+    def commented(i: int) -> bool:
+        above = lines[i - 1].strip() if i > 0 else ""
+        return "#" in lines[i] or (above.startswith("#") and not above.startswith("# ---"))
+
+    found = _key_lines(lines, path)
+    if len(found) < len(path):
+        return False
+    return commented(found[-1]) or (len(found) > 1 and commented(found[-2]))
+
+
+def test_schema_defaults_alone_are_a_working_configuration():
+    cfg = validate_config({"seed": 7}, SCHEMA)  # cross_check passes, or this raises
+    bands = set(cfg["planck"]["bands"])
+    for run, spec in cfg["clusters"]["train"]["runs"].items():
+        assert set(spec.get("bands") or bands) <= bands, run
+    assert cfg["seed"] == 7
+
+
+def test_shipped_config_departs_from_the_defaults_only_with_a_reason():
+    text = (ROOT / "config/config.yaml").read_text()
+    lines = text.splitlines()
+    shipped = validate_config(yaml.safe_load(text), SCHEMA)
+    defaults = validate_config({}, SCHEMA)
+    flat_defaults = dict(_leaves(defaults))
+    departures = [p for p, v in _leaves(shipped) if flat_defaults.get(p, object()) != v]
+    assert departures, "config/config.yaml is the schema defaults: nothing to explain"
+    unexplained = [".".join(p) for p in departures if not _explained(lines, p)]
+    assert not unexplained, f"departures from the schema defaults without a comment: {unexplained}"

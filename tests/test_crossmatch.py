@@ -141,3 +141,30 @@ def test_real_psz2_positions_match_themselves():
     assert (cand["CLASS"] == "known").all()
     assert np.nanmax(cand["KNOWN_SEP_ARCMIN"]) <= 3.0 + 1e-6
     assert len(set(cand["KNOWN_NAME"])) == 50
+
+
+def test_flags_against_several_source_catalogues_name_each_catalogue():
+    pccs = Table({"ID": ["P1", "P2"], "GLON": [30.0, 50.0], "GLAT": [20.0, 20.0]})
+    iras = Table({"ID": ["I1", "I2"], "GLON": [40.0, 50.0], "GLAT": [20.0, 20.0]})
+    det = _detections(
+        [
+            _offset(30.0, 20.0, 2.0),  # PCCS only
+            _offset(40.0, 20.0, 3.0),  # IRAS only
+            _offset(50.0, 20.0, 1.0),  # both (1' from each: same position)
+            _offset(60.0, 20.0, 1.0),  # neither
+        ]
+    )
+    sources = {"COM_PCCS_857_R2.01": pccs, "iraspsc": iras}
+    cand = crossmatch(det, {}, sources, 7.0, 5.0)
+    assert cand["IR_FLAG"].tolist() == [True, True, True, False]
+    assert cand["IR_CATALOG"].tolist() == [
+        "COM_PCCS_857_R2.01", "iraspsc", "COM_PCCS_857_R2.01,iraspsc", ""
+    ]  # fmt: skip
+    assert cand["IR_SOURCE"].tolist()[:2] == ["P1", "I1"] and cand["IR_SOURCE"][3] == ""
+    assert cand["IR_SEP_ARCMIN"][1] == pytest.approx(3.0, abs=1e-6)
+    assert cand["CLASS"].tolist() == ["spurious", "spurious", "spurious", "new"]
+    assert cand.meta["SRCCAT"] == "COM_PCCS_857_R2.01,iraspsc"
+    # one catalogue alone flags only its own sources
+    alone = crossmatch(det, {}, {"iraspsc": iras}, 7.0, 5.0)
+    assert alone["IR_FLAG"].tolist() == [False, True, True, False]
+    assert alone["IR_CATALOG"].tolist() == ["", "iraspsc", "iraspsc", ""]

@@ -1,9 +1,11 @@
 """The HTML report of a tiny run: built by `snakemake --report`, rendered by headless Chromium.
 
-Chromium (Debian package `chromium`) is installed with apt-get when missing (as root);
-otherwise the test skips with the reason. The page is rendered with its JavaScript, a
-screenshot is taken (checked not to be blank) and the rendered text must show the report's
-sections, the workflow description (rules/report/workflow.rst) and every registered figure.
+Building the report (every registered result embedded, every category present) is part of
+plain `pytest`. Rendering it is opt-in (`pytest -m chromium`, run by .ci/run): Chromium
+(Debian package `chromium`) is installed with apt-get when missing (as root), otherwise the
+test skips with the reason. The page is rendered with its JavaScript, a screenshot is taken
+(checked not to be blank) and the rendered text must show the report's sections, the
+workflow description (rules/report/workflow.rst) and every registered figure.
 """
 
 from __future__ import annotations
@@ -83,27 +85,42 @@ def report_categories(workdir: Path) -> set[str]:
     return cats
 
 
-@pytest.mark.slow
-def test_report_renders(tiny_run, tmp_path):
-    browser = find_chromium()
+@pytest.fixture(scope="module")
+def built_report(tiny_run, tmp_path_factory):
+    """(run directory, snakemake --report output) of a copy of the tiny run."""
+    tmp = tmp_path_factory.mktemp("report")
     # a copy, so that the shared tiny run stays untouched (.snakemake holds the provenance)
-    work = tmp_path / "run"
+    work = tmp / "run"
     shutil.copytree(tiny_run, work, symlinks=True)
     report = work / "results/report.html"
-    res = run_logged(
-        snakemake_command(work, "--report", report), tmp_path / "report.out", timeout_s=600
-    )
+    res = run_logged(snakemake_command(work, "--report", report), tmp / "report.out", 600)
     assert res.returncode == 0, res.output[-4000:]
+    return work, res.output
+
+
+@pytest.mark.slow
+def test_report_embeds_every_result(built_report):
+    work, output = built_report
+    report = work / "results/report.html"
     assert report.is_file() and report.stat().st_size > 10_000
     raw = report.read_text(errors="replace")
-    added = re.findall(r"Adding (\S+) \(", res.output)
-    assert added, f"no result was registered in the report:\n{res.output[-3000:]}"
+    added = re.findall(r"Adding (\S+) \(", output)
+    assert added, f"no result was registered in the report:\n{output[-3000:]}"
     assert any(a.endswith(".png") for a in added), added
     for name in added:
         assert name in raw, f"{name} is not embedded in the report"
-    categories = report_categories(work)
-    for cat in categories:
+    for cat in report_categories(work):
         assert cat in raw, f"report category {cat!r} is missing"
+
+
+@pytest.mark.slow
+@pytest.mark.chromium
+def test_report_renders(built_report, tmp_path):
+    browser = find_chromium()
+    work, output = built_report
+    report = work / "results/report.html"
+    added = re.findall(r"Adding (\S+) \(", output)
+    categories = report_categories(work)
 
     shot = tmp_path / "report.png"
     res = chromium(browser, tmp_path / "chrome1", "--window-size=1280,1600",

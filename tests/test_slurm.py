@@ -4,9 +4,11 @@ The slow test starts a single-node SLURM 22.05 cluster on 127.0.0.1 (munged, Mar
 slurmdbd, slurmctld, slurmd; Debian packages installed with apt-get when missing) with
 tests/slurm/start_slurm.sh, runs the tiny configuration with a profile derived from
 profiles/slurm (only the account/partition, the GPU requests and the sizes changed to fit a
-2-CPU test node; the rules' own memory requests are capped there), checks in `sacct` that every job went through SLURM and COMPLETED, and that
-the result tables equal those of the local tiny run. It stops only the daemons it started.
-Needs root; skips with the reason otherwise.
+2-CPU test node; the rules' own memory requests are capped there), checks in `sacct` that
+every job went through SLURM and COMPLETED, and that the result tables equal those of the
+local tiny run. It stops only the daemons it started. Needs root; skips with the reason
+otherwise. It is opt-in (marker `slurm`: `pytest -m slurm`, run by .ci/run); plain `pytest`
+runs only the profile checks, which install and start nothing.
 """
 
 from __future__ import annotations
@@ -180,6 +182,7 @@ def _sacct_states(job_ids: list[str]) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
 def test_tiny_workflow_on_slurm(slurm_cluster, tiny_run, tmp_path):
     workdir = tmp_path / "run"
     workdir.mkdir()

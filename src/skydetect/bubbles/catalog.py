@@ -12,27 +12,27 @@ the field's WCS; the box convention is that of :mod:`skydetect.bubbles.windows`.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
-from skydetect.io.spitzer import wrap_glon
-
-__all__ = ["wrap_glon"]  # re-exported: the catalogue layout wraps GLON this way
-
 from skydetect.io.atomic import atomic_path
 from skydetect.io.content import duplicate_rows, warn_once
+from skydetect.io.spitzer import wrap_glon
+from skydetect.io.tables import CatalogError, read_table
+
+# re-exported: the catalogue layout wraps GLON this way; the error of every catalogue reader
+__all__ = ["CatalogError", "wrap_glon"]
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ["MWP", "GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 FLOAT_COLUMNS = ["GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 UNITS = {"GLON": "deg", "GLAT": "deg", "MajAxis": "arcmin", "MinAxis": "arcmin"}
 UNITS |= {"Reff": "arcmin", "theta": "deg"}
-
-
-class CatalogError(ValueError):
-    """A catalogue file without the expected columns or with invalid values."""
 
 
 def load_clear_names(path: str | os.PathLike) -> np.ndarray:
@@ -49,16 +49,19 @@ def load_clear_names(path: str | os.PathLike) -> np.ndarray:
 def read_mwp(
     path: str | os.PathLike, clear_names: np.ndarray | str | os.PathLike | None = None
 ) -> Table:
-    """Read an MWP DR2 CSV (first column = bubble name) into the catalogue layout.
+    """Read MWP DR2 into the catalogue layout, in any published format (FITS, VOTable, CSV,
+    TSV, CDS/MRT; :func:`skydetect.io.tables.read_table`). Columns are matched
+    case-insensitively; the name is column ``MWP``, else the first column (the CSV export
+    leaves it unnamed).
 
     ``clear_names`` (array or .npy path) sets ``CLEAR``; without it every bubble is unclear.
+    Clear names that match no row are logged (count and names) and kept in
+    ``meta["unmatched_clear_names"]``.
     """
-    try:
-        raw = Table.read(path, format="ascii.csv")
-    except Exception as err:  # astropy raises many types for a malformed file
-        raise CatalogError(f"{path}: cannot read as CSV: {err}") from err
-    name_col = "MWP" if "MWP" in raw.colnames else raw.colnames[0]
-    missing = [c for c in FLOAT_COLUMNS if c not in raw.colnames]
+    raw = read_table(path, "MWP DR2 catalogue")
+    lower = {c.lower(): c for c in raw.colnames}
+    name_col = lower.get("mwp", raw.colnames[0])
+    missing = [c for c in FLOAT_COLUMNS if c.lower() not in lower]
     if missing:
         raise CatalogError(
             f"{path}: MWP DR2 catalogue lacks column(s) {', '.join(missing)} "
@@ -67,9 +70,9 @@ def read_mwp(
     if len(raw) == 0:
         raise CatalogError(f"{path}: MWP DR2 catalogue has no rows (an empty or truncated file?)")
     out = Table()
-    out["MWP"] = np.asarray(raw[name_col]).astype(str)
+    out["MWP"] = np.char.strip(np.asarray(raw[name_col]).astype(str))
     for col in FLOAT_COLUMNS:
-        out[col] = _numeric(raw[col], path, col)
+        out[col] = _numeric(raw[lower[col.lower()]], path, col)
     _check(out, path)  # before wrapping: GLON is checked as given
     out["GLON"] = wrap_glon(out["GLON"])
     if isinstance(clear_names, str | os.PathLike):
@@ -77,7 +80,15 @@ def read_mwp(
     if clear_names is None:
         out["CLEAR"] = np.zeros(len(out), bool)
     else:
-        out["CLEAR"] = np.isin(out["MWP"], np.asarray(clear_names).astype(str))
+        clear_names = np.char.strip(np.asarray(clear_names).astype(str))
+        out["CLEAR"] = np.isin(out["MWP"], clear_names)
+        unmatched = sorted(set(clear_names) - set(out["MWP"]))
+        out.meta["unmatched_clear_names"] = unmatched
+        if unmatched:
+            log.warning(
+                "%d of %d clear bubble names match no row of %s: %s",
+                len(unmatched), len(set(clear_names)), path, ", ".join(unmatched),
+            )  # fmt: skip
     _check(out, path)
     out = _drop_repeats(out, path)
     _set_units(out)

@@ -5,9 +5,12 @@
   is one-to-one per catalogue, greedy by separation (closest pairs first), with astropy's
   :func:`~astropy.coordinates.search_around_sky`; a detection takes the name of the first
   catalogue that matched it.
-* IR/radio compact sources: a detection within ``source_radius_arcmin`` (reference 5') of a
-  source is flagged (``IR_FLAG``): it may be a dusty galaxy or a radio source rather than a
-  cluster. A flag is not an identification, so one source may flag two detections.
+* IR/radio compact sources, from one catalogue or the union of several (e.g. the PCCS2 lists
+  of several channels and the IRAS PSC): a detection within ``source_radius_arcmin``
+  (reference 5') of a source is flagged (``IR_FLAG``): it may be a dusty galaxy or a radio
+  source rather than a cluster. ``IR_SOURCE`` is the ID of the nearest source and
+  ``IR_CATALOG`` names the catalogue(s) with a source within the radius, nearest first. A
+  flag is not an identification, so one source may flag two detections.
 * ``CLASS`` is ``known`` (matched to a known cluster), ``spurious`` (not known and flagged:
   possibly spurious) or ``new`` (a candidate new cluster).
 """
@@ -79,17 +82,68 @@ def concat_detections(tables: list[Table]) -> Table:
     return vstack(tables, metadata_conflicts="silent")
 
 
+def source_union(sources: Table | dict[str, Table] | None) -> Table:
+    """``ID GLON GLAT CATALOG`` of every source of one table or of a dict label -> table
+    (``CATALOG`` is the label; a single table's is its ``meta["CATALOG"]``, else ``sources``)."""
+    if sources is None:
+        sources = {}
+    elif isinstance(sources, Table):
+        sources = {str(sources.meta.get("CATALOG", "sources")): sources}
+    parts = []
+    for label, table in sources.items():
+        coords = galactic(table, what=f"sources {label}")
+        parts.append(
+            Table(
+                {
+                    "ID": np.asarray(table["ID"]).astype(str),
+                    "GLON": coords.l.deg,
+                    "GLAT": coords.b.deg,
+                    "CATALOG": np.full(len(table), label).astype(str),
+                }
+            )
+        )
+    parts = [t for t in parts if len(t)]
+    if not parts:
+        return Table({"ID": [], "GLON": [], "GLAT": [], "CATALOG": []}, dtype=["U1", float, float, "U1"])
+    return vstack(parts, metadata_conflicts="silent")
+
+
+def _flag_sources(cand: Table, coords: SkyCoord, sources: Table, radius_arcmin: float) -> None:
+    """IR_SEP_ARCMIN, IR_FLAG, IR_SOURCE and IR_CATALOG of the candidates (module docstring)."""
+    n = len(cand)
+    ir_sep = np.full(n, np.nan)
+    source_id = np.full(n, "", dtype=object)
+    catalogs = np.full(n, "", dtype=object)
+    if len(sources) and n:
+        src = galactic(sources, what="sources")
+        _, d, _ = match_coordinates_sky(coords, src)
+        ir_sep = d.to_value(u.arcmin)
+        i, j, d, _ = search_around_sky(coords, src, radius_arcmin * u.arcmin)
+        names = np.asarray(sources["CATALOG"], dtype=str)
+        ids = np.asarray(sources["ID"], dtype=str)
+        for det in np.unique(i):
+            near = np.flatnonzero(i == det)
+            near = near[np.argsort(d[near].to_value(u.arcmin), kind="stable")]
+            source_id[det] = ids[j[near[0]]]
+            catalogs[det] = ",".join(dict.fromkeys(names[j[near]]))
+    cand["IR_SEP_ARCMIN"] = ir_sep * u.arcmin
+    cand["IR_FLAG"] = np.nan_to_num(ir_sep, nan=np.inf) <= radius_arcmin
+    cand["IR_SOURCE"] = source_id.astype(str) if n else np.array([], dtype="U1")
+    cand["IR_CATALOG"] = catalogs.astype(str) if n else np.array([], dtype="U1")
+
+
 def crossmatch(
     detections: Table,
     known: dict[str, Table],
-    sources: Table | None,
+    sources: Table | dict[str, Table] | None,
     cluster_radius_arcmin: float = 7.0,
     source_radius_arcmin: float = 5.0,
 ) -> Table:
     """The candidate catalogue of ``detections`` (see the module docstring).
 
     ``known`` maps a catalogue label (e.g. ``"PSZ2"``) to a table with NAME GLON GLAT, in
-    order of precedence. Extra detection columns (e.g. the MMF's SNR THETA500 Y5R500) are kept.
+    order of precedence; ``sources`` is one IR/radio source table (ID GLON GLAT) or a dict
+    label -> table of several, flagged against their union. Extra detection columns (e.g. the MMF's SNR THETA500 Y5R500) are kept.
     """
     missing = [c for c in DETECTION_COLUMNS if c not in detections.colnames]
     if missing:
@@ -117,12 +171,8 @@ def crossmatch(
     cand["KNOWN_CATALOG"] = catalog_of.astype(str) if n else np.array([], dtype="U1")
     cand["KNOWN_SEP_ARCMIN"] = sep * u.arcmin
 
-    ir_sep = np.full(n, np.nan)
-    if sources is not None and len(sources) and n:
-        _, d, _ = match_coordinates_sky(coords, galactic(sources, what="sources"))
-        ir_sep = d.to_value(u.arcmin)
-    cand["IR_SEP_ARCMIN"] = ir_sep * u.arcmin
-    cand["IR_FLAG"] = np.nan_to_num(ir_sep, nan=np.inf) <= source_radius_arcmin
+    union = source_union(sources)
+    _flag_sources(cand, coords, union, source_radius_arcmin)
     cls = np.where(
         cand["KNOWN_CATALOG"] != "", "known", np.where(cand["IR_FLAG"], "spurious", "new")
     )
@@ -132,6 +182,7 @@ def crossmatch(
             "CL_RAD": float(cluster_radius_arcmin),  # arcmin
             "SRC_RAD": float(source_radius_arcmin),  # arcmin
             "KNOWNCAT": ",".join(known) or "none",
+            "SRCCAT": ",".join(dict.fromkeys(np.asarray(union["CATALOG"], str))) or "none",
         }
     )
     return cand

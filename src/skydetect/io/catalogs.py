@@ -13,7 +13,8 @@ reader serves mock, downloaded and local data:
 - ``sources``: IR / radio compact sources (ECSV): ``ID GLON GLAT TYPE FLUX_<band>`` with
   ``TYPE`` in {ir, radio} and fluxes in mJy.
 
-Readers check the required columns (case-insensitively, renaming to the canonical spelling)
+Every reader takes the file in any format its archive publishes (FITS, VOTable, ECSV, CDS/MRT,
+TSV, CSV; :mod:`skydetect.io.tables`). Readers check the required columns (case-insensitively, renaming to the canonical spelling)
 and raise :class:`CatalogError` naming the file and the missing column. Then the values
 (:func:`check_values`): positions finite and in range (GLON/RA 0..360, GLAT/DEC -90..90),
 numeric columns numeric and finite, sizes finite and positive; the error names the file, the
@@ -24,21 +25,15 @@ PSC file (:mod:`skydetect.io.source_catalogs`).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.table import MaskedColumn, Table
-from astropy.units import UnitsWarning
 
 from skydetect.io.atomic import atomic_path
 from skydetect.io.content import duplicate_rows, warn_once
-
-
-class CatalogError(ValueError):
-    """A catalogue file that is missing, unreadable or lacks a required column."""
-
+from skydetect.io.tables import CatalogError, file_label, logical_column, read_table
 
 # Required columns of each catalogue (what later stages rely on).
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -177,21 +172,7 @@ def _write_bintable(
 
 
 def _read_table(path: str | Path, kind: str) -> Table:
-    path = Path(path)
-    if not path.exists():
-        raise CatalogError(f"{path}: {kind} catalogue not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnitsWarning)
-            if path.suffix.lower() in (".ecsv", ".csv", ".txt"):
-                fmt = "ascii.ecsv" if path.suffix.lower() == ".ecsv" else "ascii.csv"
-                table = Table.read(path, format=fmt)
-            else:
-                table = Table.read(path, format="fits", hdu=1)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise CatalogError(f"{path}: cannot read {kind} catalogue: {exc}") from exc
-    table.convert_bytestring_to_unicode()
-    return table
+    return read_table(path, f"{kind} catalogue")
 
 
 def _require(table: Table, path: str | Path, kind: str, required=None) -> Table:
@@ -352,12 +333,14 @@ def write_psz2(path: str | Path, data: dict) -> None:
 
 
 def read_psz2(path: str | Path) -> Table:
-    """Read a PSZ2 union file (real or mock); ``Y5R500`` in 1e-3 arcmin^2, ``REDSHIFT`` -1 if unknown.
+    """Read a PSZ2 union file (real or mock); ``Y5R500`` in 1e-3 arcmin^2, ``REDSHIFT`` -1 if
+    unknown, ``COSMO`` bool (also from a text format's True/False or 1/0).
 
     A redshift <= 0 is unknown (a cluster cannot be at z <= 0): entries written as 0 (or any
     other non-positive value but the file's -1) are set to -1 with a warning.
     """
     table = check_values(_require(_read_table(path, "psz2"), path, "psz2"), path, "psz2")
+    logical_column(table, "COSMO", path, "psz2 catalogue")
     table = check_content(table, path, "psz2")
     z = np.asarray(table["REDSHIFT"], float)
     odd = (z <= 0) & (z != PSZ2_NO_REDSHIFT)
@@ -453,6 +436,22 @@ def read_sources(path: str | Path, format: str | None = None) -> Table:
         raise CatalogError(f"{path}: column 'TYPE' has values {sorted(bad)}; expected ir or radio")
     rules = {**VALUE_RULES["sources"], "numeric_prefix": ("FLUX_",)}
     return check_content(check_values(table, path, "sources", rules), path, "sources")
+
+
+def read_source_catalogs(paths, format: str | None = None) -> dict[str, Table]:
+    """Several IR/radio source catalogues (:func:`read_sources`), by file label (the name
+    without its table suffix, e.g. ``COM_PCCS_857_R2.01``); two files of one label are refused."""
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    out: dict[str, Table] = {}
+    for path in paths:
+        label = file_label(path)
+        if label in out:
+            raise CatalogError(
+                f"{path}: two IR/radio source catalogues are named {label!r}: give them "
+                "distinct file names (the name labels the catalogue in the cross-match)"
+            )
+        out[label] = read_sources(path, format)
+    return out
 
 
 READERS = {
