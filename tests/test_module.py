@@ -323,7 +323,7 @@ def test_crossmatch_reads_every_configured_source_catalogue(tmp_path):
     local["catalogs"]["sources"] = sources
     for path in [*sources, *local["catalogs"].values()]:
         if isinstance(path, str):
-            Path(path).touch()  # a dry run reads no catalogue
+            Path(path).write_text("a catalogue\n")  # a dry run reads no catalogue
     for band in ("100", "143", "217", "353", "545", "857", "y"):  # maps are checked up front
         fits.PrimaryHDU().writeto(local[band])
     config = _config(tmp_path, source="local", local=local)
