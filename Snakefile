@@ -7,6 +7,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# Every job can run in this image (Dockerfile: the pinned packages of pyproject.toml and the
+# workflow): snakemake --cores all --software-deployment-method apptainer (docs/container.md).
+containerized: "docker://ghcr.io/skydetect/skydetect:0.3.0"
+
+
 # the embedded default, found from this file (also with --directory elsewhere)
 configfile: Path(workflow.current_basedir) / "config" / "config.yaml"
 
