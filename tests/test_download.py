@@ -265,11 +265,12 @@ def test_download_rule(server, tmp_path):
     import yaml
 
     root = Path(__file__).resolve().parents[1]
+    fits_map = _fits_bytes(tmp_path)
     cfg = yaml.safe_load((root / "tests/workflow/config.yaml").read_text())
     cfg["planck"]["download"] = {
         "retries": 2,
         # a URL without a usable file name: the PR3 name of the band is used
-        "100": {"url": f"{server.url}/get?id=100", "size": len(PAYLOAD), "sha256": SHA},
+        "100": {"url": f"{server.url}/get?id=100", "size": len(fits_map)},
         "catalogs": {
             "mcxc": {"url": f"{server.url}/bad/mcxc.fits", "size": len(PAYLOAD), "sha256": SHA}
         },
@@ -279,7 +280,7 @@ def test_download_rule(server, tmp_path):
     snakemake += ["--directory", str(tmp_path), "--configfile", str(tmp_path / "cfg.yaml")]
     snakemake += ["--cores", "1", "--keep-going"]
     mapfile = "HFI_SkyMap_100-field-IQU_2048_R3.00_full.fits"
-    server.files["/get?id=100"] = PAYLOAD
+    server.files["/get?id=100"] = fits_map
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     res = subprocess.run(
         [*snakemake, f"results/download/{mapfile}", "results/download/mcxc.fits"],
@@ -288,7 +289,10 @@ def test_download_rule(server, tmp_path):
         timeout=300,
     )
     assert res.returncode != 0  # the corrupt catalogue fails ...
-    assert (tmp_path / "results/download" / mapfile).read_bytes() == PAYLOAD  # ... the map not
+    assert (tmp_path / "results/download" / mapfile).read_bytes() == fits_map  # ... the map not
+    lock = yaml.safe_load((tmp_path / "config/downloads.lock").read_text())["files"]
+    assert lock == {mapfile: lock[mapfile]}  # recorded in the working directory's lock file
+    assert lock[mapfile]["sha256"] == hashlib.sha256(fits_map).hexdigest()
     assert not (tmp_path / "results/download/mcxc.fits").exists()
     assert not (tmp_path / "results/download/mcxc.fits.part").exists()
     log = (tmp_path / "logs/download_file/mcxc.fits.log").read_text()
