@@ -545,6 +545,23 @@ def test_download_mode_needs_no_other_key(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_bad_download_url_stops_the_dry_run_before_any_job(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    planck = '{source: download, download: {"353": {url: "htps://irsa.ipac.caltech.edu/m.fits"}}}'
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-n"]
+    cmd += ["--directory", str(tmp_path), "--cores", "1", "--config", f"planck={planck}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "'planck.download.353.url': 'htps://irsa.ipac.caltech.edu/m.fits'" in out
+    assert "unknown scheme 'htps'" in out and "rule " not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], [".snakemake"])
+
+
 def test_shipped_registry_names_published_locations():
     from pathlib import Path
 
