@@ -377,8 +377,8 @@ def fetch(
     reason = unverified_reason(size, sha256)
     if reason:
         log.warning(
-            "%s -> %s: %s; the file will be UNVERIFIED (downloaded from the start, never "
-            "resumed); give its sha256 in the config",
+            "%s -> %s: %s; the transfer is UNVERIFIED by a digest (downloaded from the "
+            "start, never resumed)",
             url,
             dest,
             reason,
