@@ -362,15 +362,6 @@ def test_bad_download_url_is_refused_at_validation(url, problem):
     assert f"'planck.download.100.url': {url!r}: {problem}" in msg
 
 
-def test_download_mode_with_a_mock_nside_is_refused_at_validation():
-    cfg = shipped()
-    cfg["planck"].update(source="download", nside=1024)
-    msg = config_error(cfg)
-    assert "'planck.nside' is 1024 but 'planck.source' download" in msg and "2048" in msg
-    cfg["planck"]["nside"] = 2048
-    validate_config(cfg, SCHEMA)
-
-
 def test_bad_bubble_url_template_is_refused_at_validation():
     cfg = shipped()
     cfg["bubbles"].setdefault("download", {})["glimpse_url"] = "htp://irsa.ipac.caltech.edu/{file}"

@@ -580,3 +580,9 @@ def test_shipped_registry_names_published_locations():
     assert cfg["planck"]["download"]["y"]["member"].endswith("milca_ymaps.fits")
     assert set(cfg["planck"]["download"]["catalogs"]) == {"psz2", "mcxc", "redmapper", "sources"}
     assert set(cfg["planck"]["download"]["masks"]) == {"galactic", "point_sources"}
+    # the published maps' resolution replaces the mock's when a band's map is published
+    cfg = {"planck": {"nside": 1024, "bands": ["100", "143"], "download": {}}}
+    assert "planck.nside" in fill_downloads(cfg, registry) and cfg["planck"]["nside"] == 2048
+    own = {b: {"url": f"https://mirror.example/{b}.fits"} for b in ("100", "143")}
+    cfg = {"planck": {"nside": 1024, "bands": ["100", "143"], "download": own}}
+    assert "planck.nside" not in fill_downloads(cfg, registry) and cfg["planck"]["nside"] == 1024

@@ -292,16 +292,6 @@ def _download_rules(cfg: dict) -> list[str]:
         problem = url_problem(url)
         if problem:
             out.append(f"'{key}': {url!r}: {problem}")
-    planck = cfg.get("planck", {})
-    if planck.get("source") == "download" and "clusters" in cfg.get("detectors", []):
-        given = planck.get("download", {})
-        published = [str(b) for b in planck.get("bands", []) if str(b) not in given]
-        if published and planck.get("nside") != 2048:
-            out.append(
-                f"'planck.nside' is {planck.get('nside')} but 'planck.source' download reads "
-                f"the published maps of bands {published} at NSIDE 2048 (config/downloads.yaml):"
-                " set planck.nside to 2048"
-            )
     return out
 
 

@@ -100,10 +100,13 @@ def fill_downloads(config: dict, registry: dict) -> list[str]:
     """Copy the registry's Planck entries into ``config['planck']['download']`` where absent.
 
     Returns the dotted keys taken from the registry. An entry the user gave is kept whole
-    (its url, size, sha256 and unpacking), never mixed with the registry's.
+    (its url, size, sha256 and unpacking), never mixed with the registry's. When a band of
+    ``planck.bands`` takes its map from the registry, ``planck.nside`` becomes the published
+    maps' resolution (the registry's ``planck.nside``; the configured one is the mock's).
     """
     taken = []
-    download = config.setdefault("planck", {}).setdefault("download", {})
+    planck = config.setdefault("planck", {})
+    download = planck.setdefault("download", {})
     for key, entry in _entries(registry.get("planck", {})):
         *groups, name = key.split(".")
         target = download
@@ -112,6 +115,10 @@ def fill_downloads(config: dict, registry: dict) -> list[str]:
         if name not in target:
             target[name] = {k: entry.get(k) for k in ENTRY_KEYS if k in entry}
             taken.append(f"planck.download.{key}")
+    published = {f"planck.download.{b}" for b in planck.get("bands", [])} & set(taken)
+    if published and "nside" in registry.get("planck", {}):
+        planck["nside"] = int(registry["planck"]["nside"])
+        taken.append("planck.nside")
     return taken
 
 
