@@ -11,7 +11,7 @@ log = setup_script_logging(snakemake.log[0])
 
 from skydetect.io.lockfile import DownloadLock, fetch_recorded  # noqa: E402
 
-lock = DownloadLock(snakemake.config["download_lock"])
+lock = DownloadLock(snakemake.params.lock)
 for key in ("catalog", "clear_names"):
     src = snakemake.params[key]
     if not src["url"]:

@@ -12,7 +12,7 @@ log = setup_script_logging(snakemake.log[0])
 from skydetect.io.lockfile import DownloadLock, fetch_recorded  # noqa: E402
 
 src = snakemake.params.source
-lock = DownloadLock(snakemake.config["download_lock"])
+lock = DownloadLock(snakemake.params.lock)
 fetch_recorded(
     src["url"], snakemake.output[0], lock, size=src["size"], sha256=src["sha256"], progress=False
 )
