@@ -19,6 +19,8 @@ import subprocess
 
 import pytest
 import tomllib
+
+import skydetect
 from conftest import ROOT, TINY_CONFIG
 from packaging.requirements import Requirement
 
@@ -58,6 +60,7 @@ def test_snakefile_names_the_image_of_this_version():
     name, _, tag = image_name().rpartition(":")
     assert tag == PROJECT["version"], f"image tag {tag} is not the project version"
     assert name.startswith("ghcr.io/")
+    assert skydetect.__version__ == PROJECT["version"]
 
 
 def _podman(*args, timeout=600) -> subprocess.CompletedProcess:

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from skydetect import __version__
 from skydetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -361,7 +362,7 @@ def fetch(
     timeout: float = 60.0,
     backoff: float = 2.0,
     progress: bool = True,
-    user_agent: str = "skydetect-download/0.1",
+    user_agent: str = f"skydetect/{__version__}",
 ) -> Path:
     """Download ``url`` to ``dest``, resuming and retrying, and verify size and SHA-256.
 
