@@ -19,10 +19,10 @@ import subprocess
 
 import pytest
 import tomllib
-
-import skydetect
 from conftest import ROOT, TINY_CONFIG
 from packaging.requirements import Requirement
+
+import skydetect
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 EXTRAS = PROJECT["optional-dependencies"]
