@@ -5,6 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# Every job can run in this image (Dockerfile: the pinned packages of pyproject.toml and the
+# workflow): snakemake --cores all --software-deployment-method apptainer (docs/container.md).
+containerized: "docker://ghcr.io/skydetect/skydetect:0.3.0"
+
+
 report: "rules/report/workflow.rst"
 
 

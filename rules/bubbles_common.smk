@@ -9,6 +9,7 @@ from skydetect.io.spitzer import (
     mipsgal_filename,
 )
 from skydetect.bubbles.survey import survey_longitudes
+from skydetect.io.registry import glimpse_url
 
 BUB = config["bubbles"]
 BUB_SOURCE = BUB["source"]
@@ -109,16 +110,28 @@ def simulate_positions(wildcards):
 
 
 def spitzer_download(wildcards):
-    """URL, size and checksum of a downloadable bubble file, from the config."""
+    """URL, size and checksum of a downloadable bubble file, from the config (URL templates
+    bubbles.download.glimpse_url / mipsgal_url) or the registry's published location."""
     dl = BUB["download"]
     name = wildcards.spitzer_file
-    template = dl["glimpse_url"] if name.startswith("GLM") else dl["mipsgal_url"]
+    field = name.split("_")[1]
+    if name.startswith("GLM"):
+        template = dl["glimpse_url"]
+        url = (
+            template.format(file=name)
+            if template
+            else glimpse_url(DOWNLOAD_REGISTRY, name, field_center(field)[0])
+        )
+    elif dl["mipsgal_url"]:
+        url = dl["mipsgal_url"].format(file=name)
+    else:
+        raise ValueError(
+            f"config key 'bubbles.download.mipsgal_url' is null: MIPSGAL publishes 1-degree "
+            f"tiles (config/downloads.yaml, bubbles.mipsgal), not {name} on the GLIMPSE grid; "
+            "give a URL template of such mosaics, or use bubbles.source: local"
+        )
     entry = dl["files"].get(name, {})
-    return {
-        "url": template.format(file=name),
-        "size": entry.get("size"),
-        "sha256": entry.get("sha256"),
-    }
+    return {"url": url, "size": entry.get("size"), "sha256": entry.get("sha256")}
 
 
 # Job memory from the field's size: an aligned field is 8 bytes per pixel (two float32

@@ -57,6 +57,7 @@ rule download_spitzer:
         runtime=120,
     params:
         source=spitzer_download,
+        lock=DOWNLOAD_LOCK,
     script:
         "../scripts/download_bubble_file.py"
 
@@ -79,6 +80,7 @@ rule download_bubble_catalog:
     params:
         catalog=BUB["download"]["catalog"],
         clear_names=BUB["download"]["clear_names"],
+        lock=DOWNLOAD_LOCK,
     script:
         "../scripts/download_bubble_catalog.py"
 

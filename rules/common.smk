@@ -56,10 +56,18 @@ configfile: workflow_file("config/config.yaml")
 sys.path.insert(0, workflow_library())
 
 from skydetect.config import unet_run_names, validate_config
-from skydetect.io.download import DownloadTable
+from skydetect.io.registry import DownloadTable, fill_downloads, load_registry
 from skydetect.sky.instrument import CHANNELS, channel
 
 validate_config(config, workflow_file("config/schema.yaml"))
+
+# The published location of every real file (config/downloads.yaml): with a source
+# `download`, it fills each planck.download entry the config does not give. Each download
+# records its size and SHA-256 in the lock file, DOWNLOAD_LOCK, and is verified against it.
+DOWNLOAD_REGISTRY = load_registry(WORKFLOW_DIR / "config" / "downloads.yaml")
+if config["planck"]["source"] == "download":
+    fill_downloads(config, DOWNLOAD_REGISTRY)
+DOWNLOAD_LOCK = config["download_lock"]
 
 
 # Every stage appends its final products here; `rule all` asks for them.
@@ -126,9 +134,10 @@ def one_of(names):
 
 
 # --------------------------------------------------------------------------- downloads
-# DOWNLOADS (skydetect.io.download.DownloadTable) maps a file name under results/download/ to
-# {url, size, sha256}, from config["planck"]["download"] (per band, and per catalogue under
-# `catalogs`); rule download_file looks it up when a job is created.
+# DOWNLOADS (skydetect.io.registry.DownloadTable) maps a file name under results/download/ to
+# {url, size, sha256, unpack, member}, from config["planck"]["download"] (per band, per
+# catalogue under `catalogs`, per mask under `masks`); rule download_file looks it up when a
+# job is created.
 DOWNLOADS = DownloadTable.from_config(
     PLANCK["download"], {band: ch.filename for band, ch in CHANNELS.items()}
 )
@@ -144,6 +153,12 @@ def download_size(wildcards):
 
 def download_sha256(wildcards):
     return DOWNLOADS.entry(wildcards.filename)["sha256"]
+
+
+def download_unpack(wildcards):
+    """{"unpack": None | "gzip" | "tar", "member": archive member or None}."""
+    entry = DOWNLOADS.entry(wildcards.filename)
+    return {"unpack": entry["unpack"], "member": entry["member"]}
 
 
 # --------------------------------------------------------------------------- Planck sky
@@ -227,11 +242,6 @@ def build_catalog_inputs(wildcards):
     from skydetect.clusters.catalogs import needed_inputs
 
     return {k: planck_catalog_file(k) for k in needed_inputs(wildcards.name)}
-
-
-def planck_download_entry(wildcards):
-    """planck.download.<band> ({url, size, sha256}; {} when the band is not downloaded)."""
-    return PLANCK.get("download", {}).get(wildcards.band) or {}
 
 
 def split_tiles_of(wildcards):

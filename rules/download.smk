@@ -1,9 +1,12 @@
 # Verified downloads: one generic rule keyed by file name. The table of files (DOWNLOADS:
-# name -> {url, size, sha256}) and the path functions are in rules/common.smk.
+# name -> {url, size, sha256, unpack, member}) and the path functions are in
+# rules/common.smk; the published URLs in config/downloads.yaml.
 
 
 # Runs where the workflow was started (the login node on a cluster: compute nodes are often
-# offline). The transfer streams to <file>.part, resumes, and is renamed only once verified.
+# offline). The transfer streams to <file>.part, resumes, and is renamed only once verified
+# (size, sha256, FITS CHECKSUM / DATASUM, and the lock file DOWNLOAD_LOCK, in which the first
+# download of a file records its SHA-256).
 rule download_file:
     output:
         "results/download/{filename}",
@@ -24,6 +27,8 @@ rule download_file:
         url=download_url,
         size=download_size,
         sha256=download_sha256,
+        unpack=download_unpack,
+        lock=DOWNLOAD_LOCK,
         retries=PLANCK["download"]["retries"],
         timeout=PLANCK["download"]["timeout"],
     script:

@@ -54,7 +54,7 @@ rule check_map:
         max_bad_fraction=PLANCK["check"]["max_bad_fraction"],
         nside=PLANCK["nside"],
         source=PLANCK["source"],
-        download=planck_download_entry,
+        lock=DOWNLOAD_LOCK,
     script:
         "../scripts/check_map.py"
 

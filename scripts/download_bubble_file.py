@@ -1,4 +1,5 @@
-"""Download one GLIMPSE / MIPSGAL mosaic, verified against the size and SHA-256 in the config."""
+"""Download one GLIMPSE / MIPSGAL mosaic, verified (config size / sha256, FITS checksums, and
+the lock file download_lock, where its first download records its SHA-256)."""
 
 import sys
 
@@ -8,9 +9,10 @@ from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
 
-from skydetect.io.download import fetch  # noqa: E402
+from skydetect.io.lockfile import DownloadLock, fetch_recorded  # noqa: E402
 
 src = snakemake.params.source
-if src["sha256"] is None:
-    log.warning("no sha256 configured for %s (bubbles.download.files): not verified", src["url"])
-fetch(src["url"], snakemake.output[0], size=src["size"], sha256=src["sha256"], progress=False)
+lock = DownloadLock(snakemake.params.lock)
+fetch_recorded(
+    src["url"], snakemake.output[0], lock, size=src["size"], sha256=src["sha256"], progress=False
+)

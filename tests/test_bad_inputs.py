@@ -240,7 +240,7 @@ def _sky(nside=NSIDE):
 def _check_map(tmp_path, path, band="100", planck=None):
     out = tmp_path / "checked"
     out.mkdir(exist_ok=True)
-    planck = {"nside": NSIDE, "source": "local", "download": {}, **(planck or {})}
+    planck = {"nside": NSIDE, "source": "local", **(planck or {})}
     log = run_script(
         "check_map",
         tmp_path,
@@ -251,7 +251,7 @@ def _check_map(tmp_path, path, band="100", planck=None):
             "max_bad_fraction": 0.1,
             "nside": planck["nside"],
             "source": planck["source"],
-            "download": planck["download"].get(band) or {},
+            "lock": str(tmp_path / "downloads.lock"),
         },
         wildcards={"band": band},
     )
@@ -293,14 +293,43 @@ def test_bare_kelvin_unit_is_refused_with_k_cmb(tmp_path):
     assert leftovers(tmp_path, keep=[path]) == []
 
 
-def test_unverified_download_is_reported_by_check_map(tmp_path):
+def test_download_without_lock_entry_is_reported_unverified_by_check_map(tmp_path):
     path = tmp_path / "HFI_SkyMap_100.fits"
     write_pr3_map(path, _sky(), "K_CMB")
-    entry = {"url": "https://example.org/HFI_SkyMap_100.fits", "size": None, "sha256": None}
-    out, log = _check_map(tmp_path, path, planck={"source": "download", "download": {"100": entry}})
+    out, log = _check_map(tmp_path, path, planck={"source": "download"})
     report = json.loads((out / "100.json").read_text())
     assert report["verified"] is False and "UNVERIFIED" in report["warnings"][0]
-    assert "planck.download.100" in report["warnings"][0] and "UNVERIFIED" in log
+    assert "no entry 'HFI_SkyMap_100.fits'" in report["warnings"][0] and "UNVERIFIED" in log
+
+
+def test_check_map_verifies_the_download_against_its_lock_entry(tmp_path):
+    from skydetect.io.download import sha256_of
+    from skydetect.io.lockfile import DownloadLock
+
+    path = tmp_path / "HFI_SkyMap_100.fits"
+    write_pr3_map(path, _sky(), "K_CMB")
+    lock = DownloadLock(tmp_path / "downloads.lock")
+    lock.record(path.name, {"url": "https://x.org/m.fits", "size": 1, "sha256": sha256_of(path)})
+    out, _ = _check_map(tmp_path, path, planck={"source": "download"})
+    report = json.loads((out / "100.json").read_text())
+    assert report["verified"] is True and report["sha256"] == sha256_of(path)
+    assert report["warnings"] == []
+
+
+def test_check_map_refuses_a_download_that_changed_since_its_lock_entry(tmp_path):
+    from skydetect.io.download import DownloadError, sha256_of
+    from skydetect.io.lockfile import DownloadLock
+
+    path = tmp_path / "HFI_SkyMap_100.fits"
+    write_pr3_map(path, _sky(), "K_CMB")
+    lock = DownloadLock(tmp_path / "downloads.lock")
+    lock.record(path.name, {"url": "https://x.org/m.fits", "size": 1, "sha256": "ab" * 32})
+    with pytest.raises(DownloadError) as err:
+        _check_map(tmp_path, path, planck={"source": "download"})
+    msg = str(err.value)
+    assert str(path) in msg and "ab" * 32 in msg and sha256_of(path) in msg
+    assert str(lock.path) in msg
+    assert leftovers(tmp_path, keep=[path, lock.path]) == []
 
 
 # ------------------------------------------------------------------ downloads
@@ -318,6 +347,49 @@ def test_stale_part_with_null_size_and_checksum_is_not_spliced(tmp_path, caplog)
     assert dest.read_bytes() == src.read_bytes()  # from zero, not appended to the stale bytes
     assert "UNVERIFIED" in caplog.text
     assert sorted(p.name for p in dest.parent.iterdir()) == ["map.fits"]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("htps://irsa.ipac.caltech.edu/data/x.fits", "unknown scheme 'htps'"),
+        ("irsa.ipac.caltech.edu/data/x.fits", "no scheme"),
+        ("https://irsa..ipac.caltech.edu/data/x.fits", "malformed host name 'irsa..ipac.caltech.edu'"),
+        ("https://irsa_ipac/x.fits", "malformed host name 'irsa_ipac'"),
+        ("https://irsa.ipac.caltech.edu:99999/x.fits", "malformed host or port"),
+        ("https:///data/x.fits", "no host name"),
+    ],
+)
+def test_bad_download_url_is_refused_at_validation(url, problem):
+    cfg = shipped()
+    cfg["planck"]["download"] = {"100": {"url": url}}
+    msg = config_error(cfg)
+    assert f"'planck.download.100.url': {url!r}: {problem}" in msg
+
+
+def test_bad_bubble_url_template_is_refused_at_validation():
+    cfg = shipped()
+    cfg["bubbles"].setdefault("download", {})["glimpse_url"] = "htp://irsa.ipac.caltech.edu/{file}"
+    msg = config_error(cfg)
+    assert "'bubbles.download.glimpse_url'" in msg and "unknown scheme 'htp'" in msg
+
+
+@pytest.mark.parametrize(
+    "url", ["htps://127.0.0.1/x.fits", "http://bad host/x.fits", "http://a..b/x.fits"]
+)
+def test_unusable_url_fails_at_once_and_leaves_nothing(tmp_path, url):
+    import time
+
+    from skydetect.io.download import DownloadError, fetch
+
+    dest = tmp_path / "dl" / "x.fits"
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        fetch(url, dest, retries=5, backoff=1.0, progress=False)
+    assert time.monotonic() - start < 1.0  # not retried
+    msg = str(err.value)
+    assert url in msg and ".part" not in msg and "partial" not in msg
+    assert not (tmp_path / "dl").exists()
 
 
 # ------------------------------------------------------------------ killed writers

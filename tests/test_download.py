@@ -96,6 +96,7 @@ class _Server:
 def server():
     with _Server() as srv:
         srv.files["/map.fits"] = PAYLOAD
+        srv.files["/map.bin"] = PAYLOAD
         yield srv
 
 
@@ -264,11 +265,12 @@ def test_download_rule(server, tmp_path):
     import yaml
 
     root = Path(__file__).resolve().parents[1]
+    fits_map = _fits_bytes(tmp_path)
     cfg = yaml.safe_load((root / "tests/workflow/config.yaml").read_text())
     cfg["planck"]["download"] = {
         "retries": 2,
         # a URL without a usable file name: the PR3 name of the band is used
-        "100": {"url": f"{server.url}/get?id=100", "size": len(PAYLOAD), "sha256": SHA},
+        "100": {"url": f"{server.url}/get?id=100", "size": len(fits_map)},
         "catalogs": {
             "mcxc": {"url": f"{server.url}/bad/mcxc.fits", "size": len(PAYLOAD), "sha256": SHA}
         },
@@ -278,7 +280,7 @@ def test_download_rule(server, tmp_path):
     snakemake += ["--directory", str(tmp_path), "--configfile", str(tmp_path / "cfg.yaml")]
     snakemake += ["--cores", "1", "--keep-going"]
     mapfile = "HFI_SkyMap_100-field-IQU_2048_R3.00_full.fits"
-    server.files["/get?id=100"] = PAYLOAD
+    server.files["/get?id=100"] = fits_map
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     res = subprocess.run(
         [*snakemake, f"results/download/{mapfile}", "results/download/mcxc.fits"],
@@ -287,7 +289,10 @@ def test_download_rule(server, tmp_path):
         timeout=300,
     )
     assert res.returncode != 0  # the corrupt catalogue fails ...
-    assert (tmp_path / "results/download" / mapfile).read_bytes() == PAYLOAD  # ... the map not
+    assert (tmp_path / "results/download" / mapfile).read_bytes() == fits_map  # ... the map not
+    lock = yaml.safe_load((tmp_path / "config/downloads.lock").read_text())["files"]
+    assert lock == {mapfile: lock[mapfile]}  # recorded in the working directory's lock file
+    assert lock[mapfile]["sha256"] == hashlib.sha256(fits_map).hexdigest()
     assert not (tmp_path / "results/download/mcxc.fits").exists()
     assert not (tmp_path / "results/download/mcxc.fits.part").exists()
     log = (tmp_path / "logs/download_file/mcxc.fits.log").read_text()
@@ -295,7 +300,7 @@ def test_download_rule(server, tmp_path):
 
 
 def test_download_table_from_config():
-    from skydetect.io.download import DownloadTable, filename_from_url
+    from skydetect.io.registry import DownloadTable, filename_from_url
     from skydetect.sky.instrument import CHANNELS
 
     cfg = {
@@ -312,6 +317,8 @@ def test_download_table_from_config():
         "url": cfg["100"]["url"],
         "size": 1,
         "sha256": None,
+        "unpack": None,
+        "member": None,
     }
     with pytest.raises(ValueError, match=r"planck\.download\.217"):
         table.map_path("217")
@@ -325,3 +332,257 @@ def test_download_table_from_config():
     with pytest.raises(ValueError, match="file name from URL"):
         filename_from_url("https://x.example/download?id=3")
     assert filename_from_url("https://x.example/a/b.fits?x=1", "f.fits") == "f.fits"
+
+
+# ------------------------------------------------------------------ lock file and FITS checksums
+def _fits_bytes(tmp_path, corrupt_data=False) -> bytes:
+    """A small FITS table with CHECKSUM / DATASUM keywords (optionally one data byte flipped)."""
+    from astropy.io import fits
+
+    path = tmp_path / "src.fits"
+    col = fits.Column(name="I_STOKES", format="E", array=np.arange(2880, dtype=np.float32))
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([col])]).writeto(
+        path, checksum=True
+    )
+    data = bytearray(path.read_bytes())
+    if corrupt_data:
+        data[-100] ^= 0x01  # inside the table data: DATASUM no longer matches
+    return bytes(data)
+
+
+def _fetch_recorded(server, name, dest, lock, **kw):
+    from skydetect.io.lockfile import fetch_recorded
+
+    kw.setdefault("backoff", 0.01)
+    kw.setdefault("progress", False)
+    return fetch_recorded(f"{server.url}/{name}", dest, lock, **kw)
+
+
+def test_lock_cycle_first_download_records_later_ones_verify(server, tmp_path, caplog):
+    import yaml
+
+    from skydetect.io.lockfile import DownloadLock
+
+    server.files["/HFI_SkyMap_100.fits"] = _fits_bytes(tmp_path)
+    lock = DownloadLock(tmp_path / "config" / "downloads.lock")
+    dest = tmp_path / "dl" / "HFI_SkyMap_100.fits"
+    with caplog.at_level(logging.INFO, logger="skydetect.io.lockfile"):
+        _fetch_recorded(server, "HFI_SkyMap_100.fits", dest, lock)
+    entry = yaml.safe_load(lock.path.read_text())["files"]["HFI_SkyMap_100.fits"]
+    sha = hashlib.sha256(server.files["/HFI_SkyMap_100.fits"]).hexdigest()
+    assert entry["sha256"] == sha and entry["size"] == dest.stat().st_size
+    assert entry["url"] == f"{server.url}/HFI_SkyMap_100.fits" and entry["recorded"]
+    assert "first download" in caplog.text and "FITS CHECKSUM/DATASUM of 2 HDU(s)" in caplog.text
+    assert lock.path.read_text().startswith("# SHA-256 and size")
+    # a second download (a fresh run) is verified against the entry; the lock is unchanged
+    before = lock.path.read_text()
+    dest.unlink()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="skydetect.io.lockfile"):
+        _fetch_recorded(server, "HFI_SkyMap_100.fits", dest, lock)
+    assert f"SHA-256 {sha} agrees with {lock.path}" in caplog.text
+    assert lock.path.read_text() == before
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["HFI_SkyMap_100.fits"]
+
+
+def test_lock_refuses_a_changed_file_with_both_digests(server, tmp_path):
+    from skydetect.io.download import DownloadError
+    from skydetect.io.lockfile import DownloadLock
+
+    lock = DownloadLock(tmp_path / "downloads.lock")
+    dest = tmp_path / "dl" / "map.bin"
+    _fetch_recorded(server, "map.bin", dest, lock)
+    dest.unlink()
+    changed = PAYLOAD[:-1000] + b"new version" * 10  # another size, another digest
+    server.files["/map.bin"] = changed
+    with pytest.raises(DownloadError) as err:
+        _fetch_recorded(server, "map.bin", dest, lock)
+    msg = str(err.value)
+    assert SHA in msg and hashlib.sha256(changed).hexdigest() in msg
+    assert str(lock.path) in msg and "delete the entry 'map.bin'" in msg
+    assert list(dest.parent.iterdir()) == []  # nothing kept: no file, no .part, no record
+    assert lock.get("map.bin")["sha256"] == SHA  # the entry stands
+
+
+def test_config_sha256_that_disagrees_with_the_lock_is_refused(server, tmp_path):
+    from skydetect.io.download import DownloadError
+    from skydetect.io.lockfile import DownloadLock
+
+    lock = DownloadLock(tmp_path / "downloads.lock")
+    lock.record("map.bin", {"url": "x", "size": 1, "sha256": "cd" * 32})
+    dest = tmp_path / "dl" / "map.bin"
+    with pytest.raises(DownloadError) as err:  # the config's digest is right, the lock's not
+        _fetch_recorded(server, "map.bin", dest, lock, sha256=SHA)
+    assert "cd" * 32 in str(err.value) and SHA in str(err.value)
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_fits_with_a_wrong_datasum_is_refused(server, tmp_path):
+    from skydetect.io.download import DownloadError
+    from skydetect.io.lockfile import DownloadLock
+
+    server.files["/bad.fits"] = _fits_bytes(tmp_path, corrupt_data=True)
+    lock = DownloadLock(tmp_path / "downloads.lock")
+    dest = tmp_path / "dl" / "bad.fits"
+    with pytest.raises(DownloadError) as err:
+        _fetch_recorded(server, "bad.fits", dest, lock)
+    assert f"{dest}: FITS DATASUM of HDU 1" in str(err.value)
+    assert list(dest.parent.iterdir()) == []
+    assert not lock.path.exists()  # nothing recorded
+
+
+def test_gzip_and_tar_downloads_are_unpacked_and_recorded(server, tmp_path):
+    import gzip
+    import io
+    import tarfile
+
+    from skydetect.io.lockfile import DownloadLock, verify_against_lock
+
+    fits_data = _fits_bytes(tmp_path)
+    server.files["/cat.fits.gz"] = gzip.compress(fits_data)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("COM_CompMap_YSZ_R2.00.fits/milca_ymaps.fits")
+        info.size = len(fits_data)
+        tar.addfile(info, io.BytesIO(fits_data))
+    server.files["/ymaps.tgz"] = buf.getvalue()
+    lock = DownloadLock(tmp_path / "downloads.lock")
+    dl = tmp_path / "dl"
+    _fetch_recorded(server, "cat.fits.gz", dl / "cat.fits", lock, unpack="gzip")
+    member = "COM_CompMap_YSZ_R2.00.fits/milca_ymaps.fits"
+    _fetch_recorded(server, "ymaps.tgz", dl / "milca_ymaps.fits", lock, unpack="tar", member=member)
+    assert (dl / "cat.fits").read_bytes() == fits_data
+    assert (dl / "milca_ymaps.fits").read_bytes() == fits_data
+    assert sorted(p.name for p in dl.iterdir()) == ["cat.fits", "milca_ymaps.fits"]
+    entry = lock.get("milca_ymaps.fits")
+    assert entry["sha256"] == hashlib.sha256(buf.getvalue()).hexdigest()
+    assert entry["file_sha256"] == hashlib.sha256(fits_data).hexdigest()
+    assert entry["member"] == member
+    assert verify_against_lock(dl / "milca_ymaps.fits", lock)["verified"] is True
+    with pytest.raises(Exception, match="holds no file 'nothing.fits'"):
+        _fetch_recorded(server, "ymaps.tgz", dl / "x.fits", lock, unpack="tar", member="nothing.fits")
+    assert sorted(p.name for p in dl.iterdir()) == ["cat.fits", "milca_ymaps.fits"]
+
+
+def test_lock_keeps_every_entry_of_concurrent_downloads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skydetect.io.lockfile import DownloadLock
+
+    lock = DownloadLock(tmp_path / "downloads.lock")
+    names = [f"f{i}.fits" for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: lock.record(n, {"url": n, "size": 1, "sha256": "0" * 64}), names))
+    assert sorted(lock.entries()) == sorted(names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads.lock"]
+
+
+# ------------------------------------------------------------------ failures that are not retried
+def test_refused_tls_fails_at_once_and_leaves_nothing(server, tmp_path):
+    """https:// to a plain-HTTP server: the TLS handshake fails; no retry, no debris."""
+    import time
+
+    url = server.url.replace("http://", "https://") + "/map.fits"
+    dest = tmp_path / "dl" / "map.fits"
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        fetch(url, dest, sha256=SHA, retries=5, backoff=2.0, progress=False)
+    assert time.monotonic() - start < 2.0
+    assert url in str(err.value) and "TLS refused" in str(err.value)
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_http_404_leaves_no_record(server, tmp_path):
+    dest = tmp_path / "m.fits"
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        _fetch(f"{server.url}/missing.fits", dest, sha256=SHA)
+    assert list(tmp_path.iterdir()) == []  # no .part, no .part.json
+
+
+def test_missing_file_url_fails_at_once(tmp_path):
+    dest = tmp_path / "dl" / "x.fits"
+    with pytest.raises(DownloadError, match="No such file") as err:
+        _fetch((tmp_path / "absent.fits").as_uri(), dest, retries=5, backoff=2.0)
+    assert "absent.fits" in str(err.value)
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_unreachable_server_says_nothing_was_kept(tmp_path):
+    """Connection refused is retried, then the message says no data was received."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dest = tmp_path / "dl" / "x.fits"
+    with pytest.raises(DownloadError) as err:
+        _fetch(f"http://127.0.0.1:{port}/x.fits", dest, sha256=SHA, retries=1)
+    msg = str(err.value)
+    assert "after 2 attempt(s)" in msg and "nothing kept" in msg and ".part" not in msg
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_download_mode_needs_no_other_key(tmp_path):
+    """planck.source download alone: every file comes from the shipped registry (dry run)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-n"]
+    cmd += ["--directory", str(tmp_path), "--cores", "1", "--config", "planck={source: download}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    for name in (
+        "HFI_SkyMap_100_2048_R3.01_full.fits",
+        "HFI_SkyMap_353-psb_2048_R3.01_full.fits",
+        "HFI_SkyMap_857_2048_R3.01_full.fits",
+        "HFI_PCCS_SZ-union_R2.08.fits",
+        "mcxc.fits",
+    ):
+        assert f"output: results/download/{name}" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_download_url_stops_the_dry_run_before_any_job(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    planck = '{source: download, download: {"353": {url: "htps://irsa.ipac.caltech.edu/m.fits"}}}'
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-n"]
+    cmd += ["--directory", str(tmp_path), "--cores", "1", "--config", f"planck={planck}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "'planck.download.353.url': 'htps://irsa.ipac.caltech.edu/m.fits'" in out
+    assert "unknown scheme 'htps'" in out and "rule " not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], [".snakemake"])
+
+
+def test_shipped_registry_names_published_locations():
+    from pathlib import Path
+
+    from skydetect.io.registry import fill_downloads, load_registry
+
+    root = Path(__file__).resolve().parents[1]
+    registry = load_registry(root / "config" / "downloads.yaml")
+    cfg = {"planck": {"download": {"100": {"url": "https://mirror.example/m100.fits"}}}}
+    taken = fill_downloads(cfg, registry)
+    assert cfg["planck"]["download"]["100"] == {"url": "https://mirror.example/m100.fits"}
+    assert "planck.download.100" not in taken and "planck.download.143" in taken
+    for band in ("143", "217", "353", "545", "857"):
+        assert cfg["planck"]["download"][band]["url"].startswith(
+            "https://irsa.ipac.caltech.edu/data/Planck/release_3/all-sky-maps/maps/HFI_SkyMap_"
+        )
+    assert cfg["planck"]["download"]["y"]["member"].endswith("milca_ymaps.fits")
+    assert set(cfg["planck"]["download"]["catalogs"]) == {"psz2", "mcxc", "redmapper", "sources"}
+    assert set(cfg["planck"]["download"]["masks"]) == {"galactic", "point_sources"}
+    # the published maps' resolution replaces the mock's when a band's map is published
+    cfg = {"planck": {"nside": 1024, "bands": ["100", "143"], "download": {}}}
+    assert "planck.nside" in fill_downloads(cfg, registry) and cfg["planck"]["nside"] == 2048
+    own = {b: {"url": f"https://mirror.example/{b}.fits"} for b in ("100", "143")}
+    cfg = {"planck": {"nside": 1024, "bands": ["100", "143"], "download": own}}
+    assert "planck.nside" not in fill_downloads(cfg, registry) and cfg["planck"]["nside"] == 1024

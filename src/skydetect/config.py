@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from skydetect.io.download import url_problem
+
 
 class ConfigError(ValueError):
     """A configuration value or key that the schema does not accept."""
@@ -376,9 +378,43 @@ def _file_rules(cfg: dict) -> list[str]:
     return out
 
 
+def _download_urls(cfg: dict):
+    """(dotted key, URL) of every download URL in the config (templates filled in)."""
+    download = cfg.get("planck", {}).get("download", {})
+    for key, entry in download.items():
+        groups = entry.items() if key in ("catalogs", "masks") else [(None, entry)]
+        for name, item in groups:
+            if isinstance(item, dict) and "url" in item:
+                dotted = f"planck.download.{key}" + (f".{name}" if name else "")
+                yield f"{dotted}.url", item["url"]
+    bub = cfg.get("bubbles", {}).get("download", {})
+    for key in ("catalog", "clear_names"):
+        url = (bub.get(key) or {}).get("url")
+        if url is not None:
+            yield f"bubbles.download.{key}.url", url
+    for key in ("glimpse_url", "mipsgal_url"):
+        if bub.get(key):
+            yield f"bubbles.download.{key}", bub[key].replace("{file}", "file.fits")
+
+
+def _download_rules(cfg: dict) -> list[str]:
+    """Every download URL has a known scheme and a well-formed host (nothing is looked up)."""
+    out = []
+    for key, url in _download_urls(cfg):
+        problem = url_problem(url)
+        if problem:
+            out.append(f"'{key}': {url!r}: {problem}")
+    return out
+
+
 def cross_check(config: dict) -> list[str]:
     """Rules between keys (after the schema): one message per problem, naming the keys."""
     files = _file_rules(config)
     if files:  # the header rules below would only repeat a missing or unreadable file
-        return _cluster_rules(config) + _bubble_rules(config) + files
-    return _cluster_rules(config) + _bubble_rules(config) + _planck_rules(config)
+        return _cluster_rules(config) + _bubble_rules(config) + files + _download_rules(config)
+    return (
+        _cluster_rules(config)
+        + _bubble_rules(config)
+        + _planck_rules(config)
+        + _download_rules(config)
+    )

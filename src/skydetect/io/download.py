@@ -8,9 +8,15 @@ so a file under the final name is always complete and verified. Beside the ``.pa
 resumed only when its record matches the current request (a stale ``.part`` of another file
 or version is discarded, never spliced), and only when a SHA-256 is given — without one the
 download starts from zero, since a resumed file could not be verified, and the log says the
-file is unverified (:func:`unverified_reason`; rule check_map repeats it in its report). A mismatch raises
-:class:`DownloadError` naming the URL, the file, the expected and the actual value, and the
-corrupt temporary file is removed.
+file is unverified (:func:`unverified_reason`). A mismatch raises :class:`ChecksumMismatch`
+(a :class:`DownloadError`) naming the URL, the file, the expected and the actual value, and
+the corrupt temporary file is removed.
+
+Only an interruption (connection cut or refused, timeout, HTTP 5xx / 408 / 429) is retried.
+A URL that cannot work (:func:`url_problem`: unknown scheme such as ``htps://``, malformed
+host), a host name that does not exist, an HTTP 4xx answer, a refused TLS handshake or
+certificate, a missing ``file://`` path fail at once. A failed download leaves nothing beside
+``dest`` except a ``.part`` (and its record) that a later run can resume.
 
 Only the standard library is used (``urllib``); ``file://`` URLs work too (no resume needed).
 """
@@ -19,19 +25,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import logging
 import os
 import re
+import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from skydetect import __version__
 from skydetect.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -40,8 +49,20 @@ MIB = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
+SCHEMES = ("http", "https", "file")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
 class DownloadError(RuntimeError):
     """A download that failed or whose size / checksum is not the expected one."""
+
+
+class ChecksumMismatch(DownloadError):
+    """The SHA-256 of a downloaded file differs from the expected one (both kept here)."""
+
+    def __init__(self, message: str, expected: str, actual: str):
+        super().__init__(message)
+        self.expected, self.actual = expected, actual
 
 
 class _Interrupted(Exception):
@@ -55,6 +76,50 @@ def sha256_of(path: str | os.PathLike, chunk: int = MIB) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    return (
+        0 < len(name) <= 253
+        and all(_HOST_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def url_problem(url) -> str | None:
+    """What makes ``url`` unusable for a download (None: nothing): its scheme or host syntax.
+
+    Accepted: ``http://`` and ``https://`` URLs with a host name or IP address (and a valid
+    port), ``file://`` URLs with a path. Nothing is looked up on the network.
+    """
+    if not isinstance(url, str) or not url.strip():
+        return "empty URL"
+    if any(c.isspace() for c in url):
+        return "white space in the URL"
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES:
+        found = f"unknown scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        return f"{found} (expected {', '.join(s + '://' for s in SCHEMES)})"
+    if parts.scheme.lower() == "file":
+        if parts.netloc not in ("", "localhost"):
+            return f"a file:// URL names no host (found {parts.netloc!r}; use file:///path)"
+        return None if parts.path else "a file:// URL without a path"
+    try:
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"malformed host or port {parts.netloc!r} ({exc})"
+    if not host:
+        return "no host name"
+    if not _valid_host(host):
+        return f"malformed host name {host!r}"
+    return None
 
 
 def part_path(dest: str | os.PathLike) -> Path:
@@ -117,6 +182,19 @@ def _discard(dest: Path) -> None:
             path.unlink()
 
 
+def _permanent_failure(reason) -> str | None:
+    """Why a urllib failure cannot be cured by retrying (None: it may be, e.g. a timeout)."""
+    if isinstance(reason, ssl.SSLError):
+        return f"TLS refused ({reason})"
+    if isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME:
+        return f"host not found ({reason.strerror})"
+    if isinstance(reason, FileNotFoundError | IsADirectoryError | PermissionError):
+        return f"{reason.strerror}: {reason.filename}"
+    if isinstance(reason, str):  # e.g. "unknown url type: htps"
+        return reason
+    return None
+
+
 def _transfer(url, part: Path, *, size, chunk, timeout, progress, user_agent) -> None:
     """One attempt: append the rest of ``url`` to ``part`` (Range request if it is non-empty)."""
     have = part.stat().st_size if part.exists() else 0
@@ -138,7 +216,16 @@ def _transfer(url, part: Path, *, size, chunk, timeout, progress, user_agent) ->
         if 500 <= err.code < 600 or err.code in (408, 429):
             raise _Interrupted(f"HTTP {err.code} {err.reason}") from err
         raise DownloadError(f"download of {url} failed: HTTP {err.code} {err.reason}") from err
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+    except urllib.error.URLError as err:
+        permanent = _permanent_failure(err.reason)
+        if permanent:
+            raise DownloadError(f"download of {url} failed: {permanent}") from err
+        raise _Interrupted(f"cannot connect: {err.reason}") from err
+    except ssl.SSLError as err:
+        raise DownloadError(f"download of {url} failed: TLS refused ({err})") from err
+    except ValueError as err:  # http.client.InvalidURL and friends
+        raise DownloadError(f"download of {url} failed: malformed URL ({err})") from err
+    except (TimeoutError, ConnectionError, OSError) as err:
         raise _Interrupted(f"cannot connect: {err}") from err
 
     with response:
@@ -192,29 +279,11 @@ def _transfer(url, part: Path, *, size, chunk, timeout, progress, user_agent) ->
         raise _Interrupted(f"transfer ended after {got} of {size} bytes (no Content-Length)")
 
 
-def fetch(
-    url: str,
-    dest: str | os.PathLike,
-    *,
-    size: int | None = None,
-    sha256: str | None = None,
-    retries: int = 5,
-    chunk: int = MIB,
-    timeout: float = 60.0,
-    backoff: float = 2.0,
-    progress: bool = True,
-    user_agent: str = "skydetect-download/0.1",
-) -> Path:
-    """Download ``url`` to ``dest``, resuming and retrying, and verify size and SHA-256.
-
-    ``size`` (bytes) and ``sha256`` (hex digest) are checked when given. ``retries`` is the
-    number of further attempts after an interrupted one (connection cut, timeout, HTTP 5xx),
-    each resuming from the bytes already received, after ``backoff * 2**k`` seconds.
-    Returns the final path. Raises :class:`DownloadError` on a mismatch or when all attempts
-    failed; nothing is left under ``dest`` then (a verified-corrupt temporary file is
-    removed; an interrupted one is kept so that the next call resumes it).
-    """
-    dest = Path(dest)
+def _check_arguments(url, size, sha256, chunk) -> str | None:
+    """Refuse a request that cannot work before anything is written; the normalised sha256."""
+    problem = url_problem(url)
+    if problem:
+        raise DownloadError(f"cannot download {url!r}: {problem}")
     if chunk <= 0:
         raise ValueError(f"chunk must be positive, got {chunk}")
     if size is not None and size < 0:
@@ -223,38 +292,29 @@ def fetch(
         sha256 = sha256.strip().lower()
         if not re.fullmatch(r"[0-9a-f]{64}", sha256):
             raise ValueError(f"sha256 for {url} is not a 64-digit hex digest: {sha256!r}")
-    reason = unverified_reason(size, sha256)
-    if reason:
-        log.warning(
-            "%s -> %s: %s; the file will be UNVERIFIED (downloaded from the start, never "
-            "resumed); give its sha256 in the config",
-            url,
-            dest,
-            reason,
-        )
-    elif size is None:
-        log.warning("%s: no expected size given (the SHA-256 still verifies the file)", url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = part_path(dest)
-    _prepare_part(url, dest, size, sha256)
+    return sha256
 
+
+def _transfer_with_retries(url, dest: Path, *, retries, backoff, resumable, **kw) -> None:
+    part = part_path(dest)
     for attempt in range(retries + 1):
         try:
-            _transfer(
-                url,
-                part,
-                size=size,
-                chunk=chunk,
-                timeout=timeout,
-                progress=progress,
-                user_agent=user_agent,
-            )
-            break
+            _transfer(url, part, **kw)
+            return
+        except DownloadError:  # not worth a retry: nothing is kept
+            _discard(dest)
+            raise
         except _Interrupted as err:
             if attempt == retries:
+                have = part.stat().st_size if part.exists() else 0
+                if resumable and have:
+                    kept = f"{have} bytes kept in {part}; run again to resume"
+                else:
+                    _discard(dest)
+                    kept = "nothing kept" if not have else "partial data discarded (no sha256)"
                 raise DownloadError(
-                    f"download of {url} to {dest} failed after {retries + 1} attempt(s): {err} "
-                    f"(partial data kept in {part}; run again to resume)"
+                    f"download of {url} to {dest} failed after {retries + 1} attempt(s): "
+                    f"{err} ({kept})"
                 ) from err
             wait = backoff * 2**attempt
             log.warning(
@@ -267,6 +327,10 @@ def fetch(
             )
             time.sleep(wait)
 
+
+def _verify(url, dest: Path, size, sha256, chunk) -> int:
+    """Size and SHA-256 of the finished ``.part``; a mismatch removes it. Returns the size."""
+    part = part_path(dest)
     if not part.exists():
         part.touch()  # an empty resource
     actual_size = part.stat().st_size
@@ -279,105 +343,70 @@ def fetch(
         actual = sha256_of(part, chunk)
         if actual != sha256:
             _discard(dest)
-            raise DownloadError(
-                f"SHA-256 mismatch for {url} -> {dest}: expected {sha256}, got {actual}"
+            raise ChecksumMismatch(
+                f"SHA-256 mismatch for {url} -> {dest}: expected {sha256}, got {actual}",
+                sha256,
+                actual,
             )
-    os.replace(part, dest)
+    return actual_size
+
+
+def fetch(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    size: int | None = None,
+    sha256: str | None = None,
+    retries: int = 5,
+    chunk: int = MIB,
+    timeout: float = 60.0,
+    backoff: float = 2.0,
+    progress: bool = True,
+    user_agent: str = f"skydetect/{__version__}",
+) -> Path:
+    """Download ``url`` to ``dest``, resuming and retrying, and verify size and SHA-256.
+
+    ``size`` (bytes) and ``sha256`` (hex digest) are checked when given. ``retries`` is the
+    number of further attempts after an interrupted one (connection cut, timeout, HTTP 5xx),
+    each resuming from the bytes already received, after ``backoff * 2**k`` seconds; other
+    failures are not retried. Returns the final path. Raises :class:`DownloadError` on a
+    mismatch or a failure; nothing is left beside ``dest`` then, except the ``.part`` of an
+    interrupted transfer with a known SHA-256, which the next call resumes.
+    """
+    dest = Path(dest)
+    sha256 = _check_arguments(url, size, sha256, chunk)
+    reason = unverified_reason(size, sha256)
+    if reason:
+        log.warning(
+            "%s -> %s: %s; the transfer is UNVERIFIED by a digest (downloaded from the "
+            "start, never resumed)",
+            url,
+            dest,
+            reason,
+        )
+    elif size is None:
+        log.warning("%s: no expected size given (the SHA-256 still verifies the file)", url)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _prepare_part(url, dest, size, sha256)
+    _transfer_with_retries(
+        url,
+        dest,
+        retries=retries,
+        backoff=backoff,
+        resumable=sha256 is not None,
+        size=size,
+        chunk=chunk,
+        timeout=timeout,
+        progress=progress,
+        user_agent=user_agent,
+    )
+    actual_size = _verify(url, dest, size, sha256, chunk)
+    os.replace(part_path(dest), dest)
     _discard(dest)
     if reason:
-        log.warning("downloaded %s -> %s (%d bytes, UNVERIFIED: %s)", url, dest, actual_size, reason)
+        log.warning(
+            "downloaded %s -> %s (%d bytes, UNVERIFIED: %s)", url, dest, actual_size, reason
+        )
     else:
         log.info("downloaded %s -> %s (%d bytes, verified)", url, dest, actual_size)
     return dest
-
-
-def filename_from_url(url: str, fallback: str | None = None) -> str:
-    """The file name a download is stored under: the URL's last path segment.
-
-    A URL without one (a query such as ``product-action?MAP.MAP_ID=...``, a trailing ``/``, no
-    extension) gives ``fallback``; without a fallback that is a :class:`ValueError`.
-    """
-    parts = urlsplit(url)
-    name = PurePosixPath(parts.path).name
-    if not name or parts.query or "." not in name:
-        if fallback is None:
-            raise ValueError(f"cannot take a file name from URL {url!r}: give `filename`")
-        name = fallback
-    return name
-
-
-@dataclass
-class DownloadTable:
-    """File name (under the download directory) -> ``{url, size, sha256}``.
-
-    Built from the ``planck.download`` config section by :meth:`from_config`; other stages may
-    :meth:`add` their own files (e.g. Spitzer tiles). ``maps`` and ``catalogs`` map bands and
-    catalogue names to file names.
-    """
-
-    directory: str = "results/download"
-    files: dict[str, dict] = field(default_factory=dict)
-    maps: dict[str, str] = field(default_factory=dict)
-    catalogs: dict[str, str] = field(default_factory=dict)
-    config_key: str = "planck.download"
-
-    @classmethod
-    def from_config(
-        cls, cfg: dict, map_filenames: dict[str, str], directory: str = "results/download"
-    ) -> DownloadTable:
-        """``cfg``: ``{band: entry, ..., "catalogs": {name: entry}}`` (other keys ignored);
-        ``map_filenames``: band -> PR3 file name, used when a map URL names no file."""
-        table = cls(directory=directory)
-        for key, entry in cfg.items():
-            if key == "catalogs":
-                for name, centry in entry.items():
-                    table.catalogs[name] = table.add(centry, key=f"catalogs.{name}")
-            elif key in map_filenames and isinstance(entry, dict):
-                table.maps[key] = table.add(entry, fallback=map_filenames[key], key=key)
-        return table
-
-    def add(self, entry: dict, fallback: str | None = None, key: str = "?") -> str:
-        """Register one ``{url, size, sha256[, filename]}`` entry; returns its file name."""
-        if not entry.get("url"):
-            raise ValueError(f"config key '{self.config_key}.{key}': no url given")
-        name = entry.get("filename") or filename_from_url(entry["url"], fallback)
-        old = self.files.get(name)
-        if old is not None and old["url"] != entry["url"]:
-            raise ValueError(
-                f"config key '{self.config_key}.{key}': file name {name!r} is already used by "
-                f"{old['url']}; set a distinct `filename`"
-            )
-        self.files[name] = {
-            "url": entry["url"],
-            "size": entry.get("size"),
-            "sha256": entry.get("sha256"),
-        }
-        return name
-
-    def entry(self, filename: str) -> dict:
-        try:
-            return self.files[filename]
-        except KeyError:
-            raise ValueError(
-                f"{self.directory}/{filename}: no download is configured under that name "
-                f"(known: {', '.join(sorted(self.files)) or 'none'}; see {self.config_key})"
-            ) from None
-
-    def map_path(self, band) -> str:
-        """Path of the downloaded map of ``band``."""
-        band = str(band)
-        if band not in self.maps:
-            raise ValueError(
-                f"config key '{self.config_key}.{band}' (url, size, sha256) is missing: "
-                "needed to download that band's map"
-            )
-        return f"{self.directory}/{self.maps[band]}"
-
-    def catalog_path(self, name: str) -> str:
-        """Path of the downloaded catalogue ``name`` (psz2, mcxc, redmapper, sources)."""
-        if name not in self.catalogs:
-            raise ValueError(
-                f"config key '{self.config_key}.catalogs.{name}' (url, size, sha256) is "
-                "missing: needed to download that catalogue"
-            )
-        return f"{self.directory}/{self.catalogs[name]}"
