@@ -64,7 +64,7 @@ validate_config(config, workflow_file("config/schema.yaml"))
 # The published location of every real file (config/downloads.yaml): with a source
 # `download`, it fills each planck.download entry the config does not give. Each download
 # records its size and SHA-256 in the lock file, DOWNLOAD_LOCK, and is verified against it.
-DOWNLOAD_REGISTRY = load_registry(WORKFLOW_DIR / "config" / "downloads.yaml")
+DOWNLOAD_REGISTRY = load_registry(workflow_file("config/downloads.yaml"))
 if config["planck"]["source"] == "download":
     fill_downloads(config, DOWNLOAD_REGISTRY)
 DOWNLOAD_LOCK = config["download_lock"]
