@@ -82,13 +82,26 @@ def run_logged(cmd, log: Path, timeout_s: int = TINY_TIMEOUT_S, env=None):
     return res
 
 
+TINY_DONE = ".tiny_run_finished"  # written into a tiny run's directory when it succeeded
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """Directory of one finished tiny run (``--cores 2``, tests/workflow/config.yaml)."""
-    workdir = tmp_path_factory.mktemp("tiny_run")
+    """Directory of one finished tiny run (``--cores 2``, tests/workflow/config.yaml).
+
+    ``SKYDETECT_TINY_RUN=<dir>`` runs it there, and a later pytest session given the same
+    directory reuses the finished run (``.ci/run`` shares one run between the plain session and
+    the opt-in one); otherwise a fresh temporary directory per session.
+    """
+    shared = os.environ.get("SKYDETECT_TINY_RUN")
+    if shared and (Path(shared) / TINY_DONE).exists():
+        return Path(shared)
+    workdir = Path(shared) if shared else tmp_path_factory.mktemp("tiny_run")
+    workdir.mkdir(parents=True, exist_ok=True)
     res = run_logged(snakemake_command(workdir, "--cores", "2"), workdir / "snakemake.out")
     if res.returncode != 0:
         pytest.fail(f"tiny run failed (rc {res.returncode}) in {workdir}:\n{res.output[-6000:]}")
+    (workdir / TINY_DONE).write_text("")
     return workdir
 
 

@@ -3,7 +3,8 @@
 Tests that install system packages (apt-get) or start daemons carry an opt-in marker
 (slurm, container, chromium; registered in pyproject.toml). tests/conftest.py deselects them
 unless the -m expression names the marker, so the README's `pytest` (and `pytest -m "not
-slow"`) leaves them out; .ci/run runs each marker explicitly.
+slow"`) leaves them out; .ci/run checks each marker selects a test and runs them all in one
+session after the plain one.
 """
 
 from __future__ import annotations
@@ -61,10 +62,13 @@ def test_plain_pytest_selects_no_opt_in_test():
 
 def test_ci_runs_every_opt_in_marker():
     ci = (ROOT / ".ci/run").read_text()
-    run = set(re.findall(r"^opt_in (\w+)", ci, flags=re.M))
-    # the container marker is run by CI where its test exists
-    assert OPT_IN - {"container"} <= run, f".ci/run runs {sorted(run)}, markers {sorted(OPT_IN)}"
-    assert re.search(r"^pytest$", ci, flags=re.M), "the README's plain `pytest` comes first"
+    checked = set(re.findall(r"^opt_in (\w+)", ci, flags=re.M))
+    assert checked == OPT_IN, f".ci/run checks {sorted(checked)}, markers {sorted(OPT_IN)}"
+    session = re.search(r'^pytest -m "([^"]+)"$', ci, flags=re.M)
+    assert session, "one opt-in session runs every marker"
+    assert set(session.group(1).split(" or ")) == OPT_IN
+    plain = re.search(r"^pytest$", ci, flags=re.M)
+    assert plain and plain.start() < session.start(), "the README's plain `pytest` comes first"
 
 
 def test_ci_fails_when_an_opt_in_marker_selects_nothing(tmp_path):
