@@ -23,14 +23,16 @@ NAME_COLUMN = {"psz2": "NAME", "mcxc": "MCXC", "redmapper": "NAME"}
 
 cfg = snakemake.params.crossmatch
 detections = concat_detections([read_detections(p) for p in snakemake.input.detections])
-known = {}
+known, warnings = {}, []
 for name in snakemake.params.catalogs:
     table = read_catalog(name, snakemake.input[name])
+    warnings += table.meta.get("warnings", [])
     if "GLON" not in table.colnames:  # redMaPPer has RA/DEC only
         g = SkyCoord(table["RA"], table["DEC"], unit="deg", frame="icrs").galactic
         table["GLON"], table["GLAT"] = g.l.deg, g.b.deg
     known[name.upper()] = known_catalog(table, NAME_COLUMN[name], snakemake.input[name])
 sources = read_source_catalogs(snakemake.input.sources, snakemake.params.sources_format)
+warnings += [w for t in sources.values() for w in t.meta.get("warnings", [])]
 log.info(
     "IR/radio sources: %s", ", ".join(f"{label} ({len(t)})" for label, t in sources.items())
 )
@@ -38,6 +40,9 @@ cand = crossmatch(
     detections, known, sources, cfg["cluster_radius_arcmin"], cfg["source_radius_arcmin"]
 )
 cand.meta["RUN"] = snakemake.wildcards.run
+# the input catalogues' warnings travel with the result (FITS COMMENT cards, ECSV header)
+if warnings:
+    cand.meta["comments"] = [f"WARNING: {w}" for w in warnings]
 log.info("run %s: %d candidates: %s", snakemake.wildcards.run, len(cand), class_counts(cand))
 write_table_atomic(cand, snakemake.output.fits)
 write_table_atomic(cand, snakemake.output.csv)
