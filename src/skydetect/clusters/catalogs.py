@@ -25,13 +25,8 @@ from astropy.table import Table, vstack
 
 from skydetect.geometry.tiles import tile_of
 from skydetect.io.atomic import atomic_path
-from skydetect.io.catalogs import (
-    CatalogError,
-    check_values,
-    read_mcxc,
-    read_psz2,
-    read_redmapper,
-)
+from skydetect.io.catalog_values import check_values
+from skydetect.io.catalogs import CatalogError, read_mcxc, read_psz2, read_redmapper
 
 __all__ = [
     "CATALOG_NAMES",

@@ -29,16 +29,13 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
+from skydetect.io.catalog_values import as_float, check_values
+from skydetect.io.tables import CatalogError
+
 SOURCE_FORMATS = ("pccs2", "pccs2e", "iras_psc")
 PCCS2_REQUIRED = ("NAME", "GLON", "GLAT", "DETFLUX")
 IRAS_BANDS_UM = (12, 25, 60, 100)
 _PCCS_NAME = re.compile(r"COM_PCCS_(\d{3})(-excluded)?", re.IGNORECASE)
-
-
-def _errors():
-    from skydetect.io.catalogs import CatalogError, check_values
-
-    return CatalogError, check_values
 
 
 def _col(table: Table, *names: str) -> str | None:
@@ -51,7 +48,6 @@ def _col(table: Table, *names: str) -> str | None:
 
 def detect_format(table: Table, path) -> str:
     """``pccs2``, ``pccs2e`` or ``iras_psc`` from the columns (and the file name)."""
-    CatalogError, _ = _errors()
     if _col(table, "DETFLUX"):
         m = _PCCS_NAME.search(Path(path).name)
         excluded = bool(m and m.group(2)) or "excluded" in Path(path).name.lower()
@@ -67,7 +63,6 @@ def detect_format(table: Table, path) -> str:
 
 def pccs2_frequency(table: Table, path) -> int:
     """The channel (GHz) of a PCCS2/PCCS2E file: from ``COM_PCCS_<GHz>`` or header ``FREQ``."""
-    CatalogError, _ = _errors()
     m = _PCCS_NAME.search(Path(path).name)
     if m:
         return int(m.group(1))
@@ -81,7 +76,6 @@ def pccs2_frequency(table: Table, path) -> int:
 
 
 def _pccs2(table: Table, path, excluded: bool) -> Table:
-    CatalogError, check_values = _errors()
     kind = "pccs2e" if excluded else "pccs2"
     missing = [c for c in PCCS2_REQUIRED if _col(table, c) is None]
     if missing:
@@ -114,9 +108,6 @@ def _pccs2(table: Table, path, excluded: bool) -> Table:
 
 
 def _iras(table: Table, path) -> Table:
-    from skydetect.io.catalogs import _as_float
-
-    CatalogError, check_values = _errors()
     name = _col(table, "NAME", "IRAS", "IRAS_NAME")
     lon, lat = _col(table, "GLON", "LII"), _col(table, "GLAT", "BII")
     ra, dec = _col(table, "RA", "RAJ2000", "_RAJ2000"), _col(table, "DEC", "DEJ2000", "_DEJ2000")
@@ -149,7 +140,7 @@ def _iras(table: Table, path) -> Table:
         if col is not None:
             t = Table({col: table[col]})
             # upper limits and blanks are NaN in some exports: numeric is required, not finite
-            out[f"FLUX_IRAS{um}"] = 1e3 * _as_float(t, col, path, "iras_psc")  # Jy -> mJy
+            out[f"FLUX_IRAS{um}"] = 1e3 * as_float(t, col, path, "iras_psc")  # Jy -> mJy
     out.meta.update(format="iras_psc")
     return out
 
@@ -161,5 +152,4 @@ def read_real_sources(table: Table, path, format: str | None = None) -> Table:
         return _pccs2(table, path, excluded=fmt == "pccs2e")
     if fmt == "iras_psc":
         return _iras(table, path)
-    CatalogError, _ = _errors()
     raise CatalogError(f"{path}: unknown source catalogue format {fmt!r}")
