@@ -92,3 +92,73 @@ def test_no_module_exceeds_the_size_limit():
     sizes = {p.relative_to(ROOT): len(p.read_text().splitlines()) for p in MODULES}
     too_long = {str(p): n for p, n in sizes.items() if n > MAX_LINES}
     assert not too_long, f"modules over {MAX_LINES} lines: {too_long}"
+
+
+def _module_name(path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path, known: set[str]) -> set[str]:
+    """The skydetect modules ``path`` imports, anywhere in it (functions, TYPE_CHECKING):
+    ``from a.b import c`` names module a.b.c if that is a module, else a.b."""
+    name = _module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            candidates = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [base])])
+            candidates = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
+            ]
+        else:
+            continue
+        found |= {c for c in candidates if c in known and c != name}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    known = {_module_name(p) for p in MODULES}
+    return {_module_name(p): _imported_modules(p, known) for p in MODULES}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle of ``graph`` (module -> imported modules), or []."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node):
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
+def test_no_module_imports_itself_through_others():
+    """No import circle between modules, also through imports inside functions or under
+    TYPE_CHECKING (a package's __init__ re-exporting its modules is not a circle: the
+    modules never import their package)."""
+    graph = import_graph()
+    assert "skydetect.clusters.mmf.filter" in graph and graph["skydetect.clusters.mmf.filter"]
+    cycle = find_cycle(graph)
+    assert not cycle, "import circle: " + " -> ".join(cycle)

@@ -18,21 +18,7 @@ from scipy import fft as sfft
 from skydetect.clusters.mmf.noise import _annuli, _spectra_on_distinct_k, _windowed_ft, fourier_grid
 from skydetect.clusters.mmf.peaks import find_peaks
 from skydetect.clusters.mmf.profiles import MMFError, beam_transfer, profile_transform
-
-
-@dataclass
-class PatchResult:
-    """MMF output of one patch: S/N maps per theta500 and sigma; the Y5R500 (arcmin^2) maps
-    are S/N x sigma (:attr:`y`, computed when asked for)."""
-
-    theta500: np.ndarray  # (T,) arcmin
-    snr: np.ndarray  # (T, S, S) float32
-    sigma: np.ndarray  # (T,) arcmin^2 (1-sigma error on Y)
-
-    @property
-    def y(self) -> np.ndarray:
-        """(T, S, S) float32: the filtered Y5R500 maps (arcmin^2)."""
-        return self.snr * self.sigma.astype(np.float32)[:, None, None]
+from skydetect.clusters.mmf.result import PatchResult
 
 
 def filter_patch(

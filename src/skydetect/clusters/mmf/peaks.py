@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
-if TYPE_CHECKING:
-    from skydetect.clusters.mmf.filter import PatchResult
+from skydetect.clusters.mmf.result import PatchResult
+
 
 @dataclass
 class Peak:
