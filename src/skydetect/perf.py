@@ -17,8 +17,8 @@ peak, network cost, kernels that ran, per-layer times.
 - :func:`onednn_kernels`: oneDNN's verbose lines (``ONEDNN_VERBOSE=profile_create``)
   summarised to primitive, implementation (ISA) and pass; :func:`blas_core`: OpenBLAS's
   kernel family (threadpoolctl).
-- :func:`layer_times`: each convolution or dense layer of a network timed alone on its own
-  input shape, forward and forward + backward.
+- :func:`layer_times`: each layer of a network timed alone on its own input shape,
+  forward and forward + backward; :func:`group_layer_times` sums them by kind and size.
 """
 
 from __future__ import annotations
@@ -203,60 +203,72 @@ def model_macs(model) -> int:
     return int(total)
 
 
-def compute_layers(model) -> list:
-    """The layers of ``model`` with multiply-accumulates (nested models walked through)."""
+def leaf_layers(model) -> list:
+    """The layers of ``model`` that compute (all but its inputs; nested models walked
+    through)."""
     import tensorflow as tf
 
     out = []
     for layer in model.layers:
         if isinstance(layer, tf.keras.Model):
-            out += compute_layers(layer)
-        elif layer_macs(layer):
+            out += leaf_layers(layer)
+        elif not isinstance(layer, tf.keras.layers.InputLayer):
             out.append(layer)
     return out
 
 
+def best_seconds(fn, args, repeats: int) -> float:
+    import tensorflow as tf
+
+    tf.nest.map_structure(lambda t: t.numpy(), fn(*args))  # trace, warm up
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def layer_times(model, batch: int, repeats: int = 3) -> list[dict]:
-    """Each compute layer of ``model`` alone (a fresh copy, same configuration) on random
-    inputs of its shape at ``batch``: forward seconds and backward seconds (forward +
-    gradients of input and weights, less the forward), the best of ``repeats``; with the
-    layer's name, kind, input/output shape and multiply-accumulates per sample."""
+    """Each layer of ``model`` alone (a fresh copy, same configuration) on random inputs of
+    its shape at ``batch``: forward seconds and backward seconds (forward + gradients of its
+    inputs and weights, less the forward), the best of ``repeats`` each; with the layer's
+    name, kind, input/output shape and multiply-accumulates per sample."""
     import tensorflow as tf
 
     rows = []
-    for layer in compute_layers(model):
+    for layer in leaf_layers(model):
         clone = layer.__class__.from_config(layer.get_config())
-        shape_in = tuple(layer.input_shape[1:])
-        clone.build((batch, *shape_in))
-        x = tf.random.normal((batch, *shape_in))
+        shapes = layer.input_shape
+        multi = isinstance(shapes, list)
+        shapes = shapes if multi else [shapes]
+        xs = [tf.random.normal((batch, *s[1:])) for s in shapes]
+        clone.build([(batch, *s[1:]) for s in shapes] if multi else (batch, *shapes[0][1:]))
         dy = tf.random.normal((batch, *layer.output_shape[1:]))
-        fwd = tf.function(lambda x, c=clone: c(x))
 
-        def both(x, dy, c=clone):
+        def fwd(xs, c=clone, multi=multi):
+            return c(xs if multi else xs[0])
+
+        def both(xs, dy, c=clone, multi=multi):
             with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = c(x)
-            return tape.gradient(y, [x, *c.trainable_variables], output_gradients=dy)
+                tape.watch(xs)
+                y = c(xs if multi else xs[0])
+            grads = tape.gradient(y, [*xs, *c.trainable_variables], output_gradients=dy)
+            # y too: else a layer whose gradients do not need its output (a convolution
+            # without activation) would skip the forward pass, and the difference be wrong
+            return [y, *(g for g in grads if g is not None)]
 
-        both = tf.function(both)
-        times = []
-        for fn, args in ((fwd, (x,)), (both, (x, dy))):
-            tf.nest.map_structure(lambda t: t.numpy(), fn(*args))  # trace, warm up
-            best = np.inf
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-                best = min(best, time.perf_counter() - t0)
-            times.append(best)
+        t_fwd = best_seconds(tf.function(fwd), (xs,), repeats)
+        t_both = best_seconds(tf.function(both), (xs, dy), repeats)
         rows.append(
             {
                 "name": layer.name,
                 "kind": type(layer).__name__,
-                "input": shape_in,
+                "input": tuple(shapes[0][1:]),
                 "output": tuple(layer.output_shape[1:]),
                 "macs": layer_macs(layer),
-                "forward_s": times[0],
-                "backward_s": max(times[1] - times[0], 0.0),
+                "forward_s": t_fwd,
+                "backward_s": max(t_both - t_fwd, 0.0),
             }
         )
     return rows
