@@ -20,8 +20,9 @@ measured against the machine's own peak.
   a physical core run one two-thread matmul faster than two one-thread ones), so neither
   alone is the peak. The interval is a 68 % bootstrap over the tiles. One TensorFlow matmul
   on all the threads, in a separate process before and after, is reported beside them.
-  bfloat16 is also run (compute on the CPU's AVX512-BF16 / AMX units): its ratio to the
-  float32 peak can exceed 1; its ratio to a bfloat16 matmul is reported too.
+  bfloat16 is also run (compute on the CPU's AVX512-BF16 / AMX units) where oneDNN has
+  bfloat16 kernels (not under ``--isa avx2``): its ratio to the float32 peak can exceed 1;
+  its ratio to a bfloat16 matmul is reported too.
 * MMF: seconds per tile of ``skydetect.clusters.mmf.run_tile`` on a synthetic nside-2048 tile
   (six frequency bands of white noise, the default ``clusters.mmf``), patch batches on
   ``--threads`` threads; the best of two runs.
@@ -179,6 +180,12 @@ def bubble_windows_rate(config: dict, threads: int) -> tuple[str, str]:
         return "n/a", f"preprocess_windows failed: {type(err).__name__}: {err}"
 
 
+def bf16_note(runs: dict, peer: int) -> str:
+    if "bfloat16" not in runs:
+        return ""
+    return f"{runs['bfloat16']['peaks'][peer]:.0f} with the bfloat16 one; "
+
+
 def isa_note(label: str | None) -> str:
     """What the run's oneDNN and OpenBLAS were limited to."""
     limits = ", ".join(f"{k}={os.environ[k]}" for k in perf.ISA_ENV["avx2"] if k in os.environ)
@@ -259,13 +266,19 @@ def main() -> None:
     blas = blas_matmul_timer(args.threads)
     gf_before, blas_before = matmul_gflops(timer), matmul_gflops(blas)
     runs = {}
-    for prec in dict.fromkeys([precision, "float32", "bfloat16"]):
+    bf16 = perf.bf16_kernels()
+    if precision == "bfloat16" and not bf16:
+        raise SystemExit(
+            "--precision bfloat16: oneDNN has no bfloat16 kernels here (the CPU lacks "
+            "AVX512-BF16/AMX, or ONEDNN_MAX_CPU_ISA limits it); use float32"
+        )
+    for prec in dict.fromkeys([precision, "float32", *(["bfloat16"] if bf16 else [])]):
         model = build_model((size, size, len(bands)), cl["model"], policy=inference.POLICIES[prec])
         runs[prec] = sky_inference(
             model, covers, batch, inputs_for, args.tiles, (blas, timer), streams
         )
     gf_after, blas_after = matmul_gflops(timer), matmul_gflops(blas)
-    bf16_peak = matmul_gflops(matmul_timer(tf, streams=streams, dtype="bfloat16"))
+    bf16_peak = matmul_gflops(matmul_timer(tf, streams=streams, dtype="bfloat16")) if bf16 else None
     apart_after = matmul_gflops_apart(args.threads)
     apart = (apart_before + apart_after) / 2
     blas_peak, peak = runs["float32"]["peaks"]
@@ -319,12 +332,10 @@ def main() -> None:
         f"margin {margin} px, redundancy {red:.2f}x a tiling (dense cover_overlap 0.2: ~7x) |",
         f"| 2048² float32 matmul, BLAS | {blas_peak:.0f} GFLOP/s | numpy (OpenBLAS) on "
         f"{args.threads} threads, after every tile of the float32 inference; "
-        f"{runs['bfloat16']['peaks'][0]:.0f} with the bfloat16 one; before all "
-        f"{blas_before:.0f}, after all {blas_after:.0f} |",
+        f"{bf16_note(runs, 0)}before all {blas_before:.0f}, after all {blas_after:.0f} |",
         f"| 2048² float32 matmul, TensorFlow | {peak:.0f} GFLOP/s | {streams} at a time (one "
         f"per stream), after every tile of the float32 inference; "
-        f"{runs['bfloat16']['peaks'][1]:.0f} with the bfloat16 one; before all "
-        f"{gf_before:.0f}, after all {gf_after:.0f} |",
+        f"{bf16_note(runs, 1)}before all {gf_before:.0f}, after all {gf_after:.0f} |",
     ]
     for prec, r, rate, gflops, eff, (lo, hi, tmin, tmax) in rows:
         lines.append(
@@ -338,6 +349,9 @@ def main() -> None:
         f"| 2048² bfloat16 matmul | {bf16_peak:.0f} GFLOP/s | {streams} at a time, after all the "
         f"inference; the bfloat16 inference's ratio to it: "
         f"{gflops_of['bfloat16'] / bf16_peak:.2f} |"
+        if bf16
+        else "| bfloat16 | not run | oneDNN has no bfloat16 kernels here (CPU flags, or "
+        "ONEDNN_MAX_CPU_ISA) |"
     )
     lines.append(
         f"| one {args.threads}-thread matmul apart | {apart:.0f} GFLOP/s | 2048² float32 in a "

@@ -155,9 +155,14 @@ def test_critical_path_follows_inputs_and_the_job_that_freed_the_cores():
     assert [r["after"] for r in chain] == ["start", "input", "cores", "input"]
     assert chain[2]["waited_s"] == 15  # p.h5 ready at 15 s, started at 30 s
     assert (chain[0]["start"], chain[-1]["end"]) == (0, 40)
-    text = "\n".join(runlog.critical_path_markdown(chain))
+    deps = runlog.dependency_path(runlog.parse_jobs(fake_log()))
+    assert [j.rule for j in deps] == ["sim", "train", "all"]  # 30 s: sim, cut, plot is 29 s
+    text = "\n".join(runlog.critical_path_markdown(chain, dependency=deps))
     assert "| predict (tile=6) | 30 | 40 | 10 | 25% |" in text
     assert "40 s in these 4 jobs, 0 s between them" in text
+    assert "1 of them started only when the job before them on the chain freed cores" in text
+    assert "| train | 1 | 20 | 50% |" in text  # the chain's sum per rule
+    assert "unlimited cores): 30 s, sim 10 s → train 20 s → all 0 s" in text
 
 
 def test_unfinished_jobs_and_logs_without_jobs_are_reported():
@@ -168,8 +173,11 @@ def test_unfinished_jobs_and_logs_without_jobs_are_reported():
     assert chain[-1]["job"].rule == "train"
     with pytest.raises(ValueError, match="no Snakemake job"):
         runlog.parse_jobs("Building DAG of jobs...\nNothing to be done.\n")
+    unfinished = runlog.parse_jobs("\n".join(_block("03:00:00", "sim", 1)))
     with pytest.raises(ValueError, match="no finished job"):
-        runlog.critical_path(runlog.parse_jobs("\n".join(_block("03:00:00", "sim", 1))))
+        runlog.critical_path(unfinished)
+    with pytest.raises(ValueError, match="no finished job"):
+        runlog.dependency_path(unfinished)
 
 
 def test_latest_log_names_the_run_directory_when_there_is_none(tmp_path):
@@ -180,3 +188,11 @@ def test_latest_log_names_the_run_directory_when_there_is_none(tmp_path):
     (d / "2026-12-07T030000.000000.snakemake.log").write_text("a")
     (d / "2026-12-07T040000.000000.snakemake.log").write_text("b")
     assert runlog.latest_log(tmp_path).read_text() == "b"
+
+
+def test_bfloat16_kernels_need_the_cpu_flags_and_no_isa_limit_below_them():
+    has = bool(perf.BF16_FLAGS & perf.cpu_flags())
+    assert perf.bf16_kernels({}) is has
+    assert perf.bf16_kernels({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}) is has
+    assert perf.bf16_kernels({"ONEDNN_MAX_CPU_ISA": "avx2"}) is False
+    assert perf.bf16_kernels(perf.isa_environment("avx2", {})) is False

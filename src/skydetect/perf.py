@@ -36,6 +36,10 @@ ISA_ENV = {
     "native": {},
     "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell"},
 }
+BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+#: ONEDNN_MAX_CPU_ISA values (prefixes) under which oneDNN still has bfloat16 kernels
+BF16_ISA_LIMITS = ("ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
+                   "AVX10")  # fmt: skip
 #: training FLOP = TRAIN_PASSES x forward FLOP (forward, backward-data, backward-weights)
 TRAIN_PASSES = 3
 
@@ -57,6 +61,16 @@ def cpu_info(field: str) -> str | None:
 def cpu_flags() -> set[str]:
     """The CPU feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
     return set((cpu_info("flags") or "").split())
+
+
+def bf16_kernels(env: dict | None = None) -> bool:
+    """Whether oneDNN can run bfloat16 here: the CPU has AVX512-BF16 or AMX-BF16 and
+    ``ONEDNN_MAX_CPU_ISA`` (in ``env``, default this process's) does not limit it below them
+    (under ``AVX2`` a bfloat16 convolution has no kernel and fails)."""
+    limit = (os.environ if env is None else env).get("ONEDNN_MAX_CPU_ISA")
+    if limit and not limit.upper().startswith(BF16_ISA_LIMITS):
+        return False
+    return bool(BF16_FLAGS & cpu_flags())
 
 
 def cpu_name() -> str:

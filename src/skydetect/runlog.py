@@ -152,10 +152,49 @@ def latest_log(run_dir: str | Path) -> Path:
     return logs[-1]
 
 
-def critical_path_markdown(chain: list[dict], title: str = "Critical path") -> list[str]:
-    """Markdown lines: the chain as a table, and its sums."""
+def dependency_path(jobs: dict[int, Job]) -> list[Job]:
+    """The longest chain of finished jobs through their inputs alone, by measured seconds:
+    the wall time the run would take with unlimited cores; first to last."""
+    done = {j: job for j, job in jobs.items() if job.end is not None}
+    if not done:
+        raise ValueError("no finished job in the log")
+    producer = {f: j for j, job in done.items() for f in job.outputs}
+    best: dict[int, tuple[float, int | None]] = {}
+    for job in sorted(done.values(), key=lambda j: (j.start, j.end)):  # inputs come first
+        deps = {producer[f] for f in job.inputs if f in producer and producer[f] != job.jobid}
+        prev = max((d for d in deps if d in best), key=lambda d: best[d][0], default=None)
+        best[job.jobid] = (job.seconds + (best[prev][0] if prev is not None else 0.0), prev)
+    cur: int | None = max(best, key=lambda j: (best[j][0], done[j].end))
+    chain = []
+    while cur is not None:
+        chain.append(done[cur])
+        cur = best[cur][1]
+    return chain[::-1]
+
+
+def _path_summary(chain: list[dict]) -> list[str]:
+    by_rule: dict[str, list] = {}
+    for r in chain:
+        by_rule.setdefault(r["job"].rule, []).append(r["seconds"])
+    wall = chain[-1]["end"] if chain else 0.0
+    lines = [
+        "| rule | jobs on the path | seconds | share of wall |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for rule, secs in sorted(by_rule.items(), key=lambda kv: -sum(kv[1])):
+        share = sum(secs) / wall if wall else 0.0
+        lines.append(f"| {rule} | {len(secs)} | {sum(secs):.0f} | {share:.0%} |")
+    return lines
+
+
+def critical_path_markdown(
+    chain: list[dict], title: str = "Critical path", dependency: list[Job] | None = None
+) -> list[str]:
+    """Markdown lines: the chain's sums by rule, the chain through inputs alone
+    (``dependency``, :func:`dependency_path`) and the whole chain as a table."""
     wall = chain[-1]["end"] if chain else 0.0
     busy = sum(r["seconds"] for r in chain)
+    n_cores = sum(r["after"] == "cores" for r in chain)
     how = {
         "start": "first",
         "input": "its input was written by the job above",
@@ -166,8 +205,23 @@ def critical_path_markdown(chain: list[dict], title: str = "Critical path") -> l
         "",
         f"The chain of jobs that set the wall time ({wall:.0f} s from the first job's start "
         f"to the last job's end): {busy:.0f} s in these {len(chain)} jobs, "
-        f"{wall - busy:.0f} s between them (scheduling, waiting). From the Snakemake log "
-        "(one-second time stamps).",
+        f"{wall - busy:.0f} s between them (scheduling). {n_cores} of them started only when "
+        "the job before them on the chain freed cores (their inputs were ready earlier): "
+        "where that is most of the chain, the cores were full and the wall time is set by the "
+        "total work, not by one sequence. From the Snakemake log (one-second time stamps).",
+        "",
+        *_path_summary(chain),
+    ]
+    if dependency:
+        total = sum(j.seconds for j in dependency)
+        lines += [
+            "",
+            f"Through inputs alone (the wall time with unlimited cores): {total:.0f} s, "
+            + " → ".join(f"{j.label} {j.seconds:.0f} s" for j in dependency),
+        ]
+    lines += [
+        "",
+        "<details><summary>The whole chain</summary>",
         "",
         "| job | start [s] | end [s] | seconds | share of wall | started |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
@@ -178,4 +232,4 @@ def critical_path_markdown(chain: list[dict], title: str = "Critical path") -> l
             f"| {r['job'].label} | {r['start']:.0f} | {r['end']:.0f} | {r['seconds']:.0f} "
             f"| {share:.0%} | {how[r['after']].format(w=r['waited_s'])} |"
         )
-    return lines
+    return [*lines, "", "</details>"]
