@@ -328,7 +328,8 @@ def main() -> None:
         "",
         "| quantity | value | notes |",
         "|---|---|---|",
-        f"| sparse cover | {n_tile:.0f} patches / tile, {head['n']} for the sky | "
+        f"| sparse cover | {n_tile:.0f} patches / tile, {n_sky} for the sky ({head['n']} in "
+        f"the {args.tiles} tiles run) | "
         f"margin {margin} px, redundancy {red:.2f}x a tiling (dense cover_overlap 0.2: ~7x) |",
         f"| 2048² float32 matmul, BLAS | {blas_peak:.0f} GFLOP/s | numpy (OpenBLAS) on "
         f"{args.threads} threads, after every tile of the float32 inference; "
