@@ -32,8 +32,8 @@ def load_config() -> dict:
 
 # ------------------------------------------------------------------ the two training steps
 def unet_setup(cfg: dict):
-    """The default U-Net compiled as skydetect.clusters.train compiles it; (model, step,
-    batch): ``step()`` trains on one in-memory random batch."""
+    """The default U-Net compiled as skydetect.clusters.train compiles it: ``step()`` is one
+    step of ``Model.fit`` (its train function) on an in-memory random batch."""
     import tensorflow as tf
 
     from skydetect.clusters import losses as L
@@ -58,9 +58,17 @@ def unet_setup(cfg: dict):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, size, size, bands)).astype(np.float32)
     y = (rng.random((batch, size, size, 1)) < 0.05).astype(np.float32)
+    # the step of Model.fit: its compiled train function on an iterator of batches
+    train_fn = model.make_train_function()
+    batches = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
+
+    def step():
+        logs = train_fn(batches)
+        return float(logs["loss"])
+
     return {
         "model": model,
-        "step": lambda: model.train_on_batch(x, y),
+        "step": step,
         "batch": batch,
         "loss": loss,
         "xy": (tf.constant(x), tf.constant(y)),
@@ -114,23 +122,6 @@ def ssd_setup(cfg: dict):
     }
 
 
-def timed_steps(step, steps: int, peers) -> tuple[float, list[float], list[float]]:
-    """``steps`` training steps after two of warm-up, each followed by one matmul of each
-    peer: (step seconds, each peer's GFLOP/s over the same period, the steps' seconds)."""
-    for _ in range(2):
-        step()
-    flop, secs, t_steps = np.zeros(len(peers)), np.zeros(len(peers)), []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        t_steps.append(time.perf_counter() - t0)
-        for i, peer in enumerate(peers):
-            f, s = peer(1)
-            flop[i] += f
-            secs[i] += s
-    return float(np.sum(t_steps)), list(flop / secs / 1e9), t_steps
-
-
 def phase_times(model, loss, x, y, repeats: int = 3) -> dict:
     """Best-of-``repeats`` seconds of the whole network's forward pass (training mode) and of
     forward + loss + gradients (no optimiser)."""
@@ -152,39 +143,30 @@ def phase_times(model, loss, x, y, repeats: int = 3) -> dict:
     }
 
 
-def best_peak(peers, repeats: int = 3) -> float:
-    """The best single-matmul GFLOP/s of the faster peer (to compare with best-of times)."""
-    best = 0.0
-    for peer in peers:
-        for _ in range(repeats):
-            flop, secs = peer(1)
-            best = max(best, flop / secs / 1e9)
-    return best
-
-
 def network_figures(name, net, steps, peers, repeats=5) -> dict:
+    """Samples/s and fraction of the peak of ``net``'s training step, its phases, and its
+    layers alone (each the best of ``repeats``; the matmul peak timed likewise beside them)."""
     from skydetect import perf
 
     model, batch = net["model"], net["batch"]
-    t, peaks, t_steps = timed_steps(net["step"], steps, peers)
     macs = perf.model_macs(model)
-    sps = steps * batch / t
-    gflops = perf.TRAIN_PASSES * 2 * macs * sps / 1e9
+    flop = perf.TRAIN_PASSES * 2 * macs * batch  # per step
+    timing = perf.interleaved(net["step"], steps, peers)
     phases = phase_times(model, net["loss"], *net["xy"], repeats=repeats)
     layers = perf.layer_times(model, batch, repeats=repeats)
+    beside = perf.interleaved(lambda: None, 1, peers, peer_repeats=repeats, warmup=0)
+    t = np.asarray(timing["step_s"])
     return {
         **phases,
-        "best_peak": best_peak(peers, repeats),
+        **perf.peak_fractions(flop, timing),
+        "layers_peak": max(max(g) for g in beside["gflops"]),
         "name": name,
         "batch": batch,
         "params": int(model.count_params()),
         "macs": macs,
-        "samples_per_s": sps,
-        "step_s": t / steps,
-        "step_s_range": [min(t_steps), max(t_steps)],
-        "gflops": gflops,
-        "peaks": peaks,
-        "fraction": gflops / max(peaks),
+        "samples_per_s_best": batch / t.min(),
+        "samples_per_s_mean": batch * len(t) / t.sum(),
+        "step_s": [float(v) for v in t],
         "groups": perf.group_layer_times(layers),
     }
 
@@ -400,17 +382,19 @@ def kernel_summary(text: str) -> dict:
 
 # ------------------------------------------------------------------ the report
 def _net_rows(r: dict, isa: str) -> list[str]:
-    lo, hi = r["step_s_range"]
+    t = r["step_s"]
     return [
         f"| {r['name']} | {isa} | {r['batch']} | {r['params']:,} | {r['macs'] / 1e6:.0f} "
-        f"| {r['samples_per_s']:.1f} | {r['step_s']:.3f} ({lo:.3f}-{hi:.3f}) | {r['gflops']:.1f} "
-        f"| {r['peaks'][0]:.0f} / {r['peaks'][1]:.0f} | **{r['fraction']:.2f}** |"
+        f"| {r['samples_per_s_best']:.1f} ({r['samples_per_s_mean']:.1f}) "
+        f"| {min(t):.3f}-{max(t):.3f} | {r['gflops_best']:.1f} ({r['gflops_mean']:.1f}) "
+        f"| {r['peak_best']:.0f} ({r['peaks_mean'][0]:.0f} / {r['peaks_mean'][1]:.0f}) "
+        f"| **{r['fraction_best']:.2f}** ({r['fraction_mean']:.2f}) |"
     ]
 
 
 def _layer_table(r: dict, isa: str) -> list[str]:
-    peak, b = r["best_peak"], r["batch"]
-    step = r["step_s_range"][0]
+    peak, b = r["layers_peak"], r["batch"]
+    step = min(r["step_s"])
     conv = [g for g in r["groups"] if g["macs"]]
     other = [g for g in r["groups"] if not g["macs"]]
 
@@ -423,7 +407,8 @@ def _layer_table(r: dict, isa: str) -> list[str]:
     layers_s = total(r["groups"], "forward_s") + total(r["groups"], "backward_s")
     lines = [
         "",
-        f"**{r['name']} ({isa})**: best step {ms(step)} at batch {b} (mean {ms(r['step_s'])}"
+        f"**{r['name']} ({isa})**: best step {ms(step)} at batch {b} (mean "
+        f"{ms(float(np.mean(r['step_s'])))}"
         f"): forward of the whole network {ms(r['forward_s'])}, backward (loss and gradients) "
         f"{ms(r['gradients_s'] - r['forward_s'])}, optimiser, metrics and Keras "
         f"{ms(max(step - r['gradients_s'], 0))}. Each layer alone: convolutions forward "
@@ -433,7 +418,8 @@ def _layer_table(r: dict, isa: str) -> list[str]:
         f"{ms(total(other, 'forward_s'))} + backward {ms(total(other, 'backward_s'))} "
         f"({(total(other, 'forward_s') + total(other, 'backward_s')) / step:.0%}); the layers "
         f"together {ms(layers_s)} against {ms(r['gradients_s'])} for forward + backward in one "
-        f"graph. Peak (best single matmul, beside best-of-3 layer times) {peak:.0f} GFLOP/s.",
+        f"graph (a layer alone also pays its own call and layout conversions). Peak for the layers: "
+        f"the best single matmul timed right after them, {peak:.0f} GFLOP/s.",
         "",
         "| layers | output | channels | GMAC / batch | forward ms | backward ms | of best step "
         "| forward of peak | backward of peak |",
@@ -456,23 +442,24 @@ def _layer_table(r: dict, isa: str) -> list[str]:
 
 def _loop_lines(res: dict, isa: str) -> list[str]:
     u, s = res["unet"]["loop"], res["ssd"]["loop"]
-    u_steps = u["batches"] * res["unet"]["step_s"]
-    s_steps = s["batches"] * res["ssd"]["step_s"]
+    u_steps = u["batches"] * min(res["unet"]["step_s"])
+    s_steps = s["batches"] * min(res["ssd"]["step_s"])
     ue = u["epoch_s"]
     se = s["epoch_s"]
     return [
         "",
         f"**The training loops ({isa})**, second epoch of a two-epoch run on synthetic data:",
         "",
-        "| network | epoch s | training steps (compute, as timed above) | data | validation "
-        "| the rest |",
+        "| network | epoch s | training steps (at the best step's speed above) | data "
+        "| validation | the rest |",
         "| --- | ---: | --- | --- | --- | --- |",
         f"| unet | {ue:.1f} | {u_steps:.1f} s ({u_steps / ue:.0%}) for {u['batches']} batches "
         f"of {u['batch']} | input pipeline alone {u['data_alone_s']:.1f} s (HDF5 read, "
         f"augmentation; in a tf.data thread beside the steps, prefetch 2) | "
         f"{u['validation_s']:.1f} s ({u['validation_s'] / ue:.0%}) for "
         f"{u['validation_batches']} batches | {ue - u_steps - u['validation_s']:.1f} s "
-        f"(Keras fit loop, metrics, callbacks; the data when not hidden) |",
+        f"(Keras fit loop, metrics, callbacks, steps slower than the best, the data when not "
+        f"hidden) |",
         f"| ssd | {se:.1f} | {s_steps:.1f} s ({s_steps / se:.0%}) for {s['batches']} batches "
         f"of {s['batch']} | crops {s['crops_s']:.1f} s ({s['crops_s'] / se:.0%}; before the "
         f"steps, not overlapped); box matching and negatives in the loop "
@@ -489,17 +476,22 @@ def markdown(results: list[dict], args, load) -> str:
         "",
         f"`python benchmarks/train_throughput.py --isa {args.isa} --steps {args.steps} "
         f"--threads {args.threads} --loop {args.loop}` on {first['cpu']}, {args.threads} "
-        f"threads; load average {load[0]:.1f} at the end (a shared machine: the fractions are "
-        "ratios to matmuls timed in the same process between the same steps).",
+        f"threads; load average {load[0]:.1f} at the end.",
         "",
         "Training FLOP = 3 x 2 x the forward pass's multiply-accumulates (forward, backward "
         "for the input gradient, backward for the weight gradient; convolutions and dense "
-        "layers only). Peak = the faster of two 2048² float32 matmuls timed after every step: "
-        "numpy's BLAS and TensorFlow's (both on the same threads), as in "
-        "`benchmarks/full_sky_inference.py`. In-memory random batches, after 2 warm-up steps.",
+        "layers only; the first layer's input gradient, which training skips, is counted "
+        "too). Peak = the faster of two 2048² float32 matmuls on the same threads, numpy's "
+        "BLAS and TensorFlow's, as in `benchmarks/full_sky_inference.py`, two of each timed "
+        "after every step in the same process. In-memory random batches, after 2 warm-up "
+        "steps. **Of peak** = the fastest step against the fastest single matmul: on a "
+        "machine shared with other jobs each is the one least disturbed by them. In brackets "
+        "the means: all steps against each matmul's total FLOP over its total seconds "
+        "(`full_sky_inference.py`'s pairing), which other load pulls either way.",
         "",
-        "| network | ISA | batch | parameters | forward MMAC / sample | train samples/s "
-        "| step s (min-max) | GFLOP/s | peak BLAS / TF GFLOP/s | of peak |",
+        "| network | ISA | batch | parameters | forward MMAC / sample | train samples/s best "
+        "(mean) | step s min-max | GFLOP/s best (mean) | peak GFLOP/s best (mean BLAS / TF) "
+        "| of peak (means) |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |",
     ]
     for res in results:
@@ -523,8 +515,8 @@ def markdown(results: list[dict], args, load) -> str:
     lines.append("")
     for res in results:
         lines.append(
-            f"training: unet {res['unet']['fraction']:.2f} of peak, ssd "
-            f"{res['ssd']['fraction']:.2f} of peak ({res['isa']})"
+            f"training: unet {res['unet']['fraction_best']:.2f} of peak, ssd "
+            f"{res['ssd']['fraction_best']:.2f} of peak ({res['isa']})"
         )
     return "\n".join(lines) + "\n"
 

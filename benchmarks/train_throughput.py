@@ -4,9 +4,9 @@ For each network at its default configuration (config/config.yaml: ``clusters.mo
 ``clusters.train``, 64 x 64 patches of the six HFI bands; ``bubbles.ssd`` with
 ``bubbles.preprocess`` and ``bubbles.train``), on in-memory random batches after warm-up:
 
-* training samples per second: the training step as the workflow runs it (U-Net: Keras
-  ``train_on_batch`` of the compiled model, its loss, Adam, its metrics, op determinism as
-  ``skydetect.clusters.train``; SSD: a ``tf.function`` of the SSD loss, AdamW and global
+* training samples per second: the training step as the workflow runs it (U-Net: the train
+  function of ``Model.fit`` of the compiled model, its loss, Adam, its metrics, op
+  determinism as ``skydetect.clusters.train``; SSD: a ``tf.function`` of the SSD loss, AdamW and global
   gradient clipping as ``skydetect.bubbles.train``), batch ``clusters.train.batch_size`` and
   ``batch_bubbles + batch_negatives``;
 * achieved GFLOP/s: 3 x 2 x the forward pass's multiply-accumulates per sample (counted layer
@@ -14,8 +14,10 @@ For each network at its default configuration (config/config.yaml: ``clusters.mo
   the input gradient and one for the weight gradient; the first layer's input gradient, which
   training does not need, is counted too) x samples/s;
 * as a fraction of the peak: the faster of a 2048² float32 matmul of numpy's BLAS and of
-  TensorFlow, each timed after every step in the same process (the definition of
-  ``benchmarks/full_sky_inference.py``), at their mean rate over the same period;
+  TensorFlow (the definition of ``benchmarks/full_sky_inference.py``), two of each timed
+  after every step in the same process; the headline is the fastest step against the
+  fastest single matmul (each the least disturbed by a shared machine's other load), the
+  means (all steps against each matmul's mean rate over the same period) beside it;
 * the kernels that ran: oneDNN's verbose lines of one training step of each network (in a
   separate process, ``ONEDNN_VERBOSE=profile_create``) summarised to the convolution
   implementations, and OpenBLAS's kernel family;

@@ -196,3 +196,26 @@ def test_bfloat16_kernels_need_the_cpu_flags_and_no_isa_limit_below_them():
     assert perf.bf16_kernels({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}) is has
     assert perf.bf16_kernels({"ONEDNN_MAX_CPU_ISA": "avx2"}) is False
     assert perf.bf16_kernels(perf.isa_environment("avx2", {})) is False
+
+
+def test_interleaved_pairs_every_step_with_the_peak_and_fractions_use_best_and_means():
+    calls = []
+    peer_rates = iter([10.0, 20.0, 40.0, 20.0])  # GFLOP/s of the single matmuls, in order
+
+    def peer(repeats):
+        calls.append("peer")
+        return 1e9 * next(peer_rates), 1.0  # one second each
+
+    def step():
+        calls.append("step")
+
+    timing = perf.interleaved(step, 2, [peer], peer_repeats=2, warmup=1)
+    assert calls == ["step", "step", "peer", "peer", "step", "peer", "peer"]
+    assert timing["gflops"] == [[10.0, 20.0, 40.0, 20.0]]
+    timing["step_s"] = [0.5, 0.25]  # 4 GFLOP per step: 8 and 16 GFLOP/s
+    f = perf.peak_fractions(4e9, timing)
+    assert f["gflops_best"] == pytest.approx(16.0) and f["peak_best"] == 40.0
+    assert f["fraction_best"] == pytest.approx(0.4)
+    assert f["gflops_mean"] == pytest.approx(8e9 / 0.75 / 1e9)
+    assert f["peaks_mean"] == [pytest.approx(22.5)]
+    assert f["fraction_mean"] == pytest.approx(8 / 0.75 / 22.5)

@@ -153,6 +153,49 @@ def matmul_gflops(timer, repeats: int = 8) -> float:
     return flop / dt / 1e9
 
 
+def interleaved(step, steps: int, peers, peer_repeats: int = 2, warmup: int = 2) -> dict:
+    """``step()`` called ``steps`` times (after ``warmup`` calls), each call followed by
+    ``peer_repeats`` single matmuls of each of ``peers`` (:func:`matmul_timer`,
+    :func:`blas_matmul_timer`), so that the steps and their peak see the same load of a
+    shared machine. Returns ``step_s`` (each call's seconds) and, per peer, ``flop`` and
+    ``seconds`` (totals) and ``gflops`` (each single matmul's rate)."""
+    for _ in range(warmup):
+        step()
+    out = {"step_s": [], "flop": [0] * len(peers), "seconds": [0.0] * len(peers)}
+    out["gflops"] = [[] for _ in peers]
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        out["step_s"].append(time.perf_counter() - t0)
+        for i, peer in enumerate(peers):
+            for _ in range(peer_repeats):
+                flop, secs = peer(1)
+                out["flop"][i] += flop
+                out["seconds"][i] += secs
+                out["gflops"][i].append(flop / secs / 1e9)
+    return out
+
+
+def peak_fractions(flop_per_step: float, timing: dict) -> dict:
+    """From :func:`interleaved`: the achieved GFLOP/s and its fraction of the peak (the
+    faster peer) two ways: ``best``, the fastest step against the fastest single matmul
+    (each the least disturbed by other load), and ``mean``, all steps against each peer's
+    total FLOP over its total seconds (``benchmarks/full_sky_inference.py``'s pairing)."""
+    steps = np.asarray(timing["step_s"], float)
+    best_peak = max(max(g) for g in timing["gflops"])
+    mean_peaks = [f / s / 1e9 for f, s in zip(timing["flop"], timing["seconds"], strict=True)]
+    best = flop_per_step / steps.min() / 1e9
+    mean = flop_per_step * len(steps) / steps.sum() / 1e9
+    return {
+        "gflops_best": best,
+        "gflops_mean": mean,
+        "peak_best": best_peak,
+        "peaks_mean": mean_peaks,
+        "fraction_best": best / best_peak,
+        "fraction_mean": mean / max(mean_peaks),
+    }
+
+
 def blas_core() -> str:
     """numpy's BLAS and the kernel family it runs (e.g. ``openblas Haswell``)."""
     from threadpoolctl import threadpool_info

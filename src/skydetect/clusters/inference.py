@@ -37,13 +37,12 @@ import logging
 
 import numpy as np
 
-from skydetect.perf import cpu_flags, cpu_info, model_macs  # noqa: F401  (re-exported)
+from skydetect.perf import BF16_FLAGS, cpu_flags, cpu_info, model_macs  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "bfloat16", "mixed", "auto")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed": "mixed_float16"}
-BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
 def resolve_precision(precision: str) -> str:
