@@ -143,23 +143,26 @@ def phase_times(model, loss, x, y, repeats: int = 3) -> dict:
     }
 
 
-def network_figures(name, net, steps, peers, repeats=5) -> dict:
-    """Samples/s and fraction of the peak of ``net``'s training step, its phases, and its
-    layers alone (each the best of ``repeats``; the matmul peak timed likewise beside them)."""
+def network_figures(name, net, steps, peers, detail=True, repeats=5) -> dict:
+    """Samples/s and fraction of the peak of ``net``'s training step; with ``detail`` its
+    phases and its layers alone too (each the best of ``repeats``; the matmul peak timed
+    likewise beside them)."""
     from skydetect import perf
 
     model, batch = net["model"], net["batch"]
     macs = perf.model_macs(model)
     flop = perf.TRAIN_PASSES * 2 * macs * batch  # per step
     timing = perf.interleaved(net["step"], steps, peers)
-    phases = phase_times(model, net["loss"], *net["xy"], repeats=repeats)
-    layers = perf.layer_times(model, batch, repeats=repeats)
-    beside = perf.interleaved(lambda: None, 1, peers, peer_repeats=repeats, warmup=0)
     t = np.asarray(timing["step_s"])
+    out = {}
+    if detail:
+        out = phase_times(model, net["loss"], *net["xy"], repeats=repeats)
+        out["groups"] = perf.group_layer_times(perf.layer_times(model, batch, repeats=repeats))
+        beside = perf.interleaved(lambda: None, 1, peers, peer_repeats=repeats, warmup=0)
+        out["layers_peak"] = max(max(g) for g in beside["gflops"])
     return {
-        **phases,
+        **out,
         **perf.peak_fractions(flop, timing),
-        "layers_peak": max(max(g) for g in beside["gflops"]),
         "name": name,
         "batch": batch,
         "params": int(model.count_params()),
@@ -167,7 +170,6 @@ def network_figures(name, net, steps, peers, repeats=5) -> dict:
         "samples_per_s_best": batch / t.min(),
         "samples_per_s_mean": batch * len(t) / t.sum(),
         "step_s": [float(v) for v in t],
-        "groups": perf.group_layer_times(layers),
     }
 
 
@@ -342,8 +344,11 @@ def measure(spec: dict) -> dict:
     cfg = load_config()
     peers = [perf.blas_matmul_timer(threads), perf.matmul_timer(tf)]
     out = {"cpu": perf.cpu_name(), "blas": perf.blas_core(), "threads": threads}
-    out["unet"] = network_figures("unet", unet_setup(cfg), spec["steps"], peers)
-    out["ssd"] = network_figures("ssd", ssd_setup(cfg), spec["steps"], peers)
+    detail = bool(spec.get("detail", True))
+    out["unet"] = network_figures("unet", unet_setup(cfg), spec["steps"], peers, detail)
+    out["ssd"] = network_figures("ssd", ssd_setup(cfg), spec["steps"], peers, detail)
+    if not detail:
+        return out
     with tempfile.TemporaryDirectory(prefix="train_profile_") as tmp:
         (Path(tmp) / "u").mkdir()
         (Path(tmp) / "s").mkdir()
@@ -381,10 +386,10 @@ def kernel_summary(text: str) -> dict:
 
 
 # ------------------------------------------------------------------ the report
-def _net_rows(r: dict, isa: str) -> list[str]:
+def _net_rows(r: dict, isa: str, threads: int) -> list[str]:
     t = r["step_s"]
     return [
-        f"| {r['name']} | {isa} | {r['batch']} | {r['params']:,} | {r['macs'] / 1e6:.0f} "
+        f"| {r['name']} | {isa} | {threads} | {r['batch']} | {r['params']:,} | {r['macs'] / 1e6:.0f} "
         f"| {r['samples_per_s_best']:.1f} ({r['samples_per_s_mean']:.1f}) "
         f"| {min(t):.3f}-{max(t):.3f} | {r['gflops_best']:.1f} ({r['gflops_mean']:.1f}) "
         f"| {r['peak_best']:.0f} ({r['peaks_mean'][0]:.0f} / {r['peaks_mean'][1]:.0f}) "
@@ -475,8 +480,11 @@ def markdown(results: list[dict], args, load) -> str:
         "# Training at the compute limit: the default U-Net and SSD against the machine's peak",
         "",
         f"`python benchmarks/train_throughput.py --isa {args.isa} --steps {args.steps} "
-        f"--threads {args.threads} --loop {args.loop}` on {first['cpu']}, {args.threads} "
-        f"threads; load average {load[0]:.1f} at the end.",
+        f"--threads {' '.join(map(str, args.threads))} --loop {args.loop}` on {first['cpu']}"
+        f"; load average {load[0]:.1f} at the end. TensorFlow on the given threads (intra-op; "
+        "one inter-op), the matmuls on as many. The training jobs run on "
+        f"{args.threads[0]} thread(s) each (`clusters.train.threads`, "
+        "`bubbles.train.threads`).",
         "",
         "Training FLOP = 3 x 2 x the forward pass's multiply-accumulates (forward, backward "
         "for the input gradient, backward for the weight gradient; convolutions and dense "
@@ -489,16 +497,17 @@ def markdown(results: list[dict], args, load) -> str:
         "the means: all steps against each matmul's total FLOP over its total seconds "
         "(`full_sky_inference.py`'s pairing), which other load pulls either way.",
         "",
-        "| network | ISA | batch | parameters | forward MMAC / sample | train samples/s best "
-        "(mean) | step s min-max | GFLOP/s best (mean) | peak GFLOP/s best (mean BLAS / TF) "
-        "| of peak (means) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |",
+        "| network | ISA | threads | batch | parameters | forward MMAC / sample | train "
+        "samples/s best (mean) | step s min-max | GFLOP/s best (mean) | peak GFLOP/s best "
+        "(mean BLAS / TF) | of peak (means) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |",
     ]
     for res in results:
         for net in ("unet", "ssd"):
-            lines += _net_rows(res[net], res["isa"])
+            lines += _net_rows(res[net], res["isa"], res["threads"])
+    detailed = [res for res in results if res["detail"]]
     lines += ["", "## Kernels that ran", ""]
-    for res in results:
+    for res in detailed:
         conv = "; ".join(
             f"`{impl}` ({', '.join(f'{p} {n}' for p, n in sorted(passes.items()))})"
             for impl, passes in sorted(res["kernels"]["convolutions"].items())
@@ -507,13 +516,13 @@ def markdown(results: list[dict], args, load) -> str:
             f"- {res['isa']}: oneDNN ISA {res['kernels']['isa'] or 'not reported'}; BLAS "
             f"{res['blas']}; primitives created in two steps of each network: {conv or 'none'}"
         )
-    lines += ["", "## Where the time goes"]
-    for res in results:
+    lines += ["", f"## Where the time goes ({detailed[0]['threads']} thread(s))"]
+    for res in detailed:
         for net in ("unet", "ssd"):
             lines += _layer_table(res[net], res["isa"])
         lines += _loop_lines(res, res["isa"])
-    lines.append("")
-    for res in results:
+    lines += ["", f"Headline: {detailed[0]['threads']} thread(s), as the training jobs run.", ""]
+    for res in detailed:
         lines.append(
             f"training: unet {res['unet']['fraction_best']:.2f} of peak, ssd "
             f"{res['ssd']['fraction_best']:.2f} of peak ({res['isa']})"

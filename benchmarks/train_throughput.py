@@ -32,10 +32,14 @@ For each network at its default configuration (config/config.yaml: ``clusters.mo
 ``--isa native`` (the CPU's full ISA), ``avx2`` (``ONEDNN_MAX_CPU_ISA=AVX2``,
 ``OPENBLAS_CORETYPE=Haswell``: a CPU without AVX-512) or ``both``; each in a fresh subprocess.
 
-    python benchmarks/train_throughput.py [--isa both] [--steps 6] [--threads 2]
+Each at ``--threads`` (default: the training jobs' ``clusters.train.threads``, 1, as the
+workflow runs them, two side by side on 2 cores; then all the cores).
 
-Writes benchmarks/results/train_throughput.md; its last line (and the last printed line) is
-``training: unet <x> of peak, ssd <y> of peak (<isa>)``, one per ISA.
+    python benchmarks/train_throughput.py [--isa both] [--steps 6] [--threads 1 2]
+
+Writes benchmarks/results/train_throughput.md; its last lines (and the last printed lines)
+are ``training: unet <x> of peak, ssd <y> of peak (<isa>)``, one per ISA, at the first
+``--threads``.
 """
 
 from __future__ import annotations
@@ -54,20 +58,26 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import train_profile as tp  # noqa: E402  (the measurements, run in the subprocesses)
 
 
-def run_isa(isa: str, args) -> dict:
-    """All measurements of one ISA in a fresh process; the kernels in another one."""
+def run_isa(isa: str, threads: int, detail: bool, args) -> dict:
+    """The measurements of one ISA and thread count in a fresh process; with ``detail`` the
+    per-layer and training-loop split too, and the kernels (in another process)."""
     from skydetect import perf
 
     env = perf.isa_environment(isa, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     env["CUDA_VISIBLE_DEVICES"] = ""
-    spec = json.dumps({"steps": args.steps, "threads": args.threads, "loop": args.loop})
+    spec = json.dumps(
+        {"steps": args.steps, "threads": threads, "loop": args.loop, "detail": detail}
+    )
     script = str(ROOT / "benchmarks" / "train_profile.py")
     out = subprocess.run(
         [sys.executable, script, "measure", spec], capture_output=True, text=True, env=env
     )
     if out.returncode:
-        raise SystemExit(f"{isa}: measurement failed:\n{out.stderr[-3000:]}")
+        raise SystemExit(f"{isa}, {threads} threads: measurement failed:\n{out.stderr[-3000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
+    res.update(isa=isa, detail=detail)
+    if not detail:
+        return res
     kenv = {**env, "ONEDNN_VERBOSE": "profile_create", "TF_CPP_MIN_LOG_LEVEL": "3"}
     with tempfile.TemporaryFile("w+") as log:
         k = subprocess.run(
@@ -78,7 +88,6 @@ def run_isa(isa: str, args) -> dict:
     if k.returncode:
         raise SystemExit(f"{isa}: kernel census failed:\n{text[-3000:]}")
     res["kernels"] = tp.kernel_summary(text)
-    res["isa"] = isa
     return res
 
 
@@ -86,7 +95,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--isa", default="both", choices=("native", "avx2", "both"))
     ap.add_argument("--steps", type=int, default=6, help="timed training steps per network")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=None,
+        help="thread counts (default: the training jobs' clusters.train.threads, then all "
+        "cores); the first gets the per-layer and training-loop split and the headline",
+    )
     ap.add_argument(
         "--loop", type=int, default=8, help="batches per epoch of the short training-loop runs"
     )
@@ -95,10 +111,14 @@ def main() -> None:
 
     from skydetect import perf
 
+    if not args.threads:
+        jobs = int(tp.load_config()["clusters"]["train"]["threads"])
+        args.threads = list(dict.fromkeys([jobs, os.cpu_count() or jobs]))
     results = []
     for isa in perf.isa_list(args.isa):
-        print(f"[train_throughput] {isa} ...", flush=True)
-        results.append(run_isa(isa, args))
+        for i, threads in enumerate(args.threads):
+            print(f"[train_throughput] {isa}, {threads} thread(s) ...", flush=True)
+            results.append(run_isa(isa, threads, i == 0, args))
     text = tp.markdown(results, args, os.getloadavg())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
