@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -481,7 +482,7 @@ def markdown(results: list[dict], args, load) -> str:
         "",
         f"`python benchmarks/train_throughput.py --isa {args.isa} --steps {args.steps} "
         f"--threads {' '.join(map(str, args.threads))} --loop {args.loop}` on {first['cpu']}"
-        f"; load average {load[0]:.1f} at the end. TensorFlow on the given threads (intra-op; "
+        f", {os.cpu_count()} CPUs; load average {load[0]:.1f} at the end. TensorFlow on the given threads (intra-op; "
         "one inter-op), the matmuls on as many. The training jobs run on "
         f"{args.threads[0]} thread(s) each (`clusters.train.threads`, "
         "`bubbles.train.threads`).",
