@@ -20,8 +20,9 @@ measured against the machine's own peak.
   a physical core run one two-thread matmul faster than two one-thread ones), so neither
   alone is the peak. The interval is a 68 % bootstrap over the tiles. One TensorFlow matmul
   on all the threads, in a separate process before and after, is reported beside them.
-  bfloat16 is also run (compute on the CPU's AVX512-BF16 / AMX units): its ratio to the
-  float32 peak can exceed 1; its ratio to a bfloat16 matmul is reported too.
+  bfloat16 is also run (compute on the CPU's AVX512-BF16 / AMX units) where oneDNN has
+  bfloat16 kernels (not under ``--isa avx2``): its ratio to the float32 peak can exceed 1;
+  its ratio to a bfloat16 matmul is reported too.
 * MMF: seconds per tile of ``skydetect.clusters.mmf.run_tile`` on a synthetic nside-2048 tile
   (six frequency bands of white noise, the default ``clusters.mmf``), patch batches on
   ``--threads`` threads; the best of two runs.
@@ -30,10 +31,18 @@ measured against the machine's own peak.
   windows of a synthetic 3-channel field of the default size.
 
     python benchmarks/full_sky_inference.py [--threads 2] [--streams 2] [--precision float32]
+        [--tiles 48] [--isa native|avx2|both]
+
+``--isa`` runs it in a fresh process with oneDNN and OpenBLAS limited to that instruction set
+(``avx2``: ``ONEDNN_MAX_CPU_ISA=AVX2``, ``OPENBLAS_CORETYPE=Haswell``, as on a CPU without
+AVX-512; ``native``: the CPU's full ISA; ``both``: one run each).
 
 Writes benchmarks/results/full_sky_inference.md; the last printed line is
 ``full-sky: <seconds> s, efficiency <ratio>, mmf <seconds> s/tile`` (U-Net inference plus
-combination of the 48 tiles at ``--precision``, its efficiency, the MMF per tile).
+combination of the 48 tiles at ``--precision``, its efficiency, the MMF per tile). With
+``--tiles N`` below 48 the seconds are the whole sky extrapolated from the N tiles (inference
+in proportion to the patches, combination to the tiles), labelled so:
+``full-sky: <seconds> s extrapolated from N tiles (<seconds> s measured), ...``.
 """
 
 from __future__ import annotations
@@ -50,57 +59,18 @@ import numpy as np
 import yaml
 
 import skydetect  # noqa: F401  (legacy Keras before TensorFlow)
+from skydetect import perf
 from skydetect.clusters import cover, inference, mmf
 from skydetect.clusters.models import build_model
 from skydetect.clusters.predict import prediction_nside
 from skydetect.config import validate_config
 from skydetect.geometry import tiles
+from skydetect.perf import blas_matmul_timer, matmul_gflops, matmul_timer
 
 ROOT = Path(__file__).resolve().parents[1]
 NSIDE = 2048
 RING_OF_TILE = {t: (0 if t < 4 else 4 if t < 12 else 12 if t < 20 else 20) for t in range(28)}
 RING_OF_TILE.update({t: RING_OF_TILE[47 - t] for t in range(28, 48)})  # north-south mirror
-
-
-def matmul_timer(tf, n: int = 2048, streams: int = 1, dtype="float32"):
-    """A callable timing ``repeats`` n x n ``dtype`` matmuls in each of ``streams`` threads at
-    once (the inference's threading, :func:`inference.configure_threads`): (FLOP, seconds)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    a = tf.cast(tf.random.normal((n, n)), dtype)
-    step = tf.function(lambda x: tf.matmul(x, x))
-    step(a).numpy()
-
-    def one(repeats):
-        for _ in range(repeats):
-            step(a).numpy()
-
-    def timed(repeats: int = 2):
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(streams) as pool:
-            list(pool.map(one, [repeats] * streams))
-        return 2 * n**3 * repeats * streams, time.perf_counter() - t0
-
-    return timed
-
-
-def blas_matmul_timer(threads: int, n: int = 2048):
-    """A callable timing ``repeats`` n x n float32 matmuls of numpy's BLAS (OpenBLAS) on
-    ``threads`` threads, in this process: (FLOP, seconds). The other way of running the
-    machine's best matmul: one op on every core, with BLAS's own threads."""
-    from threadpoolctl import threadpool_limits
-
-    a = np.random.default_rng(1).normal(size=(n, n)).astype(np.float32)
-
-    def timed(repeats: int = 2):
-        with threadpool_limits(threads, user_api="blas"):
-            a @ a  # wake the BLAS threads
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                a @ a
-            return 2 * n**3 * repeats, time.perf_counter() - t0
-
-    return timed
 
 
 def matmul_gflops_apart(threads: int, repeats: int = 8) -> float:
@@ -117,11 +87,6 @@ def matmul_gflops_apart(threads: int, repeats: int = 8) -> float:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.split()[-1])
-
-
-def matmul_gflops(timer, repeats: int = 8) -> float:
-    flop, dt = timer(repeats)
-    return flop / dt / 1e9
 
 
 def sky_inference(
@@ -215,6 +180,37 @@ def bubble_windows_rate(config: dict, threads: int) -> tuple[str, str]:
         return "n/a", f"preprocess_windows failed: {type(err).__name__}: {err}"
 
 
+def bf16_note(runs: dict, peer: int) -> str:
+    if "bfloat16" not in runs:
+        return ""
+    return f"{runs['bfloat16']['peaks'][peer]:.0f} with the bfloat16 one; "
+
+
+def isa_note(label: str | None) -> str:
+    """What the run's oneDNN and OpenBLAS were limited to."""
+    limits = ", ".join(f"{k}={os.environ[k]}" for k in perf.ISA_ENV["avx2"] if k in os.environ)
+    head = label or "as the environment set it"
+    limits = limits or "no limit: the CPU's full ISA"
+    return f"{head} ({limits}), on {perf.cpu_name()}"
+
+
+def run_per_isa(args) -> None:
+    """This benchmark again in a fresh process per instruction set of ``--isa`` (the
+    variables are read when oneDNN and OpenBLAS load); their output passes through."""
+    isas = perf.isa_list(args.isa)
+    for isa in isas:
+        out = Path(args.out)
+        if len(isas) > 1:
+            out = out.with_name(f"{out.stem}_{isa}{out.suffix}")
+        cmd = [sys.executable, __file__, "--threads", str(args.threads), "--tiles", str(args.tiles)]
+        for key in ("streams", "precision"):
+            if getattr(args, key) is not None:
+                cmd += [f"--{key}", str(getattr(args, key))]
+        cmd += ["--out", str(out), "--isa-label", isa]
+        print(f"[full_sky_inference] {isa}: {out}", flush=True)
+        subprocess.run(cmd, env=perf.isa_environment(isa), check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -222,7 +218,19 @@ def main() -> None:
     ap.add_argument("--precision", default=None, help="default: clusters.detect.precision")
     ap.add_argument("--tiles", type=int, default=48, help="fewer: a quick check, not the sky")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/full_sky_inference.md"))
+    ap.add_argument(
+        "--isa",
+        choices=(*perf.ISAS, "both"),
+        default=None,
+        help="run in a fresh process with oneDNN and OpenBLAS limited to this instruction set "
+        "(avx2: ONEDNN_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell; both: one run each, "
+        "written to <out>_<isa>.md); default: this process, as its environment has it",
+    )
+    ap.add_argument("--isa-label", default=None, help=argparse.SUPPRESS)  # set by --isa
     args = ap.parse_args()
+    if args.isa:
+        run_per_isa(args)
+        return
 
     import tensorflow as tf
 
@@ -244,9 +252,7 @@ def main() -> None:
     for t in sorted(set(RING_OF_TILE.values())):
         tpix = tiles.tile_pixels(1024, t)
         glon, glat, angle = cover.sparse_cover_centres(1024, tpix, size, pix, margin, t)
-        covers[t] = cover.build_index(
-            glon, glat, angle, False, size, pix, nside_pred, t, margin
-        )
+        covers[t] = cover.build_index(glon, glat, angle, False, size, pix, nside_pred, t, margin)
         n_per_ring[t] = len(glon)
     rng = np.random.default_rng(0)
     pool = rng.normal(size=(max(n_per_ring.values()), size, size, len(bands)))
@@ -260,13 +266,19 @@ def main() -> None:
     blas = blas_matmul_timer(args.threads)
     gf_before, blas_before = matmul_gflops(timer), matmul_gflops(blas)
     runs = {}
-    for prec in dict.fromkeys([precision, "float32", "bfloat16"]):
+    bf16 = perf.bf16_kernels()
+    if precision == "bfloat16" and not bf16:
+        raise SystemExit(
+            "--precision bfloat16: oneDNN has no bfloat16 kernels here (the CPU lacks "
+            "AVX512-BF16/AMX, or ONEDNN_MAX_CPU_ISA limits it); use float32"
+        )
+    for prec in dict.fromkeys([precision, "float32", *(["bfloat16"] if bf16 else [])]):
         model = build_model((size, size, len(bands)), cl["model"], policy=inference.POLICIES[prec])
         runs[prec] = sky_inference(
             model, covers, batch, inputs_for, args.tiles, (blas, timer), streams
         )
     gf_after, blas_after = matmul_gflops(timer), matmul_gflops(blas)
-    bf16_peak = matmul_gflops(matmul_timer(tf, streams=streams, dtype="bfloat16"))
+    bf16_peak = matmul_gflops(matmul_timer(tf, streams=streams, dtype="bfloat16")) if bf16 else None
     apart_after = matmul_gflops_apart(args.threads)
     apart = (apart_before + apart_after) / 2
     blas_peak, peak = runs["float32"]["peaks"]
@@ -290,6 +302,14 @@ def main() -> None:
         rows.append((prec, r, rate, gflops, efficiency(r["tiles"], macs), ci))
     head = runs[precision]
     head_total = head["t_inf"] + head["t_comb"]
+    # fewer tiles: the whole sky extrapolated (inference by patches, combination by tiles)
+    n_sky = sum(n_per_ring[RING_OF_TILE[t]] for t in range(48))
+    sky_s = head["t_inf"] * n_sky / head["n"] + head["t_comb"] * 48 / args.tiles
+    sky_label = (
+        f"{sky_s:.1f} s"
+        if args.tiles == 48
+        else f"{sky_s:.1f} s extrapolated from {args.tiles} tiles ({head_total:.1f} s measured)"
+    )
     head_eff, head_ci = [(e, ci) for p, *_, e, ci in rows if p == precision][0]
     arch = f"{cl['model']['architecture']} {cl['model']['filter_num']}"
     cpu = inference.cpu_info("model name") or platform.processor() or platform.machine()
@@ -304,19 +324,19 @@ def main() -> None:
         "matmuls timed in the same process, between the same tiles). The peak is the faster of "
         "two ways of running a 2048² float32 matmul on the same cores: numpy's BLAS on every "
         "thread, and TensorFlow's matmul run as the inference runs.",
+        f"Instruction set: {isa_note(args.isa_label)}; BLAS {perf.blas_core()}.",
         "",
         "| quantity | value | notes |",
         "|---|---|---|",
-        f"| sparse cover | {n_tile:.0f} patches / tile, {head['n']} for the sky | "
+        f"| sparse cover | {n_tile:.0f} patches / tile, {n_sky} for the sky ({head['n']} in "
+        f"the {args.tiles} tiles run) | "
         f"margin {margin} px, redundancy {red:.2f}x a tiling (dense cover_overlap 0.2: ~7x) |",
         f"| 2048² float32 matmul, BLAS | {blas_peak:.0f} GFLOP/s | numpy (OpenBLAS) on "
         f"{args.threads} threads, after every tile of the float32 inference; "
-        f"{runs['bfloat16']['peaks'][0]:.0f} with the bfloat16 one; before all "
-        f"{blas_before:.0f}, after all {blas_after:.0f} |",
+        f"{bf16_note(runs, 0)}before all {blas_before:.0f}, after all {blas_after:.0f} |",
         f"| 2048² float32 matmul, TensorFlow | {peak:.0f} GFLOP/s | {streams} at a time (one "
         f"per stream), after every tile of the float32 inference; "
-        f"{runs['bfloat16']['peaks'][1]:.0f} with the bfloat16 one; before all "
-        f"{gf_before:.0f}, after all {gf_after:.0f} |",
+        f"{bf16_note(runs, 1)}before all {gf_before:.0f}, after all {gf_after:.0f} |",
     ]
     for prec, r, rate, gflops, eff, (lo, hi, tmin, tmax) in rows:
         lines.append(
@@ -330,6 +350,9 @@ def main() -> None:
         f"| 2048² bfloat16 matmul | {bf16_peak:.0f} GFLOP/s | {streams} at a time, after all the "
         f"inference; the bfloat16 inference's ratio to it: "
         f"{gflops_of['bfloat16'] / bf16_peak:.2f} |"
+        if bf16
+        else "| bfloat16 | not run | oneDNN has no bfloat16 kernels here (CPU flags, or "
+        "ONEDNN_MAX_CPU_ISA) |"
     )
     lines.append(
         f"| one {args.threads}-thread matmul apart | {apart:.0f} GFLOP/s | 2048² float32 in a "
@@ -343,17 +366,18 @@ def main() -> None:
         f"{len(cl['mmf']['theta500_arcmin'])} theta500, {args.threads} threads, best of 2 runs |",
         f"| bubble windows | {bub_rate} / s | {bub_note}, {args.threads} threads |",
         "",
-        f"Aims on 2 cores: whole sky <= 120 s ({head_total:.0f} s at {precision}), efficiency "
+        f"Aims on 2 cores: whole sky <= 120 s ({sky_label} at {precision}), efficiency "
         f">= 0.8 ({head_eff:.2f}, 68 % interval [{head_ci[0]:.2f}, {head_ci[1]:.2f}]), MMF <= 5 s "
         f"per tile ({t_mmf:.1f} s).",
         "",
         f"`python benchmarks/full_sky_inference.py --threads {args.threads} --streams {streams} "
-        f"--precision {precision}`",
+        f"--precision {precision} --tiles {args.tiles}"
+        f"{f' --isa {args.isa_label}' if args.isa_label else ''}`",
     ]
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
     print(text)
-    print(f"full-sky: {head_total:.1f} s, efficiency {head_eff:.2f}, mmf {t_mmf:.1f} s/tile")
+    print(f"full-sky: {sky_label}, efficiency {head_eff:.2f}, mmf {t_mmf:.1f} s/tile")
 
 
 if __name__ == "__main__":

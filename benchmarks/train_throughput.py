@@ -1,19 +1,45 @@
-"""Benchmark: training and inference throughput of the eight U-Net architectures on CPU.
+"""Benchmark: training of the default U-Net and the default SSD against the machine's own peak.
 
-For each architecture of ``skydetect.clusters.models`` at the default configuration
-(config/config.yaml: ``clusters.model.filter_num``, 64 x 64 patches of ``clusters.patch.size``,
-the bands of ``planck.bands``, ``clusters.train.batch_size`` and loss), measured in a fresh
-subprocess each (so that the peak memory is that architecture's own):
+For each network at its default configuration (config/config.yaml: ``clusters.model`` with
+``clusters.train``, 64 x 64 patches of the six HFI bands; ``bubbles.ssd`` with
+``bubbles.preprocess`` and ``bubbles.train``), on in-memory random batches after warm-up:
 
-* training samples per second (``train_on_batch`` on in-memory batches, after warm-up),
-* inference samples per second (``predict_on_batch``),
-* peak resident memory of the process (MiB),
-* parameters,
+* training samples per second: the training step as the workflow runs it (U-Net: the train
+  function of ``Model.fit`` of the compiled model, its loss, Adam, its metrics, op
+  determinism as ``skydetect.clusters.train``; SSD: a ``tf.function`` of the SSD loss, AdamW and global
+  gradient clipping as ``skydetect.bubbles.train``), batch ``clusters.train.batch_size`` and
+  ``batch_bubbles + batch_negatives``;
+* achieved GFLOP/s: 3 x 2 x the forward pass's multiply-accumulates per sample (counted layer
+  by layer, ``skydetect.perf.model_macs``: the forward, and a backward with one product for
+  the input gradient and one for the weight gradient; the first layer's input gradient, which
+  training does not need, is counted too) x samples/s;
+* as a fraction of the peak: the faster of a 2048² float32 matmul of numpy's BLAS and of
+  TensorFlow (the definition of ``benchmarks/full_sky_inference.py``), two of each timed
+  after every step in the same process; the headline is the fastest step against the
+  fastest single matmul (each the least disturbed by a shared machine's other load), the
+  means (all steps against each matmul's mean rate over the same period) beside it;
+* the kernels that ran: oneDNN's verbose lines of one training step of each network (in a
+  separate process, ``ONEDNN_VERBOSE=profile_create``) summarised to the convolution
+  implementations, and OpenBLAS's kernel family;
+* where the time goes: every convolution alone on its input shape, forward and backward
+  (grouped by output size and channels), the rest of the step (batch normalisation,
+  activations, loss, optimiser, Keras); and a short run of the workflow's own training loop on
+  synthetic data (U-Net: ``skydetect.clusters.train.train`` on HDF5 files; SSD:
+  ``skydetect.bubbles.train.train_ssd`` with preprocessed crops of a synthetic field) split
+  into its training steps, data (reading, augmentation; SSD: crops and box matching),
+  validation, and the rest (Python, callbacks, checkpoints).
 
-and the ratio of each throughput to that of ``unet`` (the peer). A last row gives ``unet`` with
-the reference filters (64..1024). Prints a table and writes benchmarks/results/train_throughput.md.
+``--isa native`` (the CPU's full ISA), ``avx2`` (``ONEDNN_MAX_CPU_ISA=AVX2``,
+``OPENBLAS_CORETYPE=Haswell``: a CPU without AVX-512) or ``both``; each in a fresh subprocess.
 
-    python benchmarks/train_throughput.py [--steps 6] [--threads 2] [--no-reference]
+Each at ``--threads`` (default: the training jobs' ``clusters.train.threads``, 1, as the
+workflow runs them, two side by side on 2 cores; then all the cores).
+
+    python benchmarks/train_throughput.py [--isa both] [--steps 6] [--threads 1 2]
+
+Writes benchmarks/results/train_throughput.md; its last lines (and the last printed lines)
+are ``training: unet <x> of peak, ssd <y> of peak (<isa>)``, one per ISA, at the first
+``--threads``.
 """
 
 from __future__ import annotations
@@ -21,127 +47,82 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import train_profile as tp  # noqa: E402  (the measurements, run in the subprocesses)
 
 
-def measure(arch: str, filters: list[int], size: int, bands: int, batch: int, loss: str,
-            steps: int, threads: int) -> dict:  # fmt: skip
-    import resource
+def run_isa(isa: str, threads: int, detail: bool, args) -> dict:
+    """The measurements of one ISA and thread count in a fresh process; with ``detail`` the
+    per-layer and training-loop split too, and the kernels (in another process)."""
+    from skydetect import perf
 
-    import numpy as np
-
-    import skydetect  # noqa: F401  (legacy Keras before TensorFlow)
-
-    import tensorflow as tf  # isort: skip
-
-    from skydetect.clusters import losses, models
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, size, size, bands)).astype(np.float32)
-    y = (rng.random((batch, size, size, 1)) < 0.05).astype(np.float32)
-    model = models.build_model((size, size, bands), {"architecture": arch, "filter_num": filters})
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=losses.get_loss(loss))
-    for _ in range(2):  # warm-up: tracing
-        model.train_on_batch(x, y)
-        model.predict_on_batch(x)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    t_train = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        model.predict_on_batch(x)
-    t_pred = time.perf_counter() - t0
-    return {
-        "arch": arch,
-        "filters": filters,
-        "params": int(model.count_params()),
-        "train_sps": steps * batch / t_train,
-        "infer_sps": steps * batch / t_pred,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    env = perf.isa_environment(isa, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    spec = json.dumps(
+        {"steps": args.steps, "threads": threads, "loop": args.loop, "detail": detail}
+    )
+    script = str(ROOT / "benchmarks" / "train_profile.py")
+    out = subprocess.run(
+        [sys.executable, script, "measure", spec], capture_output=True, text=True, env=env
+    )
+    if out.returncode:
+        raise SystemExit(f"{isa}, {threads} threads: measurement failed:\n{out.stderr[-3000:]}")
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res.update(isa=isa, detail=detail)
+    if not detail:
+        return res
+    kenv = {**env, "ONEDNN_VERBOSE": "profile_create", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with tempfile.TemporaryFile("w+") as log:
+        k = subprocess.run(
+            [sys.executable, script, "kernels", spec], stdout=log, stderr=log, text=True, env=kenv
+        )
+        log.seek(0)
+        text = log.read()
+    if k.returncode:
+        raise SystemExit(f"{isa}: kernel census failed:\n{text[-3000:]}")
+    res["kernels"] = tp.kernel_summary(text)
+    return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=6, help="timed batches per measurement")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-reference", action="store_true", help="skip unet with 64..1024 filters")
-    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one setting (JSON)
-    args = ap.parse_args()
-    if args.one:
-        print(json.dumps(measure(**json.loads(args.one))))
-        return
-
-    import yaml
-
-    from skydetect.clusters.models import ARCHITECTURES
-    from skydetect.config import validate_config
-
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    validate_config(cfg, ROOT / "config" / "schema.yaml")
-    cl = cfg["clusters"]
-    common = dict(
-        size=int(cl["patch"].get("size", 64)),
-        bands=len(cfg["planck"]["bands"]),
-        batch=int(cl["train"]["batch_size"]),
-        loss=cl["train"]["loss"],
-        steps=args.steps,
-        threads=args.threads,
+    ap.add_argument("--isa", default="both", choices=("native", "avx2", "both"))
+    ap.add_argument("--steps", type=int, default=6, help="timed training steps per network")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=None,
+        help="thread counts (default: the training jobs' clusters.train.threads, then all "
+        "cores); the first gets the per-layer and training-loop split and the headline",
     )
-    runs = [dict(arch=a, filters=cl["model"]["filter_num"]) for a in ARCHITECTURES]
-    if not args.no_reference:
-        runs.append(dict(arch="unet", filters=[64, 128, 256, 512, 1024]))
-    rows = []
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    for run in runs:
-        spec = json.dumps({**run, **common})
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", spec], capture_output=True, text=True, env=env
-        )
-        if out.returncode:
-            raise RuntimeError(f"{run}: {out.stderr[-2000:]}")
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(rows[-1], flush=True)
+    ap.add_argument(
+        "--loop", type=int, default=8, help="batches per epoch of the short training-loop runs"
+    )
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/train_throughput.md"))
+    args = ap.parse_args()
 
-    peer = next(r for r in rows if r["arch"] == "unet")
-    load = os.getloadavg()[0]
-    lines = [
-        "# Training and inference throughput of the U-Net architectures (CPU)",
-        "",
-        f"`python benchmarks/train_throughput.py --steps {args.steps} --threads {args.threads}`"
-        f" — {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{args.threads} TensorFlow threads, load average {load:.1f} at the end "
-        "(other jobs share the machine: compare ratios, not absolute numbers).",
-        f"Patches {common['size']}x{common['size']}x{common['bands']}, batch {common['batch']}, "
-        f"loss {common['loss']}, Adam; {args.steps} timed batches after 2 warm-up batches.",
-        "Ratios are to `unet` at the same filters (the peer).",
-        "",
-        "| architecture | filters | parameters | train samples/s | ratio | inference samples/s "
-        "| ratio | peak memory MiB |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['arch']} | {'-'.join(map(str, r['filters']))} | {r['params']:,} "
-            f"| {r['train_sps']:.1f} | {r['train_sps'] / peer['train_sps']:.2f} "
-            f"| {r['infer_sps']:.1f} | {r['infer_sps'] / peer['infer_sps']:.2f} "
-            f"| {r['peak_mib']:.0f} |"
-        )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = ROOT / "benchmarks" / "results" / "train_throughput.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    from skydetect import perf
+
+    if not args.threads:
+        jobs = int(tp.load_config()["clusters"]["train"]["threads"])
+        args.threads = list(dict.fromkeys([jobs, os.cpu_count() or jobs]))
+    results = []
+    for isa in perf.isa_list(args.isa):
+        for i, threads in enumerate(args.threads):
+            print(f"[train_throughput] {isa}, {threads} thread(s) ...", flush=True)
+            results.append(run_isa(isa, threads, i == 0, args))
+    text = tp.markdown(results, args, os.getloadavg())
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,17 @@
 Runs ``snakemake --cores N`` from scratch (a fresh working directory per N) on a configuration
 (default: the default run, config/config.yaml), measures the wall time, and summarises the
 ``benchmark:`` files every rule writes (benchmarks/rules/<rule>/<wildcards>.tsv): jobs, total
-/ mean / max seconds, peak memory (max RSS) and CPU time. Writes a Markdown table to
-benchmarks/results/workflow.md (``--out``) and prints it.
+/ mean / max seconds, peak memory (max RSS) and CPU time. From the Snakemake log (per job:
+start, end, inputs, outputs) it finds the critical path, the chain of jobs that set the wall
+time (:mod:`skydetect.runlog`), and prints it. Writes Markdown to benchmarks/results/workflow.md
+(``--out``) and prints it.
+
+``--isa avx2`` runs Snakemake, and so every job, with oneDNN and OpenBLAS limited to AVX2
+(``ONEDNN_MAX_CPU_ISA=AVX2``, ``OPENBLAS_CORETYPE=Haswell``): the run of a CPU without
+AVX-512, on any x86 machine. ``--isa native`` lifts such a limit inherited from the shell.
 
     python benchmarks/workflow.py                                # default run, 1 and 2 cores
+    python benchmarks/workflow.py --cores 2 --isa avx2           # as on an AVX2-only CPU
     python benchmarks/workflow.py --configfile tests/workflow/config.yaml \\
         --out benchmarks/results/workflow_tiny.md                # the tiny configuration
     python benchmarks/workflow.py --summarise /path/to/run       # an existing run only
@@ -28,12 +35,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # this checkout's library
+
+from skydetect import perf, runlog  # noqa: E402
 
 
 def run_workflow(
-    workdir: Path, configfile: Path, cores: int, targets, timeout_s: int, keep_going=False
+    workdir: Path,
+    configfile: Path,
+    cores: int,
+    targets,
+    timeout_s: int,
+    keep_going=False,
+    isa: str | None = None,
 ) -> tuple[float, int]:
-    """One run from scratch: (wall time in seconds, return code).
+    """One run from scratch: (wall time in seconds, return code). ``isa``: Snakemake and
+    its jobs with oneDNN and OpenBLAS limited to it (:func:`skydetect.perf.isa_environment`);
+    None: this process's environment.
 
     Raises on failure unless ``keep_going`` (then independent jobs finish, and the failure is
     reported in the table)."""
@@ -47,8 +65,9 @@ def run_workflow(
         cmd.append("--keep-going")
     print(f"[workflow benchmark] {cores} core(s): {workdir}", flush=True)
     t0 = time.perf_counter()
+    env = perf.isa_environment(isa) if isa else None
     with open(workdir / "snakemake.out", "w") as fh:
-        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env).returncode
     wall = time.perf_counter() - t0
     if rc != 0 and not keep_going:
         tail = (workdir / "snakemake.out").read_text()[-3000:]
@@ -103,7 +122,20 @@ def read_previous(path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def markdown(walls: dict[int, float], per_rule: dict[int, dict], meta: dict, previous=None) -> str:
+def critical_path_lines(workdir: Path, label: str) -> list[str]:
+    """The critical path of the run in ``workdir`` (its newest Snakemake log) as Markdown; a
+    line saying why where the log is missing or holds no finished job."""
+    try:
+        jobs = runlog.parse_jobs(runlog.latest_log(workdir).read_text())
+        chain, dependency = runlog.critical_path(jobs), runlog.dependency_path(jobs)
+    except (FileNotFoundError, ValueError) as err:
+        return [f"## Critical path ({label})", "", f"Not available: {err}"]
+    return runlog.critical_path_markdown(chain, f"Critical path ({label})", dependency)
+
+
+def markdown(
+    walls: dict[int, float], per_rule: dict[int, dict], meta: dict, previous=None, paths=None
+) -> str:
     lines = ["# Workflow wall time", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()]
     if walls:
@@ -149,6 +181,8 @@ def markdown(walls: dict[int, float], per_rule: dict[int, dict], meta: dict, pre
             )
         lines.append(f"| **sum of job times** | {sum(r['jobs'] for r in rules.values())} "
                      f"| {total:.1f} | | | | | |")  # fmt: skip
+    for path_lines in (paths or {}).values():
+        lines += ["", *path_lines]
     return "\n".join(lines) + "\n"
 
 
@@ -170,6 +204,13 @@ def main(argv=None) -> int:
         default=None,
         help="an earlier table of this script: per-rule means beside this run's, as ratios",
     )
+    ap.add_argument(
+        "--isa",
+        choices=perf.ISAS,
+        default=None,
+        help="limit oneDNN and OpenBLAS of every job to this instruction set (avx2: "
+        "ONEDNN_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell); default: the environment's",
+    )
     ap.add_argument("targets", nargs="*", help="targets (default: the default target)")
     args = ap.parse_args(argv)
 
@@ -181,10 +222,17 @@ def main(argv=None) -> int:
         else str(args.configfile),
         "targets": " ".join(args.targets) or "default (`rule all`)",
         "command": "python benchmarks/workflow.py " + " ".join(argv or sys.argv[1:]),
+        "CPU": perf.cpu_name(),
+        "instruction set": {
+            None: "as the environment set it",
+            "native": "native (the CPU's full ISA)",
+            "avx2": "avx2 (ONEDNN_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell in every job)",
+        }[args.isa],
     }
-    walls, per_rule = {}, {}
+    walls, per_rule, paths = {}, {}, {}
     if args.summarise:
         per_rule["existing run"] = rule_times(args.summarise)
+        paths["existing run"] = critical_path_lines(args.summarise, "existing run")
         meta["configuration"] = meta["targets"] = "those of the existing run"
         meta["run directory"] = str(args.summarise)
     else:
@@ -198,14 +246,16 @@ def main(argv=None) -> int:
                 args.targets,
                 args.timeout,
                 args.keep_going,
+                args.isa,
             )
             per_rule[f"{cores} core(s)"] = rule_times(workdir)
+            paths[f"{cores} core(s)"] = critical_path_lines(workdir, f"{cores} core(s)")
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
     previous = read_previous(args.previous) if args.previous else None
     if args.previous:
         meta["previous run"] = str(args.previous)
-    text = markdown(walls, per_rule, meta, previous)
+    text = markdown(walls, per_rule, meta, previous, paths)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -26,41 +26,23 @@
   ``mixed_bfloat16``: bfloat16 compute, float32 weights and output), fast on CPUs with
   AVX512-BF16 / AMX; ``mixed`` (``mixed_float16``) for GPUs; ``auto``: ``mixed`` on a GPU,
   ``bfloat16`` on a CPU that has AVX512-BF16 or AMX-BF16, else ``float32``.
-- :func:`model_macs`: multiply-accumulates of one forward pass (convolutions, transposed
-  convolutions, dense layers), to express a measured speed as GFLOP/s.
+- :func:`model_macs` (from :mod:`skydetect.perf`): multiply-accumulates of one forward pass
+  (convolutions, transposed convolutions, dense layers), to express a measured speed as
+  GFLOP/s.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
+
+from skydetect.perf import BF16_FLAGS, cpu_flags, cpu_info, model_macs  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "bfloat16", "mixed", "auto")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "mixed": "mixed_float16"}
-BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
-
-
-def cpu_info(field: str) -> str | None:
-    """The value of ``field`` (e.g. ``flags``, ``model name``) for the first CPU in Linux's
-    /proc/cpuinfo; None elsewhere or if absent."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() == field:
-            return value.strip()
-    return None
-
-
-def cpu_flags() -> set[str]:
-    """The CPU feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
-    return set((cpu_info("flags") or "").split())
 
 
 def resolve_precision(precision: str) -> str:
@@ -169,31 +151,3 @@ class CompiledPredictor:
             for _ in pool.map(run, starts):
                 bar.update()
         return out
-
-
-def model_macs(model) -> int:
-    """Multiply-accumulates of one forward pass of one input (Conv2D, Conv2DTranspose,
-    DepthwiseConv2D, Dense; nested models counted through)."""
-    import tensorflow as tf
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.Model):
-            total += model_macs(layer)
-            continue
-        if not layer.weights:
-            continue
-        kernel = layer.weights[0].shape
-        if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
-            h, w = layer.output_shape[1:3]
-            total += h * w * int(np.prod(kernel))
-        elif isinstance(layer, tf.keras.layers.Conv2DTranspose):
-            h, w = layer.input_shape[1:3]  # every input pixel scatters a kernel
-            total += h * w * int(np.prod(kernel))
-        elif isinstance(layer, tf.keras.layers.Conv2D):
-            h, w = layer.output_shape[1:3]
-            total += h * w * int(np.prod(kernel))
-        elif isinstance(layer, tf.keras.layers.Dense):
-            spatial = int(np.prod(layer.output_shape[1:-1])) if len(layer.output_shape) > 2 else 1
-            total += spatial * int(np.prod(kernel))
-    return int(total)
