@@ -219,3 +219,16 @@ def test_interleaved_pairs_every_step_with_the_peak_and_fractions_use_best_and_m
     assert f["gflops_mean"] == pytest.approx(8e9 / 0.75 / 1e9)
     assert f["peaks_mean"] == [pytest.approx(22.5)]
     assert f["fraction_mean"] == pytest.approx(8 / 0.75 / 22.5)
+
+
+def test_auto_precision_respects_the_onednn_isa_limit(monkeypatch):
+    """Under ONEDNN_MAX_CPU_ISA=AVX2 oneDNN has no bfloat16 convolution: `auto` must not pick
+    bfloat16 there, whatever the CPU's flags say."""
+    pytest.importorskip("tensorflow")
+    from skydetect.clusters import inference
+
+    monkeypatch.setattr(perf, "cpu_flags", lambda: set(perf.BF16_FLAGS) | {"avx2"})
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert inference.resolve_precision("auto") == "float32"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert inference.resolve_precision("auto") == "bfloat16"

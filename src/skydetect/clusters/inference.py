@@ -37,7 +37,7 @@ import logging
 
 import numpy as np
 
-from skydetect.perf import BF16_FLAGS, cpu_flags, cpu_info, model_macs  # noqa: F401
+from skydetect.perf import BF16_FLAGS, bf16_kernels, cpu_flags, cpu_info, model_macs  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def resolve_precision(precision: str) -> str:
 
     if tf.config.list_physical_devices("GPU"):
         return "mixed"
-    return "bfloat16" if BF16_FLAGS & cpu_flags() else "float32"
+    # the CPU's bfloat16 units, unless ONEDNN_MAX_CPU_ISA keeps oneDNN below them
+    return "bfloat16" if bf16_kernels() else "float32"
 
 
 def resolve_streams(streams: int | None, threads: int) -> int:
