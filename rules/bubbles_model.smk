@@ -225,6 +225,8 @@ rule evaluate_bubbles:
             field=_SSD_FIELDS["test"],
         ),
         windows="results/bubbles/windows/test.h5",
+        # coverage (finite 8 µm data) for the chance rate's random boxes
+        fields=[bubble_field(f) for f in _SSD_FIELDS["test"]],
     output:
         summary="results/bubbles/evaluation/{brun}/summary.json",
         table=report(
@@ -240,11 +242,14 @@ rule evaluate_bubbles:
         ENV_SKY
     threads: 1
     resources:
-        mem_mb=2000,
+        # one aligned field at a time plus the coverage maps of all test fields
+        mem_mb=bubble_field_mem(2, base=2000),
         runtime=10,
     params:
         min_cover=_SSD["evaluate"]["min_cover"],
         iou_threshold=_SSD["evaluate"]["iou_threshold"],
+        chance_draws=_SSD["evaluate"]["chance_draws"],
+        seed=config["seed"],
     script:
         "../scripts/evaluate_bubbles.py"
 

@@ -12,6 +12,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from skydetect.bubbles.chance import chance_rates  # noqa: E402
 from skydetect.bubbles.detect import read_detections  # noqa: E402
 from skydetect.bubbles.evaluate import (  # noqa: E402
     evaluate_fields,
@@ -22,6 +23,7 @@ from skydetect.bubbles.evaluate import (  # noqa: E402
 from skydetect.bubbles.tune import write_json  # noqa: E402
 from skydetect.bubbles.windows import read_windows  # noqa: E402
 from skydetect.io.atomic import atomic_path  # noqa: E402
+from skydetect.io.spitzer import read_field  # noqa: E402
 
 sm = snakemake  # noqa: F821
 win = read_windows(sm.input.windows)
@@ -31,7 +33,22 @@ for path in sm.input.detections:
     detections[Path(path).stem] = (boxes, scores)
 truth = {f: (np.asarray(t["boxes"]), np.asarray(t["clear"], bool)) for f, t in win["truth"].items()}
 result = evaluate_fields(detections, truth, sm.params.min_cover, sm.params.iou_threshold)
-summary = evaluation_summary(detections, win["truth"], sm.params.min_cover)
+summary = evaluation_summary(
+    detections, win["truth"], sm.params.min_cover, iou_threshold=sm.params.iou_threshold
+)
+# coverage of each test field: the pixels with finite 8 µm data (channel 1)
+coverage = {Path(p).stem: np.isfinite(read_field(p).data[1]) for p in sm.input.fields}
+summary.update(
+    chance_rates(
+        detections,
+        win["truth"],
+        coverage,
+        draws=sm.params.chance_draws,
+        seed=sm.params.seed,
+        min_cover=sm.params.min_cover,
+        iou_threshold=sm.params.iou_threshold,
+    )
+)
 text = f"{format_summary(summary)}\n\n{format_table(result)}"
 print(text)
 log.info("\n%s", text)
