@@ -83,7 +83,7 @@ def ssd_setup(cfg: dict):
 
     from skydetect.bubbles.ssd.loss import SSDLoss
     from skydetect.bubbles.ssd.model import build_ssd
-    from skydetect.bubbles.train import ARCH_KEYS, TrainSettings, make_targets
+    from skydetect.bubbles.train import ARCH_KEYS, TrainSettings, make_targets, train_step
 
     b = cfg["bubbles"]
     st = TrainSettings.from_config(b["train"], b["ssd"])
@@ -96,15 +96,7 @@ def ssd_setup(cfg: dict):
         st.learning_rate, weight_decay=st.weight_decay, global_clipnorm=st.clipnorm or None
     )
 
-    @tf.function(reduce_retracing=True)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            pred = model(x, training=True)
-            loc_l, conf_l = loss_fn.terms(y, pred)
-            loss = loc_l + conf_l
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss
+    step = train_step(model, loss_fn, opt)  # the step train_ssd runs
 
     batch = st.batch_bubbles + st.batch_negatives
     rng = np.random.default_rng(0)
@@ -116,7 +108,7 @@ def ssd_setup(cfg: dict):
     y = tf.constant(make_targets(boxes, size, priors, st.iou_match))
     return {
         "model": model,
-        "step": lambda: float(step(x, y)),
+        "step": lambda: float(step(x, y)[0]),
         "batch": batch,
         "loss": lambda y, p: tf.add_n(loss_fn.terms(y, p)),
         "xy": (x, y),

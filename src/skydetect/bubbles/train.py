@@ -175,6 +175,29 @@ def _write_json(path: Path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2))
 
 
+def train_step(model, loss_fn, opt, mixed: bool = False):
+    """One SSD training step, compiled: ``step(x, y) -> (loss, localisation, confidence)``
+    (the model's own losses added; with ``mixed``, ``opt`` is a LossScaleOptimizer)."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            pred = model(x, training=True)
+            loc_l, conf_l = loss_fn.terms(y, pred)
+            loss = loc_l + conf_l
+            if model.losses:
+                loss += tf.add_n(model.losses)
+            scaled = opt.get_scaled_loss(loss) if mixed else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        if mixed:
+            grads = opt.get_unscaled_gradients(grads)
+        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss, loc_l, conf_l
+
+    return step
+
+
 def train_ssd(
     model,
     priors,
@@ -266,20 +289,7 @@ def train_ssd(
     neg_x = negatives["inputs"] if negatives is not None and len(negatives["inputs"]) else None
     neg_w = negatives["weight"] if neg_x is not None else None
 
-    @tf.function(reduce_retracing=True)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            pred = model(x, training=True)
-            loc_l, conf_l = loss_fn.terms(y, pred)
-            loss = loc_l + conf_l
-            if model.losses:
-                loss += tf.add_n(model.losses)
-            scaled = opt.get_scaled_loss(loss) if mixed else loss
-        grads = tape.gradient(scaled, model.trainable_variables)
-        if mixed:
-            grads = opt.get_unscaled_gradients(grads)
-        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss, loc_l, conf_l
+    step = train_step(model, loss_fn, opt, mixed)
 
     stopped = state["wait"] >= settings.patience
     while state["epoch"] < settings.epochs and not stopped:
