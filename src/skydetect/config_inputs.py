@@ -24,6 +24,8 @@ def _map_nside(path: Path) -> int | None:
 
 
 def _planck_rules(cfg: dict) -> list[str]:
+    """Every band has a local map whose header NSIDE is planck.nside (run only once
+    :func:`_file_rules` found every configured file present and readable)."""
     out = []
     planck = cfg.get("planck", {})
     if planck.get("source") != "local" or "clusters" not in cfg.get("detectors", []):
@@ -33,9 +35,6 @@ def _planck_rules(cfg: dict) -> list[str]:
         path = planck.get("local", {}).get(band)
         if not path:
             out.append(f"'planck.local.{band}' is missing: planck.source is local")
-            continue
-        if not Path(path).exists():
-            out.append(f"'planck.local.{band}': {path} not found")
             continue
         try:
             found = _map_nside(Path(path))

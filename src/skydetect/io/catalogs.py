@@ -199,8 +199,6 @@ def read_psz2(path: str | Path) -> Table:
     table = check_content(table, path, "psz2")
     z = np.asarray(table["REDSHIFT"], float)
     odd = (z <= 0) & (z != PSZ2_NO_REDSHIFT)
-    z = np.where(np.isnan(z), PSZ2_NO_REDSHIFT, z)  # NaN: unknown, as the sentinel says
-    table["REDSHIFT"] = z
     if odd.any():
         warn_once(
             table.meta["warnings"],
@@ -208,7 +206,8 @@ def read_psz2(path: str | Path) -> Table:
             f"{int(odd.sum())} row(s); a redshift <= 0 is unknown (the file's sentinel is -1), "
             "so these entries are treated as without redshift",
         )
-        table["REDSHIFT"] = np.where(odd, PSZ2_NO_REDSHIFT, z)
+    # NaN and any other value <= 0: unknown, written as the file's sentinel
+    table["REDSHIFT"] = np.where(odd | np.isnan(z), PSZ2_NO_REDSHIFT, z)
     return table
 
 
