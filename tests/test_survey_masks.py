@@ -145,3 +145,17 @@ def test_mock_point_source_mask():
     assert keep100[hp.ang2pix(nside, 200.0, -30.0, lonlat=True)]
     with pytest.raises(ValueError, match="FLUX_353 missing"):
         sm.point_source_mask(nside, src, ["353"], 500.0, 30.0)
+
+
+def test_download_table_knows_the_published_mask_files():
+    from conftest import ROOT
+
+    from skydetect.io.registry import DownloadTable, fill_downloads, load_registry
+
+    cfg = {"planck": {"download": {}}}
+    fill_downloads(cfg, load_registry(ROOT / "config" / "downloads.yaml"))
+    table = DownloadTable.from_config(cfg["planck"]["download"], {})
+    assert table.mask_path("galactic") == "results/download/HFI_Mask_GalPlane-apo0_2048_R2.00.fits"
+    assert table.mask_path("point_sources").endswith("HFI_Mask_PointSrc_2048_R2.00.fits")
+    with pytest.raises(ValueError, match="'planck.download.masks.galactic'"):
+        DownloadTable.from_config({}, {}).mask_path("galactic")

@@ -284,7 +284,34 @@ def _bubble_rules(cfg: dict) -> list[str]:
     return out
 
 
+DUST_BANDS = ("857", "545", "353")  # dust-dominated channels, highest first
+
+
+def mask_dust_band(cfg: dict) -> str | None:
+    """The band whose map the mock sky's Galactic mask is made from: planck.masks.dust_band,
+    else the highest-frequency dust band of planck.bands (None: there is none)."""
+    chosen = cfg.get("planck", {}).get("masks", {}).get("dust_band")
+    if chosen is not None:
+        return str(chosen)
+    bands = [str(b) for b in cfg.get("planck", {}).get("bands", [])]
+    return next((b for b in DUST_BANDS if b in bands), None)
+
+
+def _mask_rules(cfg: dict) -> list[str]:
+    planck = cfg.get("planck", {})
+    if planck.get("source", "simulate") != "simulate":
+        return []
+    bands = [str(b) for b in planck.get("bands", [])]
+    band = planck.get("masks", {}).get("dust_band")
+    if band is not None and str(band) not in bands:
+        return [f"'planck.masks.dust_band' ({band}) is not in 'planck.bands' {bands}"]
+    return []
+
+
 def cross_check(config: dict) -> list[str]:
     """Rules between keys (after the schema): one message per problem, naming the keys; then
     the files and URLs the configuration names (:func:`skydetect.config_inputs.input_rules`)."""
-    return _cluster_rules(config) + _bubble_rules(config) + input_rules(config)
+    return (
+        _cluster_rules(config) + _bubble_rules(config) + _mask_rules(config)
+        + input_rules(config)
+    )  # fmt: skip

@@ -56,7 +56,10 @@ def _configured_files(cfg: dict) -> list[tuple[str, str, str]]:
     detectors = cfg.get("detectors", [])
     if planck.get("source") == "local" and "clusters" in detectors:
         local = planck.get("local", {})
-        out += [(f"planck.local.{b}", local[b], "file") for b in local if b != "catalogs"]
+        out += [(f"planck.local.{b}", local[b], "file") for b in local
+                if b not in ("catalogs", "masks")]  # fmt: skip
+        out += [(f"planck.local.masks.{name}", path, "file")
+                for name, path in local.get("masks", {}).items()]  # fmt: skip
         for name, paths in local.get("catalogs", {}).items():
             listed = paths if isinstance(paths, list) else [paths]
             key = f"planck.local.catalogs.{name}"

@@ -27,5 +27,5 @@ def plot_reliability(curves: dict[str, Table], summary: Table, path) -> None:
     ax.set_xlabel("mean calibrated P(real) in the bin")
     ax.set_ylabel("fraction of true candidates in the bin")
     ax.set_title("Reliability of P(real), test candidates (equal-count bins)")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     save_figure(fig, path)

@@ -23,6 +23,10 @@ import healpy as hp
 import numpy as np
 from astropy.table import Table
 
+from skydetect.io.catalogs import read_sources
+from skydetect.io.fits_maps import read_checked_map
+from skydetect.io.planck_masks import read_mask_columns
+
 # working resolution of the Galactic mask: pixels of ~55', far below a 5 deg smoothing
 GALACTIC_WORK_NSIDE = 64
 
@@ -77,6 +81,28 @@ def point_source_mask(
     for vec in vecs:
         keep[hp.query_disc(nside, vec, radius, inclusive=False)] = False
     return keep
+
+
+def survey_masks(simulated: bool, inputs: dict, cfg: dict) -> dict[str, np.ndarray]:
+    """``{"galactic": keep, "point_sources": keep}`` of the configured sky (planck.masks
+    ``cfg``). ``simulated``: ``inputs`` holds ``dust`` (checked map of the dust band) and
+    ``sources`` (the mock's catalogue), and the masks are made at the map's resolution; else
+    ``galactic`` and ``point_sources``, the published mask files, read at theirs."""
+    if not simulated:
+        return {
+            "galactic": read_mask_columns(inputs["galactic"], cfg["galactic_columns"]),
+            "point_sources": read_mask_columns(inputs["point_sources"],
+                                               cfg["point_source_columns"]),
+        }  # fmt: skip
+    dust, info = read_checked_map(inputs["dust"])
+    sources = read_sources(inputs["sources"])
+    return {
+        "galactic": galactic_mask_from_dust(dust, cfg["sky_fraction"], cfg["dust_smoothing_deg"]),
+        "point_sources": point_source_mask(
+            info["nside"], sources, [str(b) for b in cfg["point_source_bands"]],
+            cfg["point_source_flux_mjy"], cfg["point_source_radius_arcmin"],
+        ),
+    }  # fmt: skip
 
 
 def mask_flags(glon, glat, gal_mask, ps_mask) -> tuple[np.ndarray, np.ndarray]:
