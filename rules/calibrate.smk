@@ -28,7 +28,8 @@ rule calibrate:
 rule evaluate_calibration:
     input:
         calibrations=expand(
-            "results/models/calibration/{detector}.json", detector=CALIBRATION_DETECTORS
+            "results/models/calibration/{detector}.json",
+            detector=CALIBRATION_DETECTORS,
         ),
         candidates=expand(
             "results/evaluation/{detector}/matched_candidates.ecsv",
