@@ -227,8 +227,9 @@ def truth_input(wildcards):
 
 
 # --------------------------------------------------------------------------- masks
-# Galactic and point-source masks (rule make_masks; planck.masks): the mock sky's own, made
-# from its dust-dominated band and its source catalogue, or the published Planck HFI masks.
+# Galactic and point-source masks of rule make_masks, configured by planck.masks. The mock sky
+# makes its own from its dust-dominated band and its source catalogue; a real sky takes the
+# published Planck HFI masks.
 MASKS_CFG = PLANCK["masks"]
 SURVEY_MASKS = {
     "galactic": "results/masks/galactic.fits",
