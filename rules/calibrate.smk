@@ -16,7 +16,7 @@ rule calibrate:
     benchmark:
         "benchmarks/rules/calibrate/{detector}.tsv"
     conda:
-        ENV_ML
+        ENV_SKY
     threads: 1
     resources:
         mem_mb=1000,
@@ -53,7 +53,7 @@ rule evaluate_calibration:
     benchmark:
         "benchmarks/rules/evaluate_calibration/all.tsv"
     conda:
-        ENV_ML
+        ENV_SKY
     threads: 1
     resources:
         mem_mb=1000,
