@@ -186,3 +186,19 @@ def test_evaluate_table_and_reliability_plot(tmp_path):
     assert np.all(table["ECE"] < 0.08)
     plot_reliability(curves, table, tmp_path / "reliability.png")
     assert (tmp_path / "reliability.png").stat().st_size > 1000
+
+
+def test_masked_scores_read_as_missing_and_empty_test_sets():
+    from astropy.table import MaskedColumn
+
+    train, _ = synthetic_combined(2000, seed=9)
+    model = cal.fit_calibration("combined", train)
+    snr = MaskedColumn([5.0, 0.0], mask=[False, True])
+    t = Table({"PEAK_PROB": [0.5, 0.5], "SNR": snr, "DETECTORS": ["both", "unet"]})
+    plain = Table({"PEAK_PROB": [0.5, 0.5], "SNR": [5.0, np.nan], "DETECTORS": ["both", "unet"]})
+    np.testing.assert_array_equal(cal.apply_calibration(model, t),
+                                  cal.apply_calibration(model, plain))  # fmt: skip
+    empty = Table({"PEAK_PROB": np.zeros(0), "SNR": np.zeros(0),
+                   "DETECTORS": np.zeros(0, "U4"), "IS_TRUE": np.zeros(0, bool)})  # fmt: skip
+    table, curves = cal.evaluate({"combined": model}, {"combined": empty})
+    assert table["N"][0] == 0 and np.isnan(table["ECE"][0]) and len(curves["combined"]) == 0

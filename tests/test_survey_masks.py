@@ -159,3 +159,33 @@ def test_download_table_knows_the_published_mask_files():
     assert table.mask_path("point_sources").endswith("HFI_Mask_PointSrc_2048_R2.00.fits")
     with pytest.raises(ValueError, match="'planck.download.masks.galactic'"):
         DownloadTable.from_config({}, {}).mask_path("galactic")
+
+
+def test_survey_masks_of_the_mock_and_of_published_files(tmp_path):
+    from skydetect.io.catalogs import write_sources
+    from skydetect.io.fits_maps import write_checked_map
+
+    nside = 64
+    _, b = hp.pix2ang(nside, np.arange(hp.nside2npix(nside)), lonlat=True)
+    write_checked_map(tmp_path / "857.fits", np.exp(-np.abs(b) / 8.0), "MJy/sr")
+    src = Table({"ID": ["a", "b"], "GLON": [30.0, 120.0], "GLAT": [50.0, -60.0],
+                 "TYPE": ["ir", "radio"], "FLUX_857": [900.0, 10.0],
+                 "FLUX_100": [1.0, 10.0]})  # fmt: skip
+    write_sources(tmp_path / "sources.ecsv", src)
+    cfg = {"sky_fraction": 0.6, "dust_smoothing_deg": 5.0, "point_source_flux_mjy": 500.0,
+           "point_source_bands": ["100", "857"], "point_source_radius_arcmin": 60.0,
+           "galactic_columns": ["GAL060"], "point_source_columns": ["F857"]}  # fmt: skip
+    inputs = {"dust": tmp_path / "857.fits", "sources": tmp_path / "sources.ecsv"}
+    masks = sm.survey_masks(True, inputs, cfg)
+    assert masks["galactic"].mean() == pytest.approx(0.6, abs=1e-3)
+    gal, ps = sm.mask_flags(src["GLON"], src["GLAT"], masks["galactic"], masks["point_sources"])
+    np.testing.assert_array_equal(ps, [True, False])
+    np.testing.assert_array_equal(gal, [False, False])
+    # a real sky: the configured columns of the published files
+    cols = {n: band_mask(nside, 10.0 * (i + 1)) for i, n in enumerate(pm.GALACTIC_COLUMNS)}
+    write_published(tmp_path / "gal.fits", cols, nside, "NESTED")
+    write_published(tmp_path / "ps.fits", {"F857": band_mask(nside, 1.0)}, nside, "RING")
+    real = sm.survey_masks(False, {"galactic": tmp_path / "gal.fits",
+                                   "point_sources": tmp_path / "ps.fits"}, cfg)  # fmt: skip
+    np.testing.assert_array_equal(real["galactic"], cols["GAL060"] > 0.5)
+    np.testing.assert_array_equal(real["point_sources"], band_mask(nside, 1.0) > 0.5)

@@ -61,7 +61,12 @@ def _column(table: Table, name: str, where: str = "candidate table") -> np.ndarr
         raise CalibrationError(
             f"{where}: column {name!r} missing (columns: {', '.join(table.colnames)})"
         )
-    return np.asarray(table[name])
+    col = table[name]
+    if np.any(getattr(col, "mask", False)):  # a masked (missing) score is NaN
+        if col.dtype.kind != "f":
+            raise CalibrationError(f"{where}: column {name!r} has missing (masked) values")
+        return np.asarray(col.filled(np.nan))
+    return np.asarray(col)
 
 
 def truth_labels(table: Table, where: str = "candidate table") -> np.ndarray:
