@@ -189,3 +189,22 @@ def test_survey_masks_of_the_mock_and_of_published_files(tmp_path):
                                    "point_sources": tmp_path / "ps.fits"}, cfg)  # fmt: skip
     np.testing.assert_array_equal(real["galactic"], cols["GAL060"] > 0.5)
     np.testing.assert_array_equal(real["point_sources"], band_mask(nside, 1.0) > 0.5)
+
+
+def test_apply_mask_policy_flags_or_drops():
+    nside = 32
+    gal = band_mask(nside, 20.0) > 0.5
+    ps = np.ones(hp.nside2npix(nside), bool)
+    ps[hp.query_disc(nside, hp.ang2vec(100.0, 60.0, lonlat=True), np.radians(3.0))] = False
+    t = Table({"ID": [1, 2, 3], "GLON": [0.0, 100.0, 250.0], "GLAT": [5.0, 60.0, -45.0]})
+    flagged = sm.apply_mask_policy(t, gal, ps, "flag")
+    assert list(flagged["MASK_GAL"]) == [True, False, False]
+    assert list(flagged["MASK_PS"]) == [False, True, False]
+    assert "MASK_GAL" not in t.colnames  # the input is left alone
+    assert list(sm.apply_mask_policy(t, gal, ps, "drop")["ID"]) == [3]
+    empty = sm.apply_mask_policy(t[:0], gal, ps, "drop")
+    assert len(empty) == 0 and empty["MASK_GAL"].dtype == bool
+    with pytest.raises(ValueError, match="clusters.mask_candidates: 'hide'"):
+        sm.apply_mask_policy(t, gal, ps, "hide")
+    with pytest.raises(ValueError, match="GLAT missing"):
+        sm.apply_mask_policy(Table({"GLON": [1.0]}), gal, ps, "flag")

@@ -14,7 +14,8 @@ The mock sky writes its own masks the way the published ones were made:
   threshold in any of the chosen bands.
 
 :func:`mask_flags` looks positions up in both masks: ``MASK_GAL`` / ``MASK_PS`` are True where
-a position falls in the masked (not kept) part.
+a position falls in the masked (not kept) part; :func:`apply_mask_policy` adds them to a
+candidate table and, with clusters.mask_candidates ``drop``, removes the masked rows.
 """
 
 from __future__ import annotations
@@ -120,3 +121,24 @@ def mask_flags(glon, glat, gal_mask, ps_mask) -> tuple[np.ndarray, np.ndarray]:
         pix = hp.ang2pix(hp.npix2nside(mask.size), glon, glat, lonlat=True)
         flags.append(~mask[pix])
     return flags[0], flags[1]
+
+
+MASK_POLICIES = ("flag", "drop")
+
+
+def apply_mask_policy(table: Table, gal_mask, ps_mask, policy: str) -> Table:
+    """``table`` (columns GLON GLAT [deg]) with bool columns ``MASK_GAL`` and ``MASK_PS``
+    (:func:`mask_flags`); ``policy`` (clusters.mask_candidates) ``flag`` keeps every row,
+    ``drop`` keeps only the rows outside both masks. Returns a new table."""
+    if policy not in MASK_POLICIES:
+        raise ValueError(
+            f"clusters.mask_candidates: {policy!r}, expected one of {', '.join(MASK_POLICIES)}"
+        )
+    missing = [c for c in ("GLON", "GLAT") if c not in table.colnames]
+    if missing:
+        raise ValueError(f"candidate table: columns {', '.join(missing)} missing")
+    out = table.copy()
+    out["MASK_GAL"], out["MASK_PS"] = mask_flags(out["GLON"], out["GLAT"], gal_mask, ps_mask)
+    if policy == "drop":
+        out = out[~(out["MASK_GAL"] | out["MASK_PS"])]
+    return out
