@@ -48,8 +48,9 @@ def paint_bubble(img8, img24, x, y, majaxis_px, contrast, strength24, clear, rng
     of 0.2-0.4 R, sometimes broken or one-sided, enclosing 24 µm emission), an unclear one
     its ``ring_no24``. The shapes come from the mock with unit backgrounds; the 8 µm part is
     scaled to peak ``contrast`` x the median 8 µm of the field under the stamp, the 24 µm part
-    to ``strength24`` x the median 24 µm there, then smoothed by the beams (``beam_px``:
-    8 µm, 24 µm FWHM in pixels). Returns the two local medians.
+    of a clear bubble to ``strength24`` x the median 24 µm there (an unclear one keeps the
+    mock's faint 24 µm ring), then smoothed by the beams (``beam_px``: 8 µm, 24 µm FWHM in
+    pixels). Returns the two local medians; a band without a positive median is left as is.
     """
     a = float(majaxis_px)
     b = float(minaxis_px if minaxis_px is not None else a)
@@ -65,16 +66,19 @@ def paint_bubble(img8, img24, x, y, majaxis_px, contrast, strength24, clear, rng
     ny, nx = img8.shape
     y0, y1, x0, x1 = max(iy - r, 0), min(iy + r + 1, ny), max(ix - r, 0), min(ix + r + 1, nx)
     crop = np.s_[y0 - (iy - r) : y1 - (iy - r), x0 - (ix - r) : x1 - (ix - r)]
+    # the 8 µm ring to its peak; the 24 µm interior of a clear bubble to its own peak, the
+    # faint 24 µm ring of the mock (0.15 of the 8 µm one, relative) with the 8 µm scale
+    scale8 = float(contrast) / c8.max() if c8.max() > 0 else 0.0
+    scale24 = float(strength24) / c24.max() if clear and c24.max() > 0 else scale8
     out = []
-    for img, stamp, level, sigma in ((img8, c8, contrast, sig8), (img24, c24, strength24, sig24)):
+    for img, stamp, scale, sigma in ((img8, c8, scale8, sig8), (img24, c24, scale24, sig24)):
         region = img[y0:y1, x0:x1]
         finite = region[np.isfinite(region)]
         med = float(np.median(finite)) if finite.size else float("nan")
         out.append(med)
-        peak = stamp.max()
-        if peak <= 0 or not med > 0:  # no emission to scale by (or no such band): unpainted
+        if not med > 0:  # no emission to scale by (or no such band): left unpainted
             continue
-        stamp = stamp * (float(level) * med / peak)
+        stamp = stamp * (scale * med)
         if sigma > 0:
             stamp = ndimage.gaussian_filter(stamp, sigma)
         img[y0:y1, x0:x1] = region + stamp[crop].astype(img.dtype)
@@ -83,7 +87,9 @@ def paint_bubble(img8, img24, x, y, majaxis_px, contrast, strength24, clear, rng
 
 def grid_cells(majaxis_arcmin, contrast) -> np.ndarray:
     """(N, 2) MajAxis (arcmin) x contrast cells, MajAxis slowest."""
-    m, c = np.meshgrid(np.asarray(majaxis_arcmin, float), np.asarray(contrast, float), indexing="ij")
+    m, c = np.meshgrid(
+        np.asarray(majaxis_arcmin, float), np.asarray(contrast, float), indexing="ij"
+    )
     return np.column_stack([m.ravel(), c.ravel()])
 
 
@@ -106,7 +112,7 @@ def _covered(table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return n / np.maximum((x1 - x0) * (y1 - y0), 1)
 
 
-def place_boxes(half, shape, valid, avoid, rng, separation: float = 0.5, tries: int = TRIES):
+def place_boxes(half, shape, valid, avoid, rng, separation: float = 0.1, tries: int = TRIES):
     """Centres (x, y; 0-based pixel centres) for square boxes of half-sides ``half`` (px).
 
     Every box lies inside the (H, W) field with >= ``MIN_COVERAGE`` of ``valid`` pixels, and,
@@ -152,7 +158,7 @@ def windows_near(windows, boxes, margin: float = 1.0):
 
 
 def inject_pass(data, wcs, pixel_arcsec, cells, avoid, rng, *, box_scale=1.3,
-                strength24=2.0, separation=0.5, beam_px=(0.0, 0.0)):  # fmt: skip
+                strength24=2.0, separation=0.1, beam_px=(0.0, 0.0)):  # fmt: skip
     """One pass: ``cells`` (N, 2) bubbles placed and painted into a copy of ``data`` (2, H, W:
     24 µm, 8 µm). Returns ``(image, table)``, the table one row per bubble painted (centre,
     shape, box of the catalogue's convention (square of +-``box_scale`` MajAxis); bubbles
@@ -191,14 +197,15 @@ def recover(table: Table, pred, scores, iou_threshold: float) -> None:
     """Mark the injections of ``table`` matched one-to-one (the evaluation's matching) by the
     detections ``pred`` (N, 4) with ``scores``: ``FOUND``, ``SCORE`` and ``IOU`` of the match."""
     boxes = np.asarray(table["BOX"], float).reshape(-1, 4)
+    pred = np.asarray(pred, float).reshape(-1, 4)
+    scores = np.asarray(scores, float).reshape(-1)
     m = iou_matches(pred, scores, boxes, iou_threshold)
     found = m.any(axis=1)
-    j = m.argmax(axis=1)
-    table["FOUND"] = found
-    scores = np.asarray(scores, float).reshape(-1)
-    table["SCORE"] = np.where(found, scores[j] if len(scores) else 0.0, np.nan)
-    ov = iou(boxes, pred) if len(pred) and len(boxes) else np.zeros((len(boxes), 1))
-    table["IOU"] = np.where(found, ov[np.arange(len(boxes)), j] if len(boxes) else 0.0, np.nan)
+    score, overlap = np.full(len(boxes), np.nan), np.full(len(boxes), np.nan)
+    t, p = np.nonzero(m)
+    score[t] = scores[p]
+    overlap[t] = iou(boxes[t], pred[p]).diagonal() if len(t) else overlap[t]
+    table["FOUND"], table["SCORE"], table["IOU"] = found, score, overlap
 
 
 def inject_field(data, wcs, pixel_arcsec, detect, windows, cells, *, per_pass, passes, avoid,

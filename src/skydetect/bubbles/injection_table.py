@@ -69,7 +69,11 @@ def recall_cells(injections: Table, majaxis_grid, contrast_grid, level: float = 
     t["MAJAXIS_LO"], t["MAJAXIS_HI"] = me[i], me[i + 1]
     t["CONTRAST_LO"], t["CONTRAST_HI"] = ce[j], ce[j + 1]
     k, n = _counts_in_cells(
-        injections["FOUND"], injections["MajAxis"], injections["CONTRAST"], majaxis_grid, contrast_grid
+        injections["FOUND"],
+        injections["MajAxis"],
+        injections["CONTRAST"],
+        majaxis_grid,
+        contrast_grid,
     )
     _with_interval(t, k, n, "", level)
     t["MAJAXIS_ARCMIN"].unit = t["MAJAXIS_LO"].unit = t["MAJAXIS_HI"].unit = "arcmin"

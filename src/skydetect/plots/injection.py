@@ -31,7 +31,7 @@ def plot_injection(cells, path, title: str = "") -> None:
     ax0.set_ylabel("MajAxis (arcmin)")
     fig.colorbar(im, ax=ax0, label="recall of injected bubbles")
     truth = "RECALL_TRUTH" in cells.colnames
-    for i, m in enumerate(maj):
+    for m in maj:
         sel = np.asarray(cells["MAJAXIS_ARCMIN"], float) == m
         r = np.asarray(cells["RECALL"], float)[sel]
         err = [r - np.asarray(cells["RECALL_LO"])[sel], np.asarray(cells["RECALL_HI"])[sel] - r]
