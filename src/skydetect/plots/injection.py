@@ -41,6 +41,8 @@ def plot_injection(cells, path, title: str = "") -> None:
             ax1.plot(con * 1.04, rt, "s--", color=line[0].get_color(), mfc="none",
                      label=f"catalogue {m:g}'")  # fmt: skip
     ax1.set_xscale("log")
+    ax1.set_xticks(con, [f"{c:g}" for c in con])
+    ax1.minorticks_off()
     ax1.set_ylim(-0.05, 1.05)
     ax1.set_xlabel("contrast")
     ax1.set_ylabel("recall (95 % Clopper-Pearson)")
