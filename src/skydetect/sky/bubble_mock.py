@@ -32,7 +32,9 @@ FIT_GLAT_MAX = 0.8
 # ------------------------------------------------------------------ statistics of MWP DR2
 def _binned_fraction(values, flags, edges) -> list[float]:
     idx = np.digitize(values, edges)
-    return [float(flags[idx == i].mean()) if (idx == i).any() else 0.0 for i in range(len(edges) + 1)]
+    return [
+        float(flags[idx == i].mean()) if (idx == i).any() else 0.0 for i in range(len(edges) + 1)
+    ]
 
 
 def mwp_statistics(table: Table, glat_edges, size_edges) -> dict:
@@ -146,7 +148,10 @@ def draw_appearance(rng, clear, cfg: dict) -> tuple[np.ndarray, np.ndarray, np.n
     kinds = np.where(clear, "ring", rng.choice(UNCLEAR_KINDS, n, p=p / p.sum())).astype("U10")
     contrast = _log_uniform(rng, cfg["contrast_clear"], n)
     unclear = _log_uniform(rng, cfg["contrast_unclear"], n)
-    faint_range = (cfg["contrast_unclear"][0], min(cfg["contrast_clear"][0], cfg["contrast_unclear"][1]))
+    faint_range = (
+        cfg["contrast_unclear"][0],
+        min(cfg["contrast_clear"][0], cfg["contrast_unclear"][1]),
+    )
     faint = _log_uniform(rng, faint_range, n)
     contrast = np.where(clear, contrast, np.where(kinds == "faint", faint, unclear))
     strength = _log_uniform(rng, cfg["strength24_clear"], n)
