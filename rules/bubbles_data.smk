@@ -113,9 +113,7 @@ rule bubble_catalog:
 # the mock truth of every field, apart from the volunteers' catalogue the detector trains on
 rule bubble_truth:
     input:
-        fields=expand(
-            "results/bubbles/spitzer/{field}/truth.ecsv", field=BUBBLE_FIELDS
-        ),
+        fields=expand("results/bubbles/spitzer/{field}/truth.ecsv", field=BUBBLE_FIELDS),
     output:
         "results/bubbles/truth.ecsv",
     log:
