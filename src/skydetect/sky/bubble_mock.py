@@ -221,7 +221,7 @@ def volunteer_catalog(rng, truth: Table, glon_c: float, glat_c: float, cfg: dict
     """The truth as a citizen-science catalogue: each bubble missed with probability
     ``catalog_missing_fraction``; centres scattered by ``catalog_position_scatter`` x MajAxis
     (Gaussian, per coordinate); both axes scaled by one log-normal factor of width
-    ``catalog_size_scatter``; ``catalog_spurious_fraction`` x len(truth) (Poisson) entries
+    ``catalog_size_scatter`` (MajAxis kept within [min_majaxis_arcmin, max_majaxis_arcmin]); ``catalog_spurious_fraction`` x len(truth) (Poisson) entries
     where there is no bubble, drawn from the mock's position, size and clear statistics."""
     n = len(truth)
     kept = truth[rng.random(n) >= float(cfg["catalog_missing_fraction"])]
@@ -232,6 +232,9 @@ def volunteer_catalog(rng, truth: Table, glon_c: float, glat_c: float, cfg: dict
     dl = rng.normal(0.0, 1.0, m) * sig_deg / np.cos(np.deg2rad(glat))
     glon = wrap_glon(np.asarray(kept["GLON"], float) + dl)
     scale = np.exp(rng.normal(0.0, float(cfg["catalog_size_scatter"]), m))
+    # kept within the drawn range, which the sliding windows are checked to cover
+    lo, hi = float(cfg["min_majaxis_arcmin"]), float(cfg["max_majaxis_arcmin"])
+    scale = np.clip(maj * scale, maj.min(initial=lo), maj.max(initial=hi)) / maj
     out = Table()
     out["MWP"] = _name(glon, glat)
     out["GLON"], out["GLAT"] = glon, glat
