@@ -19,7 +19,7 @@ DEFAULTS = schema_defaults("bubbles", "simulate")
 
 
 def _cfg(**kw):
-    return dict(DEFAULTS, width_deg=4.0, height_deg=2.0, **kw)
+    return {**DEFAULTS, "width_deg": 4.0, "height_deg": 2.0, **kw}
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +252,24 @@ def test_config_rules_of_the_mock():
     )
     with pytest.raises(ValueError, match="clear_fraction_by_glat"):
         bm.clear_probability(np.zeros(2), np.ones(2), dict(DEFAULTS, clear_fraction_by_glat=[0.1]))
+
+
+def test_a_missing_statistics_file_is_named_before_any_job(tmp_path):
+    cfg = {
+        "detectors": ["bubbles"],
+        "bubbles": {
+            "source": "simulate",
+            "simulate": dict(DEFAULTS, statistics_from=str(tmp_path / "no.csv")),
+        },
+    }
+    msgs = [m for m in cross_check(cfg) if "bubbles.simulate.statistics_from" in m]
+    assert msgs and "no.csv" in msgs[0]
+
+
+def test_statistics_from_replaces_the_configured_numbers():
+    rng = np.random.default_rng(3)
+    t = bm.draw_bubbles(rng, 0.0, 0.0, _cfg(density_factor=20.0, width_deg=10.0))
+    cfg = bm.with_statistics(_cfg(), t)
+    assert cfg["size_median_arcmin"] == pytest.approx(np.median(t["MajAxis"]))
+    assert cfg["clear_fraction"] == pytest.approx(np.mean(t["CLEAR"]))
+    assert cfg["width_deg"] == 4.0  # the other keys stay
