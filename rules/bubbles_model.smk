@@ -147,7 +147,7 @@ rule detect_bubbles:
         model="results/bubbles/models/{brun}/model.json",
         weights="results/bubbles/models/{brun}/weights.h5",
         field="results/bubbles/aligned/{field}.fits",
-        catalog="results/bubbles/catalog.ecsv",
+        catalog=BUBBLE_TRUTH,  # the figure's true bubbles
     output:
         ecsv="results/bubbles/detections/{brun}/{field}.ecsv",
         csv="results/bubbles/detections/{brun}/{field}.csv",

@@ -261,6 +261,7 @@ def _bubble_rules(cfg: dict) -> list[str]:
             )
         elif len(set(neg.get("drop_classes") or [])) >= n_classes:
             out.append("'bubbles.negatives.drop_classes' drops every negative class")
+    out += _mock_bubble_rules(bub.get("simulate", {}))
     ssd = bub.get("ssd", {})
     n_maps = {"vgg16": 6, "light": 4}.get(ssd.get("backbone"), None)
     if ssd.get("aspect_ratios") is not None:
@@ -306,6 +307,31 @@ def _mask_rules(cfg: dict) -> list[str]:
     if band is not None and str(band) not in bands:
         return [f"'planck.masks.dust_band' ({band}) is not in 'planck.bands' {bands}"]
     return []
+
+
+def _mock_bubble_rules(sim: dict) -> list[str]:
+    """The mock's binned clear fractions match their edges; its ranges are ordered."""
+    out = []
+    for frac, edges in (
+        ("clear_fraction_by_glat", "clear_glat_edges_deg"),
+        ("clear_fraction_by_size", "clear_size_edges_arcmin"),
+    ):
+        if frac in sim and edges in sim:
+            if len(sim[frac]) != len(sim[edges]) + 1:
+                out.append(
+                    f"'bubbles.simulate.{frac}' has {len(sim[frac])} entries; "
+                    f"'bubbles.simulate.{edges}' ({len(sim[edges])} edges) needs "
+                    f"{len(sim[edges]) + 1}"
+                )
+            if list(sim[edges]) != sorted(sim[edges]):
+                out.append(f"'bubbles.simulate.{edges}' must increase")
+    for key in ("contrast_clear", "contrast_unclear", "strength24_clear"):
+        lo_hi = sim.get(key)
+        if lo_hi is not None and len(lo_hi) == 2 and lo_hi[0] > lo_hi[1]:
+            out.append(f"'bubbles.simulate.{key}' [{lo_hi[0]}, {lo_hi[1]}]: low above high")
+    if sim.get("unclear_kinds") and sum(sim["unclear_kinds"].values()) <= 0:
+        out.append("'bubbles.simulate.unclear_kinds': the weights sum to 0")
+    return out
 
 
 def cross_check(config: dict) -> list[str]:
