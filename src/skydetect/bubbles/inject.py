@@ -26,7 +26,8 @@ import numpy as np
 from astropy.table import Table
 from scipy import ndimage
 
-from skydetect.sky.spitzer import FWHM_TO_SIGMA, _paint_bubble
+from skydetect.sky import spitzer
+from skydetect.sky.spitzer import FWHM_TO_SIGMA
 
 from .catalog import wrap_glon
 from .evaluate import iou_matches
@@ -44,45 +45,40 @@ def paint_bubble(img8, img24, x, y, majaxis_px, contrast, strength24, clear, rng
                  minaxis_px=None, theta_deg=0.0, beam_px=(0.0, 0.0)):  # fmt: skip
     """Add one bubble centred on pixel (x, y) (0-based pixel centres) to ``img8``/``img24``.
 
-    The adapter to the mock's bubble model: a clear bubble is its ``ring`` kind (8 µm shell
-    of 0.2-0.4 R, sometimes broken or one-sided, enclosing 24 µm emission), an unclear one
-    its ``ring_no24``. The shapes come from the mock with unit backgrounds; the 8 µm part is
-    scaled to peak ``contrast`` x the median 8 µm of the field under the stamp, the 24 µm part
-    of a clear bubble to ``strength24`` x the median 24 µm there (an unclear one keeps the
-    mock's faint 24 µm ring), then smoothed by the beams (``beam_px``: 8 µm, 24 µm FWHM in
-    pixels). Returns the two local medians; a band without a positive median is left as is.
+    The mock's own bubble model (:func:`skydetect.sky.spitzer.paint_bubble`): a clear bubble
+    is its ``ring`` kind (a closed 8 µm shell enclosing 24 µm emission), an unclear one its
+    ``ring_no24``. The 8 µm shell peaks at ``contrast`` x the median 8 µm of the field under
+    the stamp, the 24 µm interior of a clear bubble at ``strength24`` x the median 24 µm
+    there; the stamps are smoothed by the beams (``beam_px``: 8 µm, 24 µm FWHM in pixels)
+    before they are added. Returns the two local medians; a band without a positive median
+    is left as is.
     """
     a = float(majaxis_px)
-    b = float(minaxis_px if minaxis_px is not None else a)
     sig8, sig24 = (float(f) * FWHM_TO_SIGMA for f in beam_px)
     r = int(np.ceil(1.6 * a + 4 + 3 * max(sig8, sig24)))
     ix, iy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
-    size = 2 * r + 1
-    c8, c24 = np.zeros((size, size)), np.zeros((size, size))
-    row = {"MajAxis": a, "MinAxis": b, "theta": float(theta_deg)}
-    row["KIND"] = "ring" if clear else "ring_no24"
-    ones = np.ones((size, size))
-    _paint_bubble(c8, c24, rng, r + (x - ix), r + (y - iy), row, 1.0, ones, ones)
     ny, nx = img8.shape
     y0, y1, x0, x1 = max(iy - r, 0), min(iy + r + 1, ny), max(ix - r, 0), min(ix + r + 1, nx)
     crop = np.s_[y0 - (iy - r) : y1 - (iy - r), x0 - (ix - r) : x1 - (ix - r)]
-    # the 8 µm ring to its peak; the 24 µm interior of a clear bubble to its own peak, the
-    # faint 24 µm ring of the mock (0.15 of the 8 µm one, relative) with the 8 µm scale
-    scale8 = float(contrast) / c8.max() if c8.max() > 0 else 0.0
-    scale24 = float(strength24) / c24.max() if clear and c24.max() > 0 else scale8
-    out = []
-    for img, stamp, scale, sigma in ((img8, c8, scale8, sig8), (img24, c24, scale24, sig24)):
-        region = img[y0:y1, x0:x1]
-        finite = region[np.isfinite(region)]
-        med = float(np.median(finite)) if finite.size else float("nan")
-        out.append(med)
+    medians = []
+    for img in (img8, img24):
+        finite = img[y0:y1, x0:x1][np.isfinite(img[y0:y1, x0:x1])]
+        medians.append(float(np.median(finite)) if finite.size else float("nan"))
+    size = 2 * r + 1
+    c8, c24 = np.zeros((size, size)), np.zeros((size, size))
+    levels = [m if m > 0 else 0.0 for m in medians]
+    spitzer.paint_bubble(
+        c8, c24, r + (x - ix), r + (y - iy), a, contrast, strength24 if clear else 0.0,
+        clear, rng, kind="ring" if clear else "ring_no24", min_px=minaxis_px,
+        theta_deg=theta_deg, level8=levels[0], level24=levels[1],
+    )  # fmt: skip
+    for img, stamp, sigma, med in ((img8, c8, sig8, medians[0]), (img24, c24, sig24, medians[1])):
         if not med > 0:  # no emission to scale by (or no such band): left unpainted
             continue
-        stamp = stamp * (scale * med)
         if sigma > 0:
             stamp = ndimage.gaussian_filter(stamp, sigma)
-        img[y0:y1, x0:x1] = region + stamp[crop].astype(img.dtype)
-    return tuple(out)
+        img[y0:y1, x0:x1] = img[y0:y1, x0:x1] + stamp[crop].astype(img.dtype)
+    return tuple(medians)
 
 
 def grid_cells(majaxis_arcmin, contrast) -> np.ndarray:
