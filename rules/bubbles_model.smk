@@ -72,6 +72,7 @@ rule tune_ssd:
         k_range=_SSD["negatives"]["half_width_factor"],
         box_scale=_SSD["windows"]["box_scale"],
         min_cover=_SSD["evaluate"]["min_cover"],
+        iou_threshold=_SSD["evaluate"]["iou_threshold"],
         seed=config["seed"],
     script:
         "../scripts/tune_ssd.py"
@@ -136,6 +137,7 @@ rule train_ssd:
         k_range=_SSD["negatives"]["half_width_factor"],
         box_scale=_SSD["windows"]["box_scale"],
         min_cover=_SSD["evaluate"]["min_cover"],
+        iou_threshold=_SSD["evaluate"]["iou_threshold"],
         windows=_SSD["windows"],
         seed=config["seed"],
     script:

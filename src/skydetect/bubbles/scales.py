@@ -176,3 +176,27 @@ def check_catalog_scales(
             windows.get("box_scale", 1.3),
             what=f"{where}: clear bubbles",
         )
+
+
+def framing_windows(
+    x0, y0, size, boxes, maj_px, k_range=(1.7, 5.9), box_scale: float = 1.3, tile_side=10**9
+) -> np.ndarray:
+    """Windows ``(x0, y0, size)`` that frame a bubble at a trained scale (boolean per window):
+    the bubble's box centre lies in the window (as :func:`skydetect.bubbles.windows.boxes_in_window`
+    counts it) and the window side lies within its crop sides (:func:`crop_side_range`).
+    ``boxes`` (K, 4) field pixel boxes, ``maj_px`` (K,) their MajAxis in pixels."""
+    from .windows import box_centres
+
+    x0, y0, size = (np.asarray(a, np.int64).reshape(-1) for a in (x0, y0, size))
+    out = np.zeros(len(x0), bool)
+    b = np.asarray(boxes, float).reshape(-1, 4)
+    if not len(b) or not len(x0):
+        return out
+    cx, cy = box_centres(b)
+    lo, hi = crop_side_range(np.asarray(maj_px, float).reshape(-1), k_range, box_scale, tile_side)
+    for k in range(len(b)):  # per bubble: bounded memory on fields of many windows
+        out |= (
+            (cx[k] >= x0) & (cx[k] < x0 + size) & (cy[k] >= y0) & (cy[k] < y0 + size)
+            & (size >= lo[k]) & (size <= hi[k])
+        )
+    return out
