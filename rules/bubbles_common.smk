@@ -8,11 +8,18 @@ from skydetect.io.spitzer import (
     glimpse_filename,
     mipsgal_filename,
 )
+from skydetect.bubbles.scales import check_config_scales
 from skydetect.bubbles.survey import survey_longitudes
 from skydetect.io.registry import glimpse_url
 
 BUB = config["bubbles"]
 BUB_SOURCE = BUB["source"]
+# the window sides of the source (given, or from its bubble size range): every bubble size
+# the config can produce must appear in some sliding window at a scale the training crops
+# cover; given sides failing that stop here, naming the uncovered sizes
+BUB["windows"]["sizes_arcmin"] = check_config_scales(
+    BUB, check="bubbles" in config["detectors"]
+)
 BUBBLE_SPLITS = {
     split: [field_name(lon) for lon in BUB["fields"][split]]
     for split in ("train", "validation", "test")

@@ -5,12 +5,6 @@
 # {brun} is the bubble run name (bubbles.train.run); file contracts in docs/dataflow.md.
 
 _SSD = config["bubbles"]
-if "bubbles" in config["detectors"]:
-    # every bubble size the config can produce must appear in some sliding window at a
-    # scale the training crops cover; fails naming the uncovered sizes
-    from skydetect.bubbles.scales import check_config_scales
-
-    check_config_scales(_SSD)
 _SSD_FIELDS = BUBBLE_SPLITS  # rules/bubbles_common.smk
 _SSD_DETECT_FIELDS = sorted(
     {f for split in _SSD["detect"]["splits"] for f in _SSD_FIELDS[split]}

@@ -160,3 +160,52 @@ def test_training_validates_the_sample_and_checks_the_threshold_on_every_window(
 
     meta = json.loads((out / "model.json").read_text())
     assert meta["threshold"] == 0.55 and meta["val_windows"] == 6
+
+
+# ------------------------------------------------------------------ window sides by source
+def _bubbles_config(source, sizes):
+    from pathlib import Path
+
+    import yaml
+
+    from skydetect.config import validate_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config/config.yaml").read_text())
+    cfg["bubbles"]["source"] = source
+    cfg["bubbles"]["windows"]["sizes_arcmin"] = sizes
+    return validate_config(cfg, root / "config/schema.yaml")["bubbles"]
+
+
+def test_download_windows_come_from_the_catalogue_size_range():
+    """source download without sides of its own: sides covering MWP DR2's clear bubbles
+    (0.13'-10.6') instead of the parse-time stop the mock's [3.5, 12, 40] gave; sides given
+    explicitly are still checked."""
+    from skydetect.bubbles.scales import (
+        MWP_DR2_CLEAR_MAJAXIS,
+        check_config_scales,
+        check_scales,
+        window_sizes,
+    )
+
+    for sizes in ({"simulate": [3.5, 12, 40]}, None):
+        b = _bubbles_config("download", sizes)
+        got, given = window_sizes(b)
+        assert not given
+        assert check_config_scales(b) == got
+        lo, hi = MWP_DR2_CLEAR_MAJAXIS
+        check_scales(np.geomspace(lo, hi, 200), got, 1.2, (6000, 9000))  # covered
+        assert got[0] < 2 * 5.9 * lo  # the smallest bubbles fit the smallest window
+    # the mock keeps its own sides; given ones for every source are checked
+    b = _bubbles_config("simulate", {"simulate": [3.5, 12, 40]})
+    assert window_sizes(b) == ([3.5, 12.0, 40.0], True)
+    b = _bubbles_config("download", [3.5, 12, 40])
+    with pytest.raises(ValueError, match=r"MajAxis 0\.13-0\.29 arcmin .*sizes_arcmin"):
+        check_config_scales(b)
+    assert check_config_scales(b, check=False) == [3.5, 12.0, 40.0]
+    from skydetect.config import ConfigError
+
+    with pytest.raises(ConfigError, match="sizes_arcmin"):
+        _bubbles_config("download", {"download": [0]})
+    with pytest.raises(ConfigError, match="sizes_arcmin"):
+        _bubbles_config("download", {"mock": [3.5]})

@@ -11,7 +11,8 @@ can have (:func:`crop_side_range`). A bubble is *covered* when at least one slid
 k range one window side covers sizes within a factor 5.9 / 1.7 = 3.5.
 
 :func:`check_scales` raises naming the uncovered sizes; :func:`window_sizes_for` proposes
-window sides covering a size range.
+window sides covering a size range, the sides of a source without sides given in the config
+(:func:`window_sizes`).
 """
 
 from __future__ import annotations
@@ -144,13 +145,35 @@ def config_size_range(bubbles: dict) -> tuple[tuple[float, float], float, tuple[
     return MWP_DR2_CLEAR_MAJAXIS, 1.2, (6000, 9000)
 
 
-def check_config_scales(bubbles: dict, n: int = 200) -> None:
-    """:func:`check_scales` on ``n`` log-spaced sizes of :func:`config_size_range` (run when
-    the workflow reads its config)."""
+def window_sizes(bubbles: dict) -> tuple[list[float], bool]:
+    """Window sides (arcmin) of the ``bubbles`` config section and whether they were given.
+
+    ``bubbles.windows.sizes_arcmin`` is a list (every source), a mapping source -> list (e.g.
+    the mock's own sides under ``simulate``), or null; where no list applies to
+    ``bubbles.source`` the sides come from the bubble size range of the source
+    (:func:`config_size_range`: the catalogue's for download and local, the mock's drawn
+    range for simulate) by :func:`window_sizes_for`.
+    """
+    given = bubbles.get("windows", {}).get("sizes_arcmin")
+    if isinstance(given, dict):
+        given = given.get(bubbles.get("source", "simulate"))
+    if given is not None:
+        return [float(s) for s in given], True
+    (lo, hi), _, _ = config_size_range(bubbles)
+    return window_sizes_for(lo, hi, bubbles["negatives"]["half_width_factor"]), False
+
+
+def check_config_scales(bubbles: dict, n: int = 200, check: bool = True) -> list[float]:
+    """The window sides of :func:`window_sizes`; given ones are checked (``check``) with
+    :func:`check_scales` on ``n`` log-spaced sizes of :func:`config_size_range` (run when the
+    workflow reads its config). Sides derived from the size range cover it by construction."""
+    sizes, given = window_sizes(bubbles)
+    if not (given and check):
+        return sizes
     (lo, hi), pix, shape = config_size_range(bubbles)
     check_scales(
         np.geomspace(lo, hi, n),
-        bubbles["windows"]["sizes_arcmin"],
+        sizes,
         pix,
         shape,
         bubbles["negatives"]["half_width_factor"],
@@ -158,6 +181,7 @@ def check_config_scales(bubbles: dict, n: int = 200) -> None:
         8,
         what=f"bubble sizes {lo}-{hi}' of bubbles.source {bubbles.get('source', 'simulate')}",
     )
+    return sizes
 
 
 def check_catalog_scales(
