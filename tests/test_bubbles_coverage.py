@@ -164,3 +164,31 @@ def test_poor_cover_flags_or_drops_and_reaches_the_catalogues(tmp_path):
     np.testing.assert_allclose(back["FILLED"], [0.5, 0.0])
     cat = survey_catalog(merge_fields([back]), back[:0])
     assert {"COVER_24", "FILLED", "POOR_COVER"} <= set(cat.colnames)
+
+
+def test_config_takes_several_24um_files_and_the_poor_cover_keys(tiles):
+    from pathlib import Path
+
+    import yaml
+
+    from skydetect.config import ConfigError, validate_config
+
+    root = Path(__file__).resolve().parents[1]
+
+    def bubbles(**kw):
+        cfg = yaml.safe_load((root / "config/config.yaml").read_text())
+        cfg["bubbles"].update(kw)
+        return validate_config(cfg, root / "config/schema.yaml")["bubbles"]
+
+    i8, (a, b24) = (str(tiles[0]), [str(p) for p in tiles[1]])
+    b = bubbles(mosaics={"LMC": {"i8": i8, "m24": [a, b24]}})
+    assert b["mosaics"]["LMC"]["m24"] == [a, b24]
+    with pytest.raises(ConfigError, match=r"'bubbles.mosaics.LMC.m24\[1\]': .*nope.fits not found"):
+        bubbles(mosaics={"LMC": {"i8": i8, "m24": [a, "nope.fits"]}})
+    assert (b["detect"]["min_cover_24"], b["detect"]["poor_cover"]) == (0.5, "flag")
+    with pytest.raises(ConfigError, match="m24"):
+        bubbles(mosaics={"LMC": {"i8": "i8.fits", "m24": []}})
+    with pytest.raises(ConfigError, match="poor_cover"):
+        bubbles(detect={"poor_cover": "hide"})
+    with pytest.raises(ConfigError, match="min_cover_24"):
+        bubbles(detect={"min_cover_24": 1.5})

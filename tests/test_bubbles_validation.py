@@ -133,8 +133,9 @@ def test_training_validates_the_sample_and_checks_the_threshold_on_every_window(
 ):
     """train_ssd: the epochs' F2 on the sample, the saved threshold from every window."""
     pytest.importorskip("tensorflow")
-    import skydetect.bubbles.train as T
     from test_bubbles_model import _Crops, _setup
+
+    import skydetect.bubbles.train as T
 
     model, priors, neg, val, settings, out = _setup(tmp_path, "s")
     sample = [val[0]]

@@ -23,6 +23,8 @@ import numpy as np
 # ../shared/data/catalogs with the clear-name list): used for real data at config time,
 # before the catalogue exists.
 MWP_DR2_CLEAR_MAJAXIS = (0.13, 10.62)
+# the reference's window sides (arcmin; 70-5400 px at GLIMPSE's 1.2")
+REFERENCE_WINDOW_SIZES = (1.4, 4.0, 12.0, 36.0, 108.0)
 
 
 def crop_side(half_px, half_box_px, tile_side: int, min_size: int = 8):
