@@ -210,3 +210,24 @@ def test_download_windows_come_from_the_catalogue_size_range():
         _bubbles_config("download", {"download": [0]})
     with pytest.raises(ConfigError, match="sizes_arcmin"):
         _bubbles_config("download", {"mock": [3.5]})
+
+
+def test_the_sample_is_the_same_windows_preprocessed_alike(tmp_path):
+    """load_validation with a selection: those windows, preprocessed as in the full set."""
+    from skydetect.bubbles.train_data import load_validation
+    from skydetect.bubbles.windows import write_windows
+    from skydetect.io.spitzer import SpitzerField, field_wcs, write_field
+
+    win = _windows(1200)
+    wcs, _ = field_wcs(30, 0, 1.0, 1 / 3, 3.0)
+    data = np.random.default_rng(2).normal(5, 1, (2, 400, 1200)).astype(np.float32)
+    write_field(tmp_path / "f.fits", SpitzerField(data, wcs, 3.0, "f"))
+    write_windows(tmp_path / "v.h5", win, {})
+    pp = {"input_size": 16}
+    sel = validation_sample(win, 5, seed=0)
+    full = load_validation(tmp_path / "v.h5", {"f": tmp_path / "f.fits"}, pp, cache=False)[0]
+    samp = load_validation(tmp_path / "v.h5", {"f": tmp_path / "f.fits"}, pp, select=sel)[0]
+    assert np.array_equal(samp.x0, full.x0[sel["f"]]) and np.array_equal(samp.size, full.size[sel["f"]])
+    np.testing.assert_array_equal(samp.truth, full.truth)  # scored against the whole field
+    k = [0, len(sel["f"]) - 1]
+    np.testing.assert_allclose(samp.inputs[k], full.inputs[sel["f"][k]], rtol=1e-6)

@@ -108,12 +108,14 @@ def load_validation(
     cache_dir=None,
     select: dict | None = None,
     win: dict | None = None,
+    cache: bool = True,
 ) -> list[ValidationField]:
     """Preprocessed validation windows per field from ``windows/validation.h5`` and the
     aligned tiles ``tiles`` (field -> path); ``cache_dir``: where the windows too large for
     memory are kept between passes (None: the system's temporary directory); ``select``:
     field -> indices of the windows kept (:func:`validation_sample`; None: every window);
-    ``win``: the window file already read."""
+    ``win``: the window file already read; ``cache`` false: the windows are preprocessed at
+    every pass, never kept (for a single pass)."""
     from .preprocess import WindowStream
     from .windows import read_windows
 
@@ -138,8 +140,8 @@ def load_validation(
             x0,
             y0,
             sz,
-            cache_mb=VALIDATION_CACHE_MB,
-            disk_cache_mb=VALIDATION_DISK_CACHE_MB,
+            cache_mb=VALIDATION_CACHE_MB if cache else 0.0,
+            disk_cache_mb=VALIDATION_DISK_CACHE_MB if cache else 0.0,
             cache_dir=cache_dir,
             **preprocess,
         )
@@ -207,7 +209,6 @@ def load_all_data(
     )
     fields = {Path(f).stem: f for f in validation_fields}
     win = read_windows(windows_path)
-    full = load_validation(windows_path, fields, preprocess, win=win)
     select = validation_sample(
         win,
         validation_background,
@@ -215,6 +216,8 @@ def load_all_data(
         crop_kwargs.get("k_range", (1.7, 5.9)),
         crop_kwargs.get("box_scale", 1.3),
     )
+    # with a sample, every window is validated once (the final threshold check): not cached
+    full = load_validation(windows_path, fields, preprocess, win=win, cache=select is None)
     sample = None
     if select is not None:
         sample = load_validation(windows_path, fields, preprocess, select=select, win=win)
