@@ -78,7 +78,10 @@ def spitzer_mosaics(wildcards):
         d = "results/bubbles/download"
         if BUB["download"]["mipsgal_url"]:
             return {"i4": f"{d}/{i4}", "m1": f"{d}/{m1}"}
-        return {"i4": f"{d}/{i4}", "m1": [f"{d}/{t}" for t in mipsgal_tiles(wildcards.field)]}
+        return {
+            "i4": f"{d}/{i4}",
+            "m1": [f"{d}/{t}" for t in mipsgal_tiles(wildcards.field)],
+        }
     mosaic_dir = BUB["local"]["mosaic_dir"]
     if not mosaic_dir:
         raise ValueError(
