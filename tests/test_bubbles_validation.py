@@ -112,8 +112,9 @@ def test_sample_keeps_every_framing_window_and_bounds_the_rest():
     assert len(sel) == framing.sum() + 25
     assert np.array_equal(sel, validation_sample(win, 25, seed=3)["f"])  # reproducible
     assert not np.array_equal(sel, validation_sample(win, 25, seed=4)["f"])
-    # fewer others than asked: all of them; null: no sample
-    assert len(validation_sample(win, 10**6, seed=3)["f"]) == len(framing)
+    # no fewer others than asked, or null: no sample (every window is validated)
+    assert validation_sample(win, int((~framing).sum()), seed=3) is None
+    assert len(validation_sample(win, int((~framing).sum()) - 1, seed=3)["f"]) == len(framing) - 1
     assert validation_sample(win, None, seed=3) is None
     with pytest.raises(ValueError, match="validation_background_windows"):
         validation_sample(win, -1, seed=3)

@@ -53,7 +53,8 @@ def validation_sample(
     of a window file (:func:`skydetect.bubbles.windows.read_windows`): every window framing a
     catalogue bubble (clear or not) at a trained scale (:func:`.scales.framing_windows`) and
     ``n_background`` of the others over all fields, drawn without replacement from
-    ``default_rng([seed, VAL_STAGE])`` (all of them when fewer). None: no sample (every window).
+    ``default_rng([seed, VAL_STAGE])``. None (every window is validated) when
+    ``n_background`` is None or not fewer than the other windows.
     """
     from .scales import framing_windows
 
@@ -76,8 +77,11 @@ def validation_sample(
         )
         framing[name] = np.flatnonzero(f)
         rest += [(name, i) for i in np.flatnonzero(~f)]
+    if int(n_background) >= len(rest):
+        log.info("validation sample: every window (%d others <= %d)", len(rest), n_background)
+        return None
     rng = np.random.default_rng([int(seed), VAL_STAGE])
-    pick = rng.choice(len(rest), size=min(int(n_background), len(rest)), replace=False)
+    pick = rng.choice(len(rest), size=int(n_background), replace=False)
     background = {name: [] for name in names}
     for j in pick:
         background[rest[j][0]].append(rest[j][1])
