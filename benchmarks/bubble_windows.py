@@ -34,6 +34,7 @@ from scipy import ndimage
 from skydetect.bubbles.masks import mask_field
 from skydetect.bubbles.negatives import fit_lognormal, sample_windows
 from skydetect.bubbles.preprocess import FieldPreprocessor, preprocess_window
+from skydetect.bubbles.scales import window_sizes
 from skydetect.bubbles.windows import sizes_to_pixels, sliding_windows
 from skydetect.config import validate_config
 from skydetect.io.spitzer import SpitzerField, field_name
@@ -172,7 +173,7 @@ def main() -> None:
         len(x0),
     )
     # sliding windows of the whole field at the configured scales
-    sizes = sizes_to_pixels(bub["windows"]["sizes_arcmin"], pix, tile.shape)
+    sizes = sizes_to_pixels(window_sizes(bub)[0], pix, tile.shape)
     sx, sy, ss = sliding_windows(tile.shape, sizes, bub["windows"]["stride_fraction"])
     n_old = min(len(sx), args.windows)
     pick = np.random.default_rng(2).choice(len(sx), n_old, replace=False)

@@ -184,15 +184,18 @@ def run_mode(mode: str, field: Path, fraction: float, cfg: dict) -> dict:
 
 def configs() -> dict:
     """The laptop default (config/config.yaml) and the paper's setting (the schema defaults:
-    SSD300-size input and window sides, with the light backbone)."""
+    SSD300-size input, with the light backbone; the reference's window sides)."""
+    from skydetect.bubbles.scales import REFERENCE_WINDOW_SIZES, window_sizes
     from skydetect.config import validate_config
 
     laptop = yaml.safe_load(open(ROOT / "config" / "config.yaml"))
     validate_config(laptop, ROOT / "config" / "schema.yaml")
     paper = yaml.safe_load(open(ROOT / "config" / "config.yaml"))
-    paper["bubbles"].pop("windows", None)
+    paper["bubbles"]["windows"] = {"sizes_arcmin": list(REFERENCE_WINDOW_SIZES)}
     paper["bubbles"].pop("preprocess", None)
     validate_config(paper, ROOT / "config" / "schema.yaml")
+    for cfg in (laptop, paper):  # the window sides of the source
+        cfg["bubbles"]["windows"]["sizes_arcmin"] = window_sizes(cfg["bubbles"])[0]
     return {"config.yaml": laptop, "paper (schema defaults)": paper}
 
 

@@ -60,6 +60,7 @@ import yaml
 
 import skydetect  # noqa: F401  (legacy Keras before TensorFlow)
 from skydetect import perf
+from skydetect.bubbles.scales import window_sizes
 from skydetect.clusters import cover, inference, mmf
 from skydetect.clusters.models import build_model
 from skydetect.clusters.predict import prediction_nside
@@ -169,7 +170,7 @@ def bubble_windows_rate(config: dict, threads: int) -> tuple[str, str]:
         h = int(round(float(sim.get("height_deg", 2.0)) * 3600 / pix))
         rng = np.random.default_rng(3)
         image = rng.lognormal(0.0, 0.5, size=(3, h, w)).astype(np.float32)
-        sizes = windows.sizes_to_pixels(bub["windows"]["sizes_arcmin"], pix, (h, w))
+        sizes = windows.sizes_to_pixels(window_sizes(bub)[0], pix, (h, w))
         sx, sy, ss = windows.sliding_windows((h, w), sizes, bub["windows"]["stride_fraction"])
         pp = dict(bub.get("preprocess", {}))
         t0 = time.perf_counter()

@@ -308,7 +308,7 @@ def ssd_loop(cfg: dict, batches: int, workdir: Path) -> dict:
     n_img = steps * (st.batch_bubbles + st.batch_negatives)
     t_loop = n_img / row["images_per_s"]
     t1 = time.perf_counter()
-    validate(model, priors, [val], detect, st.thresholds, st.min_cover)
+    validate(model, priors, [val], detect, st.thresholds, st.iou_threshold)
     t_val = time.perf_counter() - t1
     return {
         "batches": steps,

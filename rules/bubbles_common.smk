@@ -3,16 +3,25 @@
 # A bubble "field" is a Spitzer mosaic area (a GLIMPSE tile code such as 01500+0000, or the
 # name of a local mosaic pair), never a HEALPix tile.
 from skydetect.io.spitzer import (
+    MIPSGAL_TILE_RE,
     field_center,
     field_name,
     glimpse_filename,
     mipsgal_filename,
+    mipsgal_tiles,
 )
+from skydetect.bubbles.scales import check_config_scales
 from skydetect.bubbles.survey import survey_longitudes
-from skydetect.io.registry import glimpse_url
+from skydetect.io.registry import glimpse_url, mipsgal_url
 
 BUB = config["bubbles"]
 BUB_SOURCE = BUB["source"]
+# the window sides of the source (given, or from its bubble size range): every bubble size
+# the config can produce must appear in some sliding window at a scale the training crops
+# cover; given sides failing that stop here, naming the uncovered sizes
+BUB["windows"]["sizes_arcmin"] = check_config_scales(
+    BUB, check="bubbles" in config["detectors"]
+)
 BUBBLE_SPLITS = {
     split: [field_name(lon) for lon in BUB["fields"][split]]
     for split in ("train", "validation", "test")
@@ -45,7 +54,7 @@ GLIMPSE_FIELD = r"\d{5}[+-]\d{4}"
 
 wildcard_constraints:
     field="|".join([GLIMPSE_FIELD, *map(re.escape, BUBBLE_MOSAICS)]),
-    spitzer_file=r"(GLM|MPG)_\d{5}[+-]\d{4}_mosaic_(I4|M1)\.fits",
+    spitzer_file=r"(GLM|MPG)_\d{5}[+-]\d{4}_mosaic_(I4|M1)\.fits|MG\d{4}[pn]005_024\.fits",
     bubble_split="validation|test",
 
 
@@ -62,21 +71,34 @@ def bubble_windows(split):
 
 
 def spitzer_mosaics(wildcards):
-    """The raw 8 µm and 24 µm mosaics of a GLIMPSE field for the configured source."""
+    """The raw 8 µm and 24 µm mosaics of a GLIMPSE field for the configured source: one 24 µm
+    mosaic on the GLIMPSE grid, or the MIPSGAL 1° tiles under the field (download without
+    bubbles.download.mipsgal_url; local without MPG_<field>_mosaic_M1.fits), mosaicked onto
+    the 8 µm grid by align_spitzer_field."""
     i4, m1 = glimpse_filename(wildcards.field), mipsgal_filename(wildcards.field)
     if BUB_SOURCE == "simulate":
         d = f"results/bubbles/spitzer/{wildcards.field}"
         return {"i4": f"{d}/{i4}", "m1": f"{d}/{m1}"}
     if BUB_SOURCE == "download":
+        d = "results/bubbles/download"
+        if BUB["download"]["mipsgal_url"]:
+            return {"i4": f"{d}/{i4}", "m1": f"{d}/{m1}"}
         return {
-            "i4": f"results/bubbles/download/{i4}",
-            "m1": f"results/bubbles/download/{m1}",
+            "i4": f"{d}/{i4}",
+            "m1": [f"{d}/{t}" for t in mipsgal_tiles(wildcards.field)],
         }
     mosaic_dir = BUB["local"]["mosaic_dir"]
     if not mosaic_dir:
         raise ValueError(
             "config key 'bubbles.local.mosaic_dir' is missing: bubbles.source is 'local'"
         )
+    tiles = [
+        f"{mosaic_dir}/{t}"
+        for t in mipsgal_tiles(wildcards.field)
+        if os.path.exists(f"{mosaic_dir}/{t}")
+    ]
+    if tiles and not os.path.exists(f"{mosaic_dir}/{m1}"):
+        return {"i4": f"{mosaic_dir}/{i4}", "m1": tiles}
     return {"i4": f"{mosaic_dir}/{i4}", "m1": f"{mosaic_dir}/{m1}"}
 
 
@@ -126,14 +148,16 @@ def spitzer_download(wildcards):
     bubbles.download.glimpse_url / mipsgal_url) or the registry's published location."""
     dl = BUB["download"]
     name = wildcards.spitzer_file
-    field = name.split("_")[1]
     if name.startswith("GLM"):
+        field = name.split("_")[1]
         template = dl["glimpse_url"]
         url = (
             template.format(file=name)
             if template
             else glimpse_url(DOWNLOAD_REGISTRY, name, field_center(field)[0])
         )
+    elif MIPSGAL_TILE_RE.match(name):
+        url = mipsgal_url(DOWNLOAD_REGISTRY, name)  # a published 1° tile
     elif dl["mipsgal_url"]:
         url = dl["mipsgal_url"].format(file=name)
     else:

@@ -5,12 +5,6 @@
 # {brun} is the bubble run name (bubbles.train.run); file contracts in docs/dataflow.md.
 
 _SSD = config["bubbles"]
-if "bubbles" in config["detectors"]:
-    # every bubble size the config can produce must appear in some sliding window at a
-    # scale the training crops cover; fails naming the uncovered sizes
-    from skydetect.bubbles.scales import check_config_scales
-
-    check_config_scales(_SSD)
 _SSD_FIELDS = BUBBLE_SPLITS  # rules/bubbles_common.smk
 _SSD_DETECT_FIELDS = sorted(
     {f for split in _SSD["detect"]["splits"] for f in _SSD_FIELDS[split]}
@@ -72,6 +66,7 @@ rule tune_ssd:
         k_range=_SSD["negatives"]["half_width_factor"],
         box_scale=_SSD["windows"]["box_scale"],
         min_cover=_SSD["evaluate"]["min_cover"],
+        iou_threshold=_SSD["evaluate"]["iou_threshold"],
         seed=config["seed"],
     script:
         "../scripts/tune_ssd.py"
@@ -136,6 +131,7 @@ rule train_ssd:
         k_range=_SSD["negatives"]["half_width_factor"],
         box_scale=_SSD["windows"]["box_scale"],
         min_cover=_SSD["evaluate"]["min_cover"],
+        iou_threshold=_SSD["evaluate"]["iou_threshold"],
         windows=_SSD["windows"],
         seed=config["seed"],
     script:

@@ -11,6 +11,7 @@ log = setup_script_logging(snakemake.log[0])  # noqa: F821
 from pathlib import Path  # noqa: E402
 
 from skydetect.bubbles.catalog import bubble_boxes, in_field, read_catalog  # noqa: E402
+from skydetect.bubbles.coverage import apply_poor_cover, coverage_columns  # noqa: E402
 from skydetect.bubbles.detect import DetectSettings, detect_field, detections_table  # noqa: E402
 from skydetect.bubbles.ssd.model import load_model  # noqa: E402
 from skydetect.bubbles.train import set_threads  # noqa: E402
@@ -42,8 +43,17 @@ boxes, scores = detect_field(
 keep = scores >= meta["threshold"]
 boxes, scores = boxes[keep], scores[keep]
 log.info("%d detections at score >= %.2f", len(boxes), meta["threshold"])
-table = detections_table(boxes, scores, field.wcs, field.pixel_arcsec, field.field)
+table = detections_table(
+    boxes, scores, field.wcs, field.pixel_arcsec, field.field, coverage_columns(boxes, field)
+)
+has_24 = bool(field.coverage_24.any())
+if not has_24:
+    log.info("%s: no 24 µm data (8 µm only): detections are flagged, never dropped", field.field)
+table, keep = apply_poor_cover(table, p.detect["min_cover_24"], p.detect["poor_cover"], has_24)
+boxes, scores = boxes[keep], scores[keep]
 table.meta["threshold"] = float(meta["threshold"])
+table.meta["min_cover_24"] = float(p.detect["min_cover_24"])
+table.meta["poor_cover"] = p.detect["poor_cover"]
 for out, fmt in [(sm.output.ecsv, "ascii.ecsv"), (sm.output.csv, "ascii.csv")]:
     with atomic_path(out) as tmp:
         table.write(tmp, format=fmt, overwrite=True)

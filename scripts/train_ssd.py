@@ -31,8 +31,8 @@ overrides = {}
 if sm.input.get("best_params"):
     overrides = json.loads(Path(sm.input.best_params).read_text())["overrides"]
     log.info("tuned parameters: %s", overrides)
-settings = TrainSettings.from_config(p.train, p.ssd, min_cover=p.min_cover, **overrides)
-crops, negatives, validation = load_all_data(
+settings = TrainSettings.from_config(p.train, p.ssd, min_cover=p.min_cover, iou_threshold=p.iou_threshold, **overrides)
+crops, negatives, validation, validation_sample = load_all_data(
     sm.input.train_fields,
     sm.input.catalog,
     sm.input.negatives,
@@ -41,6 +41,7 @@ crops, negatives, validation = load_all_data(
     sm.input.validation_fields,
     p.preprocess,
     p.seed,
+    validation_background=p.train["validation_background_windows"],
     k_range=p.k_range,
     box_scale=p.box_scale,
 )
@@ -66,6 +67,7 @@ res = build_and_train(
     p.seed,
     extra={"preprocess": p.preprocess, "tuned": overrides or None},
     resume_key=files_key(sm.input),
+    validation_sample=validation_sample,
 )
 plot_learning_curve(res["history"], sm.output.curve, title=f"bubble SSD, run {sm.wildcards.brun}")
 log.info(

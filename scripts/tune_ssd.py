@@ -31,7 +31,7 @@ sm = snakemake  # noqa: F821
 p = sm.params
 worker = int(sm.wildcards.worker)
 set_threads(sm.threads)
-crops, negatives, validation = load_all_data(
+crops, negatives, validation, validation_sample = load_all_data(
     sm.input.train_fields,
     sm.input.catalog,
     sm.input.negatives,
@@ -40,11 +40,23 @@ crops, negatives, validation = load_all_data(
     sm.input.validation_fields,
     p.preprocess,
     p.seed,
+    validation_background=p.train["validation_background_windows"],
     k_range=p.k_range,
     box_scale=p.box_scale,
 )
 detect = DetectSettings.from_config(p.detect)
-keys = ("tune", "train", "ssd", "detect", "preprocess", "k_range", "box_scale", "min_cover", "seed")
+keys = (
+    "tune",
+    "train",
+    "ssd",
+    "detect",
+    "preprocess",
+    "k_range",
+    "box_scale",
+    "min_cover",
+    "iou_threshold",
+    "seed",
+)
 study = study_name(
     p.study_prefix, settings_key({k: getattr(p, k) for k in keys}), data_digest(sm.input)
 )
@@ -54,7 +66,7 @@ trial_root = Path(p.trial_dir)
 
 def objective(overrides, number):
     settings = TrainSettings.from_config(
-        p.train, p.ssd, min_cover=p.min_cover, epochs=p.tune["epochs"], **overrides
+        p.train, p.ssd, min_cover=p.min_cover, iou_threshold=p.iou_threshold, epochs=p.tune["epochs"], **overrides
     )
     out = trial_root / f"trial_{number}"
     res = build_and_train(
@@ -67,6 +79,7 @@ def objective(overrides, number):
         validation,
         out,
         p.seed,
+        validation_sample=validation_sample,
     )
     shutil.rmtree(out, ignore_errors=True)
     return res["val_f2"]

@@ -77,8 +77,12 @@ def _configured_files(cfg: dict) -> list[tuple[str, str, str]]:
             keys = ("positions_from", "statistics_from", "clear_names_from")
             out += [(f"bubbles.simulate.{k}", sim[k], "file") for k in keys if sim.get(k)]
         for name, pair in (bub.get("mosaics") or {}).items():
-            out += [(f"bubbles.mosaics.{name}.{k}", pair[k], "file")
-                    for k in ("i8", "m24") if pair.get(k)]
+            key = f"bubbles.mosaics.{name}"
+            out += [(f"{key}.i8", pair["i8"], "file")] if pair.get("i8") else []
+            m24 = pair.get("m24")
+            listed = m24 if isinstance(m24, list) else [m24] if m24 else []
+            out += [(f"{key}.m24[{i}]" if isinstance(m24, list) else f"{key}.m24", p, "file")
+                    for i, p in enumerate(listed)]
     return [(k, str(p), kind) for k, p, kind in out]
 
 

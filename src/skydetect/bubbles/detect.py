@@ -174,11 +174,14 @@ CATALOG_COLUMNS = [
     "X_MAX",
     "Y_MAX",
 ]
+BOX_COLUMNS = CATALOG_COLUMNS[8:12]
 
 
-def detections_table(boxes, scores, wcs, pixel_arcsec: float, field: str):
+def detections_table(boxes, scores, wcs, pixel_arcsec: float, field: str, columns=None):
     """Catalogue of detections: sky centre (GLON in (-180, 180], GLAT; degrees) from the
-    field WCS, box width/height and mean side in arcmin, score, and the field pixel box."""
+    field WCS, box width/height and mean side in arcmin, score, and the field pixel box;
+    then ``columns`` (name -> per-box values, e.g. ``COVER_24`` and ``FILLED`` of
+    :func:`skydetect.bubbles.coverage.coverage_columns`)."""
     from astropy.table import Table
 
     from .catalog import wrap_glon
@@ -203,8 +206,10 @@ def detections_table(boxes, scores, wcs, pixel_arcsec: float, field: str):
     t["HEIGHT_ARCMIN"] = (boxes[:, 3] - boxes[:, 1]) * scale
     t["SIZE_ARCMIN"] = (t["WIDTH_ARCMIN"] + t["HEIGHT_ARCMIN"]) / 2
     t["SCORE"] = scores
-    for k, name in enumerate(["X_MIN", "Y_MIN", "X_MAX", "Y_MAX"]):
+    for k, name in enumerate(BOX_COLUMNS):
         t[name] = boxes[:, k]
+    for name, values in (columns or {}).items():
+        t[name] = np.asarray(values).reshape(len(boxes))
     for name in ("GLON", "GLAT"):
         t[name].unit = "deg"
     for name in ("WIDTH_ARCMIN", "HEIGHT_ARCMIN", "SIZE_ARCMIN"):
@@ -221,5 +226,5 @@ def read_detections(path):
     missing = [c for c in CATALOG_COLUMNS if c not in t.colnames]
     if missing:
         raise ValueError(f"{path}: detection catalogue lacks column(s) {', '.join(missing)}")
-    boxes = np.column_stack([np.asarray(t[c], np.float64) for c in CATALOG_COLUMNS[8:]])
+    boxes = np.column_stack([np.asarray(t[c], np.float64) for c in BOX_COLUMNS])
     return boxes.reshape(-1, 4), np.asarray(t["SCORE"], np.float64), t

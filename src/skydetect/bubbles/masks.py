@@ -67,6 +67,11 @@ def mask_field(field, catalog, radius_reff: float = 0.25, clear_only: bool = Fal
     radius = radius_reff * np.asarray(sub["Reff"], float) * 60.0 / field.pixel_arcsec
     data, mask = mask_discs(field.data, x, y, radius)
     masked = SpitzerField(
-        data.astype(np.float32), field.wcs, field.pixel_arcsec, field.field, mask=mask
+        data.astype(np.float32),
+        field.wcs,
+        field.pixel_arcsec,
+        field.field,
+        mask=mask,
+        cover24=field.cover24,
     )
     return masked, mask

@@ -11,7 +11,8 @@ can have (:func:`crop_side_range`). A bubble is *covered* when at least one slid
 k range one window side covers sizes within a factor 5.9 / 1.7 = 3.5.
 
 :func:`check_scales` raises naming the uncovered sizes; :func:`window_sizes_for` proposes
-window sides covering a size range.
+window sides covering a size range, the sides of a source without sides given in the config
+(:func:`window_sizes`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 # ../shared/data/catalogs with the clear-name list): used for real data at config time,
 # before the catalogue exists.
 MWP_DR2_CLEAR_MAJAXIS = (0.13, 10.62)
+# the reference's window sides (arcmin; 70-5400 px at GLIMPSE's 1.2")
+REFERENCE_WINDOW_SIZES = (1.4, 4.0, 12.0, 36.0, 108.0)
 
 
 def crop_side(half_px, half_box_px, tile_side: int, min_size: int = 8):
@@ -144,13 +147,35 @@ def config_size_range(bubbles: dict) -> tuple[tuple[float, float], float, tuple[
     return MWP_DR2_CLEAR_MAJAXIS, 1.2, (6000, 9000)
 
 
-def check_config_scales(bubbles: dict, n: int = 200) -> None:
-    """:func:`check_scales` on ``n`` log-spaced sizes of :func:`config_size_range` (run when
-    the workflow reads its config)."""
+def window_sizes(bubbles: dict) -> tuple[list[float], bool]:
+    """Window sides (arcmin) of the ``bubbles`` config section and whether they were given.
+
+    ``bubbles.windows.sizes_arcmin`` is a list (every source), a mapping source -> list (e.g.
+    the mock's own sides under ``simulate``), or null; where no list applies to
+    ``bubbles.source`` the sides come from the bubble size range of the source
+    (:func:`config_size_range`: the catalogue's for download and local, the mock's drawn
+    range for simulate) by :func:`window_sizes_for`.
+    """
+    given = bubbles.get("windows", {}).get("sizes_arcmin")
+    if isinstance(given, dict):
+        given = given.get(bubbles.get("source", "simulate"))
+    if given is not None:
+        return [float(s) for s in given], True
+    (lo, hi), _, _ = config_size_range(bubbles)
+    return window_sizes_for(lo, hi, bubbles["negatives"]["half_width_factor"]), False
+
+
+def check_config_scales(bubbles: dict, n: int = 200, check: bool = True) -> list[float]:
+    """The window sides of :func:`window_sizes`; given ones are checked (``check``) with
+    :func:`check_scales` on ``n`` log-spaced sizes of :func:`config_size_range` (run when the
+    workflow reads its config). Sides derived from the size range cover it by construction."""
+    sizes, given = window_sizes(bubbles)
+    if not (given and check):
+        return sizes
     (lo, hi), pix, shape = config_size_range(bubbles)
     check_scales(
         np.geomspace(lo, hi, n),
-        bubbles["windows"]["sizes_arcmin"],
+        sizes,
         pix,
         shape,
         bubbles["negatives"]["half_width_factor"],
@@ -158,6 +183,7 @@ def check_config_scales(bubbles: dict, n: int = 200) -> None:
         8,
         what=f"bubble sizes {lo}-{hi}' of bubbles.source {bubbles.get('source', 'simulate')}",
     )
+    return sizes
 
 
 def check_catalog_scales(
@@ -176,3 +202,27 @@ def check_catalog_scales(
             windows.get("box_scale", 1.3),
             what=f"{where}: clear bubbles",
         )
+
+
+def framing_windows(
+    x0, y0, size, boxes, maj_px, k_range=(1.7, 5.9), box_scale: float = 1.3, tile_side=10**9
+) -> np.ndarray:
+    """Windows ``(x0, y0, size)`` that frame a bubble at a trained scale (boolean per window):
+    the bubble's box centre lies in the window (as :func:`skydetect.bubbles.windows.boxes_in_window`
+    counts it) and the window side lies within its crop sides (:func:`crop_side_range`).
+    ``boxes`` (K, 4) field pixel boxes, ``maj_px`` (K,) their MajAxis in pixels."""
+    from .windows import box_centres
+
+    x0, y0, size = (np.asarray(a, np.int64).reshape(-1) for a in (x0, y0, size))
+    out = np.zeros(len(x0), bool)
+    b = np.asarray(boxes, float).reshape(-1, 4)
+    if not len(b) or not len(x0):
+        return out
+    cx, cy = box_centres(b)
+    lo, hi = crop_side_range(np.asarray(maj_px, float).reshape(-1), k_range, box_scale, tile_side)
+    for k in range(len(b)):  # per bubble: bounded memory on fields of many windows
+        out |= (
+            (cx[k] >= x0) & (cx[k] < x0 + size) & (cy[k] >= y0) & (cy[k] < y0 + size)
+            & (size >= lo[k]) & (size <= hi[k])
+        )
+    return out

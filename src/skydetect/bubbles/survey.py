@@ -12,7 +12,8 @@ The catalogue (``results/bubbles/survey/{run}/catalog.fits`` / ``.csv``) has the
 inverse of the training boxes of ±box_scale·MajAxis), ``angle`` [deg] (0: boxes are aligned
 with l and b), ``score``, ``field``, the nearest MWP bubble ``MWP`` and its ``separation``
 [arcmin], and ``STATUS``: ``KNOWN`` when that separation is at most ``match_factor`` ×
-MajAxis of the detection or of the MWP bubble, else ``NEW``.
+MajAxis of the detection or of the MWP bubble, else ``NEW``; then the detection's data
+coverage ``COVER_24 FILLED POOR_COVER`` (:mod:`skydetect.bubbles.coverage`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
+
+from .coverage import COVERAGE_COLUMNS
 
 GLIMPSE_STEP_DEG = 3.0  # GLIMPSE / MIPSGAL tile centres every 3° in l
 
@@ -136,6 +139,9 @@ def survey_catalog(
     t["MWP"] = np.where(status == "KNOWN", mwp_name, "")
     t["separation"] = sep * u.arcmin
     t["STATUS"] = status
+    for name in COVERAGE_COLUMNS:  # the detections' data coverage, where they carry it
+        if name in merged.colnames:
+            t[name] = np.asarray(merged[name])
     t.meta["comments"] = [
         "Bubbles detected over the survey fields (duplicates across fields removed by sky NMS)",
         f"MajAxis = box half-side / {box_scale}; KNOWN: an MWP bubble within "

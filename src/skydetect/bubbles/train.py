@@ -6,9 +6,12 @@ drawn with their per-class weights, ``batch_bubbles`` + ``batch_negatives`` per 
 Optimiser: AdamW with global gradient-norm clipping. After every ``validate_every`` epochs
 (and the last) the model detects
 bubbles over the validation windows exactly as inference does (window NMS, merging across
-windows and scales, :mod:`skydetect.bubbles.detect`) and is scored with the reference's rule
-(:mod:`skydetect.bubbles.evaluate`); the score threshold in ``thresholds`` maximising F2 is
-kept with the model; early stopping on that F2.
+windows and scales, :mod:`skydetect.bubbles.detect`) and is scored with the one-to-one IoU
+rule of the test scores (:func:`skydetect.bubbles.evaluate.match_flags`: IoU >= ``iou_threshold``,
+recall on the clear bubbles, boxes on unclear bubbles only "don't care"); the score threshold in
+``thresholds`` maximising F2 is kept with the model; early stopping on that F2. Given a
+``validation_sample`` (:func:`.train_data.validation_sample`), the per-epoch F2 is computed on
+it and the final threshold is checked on every validation window with the best weights.
 
 Resumable: after every epoch ``checkpoint/`` receives a TensorFlow checkpoint (weights,
 optimiser state, epoch), the best weights so far and ``state.json`` (history, early-stopping
@@ -22,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -31,8 +34,7 @@ import numpy as np
 import skydetect  # noqa: F401  (legacy Keras switch before TensorFlow)
 from skydetect.io.atomic import atomic_path
 
-from .detect import DetectSettings, detect_windows
-from .evaluate import best_threshold
+from .detect import DetectSettings
 from .ssd.boxes import match
 from .train_data import (  # noqa: F401  (the training data, re-exported for the drivers)
     ValidationField,
@@ -41,6 +43,7 @@ from .train_data import (  # noqa: F401  (the training data, re-exported for the
     load_training_data,
     load_validation,
 )
+from .validation import final_threshold, validate  # noqa: F401  (validate: for the drivers)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,9 @@ class TrainSettings:
     iou_match: float = 0.5
     neg_pos_ratio: float = 3.0
     min_negatives: int = 8
-    min_cover: float = 1 / 3
+    min_cover: float = 1 / 3  # "don't care" cover of the unclear bubbles in the targets
+    iou_threshold: float = 0.5  # the validation F2's one-to-one matching (bubbles.evaluate)
+    validation_background_windows: int | None = None  # recorded: which sample was validated
     mixed_precision: bool | str = "auto"  # float16 compute: "auto" = on a GPU only
     thresholds: list = field(
         default_factory=lambda: [round(t, 2) for t in np.arange(0.5, 0.951, 0.05)]
@@ -148,28 +153,6 @@ def _epoch_targets(bubbles, e):
             yield x, b, np.zeros((0, 4))
 
 
-def validate(
-    model,
-    priors,
-    fields: Iterable[ValidationField],
-    detect: DetectSettings,
-    thresholds,
-    min_cover=1 / 3,
-):
-    """Validation F2 (reference rule, clear bubbles) at its best threshold.
-
-    Returns ``(threshold, counts)`` with ``counts`` a :class:`~.evaluate.Counts`.
-    """
-    tiles = []
-    for f in fields:
-        b, s = detect_windows(
-            model, priors, f.inputs, f.x0, f.y0, f.size, detect, field_shape=f.shape
-        )
-        tiles.append((b, s, f.truth, f.clear))
-    thr, _, table = best_threshold(tiles, thresholds, rule="reference", min_cover=min_cover)
-    return thr, dict(table)[thr]
-
-
 def _write_json(path: Path, obj) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2))
@@ -210,8 +193,12 @@ def train_ssd(
     detect: DetectSettings | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     resume_key=None,
+    validation_sample: Sequence[ValidationField] | None = None,
 ) -> dict:
     """Train ``model`` (built by :func:`.ssd.model.build_ssd`) and save it to ``out_dir``.
+
+    The epochs are validated on ``validation_sample`` when given (then the best weights'
+    threshold is chosen again on every window of ``validation``), else on ``validation``.
 
     ``bubbles.epoch(e)`` yields ``(input (S, S, C), boxes (m, 4) in input pixels)``;
     ``negatives`` is a dict with ``inputs`` (N, S, S, C) and ``weight`` (N,) (or None).
@@ -290,6 +277,7 @@ def train_ssd(
     neg_w = negatives["weight"] if neg_x is not None else None
 
     step = train_step(model, loss_fn, opt, mixed)
+    epoch_fields = validation if validation_sample is None else validation_sample
 
     stopped = state["wait"] >= settings.patience
     while state["epoch"] < settings.epochs and not stopped:
@@ -318,7 +306,7 @@ def train_ssd(
         thr, f2, prec, rec = nan, nan, nan, nan
         if validated:
             thr, counts = validate(
-                model, priors, validation, detect, settings.thresholds, settings.min_cover
+                model, priors, epoch_fields, detect, settings.thresholds, settings.iou_threshold
             )
             f2, prec, rec = counts.f2, counts.precision, counts.recall
         row = {
@@ -366,9 +354,17 @@ def train_ssd(
 
     if best_path.exists():
         model.load_weights(str(best_path))
+    threshold = state["best_threshold"] if state["best_threshold"] is not None else 0.5
+    val_f2 = max(state["best_f2"], 0.0)
+    final = {}
+    if validation_sample is not None:
+        threshold, val_f2, final = final_threshold(
+            model, priors, validation, detect, settings, val_f2
+        )
     summary = {
-        "threshold": state["best_threshold"] if state["best_threshold"] is not None else 0.5,
-        "val_f2": max(state["best_f2"], 0.0),
+        "threshold": threshold,
+        "val_f2": val_f2,
+        **final,
         "best_epoch": state["best_epoch"],
         "epochs_run": state["epoch"],
         "seed": seed,
@@ -414,10 +410,10 @@ def code_key() -> str:
     """Library version + hash of the training code: a checkpoint of other code is not resumed."""
     import hashlib
 
-    from . import crops, ssd, train_data
+    from . import crops, ssd, train_data, validation
 
     h = hashlib.sha256(skydetect.__version__.encode())
-    sources = (__file__, crops.__file__, train_data.__file__)
+    sources = (__file__, crops.__file__, train_data.__file__, validation.__file__)
     for source in (*sources, *sorted(Path(ssd.__file__).parent.glob("*.py"))):
         h.update(Path(source).read_bytes())
     return f"{skydetect.__version__}+{h.hexdigest()[:12]}"
@@ -439,6 +435,7 @@ def build_and_train(
     extra: dict | None = None,
     resume_key=None,
     on_epoch_end=None,
+    validation_sample=None,
 ) -> dict:
     """Seed TensorFlow, build the SSD of ``ssd_cfg`` (architecture keys of ``bubbles.ssd``)
     for ``input_size`` and train it with :func:`train_ssd`; ``extra`` goes into model.json."""
@@ -469,6 +466,7 @@ def build_and_train(
         detect,
         on_epoch_end=on_epoch_end,
         resume_key=resume_key,
+        validation_sample=validation_sample,
     )
     if extra:
         meta = {k: v for k, v in res.items() if k != "history"}

@@ -1,6 +1,12 @@
 """What the bubble SSD trains and validates on: the crop generator, the kept negatives and the
 preprocessed validation windows of each validation field (read by ``train_ssd`` and
-``tune_ssd`` through :func:`load_all_data`)."""
+``tune_ssd`` through :func:`load_all_data`).
+
+The validation F2 that picks the epoch and the threshold is computed on a fixed sample of the
+validation windows (:func:`validation_sample`): every window that frames a catalogue bubble
+at a trained scale plus a seeded draw of ``bubbles.train.validation_background_windows`` of
+the others, so that its cost does not grow with the fields' area; the final threshold check
+uses every window."""
 
 from __future__ import annotations
 
@@ -37,6 +43,61 @@ def files_key(paths) -> list:
     return out
 
 
+VAL_STAGE = 81  # seed component of the validation sample
+
+
+def validation_sample(
+    windows: dict, n_background: int | None, seed: int, k_range=(1.7, 5.9), box_scale=1.3
+) -> dict[str, np.ndarray] | None:
+    """Indices (per field, into that field's windows in file order) of the validation sample
+    of a window file (:func:`skydetect.bubbles.windows.read_windows`): every window framing a
+    catalogue bubble (clear or not) at a trained scale (:func:`.scales.framing_windows`) and
+    ``n_background`` of the others over all fields, drawn without replacement from
+    ``default_rng([seed, VAL_STAGE])``. None (every window is validated) when
+    ``n_background`` is None or not fewer than the other windows.
+    """
+    from .scales import framing_windows
+
+    if n_background is None:
+        return None
+    if int(n_background) < 0:
+        raise ValueError(
+            f"config: bubbles.train.validation_background_windows is {n_background} (>= 0 or null)"
+        )
+    fields = np.asarray(windows["field"]).astype(str)
+    names = sorted(set(fields))
+    framing, rest = {}, []
+    for name in names:
+        sel = fields == name
+        t = windows["truth"][name]
+        maj_px = np.asarray(t["maj_arcmin"], float) * 60.0 / float(t["pixel_arcsec"])
+        f = framing_windows(
+            windows["x0"][sel], windows["y0"][sel], windows["size"][sel], t["boxes"], maj_px,
+            k_range, box_scale, int(min(t["shape"])),
+        )
+        framing[name] = np.flatnonzero(f)
+        rest += [(name, i) for i in np.flatnonzero(~f)]
+    if int(n_background) >= len(rest):
+        log.info("validation sample: every window (%d others <= %d)", len(rest), n_background)
+        return None
+    rng = np.random.default_rng([int(seed), VAL_STAGE])
+    pick = rng.choice(len(rest), size=int(n_background), replace=False)
+    background = {name: [] for name in names}
+    for j in pick:
+        background[rest[j][0]].append(rest[j][1])
+    out = {
+        name: np.unique(np.r_[framing[name], np.asarray(background[name], np.int64)]).astype(
+            np.int64
+        )
+        for name in names
+    }
+    log.info(
+        "validation sample: %d windows framing a bubble + %d of %d others",
+        sum(len(v) for v in framing.values()), len(pick), len(rest),
+    )
+    return out
+
+
 VALIDATION_CACHE_MB = 512  # preprocessed validation windows kept in memory up to this
 # beyond that, preprocessed once into a temporary .npy file up to this (read in chunks at
 # every validation; larger fields, e.g. 300 px windows of a 1.2" tile, are re-preprocessed)
@@ -49,14 +110,20 @@ def load_validation(
     preprocess: dict,
     progress: bool = False,
     cache_dir=None,
+    select: dict | None = None,
+    win: dict | None = None,
+    cache: bool = True,
 ) -> list[ValidationField]:
     """Preprocessed validation windows per field from ``windows/validation.h5`` and the
     aligned tiles ``tiles`` (field -> path); ``cache_dir``: where the windows too large for
-    memory are kept between passes (None: the system's temporary directory)."""
+    memory are kept between passes (None: the system's temporary directory); ``select``:
+    field -> indices of the windows kept (:func:`validation_sample`; None: every window);
+    ``win``: the window file already read; ``cache`` false: the windows are preprocessed at
+    every pass, never kept (for a single pass)."""
     from .preprocess import WindowStream
     from .windows import read_windows
 
-    win = read_windows(windows_path)
+    win = read_windows(windows_path) if win is None else win
     fields = np.asarray(win["field"]).astype(str)
     out = []
     for name in sorted(set(fields)):
@@ -67,6 +134,8 @@ def load_validation(
             )
         sel = fields == name
         x0, y0, sz = (np.asarray(win[k])[sel] for k in ("x0", "y0", "size"))
+        if select is not None:
+            x0, y0, sz = (a[select[name]] for a in (x0, y0, sz))
         # streamed: read and preprocessed chunk by chunk (one field at a time in memory),
         # kept after the first pass in memory when it fits VALIDATION_CACHE_MB, else in a
         # temporary file when it fits VALIDATION_DISK_CACHE_MB, else preprocessed every pass
@@ -75,8 +144,8 @@ def load_validation(
             x0,
             y0,
             sz,
-            cache_mb=VALIDATION_CACHE_MB,
-            disk_cache_mb=VALIDATION_DISK_CACHE_MB,
+            cache_mb=VALIDATION_CACHE_MB if cache else 0.0,
+            disk_cache_mb=VALIDATION_DISK_CACHE_MB if cache else 0.0,
             cache_dir=cache_dir,
             **preprocess,
         )
@@ -130,12 +199,30 @@ def load_all_data(
     validation_fields,
     preprocess: dict,
     seed: int,
+    validation_background: int | None = None,
     **crop_kwargs,
 ):
-    """Everything ``train_ssd`` and ``tune_ssd`` read: the crop generator, the kept negatives
-    and the preprocessed validation fields (named by the stem of each validation tile file)."""
+    """Everything ``train_ssd`` and ``tune_ssd`` read: the crop generator, the kept negatives,
+    the preprocessed validation fields (named by the stem of each validation tile file) and
+    their sample of :func:`validation_sample` with ``validation_background`` other windows
+    (None when that is None: every window is validated)."""
+    from .windows import read_windows
+
     crops, negatives = load_training_data(
         train_fields, catalog_path, negatives_paths, groups_path, preprocess, seed, **crop_kwargs
     )
     fields = {Path(f).stem: f for f in validation_fields}
-    return crops, negatives, load_validation(windows_path, fields, preprocess)
+    win = read_windows(windows_path)
+    select = validation_sample(
+        win,
+        validation_background,
+        seed,
+        crop_kwargs.get("k_range", (1.7, 5.9)),
+        crop_kwargs.get("box_scale", 1.3),
+    )
+    # with a sample, every window is validated once (the final threshold check): not cached
+    full = load_validation(windows_path, fields, preprocess, win=win, cache=select is None)
+    sample = None
+    if select is not None:
+        sample = load_validation(windows_path, fields, preprocess, select=select, win=win)
+    return crops, negatives, full, sample

@@ -141,6 +141,18 @@ def glimpse_url(registry: dict, filename: str, glon: float) -> str:
     )
 
 
+def mipsgal_url(registry: dict, filename: str) -> str:
+    """Published URL of MIPSGAL tile ``filename`` (``MG<llll><p|n>005_024.fits``, llll = 10 x l)
+    from the registry's template ``bubbles.mipsgal.url``."""
+    from skydetect.io.spitzer import MIPSGAL_TILE_RE
+
+    m = MIPSGAL_TILE_RE.match(filename)
+    if not m:
+        raise ValueError(f"{filename}: not a MIPSGAL tile name like MG0150p005_024.fits")
+    template = registry["bubbles"]["mipsgal"]["url"]
+    return template.format(lon10=int(m.group(1)), hemisphere=m.group(2))
+
+
 # --------------------------------------------------------------------------- the table
 @dataclass
 class DownloadTable:

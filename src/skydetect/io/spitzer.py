@@ -8,7 +8,11 @@ the LMC, NGC 628; Galactic or equatorial) is read the same way by :func:`align_f
 An aligned field is a :class:`SpitzerField`: both bands on the 8 µm grid, channel order
 (24 µm, 8 µm), MJy/sr; the pixel scale is always read from the header. Without a 24 µm
 mosaic (8 µm-only mode) the 24 µm channel is all NaN: the preprocessing turns a channel
-without data into zeros, so the network sees an empty 24 µm input.
+without data into zeros, so the network sees an empty 24 µm input. Several 24 µm files
+covering one 8 µm field (MIPSGAL's 1° tiles under a 3° GLIMPSE tile) are mosaicked onto its
+grid (``reproject.mosaicking.reproject_and_coadd``). The aligned field keeps the per-pixel
+24 µm coverage (``cover24``: real 24 µm data there; HDU ``COVER24``): the pixels without it
+are NaN, filled with the local background by the preprocessing like any NaN.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ log = logging.getLogger(__name__)
 CHANNELS = ("24um", "8um")
 EXTNAMES = ("M24", "I8")
 MASK_EXTNAME = "BUBBLEMASK"
+COVER_EXTNAME = "COVER24"
 FIELD_RE = re.compile(r"^(\d{5})([+-])(\d{4})$")
+# a MIPSGAL 24 µm tile: 1° in l centred on l = llll / 10, at b = +0.5° (p) or -0.5° (n)
+MIPSGAL_TILE_RE = re.compile(r"^MG(\d{4})([pn])005_024\.fits$")
 MJY_SR = ("mjy/sr", "mjysr-1", "mjy/steradian", "mjy/str")
 
 
@@ -70,6 +77,18 @@ def glimpse_filename(field: str) -> str:
 
 def mipsgal_filename(field: str) -> str:
     return f"MPG_{field}_mosaic_M1.fits"
+
+
+def mipsgal_tiles(field: str) -> list[str]:
+    """The published MIPSGAL 24 µm tiles under a 3° GLIMPSE field: 1° wide in l, centred on
+    l - 1, l, l + 1 and b = -0.5°, +0.5° (``MG<10 l>n005_024.fits``, ``...p005...``)."""
+    glon, _ = field_center(field)
+    lon = int(round(glon))
+    return [
+        f"MG{10 * ((lon + d) % 360):04d}{hemisphere}005_024.fits"
+        for d in (-1, 0, 1)
+        for hemisphere in ("n", "p")
+    ]
 
 
 # ------------------------------------------------------------------ WCS helpers
@@ -122,15 +141,23 @@ class SpitzerField:
     path: str | None = None
     header: fits.Header = dc_field(default_factory=fits.Header)
     mask: np.ndarray | None = None  # (H, W) bool: catalogue-bubble discs (masked fields)
+    cover24: np.ndarray | None = None  # (H, W) bool: real 24 µm data (None: finite 24 µm)
 
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.data.shape[1:])
 
+    @property
+    def coverage_24(self) -> np.ndarray:
+        """(H, W) bool: pixels with real 24 µm data (the stored coverage, else finite 24 µm)."""
+        if self.cover24 is not None:
+            return np.asarray(self.cover24, bool)
+        return np.isfinite(self.data[0])
+
 
 def write_field(path: str | os.PathLike, field: SpitzerField) -> None:
     """Write an aligned field: HDU 1 ``M24``, HDU 2 ``I8`` (same WCS), float32, MJy/sr; with
-    a mask, HDU 3 ``BUBBLEMASK`` (uint8)."""
+    a mask, HDU ``BUBBLEMASK`` (uint8); with a 24 µm coverage, HDU ``COVER24`` (uint8)."""
     if field.data.ndim != 3 or field.data.shape[0] != 2:
         raise SpitzerError(f"field for {path}: data must be (2, H, W), got {field.data.shape}")
     primary = fits.PrimaryHDU()
@@ -146,6 +173,12 @@ def write_field(path: str | os.PathLike, field: SpitzerField) -> None:
         header = field.wcs.celestial.to_header()
         header["COMMENT"] = "1 = inside a catalogue-bubble disc (never part of a negative window)"
         hdus.append(fits.ImageHDU(field.mask.astype(np.uint8), header=header, name=MASK_EXTNAME))
+    if field.cover24 is not None:
+        header = field.wcs.celestial.to_header()
+        header["COMMENT"] = "1 = real 24 um data (0: no 24 um file covers it, or NaN there)"
+        hdus.append(
+            fits.ImageHDU(field.cover24.astype(np.uint8), header=header, name=COVER_EXTNAME)
+        )
     with atomic_path(path) as tmp:
         fits.HDUList(hdus).writeto(tmp, overwrite=True)
 
@@ -162,6 +195,7 @@ def read_field(path: str | os.PathLike) -> SpitzerField:
             header = hdul["I8"].header.copy()
             field = str(hdul[0].header.get("FIELD", ""))
             mask = np.asarray(hdul[MASK_EXTNAME].data, bool) if MASK_EXTNAME in names else None
+            cover = np.asarray(hdul[COVER_EXTNAME].data, bool) if COVER_EXTNAME in names else None
     except OSError as err:
         raise SpitzerError(f"{path}: cannot read FITS: {err}") from err
     if arrays[0].shape != arrays[1].shape or arrays[0].ndim != 2:
@@ -174,6 +208,7 @@ def read_field(path: str | os.PathLike) -> SpitzerField:
         path=str(path),
         header=header,
         mask=mask,
+        cover24=cover,
     )
 
 
@@ -216,36 +251,67 @@ def read_mosaic(path, band: str = "mosaic") -> tuple[np.ndarray, fits.Header]:
     return data, header
 
 
-def align_field(
-    i4_path: str | os.PathLike, m1_path: str | os.PathLike | None, field: str
-) -> SpitzerField:
-    """Reproject the 24 µm mosaic onto the 8 µm grid (``reproject_interp``; the WCS frames
-    may differ); NaN = no data. ``m1_path=None`` (8 µm-only): the 24 µm channel is NaN."""
-    from reproject import reproject_interp
-
+def align_field(i4_path: str | os.PathLike, m1_path, field: str) -> SpitzerField:
+    """Both bands on the 8 µm grid: the 24 µm file (``reproject_interp``; the WCS frames may
+    differ) or, given a list of several (e.g. MIPSGAL's 1° tiles), their mosaic
+    (``reproject_and_coadd``, mean where they overlap); NaN = no data, and ``cover24`` the
+    pixels with real 24 µm data. ``m1_path=None`` (8 µm-only): the 24 µm channel is NaN."""
     i8, h8 = read_mosaic(i4_path, "8 µm")
     w8 = WCS(h8).celestial
     pixel = pixel_scale_arcsec(h8, str(i4_path))
     if m1_path is None:
         m24_on_8 = np.full(i8.shape, np.nan, np.float32)
     else:
-        m24, h24 = read_mosaic(m1_path, "24 µm")
+        paths = [m1_path] if isinstance(m1_path, str | os.PathLike) else list(m1_path)
+        if not paths:
+            raise SpitzerError(f"{i4_path}: an empty list of 24 µm files")
+        m24_on_8 = mosaic_24(paths, i4_path, i8, w8)
+    return SpitzerField(
+        np.stack([m24_on_8, i8]), w8, pixel, field, None, cover24=np.isfinite(m24_on_8)
+    )
+
+
+def mosaic_24(paths, i4_path, i8: np.ndarray, w8: WCS) -> np.ndarray:
+    """The 24 µm file(s) ``paths`` on the 8 µm grid ``w8`` (shape of ``i8``), NaN where none
+    has data; fails naming the files when none overlaps the 8 µm mosaic."""
+    from reproject import reproject_interp
+    from reproject.mosaicking import reproject_and_coadd
+
+    inputs = []
+    for path in paths:
+        m24, h24 = read_mosaic(path, "24 µm")
         if m24.shape == i8.shape and np.array_equal(m24, i8, equal_nan=True):
             raise SpitzerError(
-                f"{m1_path} holds the same image as {i4_path}: the 24 µm and 8 µm mosaics "
+                f"{path} holds the same image as {i4_path}: the 24 µm and 8 µm mosaics "
                 "must be different bands"
             )
-        pixel_scale_arcsec(h24, str(m1_path))  # fails early on a header without a scale
-        m24_on_8, footprint = reproject_interp(
-            (m24, WCS(h24).celestial), w8, shape_out=i8.shape
+        pixel_scale_arcsec(h24, str(path))  # fails early on a header without a scale
+        inputs.append((m24, WCS(h24).celestial))
+    if len(inputs) == 1:
+        out, footprint = reproject_interp(inputs[0], w8, shape_out=i8.shape)
+    else:
+        out, footprint = reproject_and_coadd(
+            inputs,
+            w8,
+            shape_out=i8.shape,
+            reproject_function=reproject_interp,
+            combine_function="mean",
+            blank_pixel_value=np.nan,
         )
-        m24_on_8 = np.where(footprint > 0, m24_on_8, np.nan).astype(np.float32)
-        if not np.isfinite(m24_on_8).any():
-            raise SpitzerError(
-                f"{m1_path}: the 24 µm mosaic does not overlap {i4_path} (no 24 µm data falls "
-                "on the 8 µm grid)"
-            )
-    return SpitzerField(np.stack([m24_on_8, i8]), w8, pixel, field, None)
+    out = np.where(footprint > 0, out, np.nan).astype(np.float32)
+    if not np.isfinite(out).any():
+        names = ", ".join(str(p) for p in paths)
+        raise SpitzerError(
+            f"{names}: the 24 µm mosaic does not overlap {i4_path} (no 24 µm data falls "
+            "on the 8 µm grid)"
+        )
+    covered = np.isfinite(out).mean()
+    if covered < 1:
+        log.warning(
+            "%s: 24 µm data cover %.1f %% of the 8 µm grid (%d file(s)); the rest is NaN",
+            i4_path, 100 * covered, len(paths),
+        )
+    return out
 
 
 def write_mosaic(path: str | os.PathLike, hdu: fits.PrimaryHDU) -> None:
