@@ -1,0 +1,190 @@
+"""Cluster shapes of the mock Planck sky: per-cluster GNFW pressure profiles scattered around
+Arnaud et al. 2010, projected ellipticity, and the painting of y (and y-weighted) maps.
+
+Real clusters are not the universal profile the MMF filters with (``../shared/docs/sky-model.md``
+§1, "What keeps the MMF from being optimal"):
+
+- **profile scatter**: individual REXCESS fits (Arnaud et al. 2010, A&A 517, A92, Fig. 2 and
+  Appendix C) and Planck Intermediate Results V (A&A 550, A131, individual fits) scatter
+  widely around the universal set: c500 roughly 0.5-3, gamma 0-0.8, outer slope beta 3-8;
+  cool cores are more peaked. Each parameter is drawn around the A10 value: log10 c500 and
+  log10 alpha Gaussian (``profile_c500_scatter_dex``, ``profile_alpha_scatter_dex``), gamma
+  and beta Gaussian (``profile_gamma_sigma``, ``profile_beta_sigma``) clipped to
+  [0, 0.9] and [3, 8];
+- **P0** is the amplitude that gives each cluster its Y5R500 from the Y-M relation (with its
+  0.075 dex scatter, Planck 2013 XX): P0 = 8.403 (Y5R500 / <Y5R500>(M, z)) I_A10 / I_shape,
+  I the volume integral of the shape within 5 R500; it carries the normalisation scatter at
+  fixed mass;
+- **ellipticity**: projected axis ratio q ~ N(0.8, 0.1) clipped to [0.5, 1] (SZ/X-ray axis
+  ratios 0.6-0.9, median ~0.8: Kawahara 2010, ApJ 719, 1926; Lau et al. 2012, ApJ 755, 116),
+  area-preserving, position angle uniform.
+
+Profiles are drawn as a library of ``profile_library_size`` independent (c500, gamma, alpha,
+beta, q) sets, each cluster taking one at random: the projection and the matched-filter
+tables are then computed once per set, not per cluster (the mock has ~10^5 clusters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import healpy as hp
+import numpy as np
+from scipy import integrate, special
+
+from skydetect.sky import physics
+
+X_MAX = 5.0  # truncation radius, R500 (as the MMF template)
+_X = np.concatenate([[0.0], np.geomspace(1e-3, X_MAX, 255)])
+_T, _TW = np.polynomial.legendre.leggauss(96)
+_T, _TW = 0.5 * (_T + 1.0), 0.5 * _TW  # Gauss-Legendre on [0, 1]
+
+
+def project_gnfw(c500, gamma, alpha, beta, x=_X, x_max: float = X_MAX) -> np.ndarray:
+    """Normalised projected profiles f(x) (n, len(x)) of GNFW spheres truncated at ``x_max``
+    (integral of 2 pi x f over [0, x_max] = 1), for arrays of parameters (n,).
+
+    The line-of-sight integral uses l = l_max t^2 and Gauss-Legendre nodes in t, which tames
+    the central cusp; :func:`skydetect.sky.physics.projected_profile` is the quad reference.
+    """
+    c500, gamma, alpha, beta = (np.atleast_1d(np.asarray(a, float))[:, None, None]
+                                for a in (c500, gamma, alpha, beta))  # fmt: skip
+    lmax = np.sqrt(np.maximum(x_max**2 - x**2, 0.0))[:, None]
+    ell = lmax * _T**2
+    r = np.sqrt(x[:, None] ** 2 + ell**2) + 1e-12
+    cx = c500 * r[None]
+    p = 1.0 / (cx**gamma * (1.0 + cx**alpha) ** ((beta - gamma) / alpha))
+    f = 2.0 * np.sum(p * (2.0 * lmax * _T * _TW)[None], axis=2)
+    norm = integrate.simpson(2.0 * np.pi * x * f, x=x, axis=1)
+    return f / norm[:, None]
+
+
+def sphere_integral(c500, gamma, alpha, beta, x_max: float = X_MAX) -> np.ndarray:
+    """Integral of x^2 p(x) / P0 over [0, x_max] (Y_sph(x_max) per unit P0), per parameter set."""
+    x = np.geomspace(1e-5, x_max, 600)
+    c500, gamma, alpha, beta = (np.atleast_1d(np.asarray(a, float))[:, None]
+                                for a in (c500, gamma, alpha, beta))  # fmt: skip
+    cx = c500 * x[None]
+    p = 1.0 / (cx**gamma * (1.0 + cx**alpha) ** ((beta - gamma) / alpha))
+    return integrate.simpson(p * x**3, x=np.log(x), axis=1)
+
+
+@dataclass(frozen=True)
+class ShapeLibrary:
+    """``n`` drawn shapes: GNFW parameters, axis ratio, and the projected profiles on ``x``."""
+
+    c500: np.ndarray
+    gamma: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    axis_ratio: np.ndarray
+    x: np.ndarray
+    f: np.ndarray  # (n, len(x))
+
+    def __len__(self) -> int:
+        return self.c500.size
+
+    def transform(self, k: np.ndarray) -> np.ndarray:
+        """Hankel transforms u(k) (n, len(k)) of the circular profiles, u(0) = 1 (trapezoid
+        rule on a fine grid that resolves J0 up to k ~ 300)."""
+        xf = np.concatenate([np.geomspace(1e-4, 0.05, 120), np.linspace(0.05, X_MAX, 2500)[1:]])
+        ff = np.array([np.interp(xf, self.x, fi) for fi in self.f])  # (n, nx)
+        w = np.zeros_like(xf)
+        dx = np.diff(xf)
+        w[:-1] += 0.5 * dx
+        w[1:] += 0.5 * dx
+        kernel = special.j0(np.outer(np.asarray(k, float), xf)) * (2.0 * np.pi * xf * w)[None]
+        u = ff @ kernel.T
+        return u / (ff @ (2.0 * np.pi * xf * w))[:, None]
+
+
+def make_library(c500, gamma, alpha, beta, axis_ratio) -> ShapeLibrary:
+    arrs = [np.atleast_1d(np.asarray(a, float)) for a in (c500, gamma, alpha, beta, axis_ratio)]
+    return ShapeLibrary(*arrs, x=_X, f=project_gnfw(*arrs[:4]))
+
+
+def draw_library(params, rng) -> ShapeLibrary:
+    """``params.profile_library_size`` shapes drawn around Arnaud 2010 (module docstring)."""
+    a10 = physics.ARNAUD10
+    n = int(params.profile_library_size)
+    c500 = a10.c500 * 10 ** (params.profile_c500_scatter_dex * rng.standard_normal(n))
+    gamma = np.clip(a10.gamma + params.profile_gamma_sigma * rng.standard_normal(n), 0.0, 0.9)
+    alpha = a10.alpha * 10 ** (params.profile_alpha_scatter_dex * rng.standard_normal(n))
+    beta = np.clip(a10.beta + params.profile_beta_sigma * rng.standard_normal(n), 3.0, 8.0)
+    q = np.clip(params.axis_ratio_mean + params.axis_ratio_sigma * rng.standard_normal(n), 0.5, 1)
+    return make_library(c500, gamma, alpha, beta, q)
+
+
+def assign_shapes(truth, library: ShapeLibrary, rng) -> None:
+    """Give every truth cluster a library shape and a position angle; sets the columns
+    SHAPE (library index), C500 GAMMA ALPHA BETA P0 AXIS_RATIO POS_ANGLE [deg]."""
+    n = len(truth)
+    k = rng.integers(0, len(library), n)
+    truth["SHAPE"] = k
+    truth["POS_ANGLE"] = rng.uniform(0.0, 180.0, n)
+    for col, arr in (("C500", library.c500), ("GAMMA", library.gamma), ("ALPHA", library.alpha),
+                     ("BETA", library.beta), ("AXIS_RATIO", library.axis_ratio)):  # fmt: skip
+        truth[col] = arr[k]
+    a10 = physics.ARNAUD10
+    i_a10 = sphere_integral(a10.c500, a10.gamma, a10.alpha, a10.beta)[0]
+    i_lib = sphere_integral(library.c500, library.gamma, library.alpha, library.beta)
+    m500, z = np.asarray(truth["M500"], float), np.asarray(truth["Z"], float)
+    y_mean = physics.y5r500_arcmin2(m500, z) if n else np.zeros(0)
+    truth["P0"] = a10.p0 * np.asarray(truth["Y5R500"], float) / y_mean * i_a10 / i_lib[k]
+
+
+def elliptical_radius(dx, dy, axis_ratio: float, pos_angle_deg: float):
+    """Area-preserving elliptical radius of offsets (dx east, dy north): the major axis at
+    ``pos_angle_deg`` east of north, q = minor / major."""
+    pa = np.radians(pos_angle_deg)
+    major = dx * np.sin(pa) + dy * np.cos(pa)
+    minor = dx * np.cos(pa) - dy * np.sin(pa)
+    return np.sqrt(axis_ratio * major**2 + minor**2 / axis_ratio)
+
+
+def _tangent_offsets(nside, pix, lon_deg, lat_deg):
+    """East/north offsets [arcmin] of pixels from a centre (gnomonic)."""
+    lon, lat = np.radians(lon_deg), np.radians(lat_deg)
+    c = np.array([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    east = np.array([-np.sin(lon), np.cos(lon), 0.0])
+    north = np.array([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)])
+    v = np.array(hp.pix2vec(nside, pix)).T
+    cosang = np.clip(v @ c, 1e-6, None)
+    return (v @ east) / cosang * physics.ARCMIN_PER_RAD, (v @ north) / cosang * physics.ARCMIN_PER_RAD
+
+
+def paint_clusters(nside: int, truth, library: ShapeLibrary, weights=None, progress=True):
+    """Compton-y map (RING) of the truth clusters, each with its library shape, axis ratio and
+    position angle, within the ellipse of semi-minor axis 5 theta500 sqrt(q); renormalised
+    so that each cluster's integrated y is its Y5R500. ``weights`` ({name: per-cluster
+    factor}) adds maps of factor x y: returns ``{"y": ymap, name: map, ...}``."""
+    from tqdm import tqdm
+
+    weights = dict(weights or {})
+    npix = hp.nside2npix(nside)
+    maps = {"y": np.zeros(npix), **{k: np.zeros(npix) for k in weights}}
+    pix_area = hp.nside2pixarea(nside) * physics.ARCMIN_PER_RAD**2
+    glon, glat = np.asarray(truth["GLON"], float), np.asarray(truth["GLAT"], float)
+    vec = hp.ang2vec(glon, glat, lonlat=True)
+    theta500 = np.asarray(truth["THETA500"], float)
+    y5 = np.asarray(truth["Y5R500"], float)
+    shape = np.asarray(truth["SHAPE"], int)
+    q, pa = np.asarray(truth["AXIS_RATIO"], float), np.asarray(truth["POS_ANGLE"], float)
+    x_tab = library.x
+    for i in tqdm(range(len(truth)), desc="paint clusters", mininterval=5, disable=not progress):
+        radius = np.radians(X_MAX * theta500[i] / np.sqrt(q[i]) / 60.0)
+        pix = hp.query_disc(nside, vec[i], radius)
+        prof = np.ones(1)
+        if pix.size == 0:
+            pix = np.array([hp.vec2pix(nside, *vec[i])])
+        else:
+            dx, dy = _tangent_offsets(nside, pix, glon[i], glat[i])
+            x = elliptical_radius(dx, dy, q[i], pa[i]) / theta500[i]
+            prof = np.interp(x, x_tab, library.f[shape[i]], right=0.0)
+            if prof.sum() <= 0:
+                prof = np.ones(pix.size)
+        y = y5[i] * prof / (prof.sum() * pix_area)
+        maps["y"][pix] += y
+        for name, w in weights.items():
+            maps[name][pix] += w[i] * y
+    return maps
