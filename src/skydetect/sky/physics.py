@@ -309,13 +309,17 @@ def _itoh_x_s(nu_ghz):
     return x / np.tanh(x / 2.0), x / np.sinh(x / 2.0)
 
 
+RELATIVISTIC_MAX_GHZ = 400.0  # first order only up to 353 GHz (x ~ 6)
+
+
 def tsz_y1(nu_ghz):
     """First-order relativistic term Y1(x) of Itoh et al. 1998 (eq. 2.27): dT/T = y (Y0 +
-    theta_e Y1), theta_e = kT_e / m_e c^2, Y0 = :func:`tsz_f`. Rayleigh-Jeans limit: 17/5."""
+    theta_e Y1), theta_e = kT_e / m_e c^2, Y0 = :func:`tsz_f`. Rayleigh-Jeans limit: 17/5.
+    Above ``RELATIVISTIC_MAX_GHZ`` (545, 857 GHz: x > 9) the first-order series does not
+    converge for hot clusters (Itoh et al. need terms to theta_e^5 there): 0."""
     xt, st = _itoh_x_s(nu_ghz)
-    return (
-        -10.0 + 23.5 * xt - 8.4 * xt**2 + 0.7 * xt**3 + st**2 * (-4.2 + 1.4 * xt)
-    )
+    y1 = -10.0 + 23.5 * xt - 8.4 * xt**2 + 0.7 * xt**3 + st**2 * (-4.2 + 1.4 * xt)
+    return np.where(np.asarray(nu_ghz, float) <= RELATIVISTIC_MAX_GHZ, y1, 0.0)
 
 
 M_E_C2_KEV = 510.998950
