@@ -6,11 +6,13 @@ the y-map and sensitivities in :mod:`skydetect.sky.ymap`):
 
 - ``cmb``: a Gaussian realisation of the lensed Planck-2018 TT spectrum, identical in K_CMB
   at every channel;
-- ``ksz`` (optional, off by default): the clusters' kinetic SZ, dT/T = -tau v/c with the
-  same profiles, line-of-sight velocities of 300 km/s rms;
+- ``ksz``: the clusters' kinetic SZ, dT/T = -tau v/c with the same profiles, line-of-sight
+  velocities of ``ksz_velocity_rms_kms`` (300 km/s) rms;
 - ``tsz``: clusters drawn from the Tinker 2008 mass function (or placed at the rows of a
-  real PSZ2/MCXC file), Arnaud 2010 profiles truncated at 5 R500, Y5R500 from the Planck
-  Y-M relation with scatter, scaled by the band-integrated tSZ factors;
+  real PSZ2/MCXC file), each with its own GNFW profile scattered around Arnaud 2010 and a
+  projected ellipticity (:mod:`skydetect.sky.cluster_shapes`), truncated at 5 R500, Y5R500
+  from the Planck Y-M relation with scatter, scaled by the band-integrated tSZ factors plus
+  the first-order relativistic term (``tsz_rel``: y theta_e, Itoh et al. 1998);
 - ``dust``: modified black body whose T_d and beta_d vary smoothly over the sky, 353 GHz
   amplitude rising as a cosecant towards the plane, times a log-normal small-scale field;
 - ``cib``: Gaussian anisotropies with C_ell ~ ell^-1.2 at 545 GHz, an MBB SED, and a
@@ -19,20 +21,22 @@ the y-map and sensitivities in :mod:`skydetect.sky.ymap`):
 - ``ir_sources`` / ``radio_sources``: compact sources with power-law number counts and one
   SED per population (MBB / power law), a fraction of them on clusters;
 - ``noise``: white noise per pixel (scaled with nside) modulated by a hit-count map that is
-  deep at the ecliptic poles; beams (Gaussian FWHM) and the pixel window per channel.
+  deep at the ecliptic poles; beams (Gaussian FWHM) and the pixel window per channel;
+- calibration: each channel map times one seeded factor 1 + sigma_nu N(0, 1).
 
 The ``y`` band is a harmonic internal linear combination of the six channel maps at 10'
 (:mod:`skydetect.sky.ymap`), so it carries their noise and foreground residuals; ``ymap:
 clean`` (tests only) keeps the old true-y-plus-own-noise map, which gives the answer away.
 :attr:`MockSky.summary` compares its matched-filter sigma_Y with the six channels'.
 
-Truth S/N (column ``SNR``): the noise of a multi-frequency matched filter (Melin et al. 2006)
-for the cluster's own profile, with the model cross-spectra of all non-tSZ components (mean
-dust SED, dust and CO rescaled to their |b| > 30 deg power) plus the mean white noise, the
-channel beams and pixel window, up to ell = 3 nside - 1:
+Truth S/N: ``SNR_A10`` is the multi-frequency matched filter (Melin et al. 2006) with the
+Arnaud 2010 template and the model cross-spectra of all non-tSZ components (mean dust SED,
+dust and CO rescaled to their |b| > 30 deg power) plus the mean white noise, the channel beams
+and pixel window, up to ell = 3 nside - 1:
 sigma_Y^-2 = sum_ell (2 ell + 1)/(4 pi) |u(ell theta500)|^2 tau_ell^T C_ell^-1 tau_ell,
-tau_ell,nu = (tSZ factor)_nu b_ell,nu; SNR = Y5R500 / sigma_Y(theta500). It is a global
-estimate (no local dust, no position error), close to what an MMF run would find.
+tau_ell,nu = (tSZ factor)_nu b_ell,nu; SNR_A10 = Y5R500 / sigma_Y(theta500). ``SNR`` is the
+same filter with the cluster's own profile at its local dust, CO and noise level
+(:mod:`skydetect.sky.truth_snr`), which also gives the S/N the A10 template loses.
 """
 
 from __future__ import annotations
