@@ -152,7 +152,9 @@ def test_fast_projection_matches_the_quad_reference():
     np.testing.assert_allclose(g[sel], np.interp(xs[sel], x, f), rtol=5e-3)
     lib = cluster_shapes.make_library(a.c500, a.gamma, a.alpha, a.beta, 1.0)
     k = np.array([0.0, 0.5, 2.0, 8.0])
-    np.testing.assert_allclose(lib.transform(k)[0], physics.profile_transform(k), rtol=2e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        lib.transform(k)[0], physics.profile_transform(k), rtol=2e-3, atol=1e-4
+    )
 
 
 def test_truth_snr_own_profile_beats_the_a10_template_and_scales_with_noise():

@@ -152,7 +152,9 @@ def _tangent_offsets(nside, pix, lon_deg, lat_deg):
     north = np.array([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)])
     v = np.array(hp.pix2vec(nside, pix)).T
     cosang = np.clip(v @ c, 1e-6, None)
-    return (v @ east) / cosang * physics.ARCMIN_PER_RAD, (v @ north) / cosang * physics.ARCMIN_PER_RAD
+    return (v @ east) / cosang * physics.ARCMIN_PER_RAD, (
+        v @ north
+    ) / cosang * physics.ARCMIN_PER_RAD
 
 
 def paint_clusters(nside: int, truth, library: ShapeLibrary, weights=None, progress=True):

@@ -110,7 +110,9 @@ def ksz_weights(truth: Table, rng, sigma_v_kms: float = 300.0) -> np.ndarray:
     """Per-cluster kSZ amplitude relative to its y: dT/T_CMB = -tau v/c with tau = y m_e c^2 /
     kT_e (isothermal), T_e from the Arnaud 2005 M-T relation (:func:`physics.temperature_kev`),
     line-of-sight v ~ N(0, sigma_v). Returns (K_CMB per unit y, v [km/s])."""
-    kt_kev = physics.temperature_kev(np.asarray(truth["M500"], float), np.asarray(truth["Z"], float))
+    kt_kev = physics.temperature_kev(
+        np.asarray(truth["M500"], float), np.asarray(truth["Z"], float)
+    )
     v = rng.normal(0.0, sigma_v_kms, len(truth))
     return -T_CMB * (physics.M_E_C2_KEV / kt_kev) * v / 299792.458, v
 

@@ -47,11 +47,10 @@ from dataclasses import dataclass, field
 import healpy as hp
 import numpy as np
 
-from skydetect.sky import foregrounds as fg
-from skydetect.sky import physics, ymap
-from skydetect.sky.foregrounds import gaussian_alm, pixel_window, power_law_cl  # noqa: F401
 from skydetect.sky import cluster_shapes as shapes
-from skydetect.sky import truth_snr
+from skydetect.sky import foregrounds as fg
+from skydetect.sky import physics, truth_snr, ymap
+from skydetect.sky.foregrounds import gaussian_alm, pixel_window, power_law_cl  # noqa: F401
 from skydetect.sky.instrument import CHANNELS, T_CMB, channel, noise_per_pixel
 from skydetect.sky.mock_catalogs import (  # noqa: F401  (the public API of the mock sky)
     FREQ_BANDS,
@@ -145,7 +144,9 @@ class MockSky:
         p, t = self.params, self.truth
         self.shapes = shapes.draw_library(p, _rng(self.seed, 31))
         shapes.assign_shapes(t, self.shapes, _rng(self.seed, 32))
-        t["T_KEV"] = physics.temperature_kev(np.asarray(t["M500"], float), np.asarray(t["Z"], float))
+        t["T_KEV"] = physics.temperature_kev(
+            np.asarray(t["M500"], float), np.asarray(t["Z"], float)
+        )
         w, t["V_LOS"] = fg.ksz_weights(t, _rng(self.seed, 9), p.ksz_velocity_rms_kms)
         weights = {"ksz": w} if "ksz" in on else {}
         if "tsz" in on and p.relativistic_tsz:

@@ -112,8 +112,9 @@ def build_tables(library: ShapeLibrary, env_weight: np.ndarray, m_grid: np.ndarr
     )
 
 
-def environment_weights(parts: dict, noise: np.ndarray, tau: np.ndarray, factors: dict,
-                        m_grid: np.ndarray) -> np.ndarray:
+def environment_weights(
+    parts: dict, noise: np.ndarray, tau: np.ndarray, factors: dict, m_grid: np.ndarray
+) -> np.ndarray:
     """tau^T N^-1 tau (len(ABS_B_GRID), len(m_grid), L) with N = parts["iso"] +
     sum_c factors[c][b] parts[c] + m^2 diag(noise)."""
     nb = noise.size
