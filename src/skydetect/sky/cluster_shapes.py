@@ -145,26 +145,38 @@ def elliptical_radius(dx, dy, axis_ratio: float, pos_angle_deg: float):
 
 
 def _tangent_offsets(nside, pix, lon_deg, lat_deg):
-    """East/north offsets [arcmin] of pixels from a centre (gnomonic)."""
-    lon, lat = np.radians(lon_deg), np.radians(lat_deg)
-    c = np.array([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
-    east = np.array([-np.sin(lon), np.cos(lon), 0.0])
-    north = np.array([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)])
-    v = np.array(hp.pix2vec(nside, pix)).T
-    cosang = np.clip(v @ c, 1e-6, None)
-    return (v @ east) / cosang * physics.ARCMIN_PER_RAD, (
-        v @ north
-    ) / cosang * physics.ARCMIN_PER_RAD
+    """East/north offsets [arcmin] of pixels from their centres (gnomonic); the centres are
+    scalars or one per pixel."""
+    lon = np.atleast_1d(np.radians(lon_deg))
+    lat = np.atleast_1d(np.radians(lat_deg))
+    cl, sl, cb, sb = np.cos(lon), np.sin(lon), np.cos(lat), np.sin(lat)
+    v = np.array(hp.pix2vec(nside, pix))
+    cosang = np.clip(v[0] * cb * cl + v[1] * cb * sl + v[2] * sb, 1e-6, None)
+    east = -v[0] * sl + v[1] * cl
+    north = -v[0] * sb * cl - v[1] * sb * sl + v[2] * cb
+    scale = physics.ARCMIN_PER_RAD / cosang
+    return east * scale, north * scale
 
 
-def paint_clusters(nside: int, truth, library: ShapeLibrary, weights=None, progress=True):
+def _profile_at(library: ShapeLibrary, shape: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Each shape's tabulated profile at x (linear interpolation, 0 beyond the table)."""
+    xt = library.x
+    i = np.clip(np.searchsorted(xt, x, side="right") - 1, 0, xt.size - 2)
+    frac = (x - xt[i]) / (xt[i + 1] - xt[i])
+    out = library.f[shape, i] * (1.0 - frac) + library.f[shape, i + 1] * frac
+    return np.where(x <= xt[-1], out, 0.0)
+
+
+def paint_clusters(nside: int, truth, library: ShapeLibrary, weights=None, progress=True,
+                   chunk: int = 20000):  # fmt: skip
     """Compton-y map (RING) of the truth clusters, each with its library shape, axis ratio and
     position angle, within the ellipse of semi-minor axis 5 theta500 sqrt(q); renormalised
     so that each cluster's integrated y is its Y5R500. ``weights`` ({name: per-cluster
-    factor}) adds maps of factor x y: returns ``{"y": ymap, name: map, ...}``."""
+    factor}) adds maps of factor x y: returns ``{"y": ymap, name: map, ...}``. The clusters
+    are painted ``chunk`` at a time (one vector operation over all their pixels)."""
     from tqdm import tqdm
 
-    weights = dict(weights or {})
+    weights = {k: np.asarray(w, float) for k, w in (weights or {}).items()}
     npix = hp.nside2npix(nside)
     maps = {"y": np.zeros(npix), **{k: np.zeros(npix) for k in weights}}
     pix_area = hp.nside2pixarea(nside) * physics.ARCMIN_PER_RAD**2
@@ -174,21 +186,26 @@ def paint_clusters(nside: int, truth, library: ShapeLibrary, weights=None, progr
     y5 = np.asarray(truth["Y5R500"], float)
     shape = np.asarray(truth["SHAPE"], int)
     q, pa = np.asarray(truth["AXIS_RATIO"], float), np.asarray(truth["POS_ANGLE"], float)
-    x_tab = library.x
-    for i in tqdm(range(len(truth)), desc="paint clusters", mininterval=5, disable=not progress):
-        radius = np.radians(X_MAX * theta500[i] / np.sqrt(q[i]) / 60.0)
-        pix = hp.query_disc(nside, vec[i], radius)
-        prof = np.ones(1)
-        if pix.size == 0:
-            pix = np.array([hp.vec2pix(nside, *vec[i])])
-        else:
-            dx, dy = _tangent_offsets(nside, pix, glon[i], glat[i])
-            x = elliptical_radius(dx, dy, q[i], pa[i]) / theta500[i]
-            prof = np.interp(x, x_tab, library.f[shape[i]], right=0.0)
-            if prof.sum() <= 0:
-                prof = np.ones(pix.size)
-        y = y5[i] * prof / (prof.sum() * pix_area)
-        maps["y"][pix] += y
+    radius = np.radians(X_MAX * theta500 / np.sqrt(q) / 60.0)
+    centre = hp.ang2pix(nside, glon, glat, lonlat=True)
+    starts = range(0, len(truth), chunk)
+    for start in tqdm(starts, desc="paint clusters", mininterval=5, disable=not progress):
+        sel = np.arange(start, min(start + chunk, len(truth)))
+        discs = [hp.query_disc(nside, vec[i], radius[i]) for i in sel]
+        discs = [d if d.size else centre[i : i + 1] for d, i in zip(discs, sel, strict=True)]
+        counts = np.array([d.size for d in discs])
+        pix = np.concatenate(discs)
+        owner = np.repeat(sel, counts)
+        dx, dy = _tangent_offsets(nside, pix, glon[owner], glat[owner])
+        x = elliptical_radius(dx, dy, q[owner], pa[owner]) / theta500[owner]
+        prof = _profile_at(library, shape[owner], x)
+        local = owner - start
+        total = np.bincount(local, prof, minlength=sel.size)
+        flat = total[local] <= 0  # nothing inside the table: flat over the disc
+        prof[flat] = 1.0
+        total = np.bincount(local, prof, minlength=sel.size)
+        y = y5[owner] * prof / (total[local] * pix_area)
+        maps["y"] += np.bincount(pix, y, minlength=npix)
         for name, w in weights.items():
-            maps[name][pix] += w[i] * y
+            maps[name] += np.bincount(pix, w[owner] * y, minlength=npix)
     return maps
