@@ -52,9 +52,11 @@ def project_gnfw(c500, gamma, alpha, beta, x=_X, x_max: float = X_MAX) -> np.nda
     lmax = np.sqrt(np.maximum(x_max**2 - x**2, 0.0))[:, None]
     ell = lmax * _T**2
     r = np.sqrt(x[:, None] ** 2 + ell**2) + 1e-12
-    cx = c500 * r[None]
-    p = 1.0 / (cx**gamma * (1.0 + cx**alpha) ** ((beta - gamma) / alpha))
-    f = 2.0 * np.sum(p * (2.0 * lmax * _T * _TW)[None], axis=2)
+    # float32: the profile is renormalised below, and a 5x faster exp/log on ~10^7 values
+    log_cx = (np.log(c500) + np.log(r)[None]).astype(np.float32)
+    g, a, e = (v.astype(np.float32) for v in (gamma, alpha, (beta - gamma) / alpha))
+    p = np.exp(-g * log_cx - e * np.log1p(np.exp(a * log_cx)))
+    f = 2.0 * np.sum(p * (2.0 * lmax * _T * _TW)[None], axis=2, dtype=np.float64)
     norm = integrate.simpson(2.0 * np.pi * x * f, x=x, axis=1)
     return f / norm[:, None]
 
