@@ -29,7 +29,12 @@ BUBBLE_MOSAICS = BUB["mosaics"]
 BUBBLE_SPLIT_FIELDS = sorted(set(sum(BUBBLE_SPLITS.values(), [])))
 # every GLIMPSE field of the run (the mock simulates them all; the catalogue covers them)
 BUBBLE_FIELDS = sorted(set(BUBBLE_SPLIT_FIELDS) | set(SURVEY_FIELDS))
+# the catalogue the detector trains on (the mock: the volunteers' catalogue of the truth;
+# real data: MWP DR2) and the one it is scored against (the mock truth; real data: MWP DR2)
 BUBBLE_CATALOG = "results/bubbles/catalog.ecsv"
+BUBBLE_TRUTH = (
+    "results/bubbles/truth.ecsv" if BUB_SOURCE == "simulate" else BUBBLE_CATALOG
+)
 BUBBLE_NEG_GROUPS = "results/bubbles/negatives/groups.ecsv"
 BUBBLE_NEG_FIGURES = expand(
     "results/bubbles/figures/negatives_group_{cls}.png",
@@ -84,8 +89,8 @@ def mosaic_pair(wildcards):
 def bubble_catalog_inputs(wildcards):
     if BUB_SOURCE == "simulate":
         return {
-            "truths": expand(
-                "results/bubbles/spitzer/{field}/truth.ecsv", field=BUBBLE_FIELDS
+            "fields": expand(
+                "results/bubbles/spitzer/{field}/catalog.ecsv", field=BUBBLE_FIELDS
             )
         }
     if BUB_SOURCE == "download":
@@ -106,7 +111,14 @@ def bubble_catalog_inputs(wildcards):
 
 def simulate_positions(wildcards):
     sim = BUB["simulate"]
-    return {k: sim[k] for k in ("positions_from", "clear_names_from") if sim[k]}
+    keys = ("positions_from", "statistics_from", "clear_names_from")
+    return {k: sim[k] for k in keys if sim[k]}
+
+
+def window_catalog(wildcards):
+    """Validation windows carry the training catalogue's boxes (model selection sees what
+    training sees); test windows the truth's (the evaluation)."""
+    return BUBBLE_TRUTH if wildcards.bubble_split == "test" else BUBBLE_CATALOG
 
 
 def spitzer_download(wildcards):

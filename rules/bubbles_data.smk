@@ -6,7 +6,9 @@
 #   BUBBLE_SPLITS[split]      -> field codes of train / validation / test
 #   SURVEY_FIELDS             -> field codes of the whole-plane survey (bubbles.survey)
 #   bubble_field(field)       -> "results/bubbles/aligned/{field}.fits" (both bands, 8 µm grid)
-#   BUBBLE_CATALOG            -> "results/bubbles/catalog.ecsv"
+#   BUBBLE_CATALOG            -> "results/bubbles/catalog.ecsv" (what training reads)
+#   BUBBLE_TRUTH              -> "results/bubbles/truth.ecsv" (the mock's truth: what the
+#                                test windows and detection figures show; else BUBBLE_CATALOG)
 #   bubble_negatives()        -> the negatives HDF5 files of the training fields
 #   BUBBLE_NEG_GROUPS         -> "results/bubbles/negatives/groups.ecsv"
 #   bubble_windows(split)     -> "results/bubbles/windows/{split}.h5"
@@ -22,6 +24,7 @@ rule simulate_spitzer_field:
         i4="results/bubbles/spitzer/{field}/GLM_{field}_mosaic_I4.fits",
         m1="results/bubbles/spitzer/{field}/MPG_{field}_mosaic_M1.fits",
         truth="results/bubbles/spitzer/{field}/truth.ecsv",
+        catalog="results/bubbles/spitzer/{field}/catalog.ecsv",
     log:
         "logs/simulate_spitzer_field/{field}.log",
     benchmark:
@@ -94,6 +97,29 @@ rule bubble_catalog:
         "logs/bubble_catalog/all.log",
     benchmark:
         "benchmarks/rules/bubble_catalog/all.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        centres={f: field_center(f)[0] for f in BUBBLE_FIELDS},
+        half_width=BUB["simulate"]["width_deg"] / 2,
+    script:
+        "../scripts/bubble_catalog.py"
+
+
+# the mock truth of every field, apart from the volunteers' catalogue the detector trains on
+rule bubble_truth:
+    input:
+        fields=expand("results/bubbles/spitzer/{field}/truth.ecsv", field=BUBBLE_FIELDS),
+    output:
+        "results/bubbles/truth.ecsv",
+    log:
+        "logs/bubble_truth/all.log",
+    benchmark:
+        "benchmarks/rules/bubble_truth/all.tsv"
     conda:
         ENV_SKY
     threads: 1
@@ -222,7 +248,7 @@ rule group_negatives:
 rule make_validation_windows:
     input:
         fields=split_fields,
-        catalog=BUBBLE_CATALOG,
+        catalog=window_catalog,
     output:
         "results/bubbles/windows/{bubble_split}.h5",
     log:
@@ -272,6 +298,7 @@ if "bubbles" in config["detectors"]:
     FINAL_OUTPUT.extend(
         [
             BUBBLE_CATALOG,
+            BUBBLE_TRUTH,
             *expand(
                 "results/bubbles/masked/{field}.fits", field=BUBBLE_SPLITS["train"]
             ),

@@ -147,7 +147,7 @@ rule detect_bubbles:
         model="results/bubbles/models/{brun}/model.json",
         weights="results/bubbles/models/{brun}/weights.h5",
         field="results/bubbles/aligned/{field}.fits",
-        catalog="results/bubbles/catalog.ecsv",
+        catalog=BUBBLE_TRUTH,  # the figure's true bubbles
     output:
         ecsv="results/bubbles/detections/{brun}/{field}.ecsv",
         csv="results/bubbles/detections/{brun}/{field}.csv",
@@ -254,6 +254,104 @@ rule evaluate_bubbles:
         "../scripts/evaluate_bubbles.py"
 
 
+# Recall by injection: synthetic bubbles painted into each field of bubbles.inject.fields,
+# detection re-run on the windows near them (per field), recall per MajAxis x contrast cell
+# over the fields (skydetect.bubbles.inject, skydetect.bubbles.injection_table).
+_INJ = _SSD["inject"]
+_INJ_SETS = {
+    "validation": _SSD_FIELDS["validation"],
+    "test": _SSD_FIELDS["test"],
+    "survey": SURVEY_FIELDS,
+    "mosaics": list(BUBBLE_MOSAICS),
+}
+_INJ_FIELDS = sorted({f for s in _INJ["fields"] for f in _INJ_SETS[s]})
+_INJ_DIR = "results/bubbles/injection/{brun}"
+if "bubbles" in config["detectors"] and _INJ["enabled"]:
+    from skydetect.bubbles.inject import check_inject_config
+
+    check_inject_config(_INJ)
+    if not _INJ_FIELDS:
+        raise ValueError(
+            f"config key 'bubbles.inject.fields' ({', '.join(_INJ['fields'])}) selects no "
+            "field: enable bubbles.survey, name bubbles.mosaics or choose test / validation"
+        )
+
+
+rule inject_bubbles:
+    input:
+        model="results/bubbles/models/{brun}/model.json",
+        weights="results/bubbles/models/{brun}/weights.h5",
+        field="results/bubbles/aligned/{field}.fits",
+        catalog="results/bubbles/catalog.ecsv",
+        detections="results/bubbles/detections/{brun}/{field}.ecsv",
+    output:
+        injections=f"{_INJ_DIR}/{{field}}/injections.ecsv",
+        truth=f"{_INJ_DIR}/{{field}}/truth.ecsv",
+    log:
+        "logs/inject_bubbles/{brun}_{field}.log",
+    benchmark:
+        "benchmarks/rules/inject_bubbles/{brun}_{field}.tsv"
+    conda:
+        ENV_ML
+    threads: _SSD["detect"]["threads"]
+    resources:
+        # detect_bubbles' memory plus the injected copy of the field
+        mem_mb=bubble_field_mem(6, base=BUB["detect"]["mem_mb"]),
+        runtime=_SSD["detect"]["runtime"],
+    params:
+        inject=_INJ,
+        detect=computing_params(_SSD["detect"]),
+        windows=_SSD["windows"],
+        preprocess=_SSD["preprocess"],
+        iou_threshold=_SSD["evaluate"]["iou_threshold"],
+        beams_arcsec=[
+            BUB["simulate"]["beam_8um_arcsec"],
+            BUB["simulate"]["beam_24um_arcsec"],
+        ],
+        seed=config["seed"],
+    script:
+        "../scripts/inject_bubbles.py"
+
+
+rule injection_recall:
+    input:
+        injections=expand(
+            f"{_INJ_DIR}/{{field}}/injections.ecsv",
+            field=_INJ_FIELDS,
+            allow_missing=True,
+        ),
+        truth=expand(
+            f"{_INJ_DIR}/{{field}}/truth.ecsv", field=_INJ_FIELDS, allow_missing=True
+        ),
+    output:
+        table=report(
+            "results/bubbles/evaluation/{brun}/injection.ecsv",
+            caption="report/bubble_injection.rst",
+            category="Bubble detector",
+        ),
+        figure=report(
+            "results/bubbles/evaluation/{brun}/injection.png",
+            caption="report/bubble_injection.rst",
+            category="Bubble detector",
+        ),
+    log:
+        "logs/injection_recall/{brun}.log",
+    benchmark:
+        "benchmarks/rules/injection_recall/{brun}.tsv"
+    conda:
+        ENV_SKY
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        inject=_INJ,
+        fields=_INJ_FIELDS,
+        iou_threshold=_SSD["evaluate"]["iou_threshold"],
+    script:
+        "../scripts/injection_recall.py"
+
+
 if "bubbles" in config["detectors"]:
     _brun = _SSD["train"]["run"]
     FINAL_OUTPUT += expand(
@@ -277,6 +375,12 @@ if "bubbles" in config["detectors"]:
         brun=_brun,
         name=["summary.json", "summary.txt"],
     )
+    if _INJ["enabled"]:
+        FINAL_OUTPUT += expand(
+            "results/bubbles/evaluation/{brun}/injection.{ext}",
+            brun=_brun,
+            ext=["ecsv", "png"],
+        )
     if SURVEY_FIELDS:
         FINAL_OUTPUT += expand(
             "results/bubbles/survey/{brun}/{name}",

@@ -55,7 +55,7 @@ configfile: workflow_file("config/config.yaml")
 # was written with, installed or not.
 sys.path.insert(0, workflow_library())
 
-from skydetect.config import unet_run_names, validate_config
+from skydetect.config import mask_dust_band, unet_run_names, validate_config
 from skydetect.io.registry import DownloadTable, fill_downloads, load_registry
 from skydetect.sky.instrument import CHANNELS, channel
 
@@ -226,6 +226,41 @@ def truth_input(wildcards):
     return {"truth": TRUTH} if SIMULATED_SKY else {}
 
 
+# --------------------------------------------------------------------------- masks
+# Galactic and point-source masks of rule make_masks, configured by planck.masks. The mock sky
+# makes its own from its dust-dominated band and its source catalogue; a real sky takes the
+# published Planck HFI masks.
+MASKS_CFG = PLANCK["masks"]
+SURVEY_MASKS = {
+    "galactic": "results/masks/galactic.fits",
+    "point_sources": "results/masks/point_sources.fits",
+}
+
+
+def mask_inputs(wildcards):
+    """Simulate: {dust: checked map of the dust band, sources}; else the published mask files
+    {galactic, point_sources} (downloaded, or planck.local.masks)."""
+    if SIMULATED_SKY:
+        band = mask_dust_band(config)
+        if band is None:
+            raise ValueError(
+                "config key 'planck.masks.dust_band' is null and planck.bands has no 353, 545 "
+                "or 857 GHz band: the mock sky's Galactic mask needs a dust-dominated map"
+            )
+        return {"dust": checked_map(band), "sources": MOCK_CATALOGS["sources"]}
+    if PLANCK["source"] == "download":
+        return {name: DOWNLOADS.mask_path(name) for name in SURVEY_MASKS}
+    local = PLANCK.get("local", {}).get("masks", {})
+    missing = [name for name in SURVEY_MASKS if not local.get(name)]
+    if missing:
+        raise ValueError(
+            f"config key 'planck.local.masks.{missing[0]}' is missing: planck.source is "
+            "'local', so the Planck masks need local paths (HFI_Mask_GalPlane-apo0_2048_R2.00"
+            ".fits, HFI_Mask_PointSrc_2048_R2.00.fits)"
+        )
+    return {name: local[name] for name in SURVEY_MASKS}
+
+
 # --------------------------------------------------------------------------- cluster stages
 KNOWN_CATALOGS = list(CL["crossmatch"]["catalogs"])
 TRAINING_CATALOG = f"results/catalogs/{CL['catalog']['name']}.ecsv"
@@ -320,3 +355,4 @@ wildcard_constraints:
     tile=r"\d+",
     split="train|validation|test",
     run=one_of(UNET_RUNS + DETECTOR_RUNS),
+    detector=one_of(UNET_RUNS + DETECTOR_RUNS),

@@ -1,4 +1,5 @@
-"""The bubble catalogue of the run: the union of the mock truths, or MWP DR2 + clear names."""
+"""A bubble catalogue of the run: the union of the mock fields' catalogues (the volunteers'
+catalogues, or the truths), or MWP DR2 + clear names."""
 
 import sys
 
@@ -16,8 +17,8 @@ from skydetect.bubbles.catalog import (  # noqa: E402
     write_catalog,
 )
 
-if "truths" in snakemake.input.keys():
-    table = combine([read_catalog(p) for p in snakemake.input.truths])
+if "fields" in snakemake.input.keys():
+    table = combine([read_catalog(p) for p in snakemake.input.fields])
 else:
     table = read_mwp(snakemake.input.catalog, snakemake.input.clear_names)
 table = assign_fields(table, snakemake.params.centres, snakemake.params.half_width)

@@ -189,3 +189,20 @@ def compare_results(a: Path, b: Path) -> tuple[list[str], int]:
 
 def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def schema_defaults(*section: str) -> dict:
+    """The defaults of a config section of config/schema.yaml (nested objects filled), e.g.
+    ``schema_defaults("bubbles", "simulate")``."""
+    import yaml
+
+    node = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
+    for key in section:
+        node = node["properties"][key]
+
+    def fill(n):
+        if n.get("type") == "object" and "properties" in n:
+            return {k: fill(v) for k, v in n["properties"].items()}
+        return n.get("default")
+
+    return fill(node)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
+from conftest import schema_defaults
 
 from skydetect.bubbles import catalog as cat
 from skydetect.bubbles.crops import BubbleCrops, augment, crop_geometry, flip_boxes, rotate_boxes
@@ -36,35 +37,20 @@ from skydetect.bubbles.windows import (
 )
 from skydetect.io import spitzer as sio
 from skydetect.sky import spitzer
+from skydetect.sky.bubble_mock import UNCLEAR_KINDS
 
 CATALOGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "catalogs"
 PP = dict(input_size=48, clip_sigma=3.0, point_source_nsigma=5.0, point_source_filter_px=5)
 
 SIM = dict(
+    schema_defaults("bubbles", "simulate"),
     pixel_arcsec=12.0,
-    m24_pixel_factor=1.5,
     width_deg=1.0,
     height_deg=0.6,
-    bubbles_per_field=90,
-    clear_fraction=0.6,
-    size_median_arcmin=0.81,
-    size_sigma_ln=0.82,
+    density_factor=2.0,  # ~23 bubbles (~6 clear) on the 1° x 0.6° field
     min_majaxis_arcmin=0.6,
     max_majaxis_arcmin=4.0,
-    point_sources_per_deg2=3000,
-    compact_24um_per_deg2=20,
-    filaments_per_field=8,
-    dark_clouds_per_field=6,
     saturated_per_field=30,  # ~3 on the 1° x 0.6° test field
-    background_8um=80.0,
-    background_24um=50.0,
-    background_scale_deg=0.5,
-    noise_8um=0.5,
-    noise_24um=0.3,
-    beam_8um_arcsec=2.0,
-    beam_24um_arcsec=6.0,
-    positions_from=None,
-    clear_names_from=None,
 )
 
 
@@ -203,7 +189,7 @@ def test_mock_files_look_like_real_ones(field_files):
     with fits.open(d / "MPG_03000+0000_mosaic_M1.fits") as h:
         assert h[0].header["CTYPE1"] == "GLON-TAN"
         assert sio.pixel_scale_arcsec(h[0].header) == pytest.approx(18.0)
-    assert set(truth["KIND"]) <= {"ring", "arc", "ring_no24", "only24"}
+    assert set(truth["KIND"]) <= {"ring", *UNCLEAR_KINDS}
     assert np.all(truth["KIND"][truth["CLEAR"]] == "ring")
     assert np.all(np.abs(cat.wrap_glon(truth["GLON"] - 30)) <= 0.5)
 
@@ -230,6 +216,7 @@ def test_injected_bubble_lands_at_its_wcs_pixel(tmp_path, monkeypatch):
         point_sources_per_deg2=0,
         compact_24um_per_deg2=0,
         pixel_arcsec=8.0,
+        strength24_clear=[2.0, 3.0],  # a 24 µm interior well above the ring's own 24 µm
     )
     glon, glat = 30.3, 0.15
     real = _one_bubble(glon, glat, maj=2.0)

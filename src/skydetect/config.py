@@ -261,6 +261,7 @@ def _bubble_rules(cfg: dict) -> list[str]:
             )
         elif len(set(neg.get("drop_classes") or [])) >= n_classes:
             out.append("'bubbles.negatives.drop_classes' drops every negative class")
+    out += _mock_bubble_rules(bub.get("simulate", {}))
     ssd = bub.get("ssd", {})
     n_maps = {"vgg16": 6, "light": 4}.get(ssd.get("backbone"), None)
     if ssd.get("aspect_ratios") is not None:
@@ -284,7 +285,59 @@ def _bubble_rules(cfg: dict) -> list[str]:
     return out
 
 
+DUST_BANDS = ("857", "545", "353")  # dust-dominated channels, highest first
+
+
+def mask_dust_band(cfg: dict) -> str | None:
+    """The band whose map the mock sky's Galactic mask is made from: planck.masks.dust_band,
+    else the highest-frequency dust band of planck.bands (None: there is none)."""
+    chosen = cfg.get("planck", {}).get("masks", {}).get("dust_band")
+    if chosen is not None:
+        return str(chosen)
+    bands = [str(b) for b in cfg.get("planck", {}).get("bands", [])]
+    return next((b for b in DUST_BANDS if b in bands), None)
+
+
+def _mask_rules(cfg: dict) -> list[str]:
+    planck = cfg.get("planck", {})
+    if planck.get("source", "simulate") != "simulate":
+        return []
+    bands = [str(b) for b in planck.get("bands", [])]
+    band = planck.get("masks", {}).get("dust_band")
+    if band is not None and str(band) not in bands:
+        return [f"'planck.masks.dust_band' ({band}) is not in 'planck.bands' {bands}"]
+    return []
+
+
+def _mock_bubble_rules(sim: dict) -> list[str]:
+    """The mock's binned clear fractions match their edges; its ranges are ordered."""
+    out = []
+    for frac, edges in (
+        ("clear_fraction_by_glat", "clear_glat_edges_deg"),
+        ("clear_fraction_by_size", "clear_size_edges_arcmin"),
+    ):
+        if frac in sim and edges in sim:
+            if len(sim[frac]) != len(sim[edges]) + 1:
+                out.append(
+                    f"'bubbles.simulate.{frac}' has {len(sim[frac])} entries; "
+                    f"'bubbles.simulate.{edges}' ({len(sim[edges])} edges) needs "
+                    f"{len(sim[edges]) + 1}"
+                )
+            if list(sim[edges]) != sorted(sim[edges]):
+                out.append(f"'bubbles.simulate.{edges}' must increase")
+    for key in ("contrast_clear", "contrast_unclear", "strength24_clear"):
+        lo_hi = sim.get(key)
+        if lo_hi is not None and len(lo_hi) == 2 and lo_hi[0] > lo_hi[1]:
+            out.append(f"'bubbles.simulate.{key}' [{lo_hi[0]}, {lo_hi[1]}]: low above high")
+    if sim.get("unclear_kinds") and sum(sim["unclear_kinds"].values()) <= 0:
+        out.append("'bubbles.simulate.unclear_kinds': the weights sum to 0")
+    return out
+
+
 def cross_check(config: dict) -> list[str]:
     """Rules between keys (after the schema): one message per problem, naming the keys; then
     the files and URLs the configuration names (:func:`skydetect.config_inputs.input_rules`)."""
-    return _cluster_rules(config) + _bubble_rules(config) + input_rules(config)
+    return (
+        _cluster_rules(config) + _bubble_rules(config) + _mask_rules(config)
+        + input_rules(config)
+    )  # fmt: skip

@@ -56,7 +56,10 @@ def _configured_files(cfg: dict) -> list[tuple[str, str, str]]:
     detectors = cfg.get("detectors", [])
     if planck.get("source") == "local" and "clusters" in detectors:
         local = planck.get("local", {})
-        out += [(f"planck.local.{b}", local[b], "file") for b in local if b != "catalogs"]
+        out += [(f"planck.local.{b}", local[b], "file") for b in local
+                if b not in ("catalogs", "masks")]  # fmt: skip
+        out += [(f"planck.local.masks.{name}", path, "file")
+                for name, path in local.get("masks", {}).items()]  # fmt: skip
         for name, paths in local.get("catalogs", {}).items():
             listed = paths if isinstance(paths, list) else [paths]
             key = f"planck.local.catalogs.{name}"
@@ -69,6 +72,10 @@ def _configured_files(cfg: dict) -> list[tuple[str, str, str]]:
                 out.append(("bubbles.local.mosaic_dir", local["mosaic_dir"], "dir"))
             out += [(f"bubbles.local.{k}", local[k], "file")
                     for k in ("catalog", "clear_names") if local.get(k)]
+        if bub.get("source", "simulate") == "simulate":
+            sim = bub.get("simulate", {})
+            keys = ("positions_from", "statistics_from", "clear_names_from")
+            out += [(f"bubbles.simulate.{k}", sim[k], "file") for k in keys if sim.get(k)]
         for name, pair in (bub.get("mosaics") or {}).items():
             out += [(f"bubbles.mosaics.{name}.{k}", pair[k], "file")
                     for k in ("i8", "m24") if pair.get(k)]

@@ -147,14 +147,15 @@ class DownloadTable:
     """File name (under the download directory) -> ``{url, size, sha256, unpack, member}``.
 
     Built from the ``planck.download`` config section by :meth:`from_config`; other stages may
-    :meth:`add` their own files (e.g. Spitzer tiles). ``maps`` and ``catalogs`` map bands and
-    catalogue names to file names.
+    :meth:`add` their own files (e.g. Spitzer tiles). ``maps``, ``catalogs`` and ``masks`` map
+    bands, catalogue names and mask names (galactic, point_sources) to file names.
     """
 
     directory: str = "results/download"
     files: dict[str, dict] = field(default_factory=dict)
     maps: dict[str, str] = field(default_factory=dict)
     catalogs: dict[str, str] = field(default_factory=dict)
+    masks: dict[str, str] = field(default_factory=dict)
     config_key: str = "planck.download"
 
     @classmethod
@@ -171,7 +172,7 @@ class DownloadTable:
                     table.catalogs[name] = table.add(centry, key=f"catalogs.{name}")
             elif key == "masks":
                 for name, mentry in entry.items():
-                    table.add(mentry, key=f"masks.{name}")
+                    table.masks[name] = table.add(mentry, key=f"masks.{name}")
             elif key in map_filenames and isinstance(entry, dict):
                 table.maps[key] = table.add(entry, fallback=map_filenames[key], key=key)
         return table
@@ -224,3 +225,12 @@ class DownloadTable:
                 "missing: needed to download that catalogue"
             )
         return f"{self.directory}/{self.catalogs[name]}"
+
+    def mask_path(self, name: str) -> str:
+        """Path of the downloaded Planck mask file ``name`` (galactic, point_sources)."""
+        if name not in self.masks:
+            raise ValueError(
+                f"config key '{self.config_key}.masks.{name}' (url, size, sha256) is missing: "
+                "needed to download that mask"
+            )
+        return f"{self.directory}/{self.masks[name]}"

@@ -4,14 +4,16 @@ reading, naming and aligning mosaics is :mod:`skydetect.io.spitzer`).
 The mock (``../shared/docs/sky-model.md`` §2) draws, on the 8 µm grid (Galactic CAR):
 diffuse emission rising towards b = 0 with log-normal structure on all scales (power
 spectrum ∝ k^-2.8, correlated between bands), filaments, infrared dark clouds (absorption at
-8 µm, weaker at 24 µm), bubbles with MWP DR2 sizes — clear ones (8 µm ring of thickness
-0.2-0.4 R, often broken or brighter on one side, enclosing 24 µm emission) and unclear ones
-(``arc``: a partial ring; ``ring_no24``; ``only24``) —, stars (denser at 8 µm), compact
+8 µm, weaker at 24 µm), bubbles (:mod:`skydetect.sky.bubble_mock`: MWP DR2 density by
+latitude, sizes and clear fractions; each painted by :func:`paint_bubble` — clear ones a
+closed 8 µm ring enclosing 24 µm emission of any strength, unclear ones broken, faint,
+without 24 µm or confused), stars (denser at 8 µm), compact
 bright 24 µm sources (Mira-like), bright HII regions whose saturated cores are NaN, the
 beams (2″ / 6″) and white noise. The 24 µm band is then resampled onto its own TAN grid
 with coarser pixels (as real MIPSGAL), so that the pipeline's reprojection is exercised.
 The truth catalogue has the MWP DR2 columns (see :mod:`skydetect.bubbles.catalog`) plus
-``KIND``.
+``KIND``, ``CONTRAST`` and ``STRENGTH24``; :func:`field_catalog` makes the volunteers'
+catalogue of it.
 """
 
 from __future__ import annotations
@@ -23,15 +25,19 @@ from astropy.io import fits
 from astropy.table import Table
 from scipy import ndimage
 
-from skydetect.io.spitzer import field_center, field_wcs, wrap_glon
+from skydetect.io.spitzer import field_center, field_wcs
+from skydetect.sky.bubble_mock import (
+    UNCLEAR_KINDS,
+    draw_bubbles,
+    real_bubbles,
+    volunteer_catalog,
+)
 
 log = logging.getLogger(__name__)
 
 SIM_STAGE = 70  # seed component of the mock mosaics
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 SATURATION = {"8um": 2000.0, "24um": 1500.0}  # MJy/sr; brighter pixels become NaN
-KINDS_UNCLEAR = ("arc", "ring_no24", "only24")
-FLOAT_COLUMNS = ["GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 
 
 # ------------------------------------------------------------------ mock sky
@@ -48,107 +54,110 @@ def _power_law_field(rng, shape, index=-2.8) -> np.ndarray:
     return (f - f.mean()) / f.std()
 
 
-def _draw_sizes(rng, n, cfg) -> np.ndarray:
-    out = np.empty(0)
-    while out.size < n:
-        s = rng.lognormal(np.log(cfg["size_median_arcmin"]), cfg["size_sigma_ln"], 2 * n + 10)
-        s = s[(s >= cfg["min_majaxis_arcmin"]) & (s <= cfg["max_majaxis_arcmin"])]
-        out = np.concatenate([out, s])
-    return out[:n]
+def _arc_gaps(rng, phi) -> np.ndarray:
+    """Brightness factor of a broken ring: 1 or 2 gaps, 30-70 % of the circumference."""
+    n_gap = int(rng.integers(1, 3))
+    half = rng.uniform(0.3, 0.7) * np.pi / n_gap
+    centre = rng.uniform(0, 2 * np.pi)
+    out = np.ones_like(phi)
+    for k in range(n_gap):
+        c = centre + k * (np.pi + rng.uniform(-0.5, 0.5))
+        d = np.abs(np.angle(np.exp(1j * (phi - c))))
+        out *= 1.0 / (1.0 + np.exp(-(d - half) / 0.15))
+    return out
 
 
-def mock_bubble_catalog(rng, glon_c: float, cfg: dict, real: Table | None = None) -> Table:
-    """Bubbles of one field: random (MWP DR2 statistics) or the real catalogue's in the field."""
-    half_w, half_h = cfg["width_deg"] / 2.0, cfg["height_deg"] / 2.0
-    if real is not None:
-        dl = wrap_glon(np.asarray(real["GLON"]) - glon_c)
-        sel = (np.abs(dl) < half_w) & (np.abs(np.asarray(real["GLAT"])) < half_h)
-        t = real[sel].copy()
-        n = len(t)
-        clear = np.asarray(t["CLEAR"], bool)
-        if not clear.any() and cfg.get("clear_names_from") is None:
-            clear = rng.random(n) < cfg["clear_fraction"]
-        t["CLEAR"] = clear
-        kinds = np.where(clear, "ring", rng.choice(KINDS_UNCLEAR, n))
-        t["KIND"] = np.asarray(kinds, dtype="U10")
-        return t
-    area_scale = cfg["width_deg"] * cfg["height_deg"] / 6.0
-    n = int(rng.poisson(cfg["bubbles_per_field"] * area_scale))
-    maj = _draw_sizes(rng, n, cfg)
-    ecc = rng.uniform(0.3, 0.75, n)
-    minor = maj * np.sqrt(1.0 - ecc**2)
-    glon = wrap_glon(glon_c + rng.uniform(-half_w, half_w, n))
-    glat = np.clip(rng.normal(0.0, 0.35, n), -0.95 * half_h, 0.95 * half_h)
-    clear = rng.random(n) < cfg["clear_fraction"]
-    kinds = np.where(clear, "ring", rng.choice(KINDS_UNCLEAR, n))
-    rows = Table()
-    rows["MWP"] = np.array(
-        [
-            f"MK{np.mod(lo, 360) * 1e4:07.0f}{'-' if b < 0 else '+'}{abs(b) * 1e5:07.0f}"
-            for lo, b in zip(glon, glat, strict=True)
-        ],
-        dtype="U20",
+def _clumps(rng, phi) -> np.ndarray:
+    """Brightness factor of a confused ring: clumps from random harmonics m = 2..6."""
+    g = sum(
+        rng.normal() * np.cos(m * phi - rng.uniform(0, 2 * np.pi)) / np.sqrt(m) for m in range(2, 7)
     )
-    rows["GLON"], rows["GLAT"] = glon, glat
-    rows["MajAxis"], rows["MinAxis"] = maj, minor
-    rows["Reff"] = np.sqrt(maj * minor)
-    rows["theta"] = rng.uniform(0.0, 180.0, n)
-    rows["Ecc"] = ecc
-    rows["CLEAR"] = clear
-    t = rows
-    t["KIND"] = np.asarray(kinds, dtype="U10")
-    for col in FLOAT_COLUMNS:
-        t[col] = np.asarray(t[col], float)
-    return t
+    f = np.exp(0.9 * g)
+    return f / f.mean()
 
 
-def _paint_bubble(img8, img24, rng, x, y, row, pix_arcmin, bg8, bg24):
-    """Add one bubble (ring / arc / 24 µm interior as its KIND says) to the two images."""
-    a = row["MajAxis"] / pix_arcmin
-    b = max(row["MinAxis"] / pix_arcmin, 0.3)
-    th = np.deg2rad(row["theta"])
-    kind = str(row["KIND"])
+def _level(level, img, box) -> float:
+    """The local level: a number, the median of ``level`` (an array) or of ``img`` in the box."""
+    if level is None or np.ndim(level) > 0:
+        v = np.nanmedian((img if level is None else level)[box])
+        return float(v) if np.isfinite(v) else 0.0
+    return float(level)
+
+
+def paint_bubble(
+    img8,
+    img24,
+    x: float,
+    y: float,
+    maj_px: float,
+    contrast: float,
+    strength24: float,
+    clear: bool,
+    rng,
+    *,
+    kind: str | None = None,
+    min_px: float | None = None,
+    theta_deg: float = 0.0,
+    level8=None,
+    level24=None,
+) -> str:
+    """Add one bubble, in place, to the 8 µm and 24 µm images (the same pixel grid, x
+    towards lower l) at 0-based pixel (x, y); returns its kind.
+
+    ``maj_px`` / ``min_px`` are the semi-axes (pixels; min_px None: a circle), ``theta_deg``
+    the major axis from +l towards +b. The 8 µm shell (FWHM 0.2-0.4 R) peaks at ``contrast``
+    x the local 8 µm level (and adds 0.15 x that, relative to the 24 µm level, at 24 µm);
+    the 24 µm interior (a Gaussian of 0.3-0.6 R, sometimes with a compact central source)
+    peaks at ``strength24`` x the local 24 µm level (0: none). ``level8`` / ``level24``: a
+    number, an array (its median in the bubble's box) or None (the image's median there).
+    ``clear``: ``ring``, a closed ring (at most 3:1 brighter on one side); otherwise
+    ``kind`` (default: drawn) is ``arc`` (1-2 gaps, 30-70 % of the circumference), ``faint``
+    or ``ring_no24`` (closed rings), or ``confused`` (clumpy ring, 24 µm off-centre).
+    The shape's random parts come from ``rng``."""
+    if kind is None:
+        kind = "ring" if clear else str(rng.choice(UNCLEAR_KINDS))
+    if (kind == "ring") != bool(clear) or kind not in ("ring", *UNCLEAR_KINDS):
+        raise ValueError(f"bubble kind {kind!r} with clear={clear}: clear bubbles are 'ring'")
+    a = float(maj_px)
+    b = max(float(min_px if min_px is not None else maj_px), 0.3)
     r = int(np.ceil(1.6 * a + 4))
     ny, nx = img8.shape
     x0, x1 = max(int(x) - r, 0), min(int(x) + r + 1, nx)
     y0, y1 = max(int(y) - r, 0), min(int(y) + r + 1, ny)
     if x0 >= x1 or y0 >= y1:
-        return
+        return kind
+    box = (slice(y0, y1), slice(x0, x1))
+    lev8, lev24 = _level(level8, img8, box), _level(level24, img24, box)
+    th = np.deg2rad(theta_deg)
     yy, xx = np.mgrid[y0:y1, x0:x1]
-    dl, db = -(xx - x), (yy - y)  # pixel x grows towards lower l
-    u = dl * np.cos(th) + db * np.sin(th)
-    v = -dl * np.sin(th) + db * np.cos(th)
-    rho = np.hypot(u / a, v / b)
-    phi = np.arctan2(v, u)
-    local8 = bg8[y0:y1, x0:x1]
-    local24 = bg24[y0:y1, x0:x1]
-    if kind != "only24":
-        thick = rng.uniform(0.2, 0.4)  # FWHM of the shell in units of the radius
-        width = max(thick * FWHM_TO_SIGMA, 0.7 / a)
-        shell = np.exp(-0.5 * ((rho - 1.0) / width) ** 2)
-        asym = 1.0 + rng.uniform(0.0, 0.8) * np.cos(phi - rng.uniform(0, 2 * np.pi))
-        shell *= asym
-        if kind == "arc":
-            extent = rng.uniform(0.5, 1.1) * np.pi  # half-extent of the arc
-            centre = rng.uniform(0, 2 * np.pi)
-            d = np.abs(np.angle(np.exp(1j * (phi - centre))))
-            shell *= 1.0 / (1.0 + np.exp((d - extent) / 0.15))
-        elif rng.random() < 0.5:  # broken ring: one gap
-            gap = rng.uniform(0.25, 0.9)
-            centre = rng.uniform(0, 2 * np.pi)
-            d = np.abs(np.angle(np.exp(1j * (phi - centre))))
-            shell *= 1.0 / (1.0 + np.exp(-(d - gap) / 0.15))
-        amp8 = rng.uniform(0.4, 2.5) * np.median(local8)
-        img8[y0:y1, x0:x1] += amp8 * shell
-        img24[y0:y1, x0:x1] += (
-            0.15 * amp8 * shell * np.median(local24) / max(np.median(local8), 1e-6)
-        )
-    if kind in ("ring", "only24") or (kind == "arc" and rng.random() < 0.5):
-        amp24 = rng.uniform(0.5, 3.0) * np.median(local24)
+
+    def ellipse(cx, cy):
+        dl, db = -(xx - cx), (yy - cy)  # pixel x grows towards lower l
+        u = dl * np.cos(th) + db * np.sin(th)
+        v = -dl * np.sin(th) + db * np.cos(th)
+        return np.hypot(u / a, v / b), np.arctan2(v, u)
+
+    rho, phi = ellipse(x, y)
+    width = max(rng.uniform(0.2, 0.4) * FWHM_TO_SIGMA, 0.7 / a)
+    shell = np.exp(-0.5 * ((rho - 1.0) / width) ** 2)
+    shell *= 1.0 + rng.uniform(0.0, 0.5) * np.cos(phi - rng.uniform(0, 2 * np.pi))
+    if kind == "arc":
+        shell *= _arc_gaps(rng, phi)
+    elif kind == "confused":
+        shell *= _clumps(rng, phi)
+    amp8 = contrast * lev8
+    img8[box] += amp8 * shell
+    img24[box] += 0.15 * contrast * lev24 * shell
+    if strength24 > 0:
+        if kind == "confused":  # the 24 µm emission off the ring's centre
+            ang, off = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 0.7) * a
+            rho, _ = ellipse(x + off * np.cos(ang), y + off * np.sin(ang))
+        amp24 = strength24 * lev24
         core = rng.uniform(0.3, 0.6)
-        img24[y0:y1, x0:x1] += amp24 * np.exp(-0.5 * (rho / core) ** 2)
+        img24[box] += amp24 * np.exp(-0.5 * (rho / core) ** 2)
         if rng.random() < 0.4:  # compact central source (exciting star cluster)
-            img24[y0:y1, x0:x1] += 2 * amp24 * np.exp(-0.5 * (rho * a / 1.0) ** 2)
+            img24[box] += 2 * amp24 * np.exp(-0.5 * (rho * a) ** 2)
+    return kind
 
 
 def _paint_lines(shape, rng, n, pix_arcsec) -> np.ndarray:
@@ -206,13 +215,21 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
     img8 += fil * 0.6 * bg8
     img24 += fil * 0.3 * bg24
 
-    truth = mock_bubble_catalog(rng, glon_c, cfg, real)
+    if real is None:
+        truth = draw_bubbles(rng, glon_c, glat_c, cfg)
+    else:
+        truth = real_bubbles(rng, real, glon_c, glat_c, cfg)
     if len(truth):
         xb, yb = w8.world_to_pixel_values(
             np.mod(np.asarray(truth["GLON"], float), 360.0), np.asarray(truth["GLAT"], float)
         )
-        for i in range(len(truth)):
-            _paint_bubble(img8, img24, rng, xb[i], yb[i], truth[i], pix_arcmin, bg8, bg24)
+        for i, row in enumerate(truth):
+            paint_bubble(
+                img8, img24, xb[i], yb[i], row["MajAxis"] / pix_arcmin, row["CONTRAST"],
+                row["STRENGTH24"], bool(row["CLEAR"]), rng, kind=str(row["KIND"]),
+                min_px=row["MinAxis"] / pix_arcmin, theta_deg=row["theta"], level8=bg8,
+                level24=bg24,
+            )  # fmt: skip
 
     # Infrared dark clouds: absorption at 8 µm, weaker at 24 µm.
     tau = np.zeros(shape)
@@ -303,3 +320,11 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
         xb, yb = xb - pad, yb - pad
         keep = (xb >= -0.5) & (xb < nx0 - 0.5) & (yb >= -0.5) & (yb < ny0 - 0.5)
     return i4, m1, truth[keep]
+
+
+def field_catalog(truth: Table, field: str, cfg: dict, seed: int) -> Table:
+    """The volunteers' catalogue of a field's truth (:func:`volunteer_catalog`), from its
+    own random stream of ``seed`` and the field."""
+    glon_c, glat_c = field_center(field)
+    rng = np.random.default_rng([seed, SIM_STAGE, int(field[:5]), 1])
+    return volunteer_catalog(rng, truth, glon_c, glat_c, cfg)
