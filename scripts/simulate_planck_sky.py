@@ -38,6 +38,9 @@ planck.write_truth(snakemake.output.truth, sky)
 summary = planck.write_sky_summary(snakemake.output.summary, sky)
 log.info("y-map sigma_Y / six channels: min %.3f (%s y-map)", summary["ymap_sigma_ratio_min"],
          summary["ymap"])  # fmt: skip
+loss = summary["profile_mismatch_snr_loss"]
+log.info("S/N the A10 template loses on the true profiles (%s): median %s, 16-84 %% %s-%s",
+         loss["over"], loss["median"], loss["p16"], loss["p84"])  # fmt: skip
 catalogs.write_psz2(snakemake.output.psz2, known["psz2"])
 catalogs.write_mcxc(snakemake.output.mcxc, known["mcxc"])
 catalogs.write_redmapper(snakemake.output.redmapper, known["redmapper"])

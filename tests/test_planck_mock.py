@@ -17,6 +17,8 @@ FREQ = planck.FREQ_BANDS
 def _sky(nside, components, **kw):
     kw.setdefault("n_clusters", 200)
     kw.setdefault("m500_min", 3.0)
+    kw.setdefault("calibration_error", {})  # components measured exactly, one at a time
+    kw.setdefault("relativistic_tsz", False)
     params = planck.SimulationParams(components=tuple(components), **kw)
     return planck.MockSky(nside, (*FREQ, "y"), seed=11, params=params, progress=False)
 
@@ -123,7 +125,7 @@ def test_ksz_option_has_the_cmb_spectrum_and_is_weaker_than_the_tsz():
     beams = {b: 30.0 for b in FREQ}
     ksz = _sky(64, ["ksz"], beam_fwhm_arcmin=beams)
     tsz = _sky(64, ["tsz"], beam_fwhm_arcmin=beams)
-    assert "ksz" not in planck.SimulationParams().components  # an option, off by default
+    assert "ksz" in planck.SimulationParams().components  # on by default
     k100, k143 = ksz.channel_map("100"), ksz.channel_map("143")
     np.testing.assert_allclose(k100, k143, atol=1e-3 * np.abs(k143).max())
     k545 = ksz.channel_map("545") / CHANNELS["545"].kcmb_to_mjysr  # MJy/sr -> K_CMB
@@ -206,19 +208,11 @@ def test_ilc_ymap_keeps_the_tsz_signal_and_removes_the_cmb():
 def test_truth_counts_and_snr_distribution(full_sky):
     sky, _ = full_sky
     t = planck.truth_table(sky)
-    assert t.colnames == [
-        "ID",
-        "GLON",
-        "GLAT",
-        "RA",
-        "DEC",
-        "M500",
-        "Z",
-        "THETA500",
-        "Y5R500",
-        "SNR",
-        "KNOWN",
-    ]
+    assert t.colnames[:11] == [
+        "ID", "GLON", "GLAT", "RA", "DEC", "M500", "Z", "THETA500", "Y5R500", "SNR", "KNOWN",
+    ]  # fmt: skip
+    assert t.colnames[11:] == ["SNR_A10", "C500", "GAMMA", "ALPHA", "BETA", "P0", "AXIS_RATIO",
+                               "POS_ANGLE", "T_KEV", "V_LOS"]  # fmt: skip
     _, _, counts = physics.cluster_counts_grid(2.5)
     assert abs(len(t) - counts.sum()) < 5 * np.sqrt(counts.sum())  # Poisson draw
     snr = np.asarray(t["SNR"])
@@ -326,3 +320,71 @@ def test_truth_file_round_trip(full_sky, tmp_path):
     np.testing.assert_allclose(t["M500"], sky.truth["M500"])
     assert t["M500"].unit.to("solMass") == pytest.approx(1e14)
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_relativistic_tsz_shrinks_the_143_decrement_of_hot_clusters():
+    rel = _sky(64, ["tsz"], ymap="clean", relativistic_tsz=True)
+    cold = _sky(64, ["tsz"], ymap="clean")
+    t = rel.truth
+    theta_e = np.asarray(t["T_KEV"]) / physics.M_E_C2_KEV
+    y = np.asarray(t["Y5R500"])
+    expected = CHANNELS["143"].tsz_per_y + 2.7255 * physics.tsz_y1(143.0) * np.sum(
+        theta_e * y
+    ) / np.sum(y)
+    ratio = rel.channel_map("143").mean() / cold.channel_map("y").mean()
+    assert ratio == pytest.approx(expected, rel=1e-4)
+    assert CHANNELS["143"].tsz_per_y < ratio < 0.95 * CHANNELS["143"].tsz_per_y < 0
+    np.testing.assert_allclose(rel.channel_map("545"), cold.channel_map("545"))  # first order
+
+
+def test_calibration_is_one_factor_per_map_with_the_configured_rms():
+    from skydetect.sky import foregrounds
+
+    params = planck.SimulationParams()
+    draws = np.array([list(foregrounds.calibration_factors(params, s, FREQ).values())
+                      for s in range(3000)])  # fmt: skip
+    np.testing.assert_allclose(draws.mean(axis=0), 1.0, atol=4 * 0.05 / np.sqrt(3000))
+    expected = [params.calibration_error[b] for b in FREQ]
+    np.testing.assert_allclose(draws.std(axis=0), expected, rtol=0.05)
+    err = {"545": 0.05}
+    cal = _sky(32, ["cmb", "dust", "noise"], n_clusters=5, calibration_error=err)
+    ref = _sky(32, ["cmb", "dust", "noise"], n_clusters=5)
+    g = cal.calibration["545"]
+    assert g != 1.0 and cal.calibration["143"] == 1.0
+    np.testing.assert_allclose(cal.channel_map("545"), g * ref.channel_map("545"), rtol=1e-10)
+
+
+def test_ksz_velocities_have_the_configured_rms_and_sign(full_sky):
+    from skydetect.sky import foregrounds
+
+    sky, _ = full_sky
+    v = np.asarray(sky.truth["V_LOS"])
+    assert np.std(v) == pytest.approx(300.0, rel=0.03) and abs(np.mean(v)) < 10.0
+    w, v2 = foregrounds.ksz_weights(sky.truth[:2000], np.random.default_rng(1), 600.0)
+    assert np.std(v2) == pytest.approx(600.0, rel=0.06)
+    assert np.all(np.sign(w) == -np.sign(v2))  # receding (v > 0): a decrement
+
+
+def test_truth_snr_is_local_and_own_profile(full_sky, tmp_path):
+    sky, _ = full_sky
+    t = sky.truth
+    snr, a10 = np.asarray(t["SNR"]), np.asarray(t["SNR_A10"])
+    assert np.all(snr > 0) and np.all(a10 > 0) and not np.allclose(snr, a10)
+    assert np.all(sky.a10_fraction <= 1.0)
+    # deeper noise (ecliptic poles) raises the S/N against the global figure
+    mod = sky.modulation[hp.ang2pix(sky.nside, t["GLON"], t["GLAT"], lonlat=True)]
+    high = np.abs(np.asarray(t["GLAT"])) > 40
+    deep, shallow = high & (mod < 0.6), high & (mod > 1.1)
+    assert np.median((snr / a10)[deep]) > 1.1 * np.median((snr / a10)[shallow])
+    # the dusty plane lowers it
+    assert np.median((snr / a10)[np.abs(np.asarray(t["GLAT"])) < 2]) < np.median((snr / a10)[high])
+    summary = sky.sky_summary()
+    loss = summary["profile_mismatch_snr_loss"]
+    assert 0.0 <= loss["p16"] <= loss["median"] <= loss["p84"] < 0.5
+    assert "ymap_sigma_ratio_min" in summary
+
+
+def test_truth_snr_halves_with_double_noise():
+    one = _sky(32, ["tsz", "noise"], n_clusters=50)
+    two = _sky(32, ["tsz", "noise"], n_clusters=50, noise_scale=2.0)
+    np.testing.assert_allclose(two.truth["SNR"], 0.5 * np.asarray(one.truth["SNR"]), rtol=1e-6)

@@ -25,7 +25,7 @@ import numpy as np
 from astropy.table import Table
 
 from skydetect.sky import physics
-from skydetect.sky.instrument import channel
+from skydetect.sky.instrument import T_CMB, channel
 
 STAGE = 2  # seed stream of the sky simulation: default_rng([seed, STAGE, substream])
 
@@ -108,48 +108,22 @@ def cib_correlation(params, band) -> float:
 # --------------------------------------------------------------------------- templates
 def ksz_weights(truth: Table, rng, sigma_v_kms: float = 300.0) -> np.ndarray:
     """Per-cluster kSZ amplitude relative to its y: dT/T_CMB = -tau v/c with tau = y m_e c^2 /
-    kT_e, T_e from M500 (kT = 6 keV (M500 / 5e14)^(2/3) E(z)^(2/3)), v ~ N(0, sigma_v)."""
-    from skydetect.sky.instrument import T_CMB
+    kT_e (isothermal), T_e from the Arnaud 2005 M-T relation (:func:`physics.temperature_kev`),
+    line-of-sight v ~ N(0, sigma_v). Returns (K_CMB per unit y, v [km/s])."""
+    kt_kev = physics.temperature_kev(
+        np.asarray(truth["M500"], float), np.asarray(truth["Z"], float)
+    )
+    v = rng.normal(0.0, sigma_v_kms, len(truth))
+    return -T_CMB * (physics.M_E_C2_KEV / kt_kev) * v / 299792.458, v
 
-    m = np.asarray(truth["M500"], float)
-    kt_kev = 6.0 * (m / 5.0) ** (2.0 / 3.0) * physics.ez(np.asarray(truth["Z"], float)) ** (2 / 3)
-    v_over_c = rng.normal(0.0, sigma_v_kms, len(truth)) / 299792.458
-    return -T_CMB * (511.0 / kt_kev) * v_over_c  # K_CMB per unit y
 
-
-def paint_clusters(nside: int, truth: Table, progress: bool = True, ksz=None):
-    """Compton-y map (RING): each cluster's projected Arnaud profile painted within 5 theta500.
-
-    Pixel values are renormalised so that each cluster's integrated y equals its Y5R500. With
-    ``ksz`` (per-cluster K_CMB per unit y, :func:`ksz_weights`) also returns the kSZ map
-    [K_CMB] painted with the same profiles: ``(y, ksz)``.
-    """
-    from tqdm import tqdm
-
-    x_tab, f_tab = physics.projected_profile()
-    ymap = np.zeros(hp.nside2npix(nside))
-    kmap = np.zeros(hp.nside2npix(nside)) if ksz is not None else None
-    pix_area = hp.nside2pixarea(nside) * physics.ARCMIN_PER_RAD**2  # arcmin^2
-    vec = hp.ang2vec(np.asarray(truth["GLON"]), np.asarray(truth["GLAT"]), lonlat=True)
-    theta500 = np.asarray(truth["THETA500"], float)
-    y5 = np.asarray(truth["Y5R500"], float)
-    for i in tqdm(range(len(truth)), desc="paint clusters", mininterval=5, disable=not progress):
-        radius = np.radians(5.0 * theta500[i] / 60.0)
-        pix = hp.query_disc(nside, vec[i], radius)
-        if pix.size == 0:
-            pix = np.array([hp.vec2pix(nside, *vec[i])])
-            prof = np.ones(1)
-        else:
-            cosang = np.clip(np.dot(np.array(hp.pix2vec(nside, pix)).T, vec[i]), -1.0, 1.0)
-            x = np.degrees(np.arccos(cosang)) * 60.0 / theta500[i]
-            prof = np.interp(x, x_tab, f_tab, right=0.0)
-            if prof.sum() <= 0:
-                prof = np.ones(pix.size)
-        y = y5[i] * prof / (prof.sum() * pix_area)
-        ymap[pix] += y
-        if ksz is not None:
-            kmap[pix] += ksz[i] * y
-    return ymap if ksz is None else (ymap, kmap)
+def calibration_factors(params, seed: int, bands) -> dict[str, float]:
+    """One multiplicative calibration factor per channel map, 1 + sigma_nu N(0, 1)
+    (``calibration_error``; Planck 2018 III: <~0.5 % at 100-353 GHz, ~5 % at 545/857)."""
+    rng = rng_stream(seed, 30)
+    draws = rng.standard_normal(len(bands))
+    return {b: 1.0 + float(params.calibration_error.get(b, 0.0)) * d
+            for b, d in zip(bands, draws, strict=True)}  # fmt: skip
 
 
 def source_template(nside: int, sources: Table, flux_col: str, mask) -> np.ndarray:
@@ -173,9 +147,19 @@ def dust_structure(nside: int, params, rng, lmax: int) -> np.ndarray:
 
 def dust_template_353(nside: int, params, structure: np.ndarray) -> np.ndarray:
     """353 GHz dust intensity [MJy/sr]: cosecant latitude law times the log-normal field."""
-    sinb = abs_sin_glat(nside)
-    large = params.dust_amplitude_353 / (sinb + np.sin(np.radians(params.dust_plane_width_deg)))
-    return large * structure
+    return dust_law(abs_sin_glat(nside), params) * structure
+
+
+def dust_law(abs_sin_b, params):
+    """Large-scale 353 GHz dust intensity [MJy/sr] at |sin b|: the softened cosecant law."""
+    return params.dust_amplitude_353 / (abs_sin_b + np.sin(np.radians(params.dust_plane_width_deg)))
+
+
+def co_law(abs_sin_b, params):
+    """Large-scale W_CO [K km/s] at |sin b|: exp(-|b|/h) plus the high-latitude floor."""
+    b_deg = np.degrees(np.arcsin(abs_sin_b))
+    return params.co_plane_kkms * (np.exp(-b_deg / params.co_scale_height_deg)
+                                   + params.co_floor_fraction)  # fmt: skip
 
 
 def dust_parameter_maps(nside: int, params, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -189,9 +173,18 @@ def dust_parameter_maps(nside: int, params, rng) -> tuple[np.ndarray, np.ndarray
 def co_template(nside: int, params, structure: np.ndarray) -> np.ndarray:
     """CO(1-0)-equivalent intensity W_CO [K km/s]: exp(-|b|/h) plus a high-latitude floor,
     times the dust's log-normal structure (molecular gas follows the dust)."""
-    b_deg = np.degrees(np.arcsin(abs_sin_glat(nside)))
-    law = np.exp(-b_deg / params.co_scale_height_deg) + params.co_floor_fraction
-    return params.co_plane_kkms * law * structure
+    return co_law(abs_sin_glat(nside), params) * structure
+
+
+def local_power_factors(params, abs_b_deg) -> dict[str, np.ndarray]:
+    """Dust and CO power at latitudes |b| relative to their full-sky mean power (the squared
+    large-scale laws; |sin b| is uniform over the sphere)."""
+    s = np.linspace(0.0, 1.0, 20001)
+    at = np.abs(np.sin(np.radians(np.asarray(abs_b_deg, float))))
+    return {
+        "dust": dust_law(at, params) ** 2 / np.mean(dust_law(s, params) ** 2),
+        "co": co_law(at, params) ** 2 / np.mean(co_law(s, params) ** 2),
+    }
 
 
 def co_scale(params, band) -> float:

@@ -258,14 +258,26 @@ def _j2000_name(prefix: str, ra: float, dec: float, precise: bool = False) -> st
     return f"{prefix}{hh:02d}{mm:04.1f}{sign}{dd:02d}{int(dm):02d}"
 
 
+TRUTH_COLUMNS = [
+    "ID", "GLON", "GLAT", "RA", "DEC", "M500", "Z", "THETA500", "Y5R500", "SNR", "KNOWN",
+    "SNR_A10", "C500", "GAMMA", "ALPHA", "BETA", "P0", "AXIS_RATIO", "POS_ANGLE", "T_KEV", "V_LOS",
+]  # fmt: skip
+
+
 def truth_table(sky) -> Table:
     """The truth catalogue with the column order of docs/dataflow.md and units."""
-    cols = ["ID", "GLON", "GLAT", "RA", "DEC", "M500", "Z", "THETA500", "Y5R500", "SNR", "KNOWN"]
-    t = sky.truth[cols]
+    t = sky.truth[TRUTH_COLUMNS]
+    t["POS_ANGLE"].unit = "deg"
+    t["T_KEV"].unit = "keV"
+    t["V_LOS"].unit = "km/s"
     t.meta["description"] = (
-        "Mock Planck sky truth. SNR: matched-multi-frequency-filter S/N estimate "
-        "(Y5R500 / sigma_Y(theta500) with the mock's own component spectra, see "
-        "skydetect.sky.planck). KNOWN: in the PSZ2-like or MCXC-like catalogue."
+        "Mock Planck sky truth. SNR: S/N of the ideal multi-frequency matched filter with the "
+        "cluster's own profile (GNFW C500 GAMMA ALPHA BETA, AXIS_RATIO, POS_ANGLE east of "
+        "north) at its local noise and dust/CO level; SNR_A10: the same with the Arnaud 2010 "
+        "profile and the sky-mean spectra (see skydetect.sky.truth_snr, skydetect.sky.planck). "
+        "P0: GNFW amplitude that gives Y5R500. T_KEV: Arnaud 2005 M-T temperature (kSZ and "
+        "relativistic tSZ). V_LOS: line-of-sight velocity (kSZ; positive receding). "
+        "KNOWN: in the PSZ2-like or MCXC-like catalogue."
     )
     t.meta["nside"] = sky.nside
     t.meta["seed"] = sky.seed

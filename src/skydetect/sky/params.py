@@ -7,13 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 COMPONENTS = ("cmb", "tsz", "ksz", "dust", "cib", "co", "ir_sources", "radio_sources", "noise")
-DEFAULT_COMPONENTS = tuple(c for c in COMPONENTS if c != "ksz")  # kSZ: an option
+DEFAULT_COMPONENTS = COMPONENTS
 YMAPS = ("ilc", "clean")
 # CIB correlation of each channel with a common field: r_i r_j between channels
 # (545 x 857: 0.94; lower towards 353 and 217 GHz, Planck 2013 XXX)
 CIB_CORRELATION = {"100": 0.6, "143": 0.7, "217": 0.8, "353": 0.9, "545": 0.97, "857": 0.97}
 # CO(1-0)-equivalent line response inside the bands, K_CMB per K km/s (Planck 2013 XIII)
 CO_KCMB_PER_KKMS = {"100": 15e-6, "217": 45e-6, "353": 175e-6}
+# rms calibration error of each channel map (Planck 2018 III: CMB dipole <~0.5 % at
+# 100-353 GHz, planets ~5 % at 545/857 GHz)
+CALIBRATION_ERROR = {"100": 0.005, "143": 0.005, "217": 0.005, "353": 0.005, "545": 0.05,
+                     "857": 0.05}  # fmt: skip
 
 
 @dataclass
@@ -58,6 +62,17 @@ class SimulationParams:
     cib_temperature: float = 10.0  # effective (redshifted) MBB of the CIB SED
     cib_beta: float = 1.5
     cib_correlation: dict = field(default_factory=lambda: dict(CIB_CORRELATION))
+    # cluster shapes (skydetect.sky.cluster_shapes): scatter around Arnaud 2010
+    profile_library_size: int = 512
+    profile_c500_scatter_dex: float = 0.2  # A10 / Planck Int. V individual fits: c500 0.5-3
+    profile_gamma_sigma: float = 0.2  # gamma 0-0.8
+    profile_alpha_scatter_dex: float = 0.1  # A10 cool-core / disturbed: alpha 1.22 / 1.41
+    profile_beta_sigma: float = 1.0  # outer slope 3-8
+    axis_ratio_mean: float = 0.8  # projected axis ratio (Kawahara 2010; Lau et al. 2012)
+    axis_ratio_sigma: float = 0.1
+    ksz_velocity_rms_kms: float = 300.0  # line-of-sight peculiar velocity rms (LCDM, z < 1)
+    relativistic_tsz: bool = True  # Itoh et al. 1998 first order, T from Arnaud 2005 M-T
+    calibration_error: dict = field(default_factory=lambda: dict(CALIBRATION_ERROR))
     pixel_window: bool = True
     beam_fwhm_arcmin: dict = field(default_factory=dict)  # per-band override (tests)
     noise_scale: float = 1.0

@@ -11,6 +11,9 @@ Sources (``../shared/docs/sky-model.md`` §1):
   Y5R500 = 1.796 Y500;
 - mass function: Tinker et al. 2008 (ApJ 688, 709), Table 2 with its redshift evolution,
   evaluated at Delta_mean = 500 / Omega_m(z) for M500c;
+- cluster temperature: Arnaud, Pointecouteau & Pratt 2005 (A&A 441, 893) M-T relation,
+  E(z) M500 = 3.84e14 h70^-1 Msun (kT / 5 keV)^1.71 with the hydrostatic mass (1 - b) M500;
+- relativistic tSZ: first-order term of Itoh, Kohyama & Nozawa 1998 (ApJ 502, 7), eq. 2.27;
 - dust: modified black body T_d = 19.6 K, beta_d = 1.53; CIB and IR sources: modified black
   bodies; radio sources: power law.
 
@@ -299,6 +302,36 @@ def modified_blackbody(nu_ghz, nu0_ghz, temperature, beta):
 
 def power_law(nu_ghz, nu0_ghz, index):
     return (np.asarray(nu_ghz) / nu0_ghz) ** index
+
+
+def _itoh_x_s(nu_ghz):
+    x = H_OVER_K * np.asarray(nu_ghz, dtype=float) / T_CMB
+    return x / np.tanh(x / 2.0), x / np.sinh(x / 2.0)
+
+
+RELATIVISTIC_MAX_GHZ = 400.0  # first order only up to 353 GHz (x ~ 6)
+
+
+def tsz_y1(nu_ghz):
+    """First-order relativistic term Y1(x) of Itoh et al. 1998 (eq. 2.27): dT/T = y (Y0 +
+    theta_e Y1), theta_e = kT_e / m_e c^2, Y0 = :func:`tsz_f`. Rayleigh-Jeans limit: 17/5.
+    Above ``RELATIVISTIC_MAX_GHZ`` (545, 857 GHz: x > 9) the first-order series does not
+    converge for hot clusters (Itoh et al. need terms to theta_e^5 there): 0."""
+    xt, st = _itoh_x_s(nu_ghz)
+    y1 = -10.0 + 23.5 * xt - 8.4 * xt**2 + 0.7 * xt**3 + st**2 * (-4.2 + 1.4 * xt)
+    return np.where(np.asarray(nu_ghz, float) <= RELATIVISTIC_MAX_GHZ, y1, 0.0)
+
+
+M_E_C2_KEV = 510.998950
+
+
+def temperature_kev(m500, z, bias: float = 0.2, m5_1e14: float = 3.84, slope: float = 1.71):
+    """Gas temperature kT [keV] of clusters of true mass M500 [1e14 Msun] at ``z``: Arnaud,
+    Pointecouteau & Pratt 2005, E(z) M_HSE = 3.84e14 h70^-1 Msun (kT / 5 keV)^1.71, with the
+    hydrostatic mass M_HSE = (1 - b) M500 (Planck 2013 XX: b = 0.2)."""
+    h70 = COSMO.H0.value / 70.0
+    m_hse = (1.0 - bias) * np.asarray(m500, dtype=float) * h70 * ez(np.asarray(z, dtype=float))
+    return 5.0 * (m_hse / m5_1e14) ** (1.0 / slope)
 
 
 def tsz_f(nu_ghz):

@@ -6,11 +6,13 @@ the y-map and sensitivities in :mod:`skydetect.sky.ymap`):
 
 - ``cmb``: a Gaussian realisation of the lensed Planck-2018 TT spectrum, identical in K_CMB
   at every channel;
-- ``ksz`` (optional, off by default): the clusters' kinetic SZ, dT/T = -tau v/c with the
-  same profiles, line-of-sight velocities of 300 km/s rms;
+- ``ksz``: the clusters' kinetic SZ, dT/T = -tau v/c with the same profiles, line-of-sight
+  velocities of ``ksz_velocity_rms_kms`` (300 km/s) rms;
 - ``tsz``: clusters drawn from the Tinker 2008 mass function (or placed at the rows of a
-  real PSZ2/MCXC file), Arnaud 2010 profiles truncated at 5 R500, Y5R500 from the Planck
-  Y-M relation with scatter, scaled by the band-integrated tSZ factors;
+  real PSZ2/MCXC file), each with its own GNFW profile scattered around Arnaud 2010 and a
+  projected ellipticity (:mod:`skydetect.sky.cluster_shapes`), truncated at 5 R500, Y5R500
+  from the Planck Y-M relation with scatter, scaled by the band-integrated tSZ factors plus
+  the first-order relativistic term (``tsz_rel``: y theta_e, Itoh et al. 1998);
 - ``dust``: modified black body whose T_d and beta_d vary smoothly over the sky, 353 GHz
   amplitude rising as a cosecant towards the plane, times a log-normal small-scale field;
 - ``cib``: Gaussian anisotropies with C_ell ~ ell^-1.2 at 545 GHz, an MBB SED, and a
@@ -19,20 +21,22 @@ the y-map and sensitivities in :mod:`skydetect.sky.ymap`):
 - ``ir_sources`` / ``radio_sources``: compact sources with power-law number counts and one
   SED per population (MBB / power law), a fraction of them on clusters;
 - ``noise``: white noise per pixel (scaled with nside) modulated by a hit-count map that is
-  deep at the ecliptic poles; beams (Gaussian FWHM) and the pixel window per channel.
+  deep at the ecliptic poles; beams (Gaussian FWHM) and the pixel window per channel;
+- calibration: each channel map times one seeded factor 1 + sigma_nu N(0, 1).
 
 The ``y`` band is a harmonic internal linear combination of the six channel maps at 10'
 (:mod:`skydetect.sky.ymap`), so it carries their noise and foreground residuals; ``ymap:
 clean`` (tests only) keeps the old true-y-plus-own-noise map, which gives the answer away.
 :attr:`MockSky.summary` compares its matched-filter sigma_Y with the six channels'.
 
-Truth S/N (column ``SNR``): the noise of a multi-frequency matched filter (Melin et al. 2006)
-for the cluster's own profile, with the model cross-spectra of all non-tSZ components (mean
-dust SED, dust and CO rescaled to their |b| > 30 deg power) plus the mean white noise, the
-channel beams and pixel window, up to ell = 3 nside - 1:
+Truth S/N: ``SNR_A10`` is the multi-frequency matched filter (Melin et al. 2006) with the
+Arnaud 2010 template and the model cross-spectra of all non-tSZ components (mean dust SED,
+dust and CO rescaled to their |b| > 30 deg power) plus the mean white noise, the channel beams
+and pixel window, up to ell = 3 nside - 1:
 sigma_Y^-2 = sum_ell (2 ell + 1)/(4 pi) |u(ell theta500)|^2 tau_ell^T C_ell^-1 tau_ell,
-tau_ell,nu = (tSZ factor)_nu b_ell,nu; SNR = Y5R500 / sigma_Y(theta500). It is a global
-estimate (no local dust, no position error), close to what an MMF run would find.
+tau_ell,nu = (tSZ factor)_nu b_ell,nu; SNR_A10 = Y5R500 / sigma_Y(theta500). ``SNR`` is the
+same filter with the cluster's own profile at its local dust, CO and noise level
+(:mod:`skydetect.sky.truth_snr`), which also gives the S/N the A10 template loses.
 """
 
 from __future__ import annotations
@@ -43,10 +47,11 @@ from dataclasses import dataclass, field
 import healpy as hp
 import numpy as np
 
+from skydetect.sky import cluster_shapes as shapes
 from skydetect.sky import foregrounds as fg
-from skydetect.sky import physics, ymap
+from skydetect.sky import physics, truth_snr, ymap
 from skydetect.sky.foregrounds import gaussian_alm, pixel_window, power_law_cl  # noqa: F401
-from skydetect.sky.instrument import CHANNELS, channel, noise_per_pixel
+from skydetect.sky.instrument import CHANNELS, T_CMB, channel, noise_per_pixel
 from skydetect.sky.mock_catalogs import (  # noqa: F401  (the public API of the mock sky)
     FREQ_BANDS,
     draw_clusters,
@@ -94,21 +99,13 @@ class MockSky:
         self.truth = draw_clusters(p, self.seed)
         log.info("%d clusters drawn (M500 > %.2g 1e14 Msun)", len(self.truth), p.m500_min)
         self.sources = draw_sources(p, self.seed, self.truth, FREQ_BANDS)
+        self.calibration = fg.calibration_factors(p, self.seed, FREQ_BANDS)
         lmax, nside = self.lmax, self.nside
         self._signal: dict[str, np.ndarray] = {}
         self._ymap = None
         self.highlat_power: dict[str, float] = {}
         hi = np.abs(hp.pix2ang(nside, np.arange(hp.nside2npix(nside)), lonlat=True)[1]) > 30.0
-        if "tsz" in on or "ksz" in on:
-            w = fg.ksz_weights(self.truth, _rng(self.seed, 9)) if "ksz" in on else None
-            y = fg.paint_clusters(nside, self.truth, self.progress, ksz=w)
-            if w is not None:
-                y, k = y
-                self.alms["ksz"] = hp.map2alm(k, lmax=lmax, iter=0)
-                del k
-            if "tsz" in on:
-                self.alms["tsz"] = hp.map2alm(y, lmax=lmax, iter=0)
-            del y
+        self._paint_clusters(on)
         if "cmb" in on:
             self.alms["cmb"] = gaussian_alm(physics.cmb_cl(lmax), lmax, _rng(self.seed, 2))
         if on & {"dust", "co"}:
@@ -141,6 +138,28 @@ class MockSky:
         self.modulation = fg.noise_modulation(nside, p.noise_hits_ratio)
         self._compute_snr()
 
+    def _paint_clusters(self, on: set):
+        """Shapes, temperatures and velocities of the truth clusters; the tsz, tsz_rel
+        (y theta_e, the relativistic term) and ksz alms."""
+        p, t = self.params, self.truth
+        self.shapes = shapes.draw_library(p, _rng(self.seed, 31))
+        shapes.assign_shapes(t, self.shapes, _rng(self.seed, 32))
+        t["T_KEV"] = physics.temperature_kev(
+            np.asarray(t["M500"], float), np.asarray(t["Z"], float)
+        )
+        w, t["V_LOS"] = fg.ksz_weights(t, _rng(self.seed, 9), p.ksz_velocity_rms_kms)
+        weights = {"ksz": w} if "ksz" in on else {}
+        if "tsz" in on and p.relativistic_tsz:
+            weights["tsz_rel"] = np.asarray(t["T_KEV"], float) / physics.M_E_C2_KEV
+        if not on & {"tsz", "ksz"}:
+            return
+        maps = shapes.paint_clusters(self.nside, t, self.shapes, weights, self.progress)
+        if "tsz" not in on:
+            del maps["y"]
+        for name, m in maps.items():
+            self.alms["tsz" if name == "y" else name] = hp.map2alm(m, lmax=self.lmax, iter=0)
+        del maps
+
     # ---------------------------------------------------------------- per channel
     def fwhm(self, band: str) -> float:
         return float(self.params.beam_fwhm_arcmin.get(band, channel(band).fwhm_arcmin))
@@ -163,6 +182,7 @@ class MockSky:
             "cmb": kcmb,
             "ksz": kcmb,  # a Doppler shift of the CMB: the CMB's spectrum
             "tsz": channel(band).tsz_per_y,
+            "tsz_rel": T_CMB * physics.tsz_y1(channel(band).freq_ghz) * kcmb,  # per y theta_e
             "dust": fg.dust_sed(p, band) * to_unit,
             "cib": fg.cib_sed(p, band) * to_unit * fg.cib_correlation(p, band),
             "co": fg.co_scale(p, band) * kcmb,
@@ -182,7 +202,7 @@ class MockSky:
         if sigma == 0:
             return np.zeros(npix)
         rng = _rng(self.seed, 10 + list(CHANNELS).index(band))
-        return sigma * self.modulation * rng.standard_normal(npix)
+        return sigma * self.calibration.get(band, 1.0) * self.modulation * rng.standard_normal(npix)
 
     def signal_alm(self, band: str) -> np.ndarray:
         """The beamed, noiseless alm of frequency ``band`` in its unit (cached)."""
@@ -203,7 +223,7 @@ class MockSky:
                 own = gaussian_alm(self._cib_cl, self.lmax, _rng(self.seed, 20 + _index(band)))
                 scale = fg.cib_sed(p, band) * physics.mjysr_to_map_unit(band)
                 alm += scale * np.sqrt(1.0 - r * r) * own
-        hp.almxfl(alm, self.window(band), inplace=True)
+        hp.almxfl(alm, self.window(band) * self.calibration.get(band, 1.0), inplace=True)
         self._signal[band] = alm
         return alm
 
@@ -248,10 +268,11 @@ class MockSky:
         self.ilc_weights = w
         y_alm = ymap.combine(alms, w, lmax)
         # residuals (non-tSZ part) of the channels and of the y-map, for the summary
-        if "tsz" in self.alms:
-            t10 = hp.almxfl(self.alms["tsz"], b10)
-            for i in range(len(alms)):
-                alms[i] -= a[i] * t10
+        for comp in ("tsz", "tsz_rel"):  # the channels' tSZ signal as they carry it
+            if comp in self.alms:
+                t10 = hp.almxfl(self.alms[comp], b10)
+                for i, band in enumerate(FREQ_BANDS):
+                    alms[i] -= self.scales(band)[comp] * self.calibration[band] * t10
         width = self.params.ilc_bin_width
         res = ymap.bin_spectra(ymap.cross_spectra(alms, lmax), width)
         n_y = ymap.bin_spectra(ymap.cross_spectra([ymap.combine(alms, w, lmax)], lmax), width)
@@ -286,6 +307,9 @@ class MockSky:
             "seed": self.seed,
             "n_clusters": len(self.truth),
             "n_snr_above_4p5": int((snr > 4.5).sum()),
+            "n_snr_a10_above_4p5": int((np.asarray(self.truth["SNR_A10"], float) > 4.5).sum()),
+            "profile_mismatch_snr_loss": truth_snr.loss_summary(self.a10_fraction, snr),
+            "calibration": self.calibration,
             "truth_sigma_y_at_theta500": {
                 f"{t:g}": float(np.exp(np.interp(np.log(t), np.log(theta_grid), np.log(sig))))
                 for t in ymap.SUMMARY_THETA500
@@ -293,16 +317,19 @@ class MockSky:
         }
 
     # ---------------------------------------------------------------- matched-filter S/N
-    def _model_cross_spectra(self, bands) -> np.ndarray:
-        """Model (L, n, n) spectra of the non-tSZ components, beamed, plus the mean noise."""
+    def _component_spectra(self, bands) -> tuple[dict, np.ndarray]:
+        """Model (L, n, n) spectra of the non-tSZ components, beamed: ``iso`` (CMB, kSZ, CIB,
+        sources), ``dust`` and ``co`` at their full-sky power; and the mean white noise (n,)."""
         lmax, p = self.lmax, self.params
         nb = len(bands)
         win = np.array([self.window(b) for b in bands])  # (nb, L)
-        cov = np.zeros((lmax + 1, nb, nb))
+        parts = {"iso": np.zeros((lmax + 1, nb, nb))}
         for comp, alm in self.alms.items():
-            if comp == "tsz":
+            if comp in ("tsz", "tsz_rel"):
                 continue
-            cl = hp.alm2cl(alm, lmax=lmax) * self.highlat_power.get(comp, 1.0)
+            cov = parts.setdefault(comp if comp in ("dust", "co") else "iso",
+                                   np.zeros((lmax + 1, nb, nb)))  # fmt: skip
+            cl = hp.alm2cl(alm, lmax=lmax)
             sv = np.array([self.scales(b)[comp] for b in bands])[:, None] * win
             cov += cl[:, None, None] * np.einsum("il,jl->lij", sv, sv)
             if comp == "cib":  # the channels' own parts: diagonal
@@ -315,21 +342,36 @@ class MockSky:
         omega = hp.nside2pixarea(self.nside)
         level = max(p.noise_scale, 1e-6)  # the instrument noise, even if not simulated
         noise = np.array([(noise_per_pixel(b, self.nside) * level) ** 2 * omega for b in bands])
-        cov[:, np.arange(nb), np.arange(nb)] += noise[None, :]
-        return cov
+        return parts, noise
 
     def _compute_snr(self):
+        """SNR_A10: A10 profile, global spectra (dust and CO at their |b| > 30 deg power, mean
+        noise); SNR: own profile at the local dust, CO and noise (:mod:`truth_snr`)."""
         bands = list(FREQ_BANDS)
-        cov = self._model_cross_spectra(bands)
+        parts, noise = self._component_spectra(bands)
+        cov = parts["iso"] + sum(self.highlat_power.get(c, 1.0) * parts[c]
+                                 for c in ("dust", "co") if c in parts)  # fmt: skip
+        cov[:, np.arange(len(bands)), np.arange(len(bands))] += noise[None, :]
         win = np.array([self.window(b) for b in bands])
         tau = (np.array([channel(b).tsz_per_y for b in bands])[:, None] * win).T  # (L, nb)
         self._channel_weight = ymap.inverse_noise_weight(tau, cov)
         theta_grid = np.geomspace(0.3, 60.0, 40)  # arcmin
         sig = ymap.matched_filter_sigma(theta_grid, self._channel_weight)
         self.snr_table = (theta_grid, sig)
-        theta = np.asarray(self.truth["THETA500"], float)
+        t = self.truth
+        theta, y5 = np.asarray(t["THETA500"], float), np.asarray(t["Y5R500"], float)
         sigma_y = np.exp(np.interp(np.log(theta), np.log(theta_grid), np.log(sig)))
-        self.truth["SNR"] = np.asarray(self.truth["Y5R500"], float) / sigma_y
+        t["SNR_A10"] = y5 / sigma_y
+        glon, glat = np.asarray(t["GLON"], float), np.asarray(t["GLAT"], float)
+        mod = self.modulation[hp.ang2pix(self.nside, glon, glat, lonlat=True)]
+        m_grid = truth_snr.modulation_grid(mod if mod.size else np.ones(1))
+        factors = fg.local_power_factors(self.params, truth_snr.ABS_B_GRID)
+        env = truth_snr.environment_weights(parts, noise, tau, factors, m_grid)
+        tables = truth_snr.build_tables(self.shapes, env, m_grid)
+        args = (np.asarray(t["SHAPE"]), theta, np.abs(glat), mod)
+        t["SNR"] = tables.snr(y5, *args)
+        self.a10_fraction = tables.a10_fraction(*args)
+        self.snr_tables = tables
         log.info(
             "matched-filter sigma_Y5R500: %.2e arcmin^2 at theta500 = 3', %.2e at 10'",
             np.interp(3.0, theta_grid, sig),
