@@ -33,6 +33,8 @@ from skydetect.io.content import image_problem
 
 log = logging.getLogger(__name__)
 
+PARTIAL_COVER = 0.99  # 24 µm coverage below which aligning a field warns (saturated pixels aside)
+
 CHANNELS = ("24um", "8um")
 EXTNAMES = ("M24", "I8")
 MASK_EXTNAME = "BUBBLEMASK"
@@ -306,7 +308,7 @@ def mosaic_24(paths, i4_path, i8: np.ndarray, w8: WCS) -> np.ndarray:
             "on the 8 µm grid)"
         )
     covered = np.isfinite(out).mean()
-    if covered < 1:
+    if covered < PARTIAL_COVER:
         log.warning(
             "%s: 24 µm data cover %.1f %% of the 8 µm grid (%d file(s)); the rest is NaN",
             i4_path, 100 * covered, len(paths),
