@@ -8,13 +8,14 @@ from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
 
-from astropy.table import Table, vstack  # noqa: E402
 
 from skydetect.clusters import selfunc  # noqa: E402
 from skydetect.plots.selfunc import plot_selection_function  # noqa: E402
 
 p = snakemake.params
-injections = vstack([Table.read(f, format="ascii.ecsv") for f in snakemake.input.injections])
+injections = selfunc.read_injections(
+    snakemake.input.injections, p.inject["y5r500_edges"], p.inject["theta500_edges"]
+)
 thresholds = selfunc.read_thresholds(snakemake.input.thresholds, p.detectors)
 y_edges, theta_edges = p.inject["y5r500_edges"], p.inject["theta500_edges"]
 grid = selfunc.completeness_grid(injections, p.detectors, thresholds, y_edges, theta_edges,

@@ -14,7 +14,9 @@ from skydetect.clusters import selfunc  # noqa: E402
 from skydetect.clusters.detect import write_table_atomic  # noqa: E402
 
 p = snakemake.params
-injections = vstack([Table.read(f, format="ascii.ecsv") for f in snakemake.input.injections])
+injections = selfunc.read_injections(
+    snakemake.input.injections, p.inject["y5r500_edges"], p.inject["theta500_edges"]
+)
 y_edges, theta_edges = p.inject["y5r500_edges"], p.inject["theta500_edges"]
 rows = []
 for run, matched in zip(p.runs, snakemake.input.matched, strict=True):

@@ -50,6 +50,29 @@ def clopper_pearson(k, n, confidence: float = CONFIDENCE):
     return frac, np.where(empty, np.nan, lo), np.where(empty, np.nan, hi)
 
 
+def read_injections(paths, y_edges=None, theta_edges=None) -> Table:
+    """The per-tile injection tables stacked (their metadata dropped), each checked for the
+    columns the counts need and, when given, for the grid it was drawn on."""
+    from astropy.table import vstack
+
+    tables = []
+    for path in paths:
+        t = Table.read(path, format="ascii.ecsv")
+        missing = [c for c in ("Y_BIN", "THETA_BIN", "Y5R500", "THETA500") if c not in t.colnames]
+        if missing:
+            raise SelectionFunctionError(f"{path}: missing injection column(s) {missing}")
+        for key, edges in (("y5r500_edges", y_edges), ("theta500_edges", theta_edges)):
+            if edges is not None and not np.allclose(t.meta.get(key, []), edges):
+                raise SelectionFunctionError(
+                    f"{path}: drawn on {key} {t.meta.get(key)}, not {list(edges)}"
+                )
+        t.meta = {}
+        tables.append(t)
+    if not tables:
+        raise SelectionFunctionError("no injection tables given")
+    return vstack(tables)
+
+
 def read_thresholds(path, detectors) -> dict:
     """{detector: {"score": column, "threshold": x}} for ``detectors`` from the thresholds
     file (``combined``: score and threshold lists, one per part), checked."""
