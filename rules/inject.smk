@@ -2,17 +2,7 @@
 # test tiles' maps of any source (mock, local or downloaded), both detectors run again on
 # them, and the completeness per cell counted at the fixed thresholds of
 # results/evaluation/thresholds.json (skydetect.clusters.inject / inject_run / selfunc).
-from types import SimpleNamespace
-
-INJECT_CFG = CL["inject"]
-INJECT_DETECTORS = CLUSTER_RUNS + (["combined"] if "mmf" in CLUSTER_RUNS else [])
-
-
-def inject_mask(wildcards):
-    """{"mask": clusters.inject.mask} when a mask is given, else nothing."""
-    return {"mask": INJECT_CFG["mask"]} if INJECT_CFG.get("mask") else {}
-
-
+# Settings (INJECT_CFG, INJECT_DETECTORS, ...) and input functions: rules/common.smk.
 rule inject_tile:
     input:
         unpack(inject_mask),
@@ -40,7 +30,7 @@ rule inject_tile:
         seed=config["seed"],
         bands=BANDS,
         unet_runs=UNET_RUNS,
-        run_bands={run: unet_run_bands(SimpleNamespace(run=run)) for run in UNET_RUNS},
+        run_bands=INJECT_RUN_BANDS,
         detect=DETECT_CFG,
         mmf={**MMF_CFG, "enabled": "mmf" in CLUSTER_RUNS},
         match_radius=[
@@ -107,9 +97,7 @@ rule selection_function_vs_truth:
     params:
         inject=computing_params(INJECT_CFG),
         runs=CLUSTER_RUNS,
-        operating_points={
-            run: operating_point(SimpleNamespace(run=run)) for run in CLUSTER_RUNS
-        },
+        operating_points=INJECT_OPERATING_POINTS,
     script:
         "../scripts/selection_function_vs_truth.py"
 
