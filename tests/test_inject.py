@@ -337,3 +337,9 @@ def test_run_injections_with_a_toy_network(tmp_path):
     # the same seed and tile draw the same injections
     again = inject_run.run_injections(tl, cover_path, icfg, 7, {}, stats, avoid=([lon0], [lat0]))
     np.testing.assert_array_equal(again["GLON"], table["GLON"])
+    # a signal that does not fit the cover patches is refused, naming the cover file
+    from skydetect.clusters.predict import predict_tile
+
+    with pytest.raises(ValueError, match="cover.h5: signal"):
+        predict_tile(cover_path, toy, ["143", "353"], stats, t, nside=nside,
+                     signal=np.zeros((1, size, size, 2), np.float32))  # fmt: skip
