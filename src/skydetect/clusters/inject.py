@@ -18,9 +18,10 @@ GNFW profile truncated at 5 R500 and normalised to unit integral
 with), and ``B_b`` the band's Gaussian beam widened by the HEALPix pixel window (variance
 ``pixel area / 12``, the mock's Gaussian pixel window). The convolution is done in harmonic
 space (:func:`beamed_profile`), and the profile is evaluated at the centres of the map
-pixels. The GNFW parameters are one :class:`~skydetect.sky.physics.GNFW` per injection
-(column ``GNFW`` of :func:`draw_injections`' ``profiles`` argument): the single place where
-per-cluster profile scatter enters.
+pixels. The GNFW parameters are one :class:`~skydetect.sky.physics.GNFW` per injection,
+the ``profiles`` argument of :func:`signal_maps` (passed on by
+:func:`skydetect.clusters.inject_run.run_injections`; None: Arnaud et al. 2010 for all): the
+single place where per-cluster pressure-profile scatter enters.
 
 Positions are uniform over the tile (its own pixels, not the margin), at least
 ``min_separation_arcmin`` from every existing candidate of every detector and from each
