@@ -25,6 +25,7 @@ include: "rules/train.smk"
 include: "rules/detect.smk"
 include: "rules/mmf.smk"
 include: "rules/calibrate.smk"
+include: "rules/inject.smk"
 include: "rules/bubbles_data.smk"
 include: "rules/bubbles_model.smk"
 

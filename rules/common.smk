@@ -4,6 +4,7 @@
 import os
 import re
 import sys
+from types import SimpleNamespace
 
 from snakemake.sourcecache import LocalSourceFile
 
@@ -348,6 +349,22 @@ def operating_point(wildcards):
     if wildcards.run == "mmf":
         return ["SNR", EVAL_CFG["operating_point"]["mmf"]]
     return ["PEAK_PROB", EVAL_CFG["operating_point"]["unet"]]
+
+
+# --------------------------------------------------------------------------- injections
+# The selection function by injection (rules/inject.smk): the detectors whose completeness it
+# measures, and the per-run settings of the injection jobs.
+INJECT_CFG = CL["inject"]
+INJECT_DETECTORS = CLUSTER_RUNS + (["combined"] if "mmf" in CLUSTER_RUNS else [])
+INJECT_RUN_BANDS = {run: unet_run_bands(SimpleNamespace(run=run)) for run in UNET_RUNS}
+INJECT_OPERATING_POINTS = {
+    run: operating_point(SimpleNamespace(run=run)) for run in CLUSTER_RUNS
+}
+
+
+def inject_mask(wildcards):
+    """{"mask": clusters.inject.mask} when a mask is given, else nothing."""
+    return {"mask": INJECT_CFG["mask"]} if INJECT_CFG.get("mask") else {}
 
 
 wildcard_constraints:

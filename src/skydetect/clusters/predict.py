@@ -207,6 +207,7 @@ def predict_tile(
     progress: bool = False,
     precision: str = "float32",
     streams: int = 1,
+    signal=None,
 ) -> ProbabilityMap:
     """Probability map of one tile from its cover patches (raw inputs, normalised here).
 
@@ -214,7 +215,9 @@ def predict_tile(
     resolution, independent of the resolution of the input maps); ``precision`` is recorded
     (the model given is already built at it, see
     :func:`skydetect.clusters.inference.load_for_inference`); ``streams`` batches are in
-    flight at a time (:func:`skydetect.clusters.inference.configure_threads`)."""
+    flight at a time (:func:`skydetect.clusters.inference.configure_threads`); ``signal``
+    (N, S, S, B), in the order of ``bands``, is added to the raw inputs when given (injected
+    clusters, :mod:`skydetect.clusters.inject`)."""
     import time
 
     from skydetect.clusters import normalise
@@ -223,6 +226,13 @@ def predict_tile(
     if int(attrs.get("tile", tile)) != int(tile):
         raise ValueError(f"{cover_path}: holds tile {attrs['tile']}, not {tile}")
     n = len(data["inputs"])
+    if signal is not None:
+        if np.shape(signal) != data["inputs"].shape:
+            raise ValueError(
+                f"{cover_path}: signal {np.shape(signal)} does not match the cover inputs "
+                f"{data['inputs'].shape}"
+            )
+        data["inputs"] = data["inputs"] + np.asarray(signal, np.float32)
     if n == 0:
         raise ValueError(f"{cover_path}: no cover patches for tile {tile}")
     size, pix_arcmin = int(attrs["size"]), float(attrs["pixel_arcmin"])
