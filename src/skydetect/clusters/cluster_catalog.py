@@ -142,6 +142,21 @@ def redshifts(matches: dict, precedence) -> tuple[np.ndarray, np.ndarray]:
     return z, source.astype("U4")
 
 
+def align_photometry(candidates: Table, photometry: Table) -> dict[str, np.ndarray]:
+    """The per-tile photometry rows (``ID`` + :data:`PHOT_COLUMNS`) in the order of the
+    candidates' ``ID``; NaN for a candidate without a row (a duplicated ID is an error)."""
+    ids = np.asarray(photometry["ID"], np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise CatalogBuildError("photometry: an ID appears twice (a candidate in two tiles)")
+    row = {int(i): k for k, i in enumerate(ids)}
+    where = np.array([row.get(int(i), -1) for i in np.asarray(candidates["ID"])], dtype=np.int64)
+    out = {}
+    for col in PHOT_COLUMNS:
+        vals = np.asarray(photometry[col], float)
+        out[col] = np.where(where >= 0, vals[np.maximum(where, 0)] if len(vals) else np.nan, np.nan)
+    return out
+
+
 def _optional(values, n: int, fill, dtype, what: str) -> np.ndarray:
     """``values`` as an (n,) array, or ``fill`` everywhere when None."""
     if values is None:

@@ -158,3 +158,26 @@ def forced_photometry(tile: tiles.Tile, glon, glat, cfg: MMFConfig, workers=None
             for name in ("y_hat", "sigma", "q2"):
                 getattr(outs, name)[ics[use]] = getattr(got, name)
     return fit_y_theta(outs)
+
+
+def tile_photometry(candidates, tile: tiles.Tile, cfg: MMFConfig, workers=None):
+    """Table ``ID GLON GLAT`` + :data:`COLUMNS` (with units) of the ``candidates`` (``ID GLON
+    GLAT``) whose position lies in ``tile``, measured by :func:`forced_photometry`."""
+    from astropy.table import Table
+
+    for col in ("ID", "GLON", "GLAT"):
+        if col not in candidates.colnames:
+            raise ValueError(f"candidates: no column {col!r} (columns: {candidates.colnames})")
+    glon = np.asarray(candidates["GLON"], float)
+    glat = np.asarray(candidates["GLAT"], float)
+    mine = np.asarray(tiles.tile_of(glon, glat)) == tile.tile
+    fit = forced_photometry(tile, glon[mine], glat[mine], cfg, workers) if mine.any() else {
+        c: np.zeros(0) for c in COLUMNS
+    }  # fmt: skip
+    out = Table({"ID": np.asarray(candidates["ID"], np.int64)[mine], "GLON": glon[mine],
+                 "GLAT": glat[mine]})  # fmt: skip
+    for col in COLUMNS:
+        out[col] = np.asarray(fit[col], float)
+        out[col].unit = UNITS.get(col)
+    out["GLON"].unit = out["GLAT"].unit = "deg"
+    return out
