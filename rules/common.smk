@@ -258,8 +258,8 @@ def known_catalogs(wildcards):
 
 
 def has_catalog_file(name):
-    """Whether the configured sky has a file for known-cluster catalogue ``name``: the mock
-    always, a download when the download table lists it, a local file when configured."""
+    """Whether the configured sky has a file for known-cluster catalogue ``name`` (the mock
+    always, a download when listed, a local file when configured)."""
     if SIMULATED_SKY:
         return True
     if PLANCK["source"] == "download":
