@@ -15,7 +15,8 @@ interpolated across the grid (monotone cubic in log theta, :data:`N_FINE` points
 flat priors in Y and log theta, the reported values are the posterior means and standard
 deviations (as PSZ2's ``Y5R500``, ``Y5R500_ERR``): the grid maximum, which picks the theta
 where the noise is up, is not used. ``SNR`` is the largest filter S/N over the interpolated
-theta (the detection S/N at the position).
+theta (the detection S/N at the position). The prior spans the configured theta500 grid: a
+cluster larger (smaller) than its last (first) size has THETA500 piled at that end.
 
 The position error: near the peak the filtered signal has the shape of the filter's output
 autocorrelation, whose curvature is the signal-weighted mean ``<q^2>`` of the filter
