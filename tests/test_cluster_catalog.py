@@ -191,3 +191,20 @@ def test_random_positions_lie_in_their_tiles():
     got = tiles.tile_of(pos.l.deg, pos.b.deg)
     assert set(got) == {0, 19} and len(pos) == 2000
     assert 0.4 < np.mean(got == 0) < 0.6  # equal-area tiles
+
+
+def test_combined_keeps_its_detectors_column():
+    table = Table({"GLON": [10.0, 20.0], "GLAT": [30.0, 30.0], "PEAK_PROB": [0.95, np.nan],
+                   "SNR": [5.0, 6.0], "DETECTORS": ["both", "mmf"], "ID": [1, 2]})  # fmt: skip
+    m = cc.match_known(CANDS[:2], known_tables(), 7.0)
+    t = cc.build_catalog(table, "combined", photometry(2), m, [False, False])
+    assert list(t["DETECTORS"]) == ["both", "mmf"] and np.isnan(t["PEAK_PROB"][1])
+
+
+def test_photometry_rows_are_aligned_by_id():
+    cands = Table({"ID": [3, 1, 2]})
+    phot = Table({"ID": [1, 3], **{c: [1.0, 3.0] for c in PHOT}})
+    got = cc.align_photometry(cands, phot)
+    np.testing.assert_allclose(got["SNR"], [3.0, 1.0, np.nan])
+    with pytest.raises(cc.CatalogBuildError, match="ID appears twice"):
+        cc.align_photometry(cands, Table({"ID": [1, 1], **{c: [1.0, 1.0] for c in PHOT}}))
