@@ -26,6 +26,7 @@ include: "rules/detect.smk"
 include: "rules/mmf.smk"
 include: "rules/calibrate.smk"
 include: "rules/inject.smk"
+include: "rules/catalog.smk"
 include: "rules/bubbles_data.smk"
 include: "rules/bubbles_model.smk"
 

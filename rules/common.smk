@@ -293,6 +293,26 @@ def known_catalogs(wildcards):
     return {name: planck_catalog_file(name) for name in KNOWN_CATALOGS}
 
 
+def has_catalog_file(name):
+    """Whether the configured sky has a file for known-cluster catalogue ``name`` (the mock
+    always, a download when listed, a local file when configured)."""
+    if SIMULATED_SKY:
+        return True
+    if PLANCK["source"] == "download":
+        return name in DOWNLOADS.catalogs
+    return bool(PLANCK.get("local", {}).get("catalogs", {}).get(name))
+
+
+# The known-cluster catalogues the published catalogues are matched with (MATCH_PSZ2,
+# MATCH_MCXC, MATCH_RM): every one the sky has a file for.
+CATALOG_KNOWN = [n for n in ("psz2", "mcxc", "redmapper") if has_catalog_file(n)]
+
+
+def catalog_known_files(wildcards):
+    """{name: file} of CATALOG_KNOWN."""
+    return {name: planck_catalog_file(name) for name in CATALOG_KNOWN}
+
+
 def source_catalogs(wildcards):
     """The IR/radio compact-source catalogues: one file or a list of them, flagged against
     their union (looked up only when a job needs them)."""
@@ -332,6 +352,8 @@ CLUSTER_RUNS = UNET_RUNS + (["mmf"] if CL["mmf"].get("enabled", False) else [])
 # clusters.evaluate.combine_run, default the first, merged with the MMF by position).
 COMBINE_RUN = EVAL_CFG.get("combine_run") or UNET_RUNS[0]
 SCORECARD_DETECTORS = CLUSTER_RUNS + (["combined"] if "mmf" in CLUSTER_RUNS else [])
+# Detectors with a published catalogue (rules/catalog.smk): as the scorecard's rows.
+CATALOG_RUNS = SCORECARD_DETECTORS
 SCORECARD_COMMAND = "snakemake --cores all results/evaluation/scorecard.md"
 
 

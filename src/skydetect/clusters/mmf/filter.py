@@ -140,7 +140,8 @@ class _Setup:
     """What a patch geometry shares: the distinct |k| (U of them; every mode when the
     spectrum is given per mode), their first mode and the grid -> distinct index, the beams
     (U, B) and profile transforms (T, S, S/2+1) there, and sum over the modes of each |k|
-    of weight x T_theta^2 (T, U; k = 0 excluded): the filter norms are then (U,) products."""
+    of weight x T_theta^2 (T, U; k = 0 excluded): the filter norms are then (U,) products;
+    ``q2_u`` (U,) is |q|^2 there (cycles^2 / arcmin^2)."""
 
     first: np.ndarray
     inv: np.ndarray
@@ -148,6 +149,7 @@ class _Setup:
     taus: np.ndarray
     taus_c: np.ndarray
     tau2w: np.ndarray
+    q2_u: np.ndarray
 
 
 @lru_cache(maxsize=8)
@@ -168,7 +170,7 @@ def _fourier_setup(
     )
     beams_u = beams.reshape(len(fwhm), -1)[:, first].T
     taus_c = taus.astype(np.complex64)
-    return _Setup(first, inv, beams_u, taus, taus_c, tau2w)
+    return _Setup(first, inv, beams_u, taus, taus_c, tau2w, q.ravel()[first] ** 2)
 
 
 def _cluster_model(peaks, ab_u, setup: _Setup, size: int, workers) -> np.ndarray:
@@ -197,6 +199,7 @@ def _apply_filter(ft, p, ab, setup: _Setup, thetas, workers=None) -> list[PatchR
         i, t = np.argwhere(bad)[0]
         raise MMFError(f"filter normalisation is {norms[i, t]} for theta500={thetas[t]}")
     s2 = 1.0 / norms
+    q2 = (abpab * setup.q2_u) @ setup.tau2w.T * s2  # (N, T) signal-weighted mean |q|^2
     sigma = np.sqrt(s2)
     pinv_ab = np.ascontiguousarray(sol.transpose(0, 2, 1), dtype=np.float32)[..., setup.inv]
     abpd = np.einsum("nbm,nbm->nm", pinv_ab, ft.reshape(n, nb, -1))  # complex; P symmetric
@@ -206,7 +209,10 @@ def _apply_filter(ft, p, ab, setup: _Setup, thetas, workers=None) -> list[PatchR
     z = setup.taus_c[None] * (size * size * sigma).astype(np.float32)[:, :, None, None]
     z *= abpd.reshape(n, 1, size, -1)  # (N, T, S, S/2+1)
     snr = sfft.irfft2(z, s=(size, size), axes=(-2, -1), workers=workers, overwrite_x=True)
-    return [PatchResult(theta500=np.asarray(thetas), snr=snr[i], sigma=sigma[i]) for i in range(n)]
+    return [
+        PatchResult(theta500=np.asarray(thetas), snr=snr[i], sigma=sigma[i], q2=q2[i])
+        for i in range(n)
+    ]
 
 
 def _solve_spd(p, rhs):

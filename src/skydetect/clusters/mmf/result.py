@@ -15,6 +15,9 @@ class PatchResult:
     theta500: np.ndarray  # (T,) arcmin
     snr: np.ndarray  # (T, S, S) float32
     sigma: np.ndarray  # (T,) arcmin^2 (1-sigma error on Y)
+    # (T,) cycles^2/arcmin^2: mean |q|^2 of the filtered cluster signal (weight F^T P^-1 F);
+    # the S/N peak's curvature, hence the position error (skydetect.clusters.mmf.photometry)
+    q2: np.ndarray | None = None
 
     @property
     def y(self) -> np.ndarray:
