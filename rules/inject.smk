@@ -28,6 +28,7 @@ rule inject_tile:
     params:
         inject=computing_params(INJECT_CFG),
         seed=config["seed"],
+        simulate=config["planck"]["simulate"],
         bands=BANDS,
         unet_runs=UNET_RUNS,
         run_bands=INJECT_RUN_BANDS,

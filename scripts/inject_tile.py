@@ -40,6 +40,6 @@ table = inject_run.run_injections(
     tile, snakemake.input.cover, cfg, p.seed, runs, normalise.load(snakemake.input.normalisation),
     mmf_cfg=mmf_cfg, avoid=avoid, mask=mask, radius=inject_run.MatchRadius(*p.match_radius),
     workers=snakemake.threads,
-    profiles=None,  # per-cluster GNFW parameters (scatter): a list or callable, see run_injections
+    profiles=inject.scattered_profiles(p.simulate),  # the mock's profile scatter
 )  # fmt: skip
 write_table_atomic(table, snakemake.output.injections)

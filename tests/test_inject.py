@@ -8,7 +8,7 @@ from scipy import integrate, stats
 
 from skydetect.clusters import inject, selfunc
 from skydetect.geometry import tiles
-from skydetect.sky import foregrounds, physics
+from skydetect.sky import cluster_shapes, foregrounds, physics
 from skydetect.sky.instrument import channel
 
 NSIDE = 256
@@ -79,8 +79,11 @@ def test_injection_matches_the_mock_painting():
     pixels (the mock samples the profile's central cusp at one pixel centre, a peak 11 %
     higher here and 5 % at 3.4' pixels; the injection averages it over the pixel)."""
     nside, theta, y5, band = 512, 8.0, 2e-2, "143"
-    truth = Table({"GLON": [40.0], "GLAT": [50.0], "THETA500": [theta], "Y5R500": [y5]})
-    ymap = foregrounds.paint_clusters(nside, truth, progress=False)
+    truth = Table({"GLON": [40.0], "GLAT": [50.0], "THETA500": [theta], "Y5R500": [y5],
+                   "SHAPE": [0], "AXIS_RATIO": [1.0], "POS_ANGLE": [0.0]})  # fmt: skip
+    a10 = physics.ARNAUD10
+    library = cluster_shapes.make_library(a10.c500, a10.gamma, a10.alpha, a10.beta, 1.0)
+    ymap = cluster_shapes.paint_clusters(nside, truth, library, progress=False)["y"]
     lmax = 3 * nside - 1
     win = hp.gauss_beam(np.radians(channel(band).fwhm_arcmin / 60), lmax)
     win = win * foregrounds.pixel_window(nside, lmax)
@@ -265,7 +268,10 @@ def test_injected_completeness_agrees_with_truth_on_a_small_sky():
     tl = tiles.Tile(int(t), nside, 2.0, pix, tiles.tile_of_pixels(nside, pix) == t,
                     {band: np.zeros(pix.size, np.float32)})  # fmt: skip
     truth = inject.draw_injections(tl, cfg, rng)  # the same grid: log-uniform in each cell
-    ymap = foregrounds.paint_clusters(nside, truth, progress=False)
+    truth["SHAPE"], truth["AXIS_RATIO"], truth["POS_ANGLE"] = 0, 1.0, 0.0
+    a10 = physics.ARNAUD10
+    library = cluster_shapes.make_library(a10.c500, a10.gamma, a10.alpha, a10.beta, 1.0)
+    ymap = cluster_shapes.paint_clusters(nside, truth, library, progress=False)["y"]
     lmax = 3 * nside - 1
     win = hp.gauss_beam(np.radians(channel(band).fwhm_arcmin / 60), lmax)
     win = win * foregrounds.pixel_window(nside, lmax)
@@ -343,3 +349,22 @@ def test_run_injections_with_a_toy_network(tmp_path):
     with pytest.raises(ValueError, match="cover.h5: signal"):
         predict_tile(cover_path, toy, ["143", "353"], stats, t, nside=nside,
                      signal=np.zeros((1, size, size, 2), np.float32))  # fmt: skip
+
+
+def test_injected_profiles_scatter_as_the_mock_configures():
+    """With the mock's scatter keys at zero every injection is Arnaud 2010; with the
+    defaults the concentrations scatter by the configured 0.2 dex."""
+    from skydetect.clusters.inject import scattered_profiles
+    from skydetect.sky import physics
+
+    rng = np.random.default_rng(3)
+    rows = Table({"GLON": np.zeros(400)})
+    still = scattered_profiles({"profile_c500_scatter_dex": 0.0, "profile_gamma_sigma": 0.0,
+                                "profile_alpha_scatter_dex": 0.0, "profile_beta_sigma": 0.0})
+    a10 = physics.ARNAUD10
+    assert all(g.c500 == pytest.approx(a10.c500) and g.beta == pytest.approx(a10.beta)
+               for g in still(rows, rng))  # fmt: skip
+    drawn = scattered_profiles(None)(rows, rng)
+    assert len(drawn) == 400
+    assert np.std(np.log10([g.c500 for g in drawn])) == pytest.approx(0.2, rel=0.15)
+    assert scattered_profiles(None)(rows[:0], rng) == []

@@ -32,7 +32,7 @@ within one) and its Y5R500 and theta500 are drawn log-uniformly inside its cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import healpy as hp
 import numpy as np
@@ -40,7 +40,8 @@ from astropy.table import Table
 from scipy import integrate, special
 
 from skydetect.geometry import tiles as tilelib
-from skydetect.sky import physics
+from skydetect.sky import cluster_shapes, physics
+from skydetect.sky.params import SimulationParams
 from skydetect.sky.instrument import channel
 
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
@@ -210,6 +211,24 @@ def read_mask(path, field: int = 0):
                             lonlat=True)] >= 0.5  # fmt: skip
 
     return valid
+
+
+def scattered_profiles(simulate_cfg: dict | None):
+    """A callable ``(injections, rng) -> [GNFW, ...]``: one pressure profile per injection,
+    drawn around Arnaud et al. 2010 with the mock's scatter (``planck.simulate.profile_*``;
+    :func:`skydetect.sky.cluster_shapes.draw_library`), so that injected clusters scatter
+    as the mock's do. The injected clusters stay circular (``axis_ratio_*`` is not used)."""
+    params = SimulationParams.from_config(simulate_cfg)
+
+    def draw(injections, rng) -> list[physics.GNFW]:
+        n = len(injections)
+        if n == 0:
+            return []
+        lib = cluster_shapes.draw_library(replace(params, profile_library_size=n), rng)
+        return [physics.GNFW(c500=float(c), gamma=float(g), alpha=float(a), beta=float(b))
+                for c, g, a, b in zip(lib.c500, lib.gamma, lib.alpha, lib.beta, strict=True)]  # fmt: skip
+
+    return draw
 
 
 # --------------------------------------------------------------------------- the signal
