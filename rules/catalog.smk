@@ -62,6 +62,8 @@ rule cluster_catalog:
         photometry=expand("results/photometry/{{run}}/{tile}.ecsv", tile=DETECT_TILES),
         sources=source_catalogs,
         chance="results/catalogs/ir_flag_chance.json",
+        galactic_mask=SURVEY_MASKS["galactic"],
+        point_source_mask=SURVEY_MASKS["point_sources"],
     output:
         fits="results/catalogs/{run}.fits",
         csv=report(
@@ -88,6 +90,7 @@ rule cluster_catalog:
         cluster_radius_arcmin=XMATCH_CFG["cluster_radius_arcmin"],
         source_radius_arcmin=XMATCH_CFG["source_radius_arcmin"],
         sources_format=config["planck"]["sources_format"],
+        mask_policy=config["clusters"]["mask_candidates"],
     script:
         "../scripts/cluster_catalog.py"
 

@@ -18,6 +18,8 @@ from skydetect.clusters.crossmatch import galactic  # noqa: E402
 from skydetect.clusters.detect import write_table_atomic  # noqa: E402
 from skydetect.clusters.ir_flag import bright_ir_sources, ir_flags  # noqa: E402
 from skydetect.io.catalogs import read_catalog, read_source_catalogs  # noqa: E402
+from skydetect.io.planck_masks import read_mask  # noqa: E402
+from skydetect.sky.survey_masks import mask_flags  # noqa: E402
 
 cfg, run = snakemake.params.catalog, snakemake.wildcards.run
 candidates = Table.read(snakemake.input.candidates, format="fits")
@@ -31,6 +33,8 @@ sources = read_source_catalogs(snakemake.input.sources, snakemake.params.sources
 ir = bright_ir_sources(sources, cfg["ir_flux_column"], cfg["ir_flux_min_mjy"])
 with open(snakemake.input.chance) as fh:
     chance = json.load(fh)
+in_gal, in_ps = mask_flags(coords.l.deg, coords.b.deg, read_mask(snakemake.input.galactic_mask),
+                           read_mask(snakemake.input.point_source_mask))  # fmt: skip
 catalog = cc.build_catalog(
     candidates,
     run,
@@ -38,11 +42,10 @@ catalog = cc.build_catalog(
     matches,
     ir_flags(coords, ir, snakemake.params.source_radius_arcmin),
     precedence=cfg["redshift_precedence"],
-    # P_REAL (calibrated probabilities, one per candidate) and MASK_GAL / MASK_PS (booleans)
-    # enter here; None: NaN and False
+    # P_REAL (calibrated probabilities, one per candidate) enters here; None: NaN
     p_real=None,
-    mask_gal=None,
-    mask_ps=None,
+    mask_gal=in_gal,
+    mask_ps=in_ps,
     prefix=cfg["name_prefix"],
 )
 header = {  # keyword: (value, meaning)
@@ -56,6 +59,12 @@ header = {  # keyword: (value, meaning)
 }  # fmt: skip
 catalog.meta.update({key: value for key, (value, _) in header.items()})
 catalog.meta["comments"] += [f"{key}: {text}" for key, (_, text) in header.items()]
+catalog.meta["MASKPOL"] = snakemake.params.mask_policy
+catalog.meta["comments"] += ["MASKPOL: flag (masked candidates kept, MASK_GAL/MASK_PS set) or drop"]
+if snakemake.params.mask_policy == "drop":
+    n_before = len(catalog)
+    catalog = catalog[~(catalog["MASK_GAL"] | catalog["MASK_PS"])]
+    log.info("%d of %d candidates inside the masks dropped", n_before - len(catalog), n_before)
 n_nan = int(np.isnan(catalog["SNR"]).sum())
 if n_nan:
     log.warning("%d candidate(s) without forced photometry (NaN)", n_nan)
