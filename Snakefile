@@ -23,6 +23,7 @@ include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/detect.smk"
 include: "rules/mmf.smk"
+include: "rules/validation.smk"
 include: "rules/bubbles_data.smk"
 include: "rules/bubbles_model.smk"
 

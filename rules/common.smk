@@ -270,6 +270,14 @@ def run_detections(wildcards):
     )
 
 
+def validation_detections(wildcards):
+    """Per-tile detections of run ``wildcards.run`` on the validation tiles (the per-tile
+    rules are the test tiles' own: their outputs are named by tile)."""
+    return expand(
+        "results/detections/{run}/{tile}.ecsv", run=wildcards.run, tile=VALIDATION_TILES
+    )
+
+
 # --------------------------------------------------------------------------- U-Net runs
 UNET_RUN_CFG = CL["train"].get("runs") or {r: {} for r in UNET_RUNS}
 
@@ -297,6 +305,9 @@ CLUSTER_RUNS = UNET_RUNS + (["mmf"] if CL["mmf"].get("enabled", False) else [])
 COMBINE_RUN = EVAL_CFG.get("combine_run") or UNET_RUNS[0]
 SCORECARD_DETECTORS = CLUSTER_RUNS + (["combined"] if "mmf" in CLUSTER_RUNS else [])
 SCORECARD_COMMAND = "snakemake --cores all results/evaluation/scorecard.md"
+# Every scorecard threshold is fixed on the validation tiles (rule choose_thresholds) and
+# the test tiles are scored once at it; both write per-candidate truth flags.
+THRESHOLDS = "results/evaluation/thresholds.json"
 
 
 def scorecard_params():

@@ -284,3 +284,25 @@ def plot_purity_completeness(curves: Table, bins: Table, scorecard: Table, path)
     bx.grid(True, lw=0.3)
     bx.legend(fontsize=8)
     save_figure(fig, path)
+
+
+def plot_completeness_mass_z(curves: Table, path) -> None:
+    """Completeness of every detector on the test tiles at its validation-fixed threshold,
+    per bin of M500 (left) and of z (right), with Wilson 68 % intervals
+    (:func:`skydetect.clusters.scorecard_table.mass_z_completeness`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = list(dict.fromkeys(str(d) for d in curves["DETECTOR"]))
+    for ax, var in zip(axes, ("M500", "Z"), strict=True):
+        for k, name in enumerate(names):
+            c = curves[(curves["DETECTOR"] == name) & (curves["VARIABLE"] == var)]
+            x = 0.5 * (np.asarray(c["BIN_LO"], float) + np.asarray(c["BIN_HI"], float))
+            ax.errorbar(x + 0.01 * k * (x[-1] - x[0] if len(x) else 0), c["COMPLETENESS"],
+                        yerr=[c["ERR_LO"], c["ERR_HI"]], fmt="o-", ms=4, capsize=2,
+                        color=f"C{k}", label=name)  # fmt: skip
+        ax.set_xlabel(CURVE_LABELS[var])
+        ax.set_ylabel("completeness at the validation-fixed threshold")
+        ax.set_ylim(-0.02, 1.05)
+        ax.grid(True, lw=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Test tiles: true clusters above the detectability floor", fontsize=10)
+    save_figure(fig, path)
