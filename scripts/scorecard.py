@@ -44,6 +44,7 @@ for name, path in zip(p.detectors, snakemake.output.matched, strict=True):
 write_table_atomic(table, snakemake.output.table)
 write_table_atomic(curves, snakemake.output.curves)
 plot_purity_completeness(curves, bins, table, snakemake.output.figure)
-plot_completeness_mass_z(mass_z_completeness(found), snakemake.output.mass_z)
+mass_z_bins = {"M500": cfg["m500_bins"], "Z": cfg["z_bins"]}
+plot_completeness_mass_z(mass_z_completeness(found, mass_z_bins), snakemake.output.mass_z)
 with atomic_path(snakemake.output.markdown) as tmp:
     tmp.write_text(md)

@@ -151,15 +151,17 @@ def _missed(truth: Table, det: np.ndarray) -> dict:
     }
 
 
-def mass_z_completeness(found: Table) -> Table:
+def mass_z_completeness(found: Table, bins: dict | None = None) -> Table:
     """Completeness of every detector per bin of M500 and of z (Wilson 68 % intervals) from
-    the truth table with its ``DETECTED_<detector>`` columns (:func:`build_scorecard`)."""
+    the truth table with its ``DETECTED_<detector>`` columns (:func:`build_scorecard`);
+    ``bins``: {"M500": edges, "Z": edges} (default: the evaluation's)."""
+    bins = {**DEFAULT_BINS, **(bins or {})}
     out = []
     for col in [c for c in found.colnames if c.startswith("DETECTED_")]:
         name, det = col[len("DETECTED_") :], np.asarray(found[col], bool)
         truth = found
         for var in ("M500", "Z"):
-            t = completeness_curve(np.asarray(truth[var], float), det, DEFAULT_BINS[var], var)
+            t = completeness_curve(np.asarray(truth[var], float), det, bins[var], var)
             t.add_column([name] * len(t), name="DETECTOR", index=0)
             out.append(t)
     return vstack(out)
