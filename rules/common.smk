@@ -283,9 +283,15 @@ UNET_RUN_CFG = CL["train"].get("runs") or {r: {} for r in UNET_RUNS}
 
 
 def unet_train_params(wildcards):
-    """clusters.train without the runs mapping, for run ``wildcards.run``."""
-    train = {k: v for k, v in computing_params(CL["train"]).items() if k != "runs"}
+    """clusters.train without the runs mapping and the seed, for run ``wildcards.run``."""
+    train = {
+        k: v for k, v in computing_params(CL["train"]).items() if k not in ("runs", "seed")
+    }
     return {**train, "run": wildcards.run}
+
+
+# The U-Net trainings' seed: clusters.train.seed, or the master seed.
+TRAIN_SEED = config["seed"] if CL["train"].get("seed") is None else CL["train"]["seed"]
 
 
 def unet_run_bands(wildcards):
