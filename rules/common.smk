@@ -285,7 +285,9 @@ UNET_RUN_CFG = CL["train"].get("runs") or {r: {} for r in UNET_RUNS}
 def unet_train_params(wildcards):
     """clusters.train without the runs mapping and the seed, for run ``wildcards.run``."""
     train = {
-        k: v for k, v in computing_params(CL["train"]).items() if k not in ("runs", "seed")
+        k: v
+        for k, v in computing_params(CL["train"]).items()
+        if k not in ("runs", "seed")
     }
     return {**train, "run": wildcards.run}
 
