@@ -186,6 +186,28 @@ def _threshold(row, thresholds: dict) -> str:
     return _f(row["THRESHOLD_VAL"], "{:g}")
 
 
+def _explanation(table: Table) -> str:
+    """What the scorecard's numbers mean (one paragraph)."""
+    m = table.meta
+    n45 = int(table["N_TRUE_SNR45"][0]) if len(table) else 0
+    n6 = int(table["N_TRUE_SNR6"][0]) if len(table) else 0
+    return (
+        f"Test tiles {m.get('tiles')} (nside-2 RING); {m.get('n_truth_detectable')} true "
+        f"clusters above the detectability floor (truth S/N >= {m.get('min_truth_snr')}), "
+        f"{n45} with S/N > 4.5 and {n6} with S/N > 6. Every threshold is fixed on the "
+        f"validation tiles (results/evaluation/thresholds.json): the lowest reaching purity "
+        f"{m.get('purity_target')} there (combined: the U-Net-or-MMF pair with the most true "
+        "clusters at that purity); the test tiles are scored once at it: N_CAND, purity, "
+        "chance rate (as many candidates at random positions in the test tiles, "
+        f"{m.get('n_scramble')} draws), completeness and N true (true clusters in the "
+        "catalogue). Matching one-to-one in order of truth S/N. Intervals: "
+        f"{m.get('n_bootstrap')} spatial block-bootstrap resamples (nside-8 HEALPix blocks of "
+        "the test area, candidates and clusters together; the differences to the MMF paired "
+        "on the same draws). Last column, description only: completeness where the test "
+        "sweep itself first reaches purity 0.90 (a threshold tuned on test); '–': never."
+    )
+
+
 def scorecard_markdown(table: Table, command: str) -> str:
     """The scorecard as a Markdown table with what it means, and the command behind it."""
     m = table.meta
@@ -208,25 +230,10 @@ def scorecard_markdown(table: Table, command: str) -> str:
             f"| {_f(r['C_SNR45_AT_P90'])} [{_f(r['C_SNR45_AT_P90_LO'])}, "
             f"{_f(r['C_SNR45_AT_P90_HI'])}] |"
         )
-    n45 = int(table["N_TRUE_SNR45"][0]) if len(table) else 0
-    n6 = int(table["N_TRUE_SNR6"][0]) if len(table) else 0
+    lines += ["", _explanation(table)]
     lines += [
         "",
-        f"Test tiles {m.get('tiles')} (nside-2 RING); {m.get('n_truth_detectable')} true "
-        f"clusters above the detectability floor (truth S/N >= {m.get('min_truth_snr')}), "
-        f"{n45} with S/N > 4.5 and {n6} with S/N > 6. Every threshold is fixed on the "
-        f"validation tiles (results/evaluation/thresholds.json): the lowest reaching purity "
-        f"{m.get('purity_target')} there (combined: the U-Net-or-MMF pair with the most true "
-        "clusters at that purity); the test tiles are scored once at it: N_CAND, purity, "
-        "chance rate (as many candidates at random positions in the test tiles, "
-        f"{m.get('n_scramble')} draws), completeness and N true (true clusters in the "
-        "catalogue). Matching one-to-one in order of truth S/N. Intervals: "
-        f"{m.get('n_bootstrap')} spatial block-bootstrap resamples (nside-8 HEALPix blocks of "
-        "the test area, candidates and clusters together; the differences to the MMF paired "
-        "on the same draws). Last column, description only: completeness where the test "
-        "sweep itself first reaches purity 0.90 (a threshold tuned on test); '–': never.",
-        "",
-        "Clusters of truth S/N > 6 missed at the operating point: "
+        "Clusters of truth S/N > 6 missed at the validation-fixed thresholds: "
         + "; ".join(
             f"{d} {v['n']}/{v['of']}"
             + (f" (theta500 median {v['theta500_median']:.1f}', max {v['theta500_max']:.1f}'; "
