@@ -27,6 +27,7 @@ include: "rules/mmf.smk"
 include: "rules/calibrate.smk"
 include: "rules/inject.smk"
 include: "rules/catalog.smk"
+include: "rules/validation.smk"
 include: "rules/bubbles_data.smk"
 include: "rules/bubbles_model.smk"
 

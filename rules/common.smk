@@ -326,14 +326,30 @@ def run_detections(wildcards):
     )
 
 
+def validation_detections(wildcards):
+    """Per-tile detections of run ``wildcards.run`` on the validation tiles (the per-tile
+    rules are the test tiles' own: their outputs are named by tile)."""
+    return expand(
+        "results/detections/{run}/{tile}.ecsv", run=wildcards.run, tile=VALIDATION_TILES
+    )
+
+
 # --------------------------------------------------------------------------- U-Net runs
 UNET_RUN_CFG = CL["train"].get("runs") or {r: {} for r in UNET_RUNS}
 
 
 def unet_train_params(wildcards):
-    """clusters.train without the runs mapping, for run ``wildcards.run``."""
-    train = {k: v for k, v in computing_params(CL["train"]).items() if k != "runs"}
+    """clusters.train without the runs mapping and the seed, for run ``wildcards.run``."""
+    train = {
+        k: v
+        for k, v in computing_params(CL["train"]).items()
+        if k not in ("runs", "seed")
+    }
     return {**train, "run": wildcards.run}
+
+
+# The U-Net trainings' seed: clusters.train.seed, or the master seed.
+TRAIN_SEED = config["seed"] if CL["train"].get("seed") is None else CL["train"]["seed"]
 
 
 def unet_run_bands(wildcards):
@@ -355,6 +371,9 @@ SCORECARD_DETECTORS = CLUSTER_RUNS + (["combined"] if "mmf" in CLUSTER_RUNS else
 # Detectors with a published catalogue (rules/catalog.smk): as the scorecard's rows.
 CATALOG_RUNS = SCORECARD_DETECTORS
 SCORECARD_COMMAND = "snakemake --cores all results/evaluation/scorecard.md"
+# Every scorecard threshold is fixed on the validation tiles (rule choose_thresholds) and
+# the test tiles are scored once at it; both write per-candidate truth flags.
+THRESHOLDS = "results/evaluation/thresholds.json"
 
 
 def scorecard_params():

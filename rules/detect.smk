@@ -253,6 +253,7 @@ rule scorecard:
     input:
         candidates=expand("results/candidates/{run}.fits", run=SCORECARD_DETECTORS),
         truth=TRUTH,
+        thresholds=THRESHOLDS,
     output:
         table=report(
             "results/evaluation/scorecard.ecsv",
@@ -268,6 +269,15 @@ rule scorecard:
             subcategory="scorecard",
         ),
         markdown="results/evaluation/scorecard.md",
+        mass_z=report(
+            "results/evaluation/completeness_mass_z.png",
+            caption="report/completeness_mass_z.rst",
+            category="Cluster detection",
+            subcategory="scorecard",
+        ),
+        matched=expand(
+            "results/evaluation/{run}/matched_candidates.ecsv", run=SCORECARD_DETECTORS
+        ),
     log:
         "logs/scorecard/scorecard.log",
     benchmark:
@@ -280,7 +290,7 @@ rule scorecard:
         runtime=20,
     params:
         detectors=SCORECARD_DETECTORS,
-        tiles=DETECT_TILES,
+        tiles=TEST_TILES,
         evaluate=scorecard_params(),
         seed=config["seed"],
         command=SCORECARD_COMMAND,
@@ -293,4 +303,6 @@ if "clusters" in config["detectors"] and SIMULATED_SKY and len(SCORECARD_DETECTO
         "results/evaluation/scorecard.ecsv",
         "results/evaluation/scorecard.md",
         "results/evaluation/purity_completeness.png",
+        "results/evaluation/completeness_mass_z.png",
+        THRESHOLDS,
     ]

@@ -55,7 +55,7 @@ rule train_segmentation:
     params:
         model=CL["model"],
         train=unet_train_params,
-        seed=config["seed"],
+        seed=TRAIN_SEED,
     script:
         "../scripts/train_segmentation.py"
 

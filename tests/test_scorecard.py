@@ -129,12 +129,19 @@ def test_combined_catalogue_beats_either_when_they_find_different_clusters():
 
 def test_scorecard_table_markdown_and_figure(tmp_path):
     from skydetect.clusters.detect import write_table_atomic
-    from skydetect.clusters.scorecard_table import build_scorecard, scorecard_markdown
-    from skydetect.plots.detections import plot_purity_completeness
+    from skydetect.clusters.scorecard_table import (
+        HELDOUT_COLUMNS,
+        build_scorecard,
+        mass_z_completeness,
+        scorecard_markdown,
+    )
+    from skydetect.plots.detections import plot_completeness_mass_z, plot_purity_completeness
 
     rng = np.random.default_rng(5)
     truth, cand = _detector_sky(rng)
     truth["THETA500"] = 3.0
+    truth["M500"] = rng.uniform(1, 10, len(truth))
+    truth["Z"] = rng.uniform(0.05, 1.0, len(truth))
     unet = cand["GLON", "GLAT", "PEAK_PROB"]
     mmf = cand["GLON", "GLAT", "SNR"][::2]
     cands = {"unet_hfi_y": unet, "mmf": mmf, "unet_hfi": unet[::3],
@@ -143,9 +150,17 @@ def test_scorecard_table_markdown_and_figure(tmp_path):
            "max_radius_arcmin": 15.0, "operating_point": {"unet": 0.9, "mmf": 4.5},
            "purity_target": 0.9, "n_bootstrap": 30, "n_scramble": 3,
            "unet_detect_threshold": 0.5, "mmf_snr_threshold": 4.0}  # fmt: skip
-    table, curves, bins = build_scorecard(cands, truth, [TILE], cfg, seed=1)
+    fixed = {"unet_hfi": {"threshold": 0.9}, "unet_hfi_y": {"threshold": 0.9},
+             "mmf": {"threshold": 4.5},
+             "combined": {"unet_threshold": 0.9, "mmf_threshold": 4.5}}  # fmt: skip
+    table, curves, bins, found = build_scorecard(cands, truth, [TILE], cfg, fixed, seed=1)
     assert list(table["DETECTOR"]) == ["unet_hfi", "unet_hfi_y", "mmf", "combined"]
     assert table.colnames[: len(S.SCORECARD_COLUMNS)] == S.SCORECARD_COLUMNS
+    assert table.colnames[len(S.SCORECARD_COLUMNS) :][: len(HELDOUT_COLUMNS)] == HELDOUT_COLUMNS
+    assert table["DELTA_MMF"][2] == 0 and table["DELTA_MMF_LO95"][2] == 0
+    assert len(found) == table.meta["n_truth_detectable"]
+    assert np.all(table["N_TRUE_AT_P90_LO"] <= table["N_TRUE_AT_P90"])
+    assert np.all(table["N_TRUE_AT_P90"] <= table["N_TRUE_AT_P90_HI"])
     # the combined catalogue finds at least what each of its parts finds at the same point
     c = {r["DETECTOR"]: r for r in table}
     assert c["combined"]["C_SNR45"] >= max(c["unet_hfi"]["C_SNR45"], c["mmf"]["C_SNR45"])
@@ -156,3 +171,7 @@ def test_scorecard_table_markdown_and_figure(tmp_path):
     assert md.count("\n| ") == 5 and "Regenerate" in md
     plot_purity_completeness(curves, bins, table, tmp_path / "pc.png")
     assert (tmp_path / "pc.png").stat().st_size > 10_000
+    mz = mass_z_completeness(found)
+    assert set(mz["VARIABLE"]) == {"M500", "Z"} and set(mz["DETECTOR"]) == set(cands)
+    plot_completeness_mass_z(mz, tmp_path / "mz.png")
+    assert (tmp_path / "mz.png").stat().st_size > 10_000

@@ -214,13 +214,16 @@ def score_detector(
     n_bootstrap: int = 200,
     n_scramble: int = 20,
     seed: int = 0,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict, Table]:
     """One scorecard row (dict) and the sweep curves of ``detector``.
 
     ``truth``: the true clusters of the area above the detectability floor, with a per-cluster
     ``radius`` [arcmin]; ``operating_point``: the nominal threshold (combined: the pair
-    (U-Net, MMF)); ``thresholds``: ascending sweep (combined: the U-Net's, with
-    ``mmf_thresholds`` the MMF's).
+    (U-Net, MMF); NaN keeps nothing); ``thresholds``: ascending sweep (combined: the U-Net's,
+    with ``mmf_thresholds`` the MMF's); ``weights``: bootstrap counts of the candidates (B, Nc)
+    and true clusters (B, Nt) (a block bootstrap, :mod:`skydetect.clusters.heldout`), or None
+    for ``n_bootstrap`` independent resamples of each.
     """
     rng = np.random.default_rng([int(seed), 12, sum(map(ord, detector))])
     comb = detector == "combined"
@@ -246,8 +249,12 @@ def score_detector(
 
     c_p90, t_p90 = p90(purity, c45)
     nc, nt = len(cand), len(truth)
-    wc = rng.multinomial(nc, np.full(nc, 1.0 / nc), size=n_bootstrap) if nc else np.zeros((n_bootstrap, 0))
-    wt = rng.multinomial(nt, np.full(nt, 1.0 / nt), size=n_bootstrap) if nt else np.zeros((n_bootstrap, 0))
+    if weights is not None:
+        wc, wt = (np.asarray(w, float) for w in weights)
+        n_bootstrap = len(wc)
+    else:
+        wc = rng.multinomial(nc, np.full(nc, 1.0 / nc), size=n_bootstrap) if nc else np.zeros((n_bootstrap, 0))
+        wt = rng.multinomial(nt, np.full(nt, 1.0 / nt), size=n_bootstrap) if nt else np.zeros((n_bootstrap, 0))
     pb, cb = rates(keep, cand_true, truth_det, sel[4.5], wc, wt)
     boot = np.array([p90(pb[b], cb[b])[0] for b in range(n_bootstrap)])
 
@@ -272,7 +279,10 @@ def score_detector(
         "BOOT_FRACTION_P90": float(np.mean(np.isfinite(boot))),
         "N_TRUE_SNR45": int(sel[4.5].sum()),
         "N_TRUE_SNR6": int(sel[6.0].sum()),
+        "N_TRUE_AT_P90": int(cand_true[-1].sum()),
         "detected_nominal": truth_det[-1],
+        "n_true_boot": np.asarray(wc, float) @ cand_true[-1].astype(float),
+        "c45_boot": cb[:, -1],
     }
     n_grid = len(thresholds) * len(mt)
     curves = Table({

@@ -238,8 +238,8 @@ def _best_c(c: Table) -> float:
 
 def plot_purity_completeness(curves: Table, bins: Table, scorecard: Table, path) -> None:
     """Left: purity against completeness (truth S/N > 4.5) along each detector's threshold
-    sweep (combined: the best MMF threshold's curve), the operating points and purity 0.90.
-    Right: completeness per truth-S/N bin at the operating point."""
+    sweep on test (combined: the best MMF threshold's curve), the validation-fixed
+    thresholds and purity 0.90. Right: completeness per truth-S/N bin at the fixed threshold."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.8))
     for k, row in enumerate(scorecard):
         name = str(row["DETECTOR"])
@@ -267,8 +267,8 @@ def plot_purity_completeness(curves: Table, bins: Table, scorecard: Table, path)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, lw=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    ax.set_title("threshold sweep (dots: operating point; squares: at purity 0.90;\n"
-                 "dotted: chance rate)", fontsize=9)  # fmt: skip
+    ax.set_title("test threshold sweep (dots: validation-fixed threshold; squares: where the\n"
+                 "test sweep reaches purity 0.90; dotted: chance rate)", fontsize=9)  # fmt: skip
     if len(bins):
         b0 = bins[bins["DETECTOR"] == bins["DETECTOR"][0]]
         x = np.sqrt(np.asarray(b0["BIN_LO"]) * np.asarray(b0["BIN_HI"]))
@@ -279,8 +279,30 @@ def plot_purity_completeness(curves: Table, bins: Table, scorecard: Table, path)
     bx.set_xticks(ticks, [f"{t:g}" for t in ticks])
     bx.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     bx.set_xlabel("truth S/N (six-channel matched filter)")
-    bx.set_ylabel("completeness at the operating point")
+    bx.set_ylabel("completeness at the validation-fixed threshold")
     bx.set_ylim(-0.02, 1.1)
     bx.grid(True, lw=0.3)
     bx.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_completeness_mass_z(curves: Table, path) -> None:
+    """Completeness of every detector on the test tiles at its validation-fixed threshold,
+    per bin of M500 (left) and of z (right), with Wilson 68 % intervals
+    (:func:`skydetect.clusters.scorecard_table.mass_z_completeness`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = list(dict.fromkeys(str(d) for d in curves["DETECTOR"]))
+    for ax, var in zip(axes, ("M500", "Z"), strict=True):
+        for k, name in enumerate(names):
+            c = curves[(curves["DETECTOR"] == name) & (curves["VARIABLE"] == var)]
+            x = 0.5 * (np.asarray(c["BIN_LO"], float) + np.asarray(c["BIN_HI"], float))
+            ax.errorbar(x + 0.01 * k * (x[-1] - x[0] if len(x) else 0), c["COMPLETENESS"],
+                        yerr=[c["ERR_LO"], c["ERR_HI"]], fmt="o-", ms=4, capsize=2,
+                        color=f"C{k}", label=name)  # fmt: skip
+        ax.set_xlabel(CURVE_LABELS[var])
+        ax.set_ylabel("completeness at the validation-fixed threshold")
+        ax.set_ylim(-0.02, 1.05)
+        ax.grid(True, lw=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Test tiles: true clusters above the detectability floor", fontsize=10)
     save_figure(fig, path)
