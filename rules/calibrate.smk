@@ -63,3 +63,10 @@ rule evaluate_calibration:
         n_bins=CL["calibration"]["n_bins"],
     script:
         "../scripts/evaluate_calibration.py"
+
+
+if "clusters" in config["detectors"] and SIMULATED_SKY:
+    FINAL_OUTPUT += [
+        "results/evaluation/calibration.ecsv",
+        "results/evaluation/reliability.png",
+    ]

@@ -58,6 +58,7 @@ rule ir_flag_chance:
 rule cluster_catalog:
     input:
         unpack(catalog_known_files),
+        unpack(catalog_calibration),
         candidates="results/candidates/{run}.fits",
         photometry=expand("results/photometry/{{run}}/{tile}.ecsv", tile=DETECT_TILES),
         sources=source_catalogs,

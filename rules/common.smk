@@ -404,8 +404,25 @@ INJECT_OPERATING_POINTS = {
 
 
 def inject_mask(wildcards):
-    """{"mask": clusters.inject.mask} when a mask is given, else nothing."""
-    return {"mask": INJECT_CFG["mask"]} if INJECT_CFG.get("mask") else {}
+    """{"mask": [files]}: clusters.inject.mask when given, else the survey's Galactic and
+    point-source masks (rule make_masks): injections go where every mask is valid."""
+    if INJECT_CFG.get("mask"):
+        return {"mask": [INJECT_CFG["mask"]]}
+    return {"mask": [SURVEY_MASKS["galactic"], SURVEY_MASKS["point_sources"]]}
+
+
+def catalog_calibration(wildcards):
+    """{"calibration": its P(real) model} where one is fitted (a simulated sky, whose
+    validation tiles have a truth; rule calibrate), else nothing (P_REAL NaN)."""
+    if not SIMULATED_SKY:
+        return {}
+    return {"calibration": f"results/models/calibration/{wildcards.run}.json"}
+
+
+# The fixed thresholds of the selection function: chosen on the validation tiles of a
+# simulated sky (rule choose_thresholds); on a real sky, clusters.inject.thresholds_file
+# (a thresholds.json chosen on a mock's validation tiles; null: no selection function).
+INJECT_THRESHOLDS = THRESHOLDS if SIMULATED_SKY else INJECT_CFG.get("thresholds_file")
 
 
 wildcard_constraints:

@@ -294,6 +294,7 @@ rule scorecard:
         evaluate=scorecard_params(),
         seed=config["seed"],
         command=SCORECARD_COMMAND,
+        mask_policy=config["clusters"]["mask_candidates"],
     script:
         "../scripts/scorecard.py"
 

@@ -46,7 +46,7 @@ rule inject_tile:
 rule selection_function:
     input:
         injections=expand("results/inject/{tile}.ecsv", tile=DETECT_TILES),
-        thresholds="results/evaluation/thresholds.json",
+        thresholds=INJECT_THRESHOLDS or THRESHOLDS,
     output:
         fits="results/evaluation/selection_function.fits",
         figure=report(
@@ -103,11 +103,12 @@ rule selection_function_vs_truth:
         "../scripts/selection_function_vs_truth.py"
 
 
-# The injected tiles (and, on a simulated sky, their comparison with the truth) join the
-# default target; the selection function itself needs results/evaluation/thresholds.json, the
-# fixed thresholds, and is asked for by name until the rule that writes them is in the
-# workflow: snakemake --cores all results/evaluation/selection_function.fits
-if "clusters" in config["detectors"] and INJECT_CFG["enabled"]:
-    FINAL_OUTPUT += expand("results/inject/{tile}.ecsv", tile=DETECT_TILES)
+# The selection function at the validation-fixed thresholds (and, on a simulated sky, its
+# comparison with the truth) joins the default target.
+if "clusters" in config["detectors"] and INJECT_CFG["enabled"] and INJECT_THRESHOLDS:
+    FINAL_OUTPUT += [
+        "results/evaluation/selection_function.fits",
+        "results/evaluation/selection_function.png",
+    ]
     if SIMULATED_SKY:
         FINAL_OUTPUT += ["results/evaluation/selection_function_vs_truth.csv"]

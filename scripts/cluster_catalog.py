@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from astropy.table import Table, vstack  # noqa: E402
 
 from skydetect.clusters import cluster_catalog as cc  # noqa: E402
+from skydetect.clusters.calibration import apply_calibration, read_calibration  # noqa: E402
 from skydetect.clusters.crossmatch import galactic  # noqa: E402
 from skydetect.clusters.detect import write_table_atomic  # noqa: E402
 from skydetect.clusters.ir_flag import bright_ir_sources, ir_flags  # noqa: E402
@@ -35,6 +36,9 @@ with open(snakemake.input.chance) as fh:
     chance = json.load(fh)
 in_gal, in_ps = mask_flags(coords.l.deg, coords.b.deg, read_mask(snakemake.input.galactic_mask),
                            read_mask(snakemake.input.point_source_mask))  # fmt: skip
+p_real = None  # no calibration (a real sky): NaN
+if snakemake.input.get("calibration"):
+    p_real = apply_calibration(read_calibration(snakemake.input.calibration), candidates)
 catalog = cc.build_catalog(
     candidates,
     run,
@@ -42,8 +46,7 @@ catalog = cc.build_catalog(
     matches,
     ir_flags(coords, ir, snakemake.params.source_radius_arcmin),
     precedence=cfg["redshift_precedence"],
-    # P_REAL (calibrated probabilities, one per candidate) enters here; None: NaN
-    p_real=None,
+    p_real=p_real,
     mask_gal=in_gal,
     mask_ps=in_ps,
     prefix=cfg["name_prefix"],

@@ -10,6 +10,8 @@ log = setup_script_logging(snakemake.log[0])
 
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from skydetect.clusters import inference, inject, inject_run, mmf, normalise  # noqa: E402
 from skydetect.clusters.detect import DetectParams, read_detections, write_table_atomic  # noqa: E402
 from skydetect.geometry.tiles import read_tile  # noqa: E402
@@ -35,7 +37,14 @@ runs = {
 }
 mmf_cfg = mmf.MMFConfig.from_config(dict(p.mmf), p.bands) if p.mmf["enabled"] else None
 avoid = inject_run.avoid_positions([read_detections(f) for f in snakemake.input.detections])
-mask = inject.read_mask(snakemake.input.mask) if snakemake.input.get("mask") else None
+masks = [inject.read_mask(path) for path in snakemake.input.get("mask", [])]
+
+
+def mask(glon, glat):
+    """True where every mask is valid."""
+    return np.all([valid(glon, glat) for valid in masks], axis=0)
+
+
 table = inject_run.run_injections(
     tile, snakemake.input.cover, cfg, p.seed, runs, normalise.load(snakemake.input.normalisation),
     mmf_cfg=mmf_cfg, avoid=avoid, mask=mask, radius=inject_run.MatchRadius(*p.match_radius),

@@ -35,6 +35,7 @@ candidates = {
 truth = Table.read(snakemake.input.truth, format="ascii.ecsv")
 thresholds = read_thresholds(snakemake.input.thresholds, p.detectors)
 table, curves, bins, found = build_scorecard(candidates, truth, p.tiles, cfg, thresholds, p.seed)
+table.meta["mask_policy"] = p.mask_policy
 md = scorecard_markdown(table, p.command)
 log.info("\n%s", md)
 print(md)

@@ -248,8 +248,15 @@ def test_thresholds_file(tmp_path):
     import json
 
     path = tmp_path / "thresholds.json"
-    path.write_text(json.dumps({"mmf": {"score": "SNR", "threshold": 4.5}}))
-    assert selfunc.read_thresholds(path, ["mmf"])["mmf"]["threshold"] == 4.5
+    path.write_text(json.dumps({
+        "mmf": {"score": "SNR", "threshold": 4.5},
+        "unet_hfi_y": {"score": "PEAK_PROB", "threshold": None},
+        "combined": {"unet_run": "unet_hfi", "unet_threshold": 0.8, "mmf_threshold": 5.0},
+    }))  # fmt: skip
+    thr = selfunc.read_thresholds(path, ["mmf", "unet_hfi_y", "combined"])
+    assert thr["mmf"]["threshold"] == 4.5
+    assert thr["unet_hfi_y"]["threshold"] == np.inf  # never reached on validation: keeps nothing
+    assert thr["combined"] == {"score": ["PEAK_PROB", "SNR"], "threshold": [0.8, 5.0]}
     with pytest.raises(selfunc.SelectionFunctionError, match="unet_hfi"):
         selfunc.read_thresholds(path, ["mmf", "unet_hfi"])
 

@@ -205,6 +205,19 @@ def _explanation(table: Table) -> str:
         "the test area, candidates and clusters together; the differences to the MMF paired "
         "on the same draws). Last column, description only: completeness where the test "
         "sweep itself first reaches purity 0.90 (a threshold tuned on test); '–': never."
+        + _mask_sentence(m.get("mask_policy"))
+    )
+
+
+def _mask_sentence(policy) -> str:
+    """How the Galactic and point-source masks (clusters.mask_candidates) were used."""
+    if policy is None:
+        return ""
+    done = "flags" if policy == "flag" else "drops"
+    return (
+        f" Masks (clusters.mask_candidates: {policy}): the scorecard counts every candidate of "
+        f"the test tiles; the catalogues in results/catalogs/ {done} those inside the "
+        "Galactic or point-source mask (MASK_GAL, MASK_PS)."
     )
 
 

@@ -75,25 +75,31 @@ def read_injections(paths, y_edges=None, theta_edges=None) -> Table:
 
 def read_thresholds(path, detectors) -> dict:
     """{detector: {"score": column, "threshold": x}} for ``detectors`` from the thresholds
-    file (``combined``: score and threshold lists, one per part), checked."""
+    file of rule choose_thresholds (``combined``: its ``unet_threshold`` and
+    ``mmf_threshold`` as score and threshold lists, U-Net first), checked. A threshold the
+    validation never reached (null) keeps nothing (+inf)."""
     try:
         with open(path) as fh:
             data = json.load(fh)
     except (OSError, ValueError) as exc:
         raise SelectionFunctionError(f"cannot read thresholds file {path}: {exc}") from exc
+
+    def value(x):
+        return np.inf if x is None else float(x)
+
     out = {}
     for det in detectors:
         entry = data.get(det)
-        if not isinstance(entry, dict) or "score" not in entry or "threshold" not in entry:
+        keys = ("unet_threshold", "mmf_threshold") if det == "combined" else ("score", "threshold")
+        if not isinstance(entry, dict) or any(k not in entry for k in keys):
             raise SelectionFunctionError(
-                f"{path}: no entry {det!r} with 'score' and 'threshold' (has {sorted(data)})"
+                f"{path}: no entry {det!r} with {' and '.join(map(repr, keys))} (has {sorted(data)})"
             )
-        score, thr = entry["score"], entry["threshold"]
-        pair = isinstance(score, list | tuple)
-        if pair != isinstance(thr, list | tuple) or (pair and len(score) != len(thr)):
-            raise SelectionFunctionError(f"{path}: {det!r}: 'score' and 'threshold' differ in form")
-        out[det] = {"score": list(score) if pair else str(score),
-                    "threshold": [float(t) for t in thr] if pair else float(thr)}  # fmt: skip
+        if det == "combined":
+            out[det] = {"score": ["PEAK_PROB", "SNR"],
+                        "threshold": [value(entry["unet_threshold"]), value(entry["mmf_threshold"])]}  # fmt: skip
+        else:
+            out[det] = {"score": str(entry["score"]), "threshold": value(entry["threshold"])}
     return out
 
 
