@@ -41,8 +41,8 @@ from scipy import integrate, special
 
 from skydetect.geometry import tiles as tilelib
 from skydetect.sky import cluster_shapes, physics
-from skydetect.sky.params import SimulationParams
 from skydetect.sky.instrument import channel
+from skydetect.sky.params import SimulationParams
 
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
 TRUNCATION_R500 = 5.0  # the mock's and the MMF's truncation radius
