@@ -405,7 +405,7 @@ INJECT_OPERATING_POINTS = {
 
 def inject_mask(wildcards):
     """{"mask": [files]}: clusters.inject.mask when given, else the survey's Galactic and
-    point-source masks (rule make_masks): injections go where every mask is valid."""
+    point-source masks (made by make_masks): injections go where every mask is valid."""
     if INJECT_CFG.get("mask"):
         return {"mask": [INJECT_CFG["mask"]]}
     return {"mask": [SURVEY_MASKS["galactic"], SURVEY_MASKS["point_sources"]]}

@@ -9,9 +9,11 @@ from scipy.stats import binomtest
 
 from skydetect.bubbles.catalog import bubble_boxes
 from skydetect.bubbles.inject import (
+    BOX_COLUMNS,
     check_inject_config,
     grid_cells,
     inject_field,
+    injection_boxes,
     paint_bubble,
     place_boxes,
     windows_near,
@@ -94,13 +96,28 @@ def test_injected_bubbles_recovered_at_the_toy_detectors_rate():
     assert list(cells_t["RECALL"]) == [0, 0, 1, 1] * 3
     # the boxes follow the catalogue's convention through the WCS
     ref = bubble_boxes(t, wcs, PIX, 1.3)
-    assert np.allclose(t["BOX"], ref, atol=1e-6)
+    assert np.allclose(injection_boxes(t), ref, atol=1e-6)
     # a detector missing everything recovers nothing
     t0 = inject_field(
         base, wcs, PIX, lambda img, w: (np.zeros((0, 4)), np.zeros(0)), windows, cells,
         per_pass=12, passes=1, avoid=np.zeros((0, 4)), rng=np.random.default_rng(5),
     )  # fmt: skip
     assert len(t0) == 12 and not np.any(t0["FOUND"])
+
+
+def test_a_field_with_no_room_gives_an_empty_table_that_round_trips(tmp_path):
+    wcs, base = _flat_field()
+    blank = np.full_like(base, np.nan)  # no 8 um coverage: nothing can be placed
+    cells = grid_cells([0.5, 1.0], [0.5, 1.0])
+    windows = (np.array([0]), np.array([0]), np.array([600]))
+    t = inject_field(
+        blank, wcs, PIX, _toy_detector(base, 0.7), windows, cells, per_pass=4, passes=1,
+        avoid=np.zeros((0, 4)), rng=np.random.default_rng(5),
+    )  # fmt: skip
+    assert len(t) == 0 and injection_boxes(t).shape == (0, 4)
+    t.write(tmp_path / "inj.ecsv", format="ascii.ecsv")
+    back = Table.read(tmp_path / "inj.ecsv", format="ascii.ecsv")
+    assert len(back) == 0 and set(BOX_COLUMNS) <= set(back.colnames)
 
 
 def test_positions_keep_away_from_catalogue_bubbles_and_each_other():

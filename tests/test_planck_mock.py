@@ -388,3 +388,11 @@ def test_truth_snr_halves_with_double_noise():
     one = _sky(32, ["tsz", "noise"], n_clusters=50)
     two = _sky(32, ["tsz", "noise"], n_clusters=50, noise_scale=2.0)
     np.testing.assert_allclose(two.truth["SNR"], 0.5 * np.asarray(one.truth["SNR"]), rtol=1e-6)
+
+
+def test_names_from_coinciding_rounded_positions_stay_unique():
+    from skydetect.sky.mock_catalogs import unique_names
+
+    names = unique_names(["RMJ1334.3+3129.3", "RMJ0001.0+0000.0", "RMJ1334.3+3129.3"] + ["X"] * 28)
+    assert list(names[:3]) == ["RMJ1334.3+3129.3", "RMJ0001.0+0000.0", "RMJ1334.3+3129.3A"]
+    assert len(set(names)) == len(names) and names[-1] == "XA1"

@@ -326,9 +326,9 @@ def test_schema_defaults_are_the_library_defaults_and_the_reference():
     assert model == M.model_params()
     # the schema holds the mapping of runs; the library trains one run, named by `run`
     assert set(train["runs"]) == {"unet_hfi", "unet_hfi_y"}
-    assert {k: v for k, v in train.items() if k not in ("loss_params", "runs", "threads")} == {
-        k: v for k, v in T.DEFAULT_TRAIN.items() if k not in ("loss_params", "run")
-    }
+    assert {
+        k: v for k, v in train.items() if k not in ("loss_params", "runs", "threads", "seed")
+    } == {k: v for k, v in T.DEFAULT_TRAIN.items() if k not in ("loss_params", "run")}
     assert train["loss_params"] == {k: v for k, v in LOSS_DEFAULTS.items() if v}
     # the reference: epochs 30, batch 20, lr 1e-2, patience 12, sgd with momentum 0.9
     assert (train["epochs"], train["batch_size"], train["learning_rate"]) == (30, 20, 0.01)
@@ -342,9 +342,11 @@ def test_schema_defaults_are_the_library_defaults_and_the_reference():
         __import__("yaml").safe_load((root / "config" / "config.yaml").read_text()),
         root / "config" / "schema.yaml",
     )
-    # what rules/common.smk passes per run: no runs mapping, no scheduling keys (threads)
+    # what rules/common.smk passes per run: no runs mapping, no scheduling keys (threads) nor the seed
     shipped_train = {
-        k: v for k, v in shipped["clusters"]["train"].items() if k not in ("runs", "threads")
+        k: v
+        for k, v in shipped["clusters"]["train"].items()
+        if k not in ("runs", "threads", "seed")
     }
     for run in shipped["clusters"]["train"]["runs"]:
         T.train_params({**shipped_train, "run": run})

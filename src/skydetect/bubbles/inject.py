@@ -39,6 +39,7 @@ MIN_COVERAGE = 0.95  # finite 8 µm in at least this fraction of an injected bub
 ECC_RANGE = (0.3, 0.75)  # eccentricity of the injected ellipses (the mock's range)
 CONTRAST_DEFINITION = "peak of the painted 8 um ring / median 8 um in the bubble's box"
 TRIES = 4000  # random positions tried per bubble before it is left out of the pass
+BOX_COLUMNS = ("BOX_X0", "BOX_Y0", "BOX_X1", "BOX_Y1")  # pixel box of an injection
 
 
 def paint_bubble(img8, img24, x, y, majaxis_px, contrast, strength24, clear, rng, *,
@@ -184,15 +185,24 @@ def inject_pass(data, wcs, pixel_arcsec, cells, avoid, rng, *, box_scale=1.3,
     t["STRENGTH_24UM"] = np.full(int(painted.sum()), float(strength24))
     half_p = half[painted][:, None]
     centre = np.column_stack([t["X"], t["Y"]]) + 0.5
-    t["BOX"] = np.column_stack([centre - half_p, centre + half_p]).reshape(-1, 4)
+    box = np.column_stack([centre - half_p, centre + half_p]).reshape(-1, 4)
+    for k, col in enumerate(BOX_COLUMNS):  # scalar columns: an empty table round-trips in ECSV
+        t[col] = box[:, k]
     log.info("pass: %d of %d bubbles placed and painted", len(t), len(cells))
     return img, t
+
+
+def injection_boxes(table: Table) -> np.ndarray:
+    """The (N, 4) pixel boxes ``x0, y0, x1, y1`` of an injection table (``BOX_COLUMNS``)."""
+    if not len(table):
+        return np.zeros((0, 4))
+    return np.column_stack([np.asarray(table[c], float) for c in BOX_COLUMNS])
 
 
 def recover(table: Table, pred, scores, iou_threshold: float) -> None:
     """Mark the injections of ``table`` matched one-to-one (the evaluation's matching) by the
     detections ``pred`` (N, 4) with ``scores``: ``FOUND``, ``SCORE`` and ``IOU`` of the match."""
-    boxes = np.asarray(table["BOX"], float).reshape(-1, 4)
+    boxes = injection_boxes(table)
     pred = np.asarray(pred, float).reshape(-1, 4)
     scores = np.asarray(scores, float).reshape(-1)
     m = iou_matches(pred, scores, boxes, iou_threshold)
@@ -216,7 +226,7 @@ def inject_field(data, wcs, pixel_arcsec, detect, windows, cells, *, per_pass, p
         img, t = inject_pass(
             data, wcs, pixel_arcsec, pass_cells(cells, per_pass, n), avoid, rng, **paint
         )
-        near = windows_near(windows, np.asarray(t["BOX"], float).reshape(-1, 4))
+        near = windows_near(windows, injection_boxes(t))
         log.info("pass %d: detection on %d of %d windows", n, len(near[0]), len(windows[0]))
         pred, scores = detect(img, near) if len(near[0]) else (np.zeros((0, 4)), np.zeros(0))
         recover(t, pred, scores, iou_threshold)

@@ -27,7 +27,20 @@ FREQ_BANDS = ("100", "143", "217", "353", "545", "857")
 
 
 def _names_from_glon_glat(prefix: str, glon, glat) -> np.ndarray:
-    return np.array([f"{prefix}G{lo:06.2f}{la:+06.2f}" for lo, la in zip(glon, glat, strict=True)])
+    return unique_names(
+        [f"{prefix}G{lo:06.2f}{la:+06.2f}" for lo, la in zip(glon, glat, strict=True)]
+    )
+
+
+def unique_names(names) -> np.ndarray:
+    """Names made from rounded coordinates, a repeat suffixed ``A``, ``B``, ... in order (as
+    the published catalogues disambiguate objects whose rounded positions coincide)."""
+    out, seen = [], {}
+    for name in names:
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        out.append(name if k == 0 else f"{name}{chr(ord('A') + (k - 1) % 26)}{(k - 1) // 26 or ''}")
+    return np.array(out)
 
 
 def scatter_positions(glon, glat, sigma_arcmin, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -185,8 +198,8 @@ def known_catalogues(sky) -> dict:
     )
     truth["KNOWN"] = in_psz2 | in_mcxc
 
-    mcxc_names = np.array([_j2000_name("J", r, d) for r, d in zip(ra, dec, strict=True)])
-    rm_names = np.array(
+    mcxc_names = unique_names([_j2000_name("J", r, d) for r, d in zip(ra, dec, strict=True)])
+    rm_names = unique_names(
         [_j2000_name("RMJ", r, d, precise=True) for r, d in zip(ra, dec, strict=True)]
     )
     i = np.flatnonzero(in_psz2)
