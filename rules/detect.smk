@@ -21,7 +21,7 @@ rule predict_tile:
         run=one_of(UNET_RUNS),
     conda:
         ENV_ML
-    threads: 2
+    threads: DETECT_CFG["threads"]
     resources:
         mem_mb=4000,
         runtime=30,
@@ -53,7 +53,7 @@ rule extract_detections:
         mem_mb=2000,
         runtime=10,
     params:
-        detect=DETECT_CFG,
+        detect=computing_params(DETECT_CFG),
     script:
         "../scripts/extract_detections.py"
 

@@ -20,7 +20,7 @@ rule inject_tile:
         "benchmarks/rules/inject_tile/{tile}.tsv"
     conda:
         ENV_ML
-    threads: 2
+    threads: DETECT_CFG["threads"]
     resources:
         # the tile file, the cover patches twice (raw + injected signal) and one network
         mem_mb=INJECT_CFG["mem_mb"],
@@ -32,7 +32,7 @@ rule inject_tile:
         bands=BANDS,
         unet_runs=UNET_RUNS,
         run_bands=INJECT_RUN_BANDS,
-        detect=DETECT_CFG,
+        detect=computing_params(DETECT_CFG),
         mmf={**MMF_CFG, "enabled": "mmf" in CLUSTER_RUNS},
         match_radius=[
             EVAL_CFG["theta500_scale"],
