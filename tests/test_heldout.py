@@ -4,7 +4,7 @@ paired differences, the combined-rule search, per-candidate truth flags."""
 import healpy as hp
 import numpy as np
 import pytest
-from astropy.table import Table
+from astropy.table import Table, vstack
 
 from skydetect.clusters import heldout as H
 from skydetect.clusters import scorecard as S
@@ -67,7 +67,9 @@ def test_threshold_is_the_lowest_reaching_the_target_on_validation():
         pur[thr] = is_true.mean()
         if thr == t:
             assert chosen["unet_hfi"]["n_true_val"] == is_true.sum()
-    assert pur[GRIDS["unet"][k - 1]] < 0.9 <= pur[t] == pytest.approx(chosen["unet_hfi"]["purity_val"])
+    assert (
+        pur[GRIDS["unet"][k - 1]] < 0.9 <= pur[t] == pytest.approx(chosen["unet_hfi"]["purity_val"])
+    )
 
 
 def test_validation_threshold_is_applied_unchanged_on_test():
@@ -180,8 +182,28 @@ def test_thresholds_file_must_name_every_detector(tmp_path):
     path = tmp_path / "thresholds.json"
     path.write_text('{"mmf": {"score": "SNR", "threshold": 5.0}}')
     assert H.read_thresholds(path, ["mmf"])["mmf"]["threshold"] == 5.0
-    with pytest.raises(ValueError, match=r"thresholds.json: no thresholds for detector\(s\) combined"):
+    with pytest.raises(
+        ValueError, match=r"thresholds.json: no thresholds for detector\(s\) combined"
+    ):
         H.read_thresholds(path, ["mmf", "combined"])
     path.write_text('{"combined": {"unet_threshold": 0.5}}')
     with pytest.raises(ValueError, match="'combined' has no key 'mmf_threshold'"):
         H.read_thresholds(path, ["combined"])
+
+
+def test_default_sweep_reaches_a_saturated_networks_confident_candidates():
+    """Probabilities crowd near 1: true candidates at 0.9999+, false ones up to 0.9995; the
+    default grid finds the purity there, a grid stopping at 0.995 would keep nothing."""
+    rng = np.random.default_rng(3)
+    truth, cand = _sky(rng, VAL_TILE, n_false=0)
+    n = len(cand)
+    nf = 3 * n
+    false = _table(S.random_positions(nf, [VAL_TILE], rng), PEAK_PROB=rng.uniform(0.99, 0.9995, nf))
+    cand["PEAK_PROB"] = 1 - 1e-5 * rng.random(n)  # every true candidate at >= 0.99999
+    cand = vstack([cand["GLON", "GLAT", "PEAK_PROB"], false])
+    radius = np.full(len(truth), 5.0)
+    grid = S.default_grid("unet", 0.5)
+    got = H.threshold_at_purity(cand, truth, radius, "PEAK_PROB", grid, 0.9)
+    assert 0.999 < got["threshold"] <= 0.99999 and got["n_true_val"] == n
+    old = grid[grid <= 0.995]
+    assert H.threshold_at_purity(cand, truth, radius, "PEAK_PROB", old, 0.9)["threshold"] is None

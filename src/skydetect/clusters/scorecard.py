@@ -184,11 +184,18 @@ def merge_catalogues(unet: Table, mmf: Table, radius_arcmin: float) -> Table:
     return out
 
 
+# A sigmoid output crowds near 1 (peak probabilities of 0.9999 are common): the sweep steps on
+# in the logit, so that a purity reached only by the most confident candidates is found.
+UNET_GRID_NEAR_ONE = (0.99, 0.995, 0.998, 0.999, 0.9995, 0.9998, 0.9999, 0.99995, 0.99998, 0.99999)
+
+
 def default_grid(detector: str, lowest: float) -> np.ndarray:
     """Sweep thresholds from the detection threshold up (U-Net probability, MMF S/N)."""
     if detector == "mmf":
         return np.round(np.arange(lowest, max(lowest, 10.0) + 1e-9, 0.25), 4)
-    return np.round(np.unique(np.concatenate([np.arange(lowest, 0.99, 0.02), [0.99, 0.995]])), 4)
+    return np.unique(
+        np.concatenate([np.round(np.arange(lowest, 0.99, 0.02), 4), UNET_GRID_NEAR_ONE])
+    )
 
 
 def _keep(cand: Table, detector: str, thresholds, mmf_thresholds=None) -> np.ndarray:
@@ -253,8 +260,16 @@ def score_detector(
         wc, wt = (np.asarray(w, float) for w in weights)
         n_bootstrap = len(wc)
     else:
-        wc = rng.multinomial(nc, np.full(nc, 1.0 / nc), size=n_bootstrap) if nc else np.zeros((n_bootstrap, 0))
-        wt = rng.multinomial(nt, np.full(nt, 1.0 / nt), size=n_bootstrap) if nt else np.zeros((n_bootstrap, 0))
+        wc = (
+            rng.multinomial(nc, np.full(nc, 1.0 / nc), size=n_bootstrap)
+            if nc
+            else np.zeros((n_bootstrap, 0))
+        )
+        wt = (
+            rng.multinomial(nt, np.full(nt, 1.0 / nt), size=n_bootstrap)
+            if nt
+            else np.zeros((n_bootstrap, 0))
+        )
     pb, cb = rates(keep, cand_true, truth_det, sel[4.5], wc, wt)
     boot = np.array([p90(pb[b], cb[b])[0] for b in range(n_bootstrap)])
 
