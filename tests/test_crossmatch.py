@@ -15,7 +15,7 @@ from skydetect.clusters.crossmatch import (
     greedy_match,
     known_catalog,
 )
-from skydetect.clusters.detect import _empty_table, write_table_atomic
+from skydetect.clusters.detect import empty_table, write_table_atomic
 
 CATALOGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "catalogs"
 
@@ -27,7 +27,7 @@ def _offset(lon, lat, arcmin, pa_deg=90.0):
 
 
 def _detections(lonlat):
-    t = _empty_table()
+    t = empty_table()
     for i, (lon, lat) in enumerate(lonlat):
         t.add_row((lon, lat, 0.0, 0.0, 0.95, 0.93, 40.0, 4.0, 3, 6 + i % 2))
     return t
@@ -116,7 +116,7 @@ def test_extra_columns_are_kept_and_files_round_trip(tmp_path):
 
 
 def test_empty_detections_and_bad_catalogue():
-    cand = crossmatch(concat_detections([_empty_table(), _empty_table()]), {}, None)
+    cand = crossmatch(concat_detections([empty_table(), empty_table()]), {}, None)
     assert len(cand) == 0 and "KNOWN_NAME" in cand.colnames
     with pytest.raises(ValueError, match="MCXC: no column 'GLAT'"):
         known_catalog(Table({"MCXC": ["x"], "GLON": [1.0]}), "MCXC", "MCXC")

@@ -8,7 +8,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from skydetect.clusters.crossmatch import crossmatch
-from skydetect.clusters.detect import _empty_table
+from skydetect.clusters.detect import empty_table
 from skydetect.clusters.evaluate import (
     binomial_fraction,
     completeness_curve,
@@ -54,7 +54,7 @@ def pair():
         _at(5, 0.5),  # T5: matched
         _at(10),  # nothing: false positive
     ]
-    det = _empty_table()
+    det = empty_table()
     for lon, lat in det_pos:
         det.add_row((lon, lat, 0.0, 0.0, 0.95, 0.93, 40.0, 4.0, 3, 6))
     known = {"PSZ2": Table({"NAME": ["A", "B", "C"], "GLON": truth["GLON"][[0, 1, 6]],

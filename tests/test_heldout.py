@@ -29,7 +29,7 @@ def _sky(rng, tile, n_true=300, n_false=150):
     truth["THETA500"] = 3.0
     truth["ID"] = np.arange(1000, 1000 + n_true)
     found = rng.random(n_true) < np.clip((truth["SNR"] - 2) / 6, 0, 1)
-    tv = S._vec(truth, "t")[found] + rng.normal(0, 1e-4, (found.sum(), 3))
+    tv = S.unit_vectors(truth, "t")[found] + rng.normal(0, 1e-4, (found.sum(), 3))
     cv = np.concatenate([tv, S.random_positions(n_false, [tile], rng)])
     cv /= np.linalg.norm(cv, axis=1)[:, None]
     score = np.concatenate([
@@ -99,7 +99,7 @@ def test_a_detector_never_reaching_the_target_keeps_nothing_on_test():
     out = H.threshold_at_purity(noise, truth, 5.0, "PEAK_PROB", GRIDS["unet"], 0.9)
     assert out["threshold"] is None and out["n_true_val"] == 0
     assert np.isnan(H.operating_point({"unet_hfi": out}, "unet_hfi"))
-    assert not np.any(S._keep(noise, "unet_hfi", [np.nan]))
+    assert not np.any(S.threshold_mask(noise, "unet_hfi", [np.nan]))
 
 
 def test_combined_rule_maximises_true_clusters_at_target_purity():

@@ -17,7 +17,7 @@ from test_mmf import (
 
 from skydetect.clusters import mmf
 from skydetect.clusters.mmf.filter import _solve_spd
-from skydetect.clusters.mmf.tile import _PatchGrid
+from skydetect.clusters.mmf.tile import PatchGrid
 from skydetect.geometry import projection
 
 tile_run = test_mmf.tile_run  # the tile fixture (nside 512, two clusters)
@@ -179,7 +179,7 @@ def test_patch_grid_equals_the_projection():
     rng = np.random.default_rng(1)
     glon, glat = rng.uniform(0, 360, 6), rng.uniform(-89, 89, 6)
     glat[0] = 90.0  # the pole: the basis is the limit along the meridian
-    grid = _PatchGrid(64, 1.7)
+    grid = PatchGrid(64, 1.7)
     bases = grid.bases(glon, glat)
     ref = projection.patch_vectors(glon, glat, 64, 1.7)
     np.testing.assert_allclose(grid.vectors(bases), ref, atol=1e-14)

@@ -25,12 +25,14 @@ def test_matching_goes_by_truth_snr_not_separation():
     # one candidate between a bright and a faint cluster, closer to the faint one
     truth = Table({"GLON": [100.0, 100.1], "GLAT": [40.0, 40.0], "SNR": [10.0, 3.0]})
     cand = Table({"GLON": [100.07], "GLAT": [40.0]})
-    m = S.Matcher(S._vec(cand, "c"), S._vec(truth, "t"), truth["SNR"], 7.0)
+    m = S.Matcher(S.unit_vectors(cand, "c"), S.unit_vectors(truth, "t"), truth["SNR"], 7.0)
     c, t = m.match()
     assert c.tolist() == [0] and t.tolist() == [0, -1]
     # with a second candidate the faint cluster gets it: one-to-one
     cand2 = Table({"GLON": [100.07, 100.12], "GLAT": [40.0, 40.0]})
-    c, t = S.Matcher(S._vec(cand2, "c"), S._vec(truth, "t"), truth["SNR"], 7.0).match()
+    c, t = S.Matcher(
+        S.unit_vectors(cand2, "c"), S.unit_vectors(truth, "t"), truth["SNR"], 7.0
+    ).match()
     assert c.tolist() == [0, 1] and t.tolist() == [0, 1]
 
 
@@ -40,7 +42,7 @@ def test_chance_rate_on_a_hand_built_sky_is_n_pi_r2():
     truth = _truth(n_truth, rng)
     area_arcmin2 = 4 * np.pi / 48 * (180 * 60 / np.pi) ** 2
     expected = n_truth / area_arcmin2 * np.pi * r**2  # ~0.05
-    rate = S.chance_rate(200, S._vec(truth, "t"), truth["SNR"], r, [TILE], 50, rng)
+    rate = S.chance_rate(200, S.unit_vectors(truth, "t"), truth["SNR"], r, [TILE], 50, rng)
     assert rate == pytest.approx(expected, rel=0.12)
 
 
@@ -62,7 +64,7 @@ def _detector_sky(rng, n_true=300, n_false=150):
     truth = _truth(n_true, rng)
     truth["SNR"] = 2 + 18 * rng.random(n_true) ** 2
     found = rng.random(n_true) < np.clip((truth["SNR"] - 2) / 6, 0, 1)
-    tv = S._vec(truth, "t")[found]
+    tv = S.unit_vectors(truth, "t")[found]
     jitter = rng.normal(0, 1e-4, tv.shape)
     cv = np.concatenate([tv + jitter, S.random_positions(n_false, [TILE], rng)])
     cv /= np.linalg.norm(cv, axis=1)[:, None]
@@ -105,16 +107,16 @@ def test_merge_and_combined_score():
     assert len(m) == 3 and sorted(m["DETECTORS"]) == ["both", "mmf", "unet"]
     both = m[m["DETECTORS"] == "both"][0]
     assert both["GLON"] == pytest.approx(10.02) and both["PEAK_PROB"] == 0.95
-    keep = S._keep(m, "combined", [0.9], [5.0])
+    keep = S.threshold_mask(m, "combined", [0.9], [5.0])
     assert keep.tolist() == [[True, False, False]]
-    keep = S._keep(m, "combined", [0.5], [4.0])
+    keep = S.threshold_mask(m, "combined", [0.5], [4.0])
     assert keep.tolist() == [[True, True, True]]
 
 
 def test_combined_catalogue_beats_either_when_they_find_different_clusters():
     rng = np.random.default_rng(4)
     truth = _truth(200, rng, snr=8.0)
-    tv = S._vec(truth, "t")
+    tv = S.unit_vectors(truth, "t")
     a = _table(tv[:120], PEAK_PROB=np.full(120, 0.95))
     b = _table(tv[80:], SNR=np.full(120, 6.0))
     comb = S.merge_catalogues(a, b, 5.0)

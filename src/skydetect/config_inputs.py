@@ -14,6 +14,7 @@ from skydetect.io.download import url_problem
 
 
 def _map_nside(path: Path) -> int | None:
+    # lazy: skydetect.config imports this module and stays free of astropy
     from astropy.io import fits  # header only; the data are read by check_map
 
     with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:

@@ -24,12 +24,15 @@ peak, network cost, kernels that ran, per-layer times.
 from __future__ import annotations
 
 import os
+import platform
 import re
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 ISAS = ("native", "avx2")
 ISA_ENV = {
@@ -75,8 +78,6 @@ def bf16_kernels(env: dict | None = None) -> bool:
 
 def cpu_name() -> str:
     """The CPU's model name, with its widest vector ISA (from the flags)."""
-    import platform
-
     name = cpu_info("model name") or platform.processor() or platform.machine()
     flags = cpu_flags()
     isa = next(
@@ -110,8 +111,6 @@ def isa_environment(isa: str, env: dict | None = None) -> dict:
 def matmul_timer(tf, n: int = 2048, streams: int = 1, dtype="float32"):
     """A callable timing ``repeats`` n x n ``dtype`` TensorFlow matmuls in each of ``streams``
     threads at once: (FLOP, seconds)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     a = tf.cast(tf.random.normal((n, n)), dtype)
     step = tf.function(lambda x: tf.matmul(x, x))
     step(a).numpy()
@@ -133,8 +132,6 @@ def blas_matmul_timer(threads: int, n: int = 2048):
     """A callable timing ``repeats`` n x n float32 matmuls of numpy's BLAS (OpenBLAS) on
     ``threads`` threads, in this process: (FLOP, seconds). The other way of running the
     machine's best matmul: one op on every core, with BLAS's own threads."""
-    from threadpoolctl import threadpool_limits
-
     a = np.random.default_rng(1).normal(size=(n, n)).astype(np.float32)
 
     def timed(repeats: int = 2):
@@ -198,8 +195,6 @@ def peak_fractions(flop_per_step: float, timing: dict) -> dict:
 
 def blas_core() -> str:
     """numpy's BLAS and the kernel family it runs (e.g. ``openblas Haswell``)."""
-    from threadpoolctl import threadpool_info
-
     for info in threadpool_info():
         if info.get("user_api") == "blas":
             return f"{info.get('internal_api')} {info.get('architecture') or '?'}"
@@ -232,7 +227,7 @@ def onednn_kernels(text: str) -> tuple[str | None, Counter]:
 def layer_macs(layer) -> int:
     """Multiply-accumulates of one forward pass of ``layer`` for one input (Conv2D,
     Conv2DTranspose, DepthwiseConv2D, Dense; 0 for the others)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: non-TF tools (benchmarks) use the CPU helpers
 
     if not layer.weights:
         return 0
@@ -252,7 +247,7 @@ def layer_macs(layer) -> int:
 def model_macs(model) -> int:
     """Multiply-accumulates of one forward pass of one input (nested models counted
     through)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: non-TF tools (benchmarks) use the CPU helpers
 
     total = 0
     for layer in model.layers:
@@ -263,7 +258,7 @@ def model_macs(model) -> int:
 def leaf_layers(model) -> list:
     """The layers of ``model`` that compute (all but its inputs; nested models walked
     through)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: non-TF tools (benchmarks) use the CPU helpers
 
     out = []
     for layer in model.layers:
@@ -275,7 +270,7 @@ def leaf_layers(model) -> list:
 
 
 def best_seconds(fn, args, repeats: int) -> float:
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: non-TF tools (benchmarks) use the CPU helpers
 
     tf.nest.map_structure(lambda t: t.numpy(), fn(*args))  # trace, warm up
     best = np.inf
@@ -291,7 +286,7 @@ def layer_times(model, batch: int, repeats: int = 3) -> list[dict]:
     its shape at ``batch``: forward seconds and backward seconds (forward + gradients of its
     inputs and weights, less the forward), the best of ``repeats`` each; with the layer's
     name, kind, input/output shape and multiply-accumulates per sample."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: non-TF tools (benchmarks) use the CPU helpers
 
     rows = []
     for layer in leaf_layers(model):

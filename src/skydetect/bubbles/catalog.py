@@ -16,8 +16,10 @@ import logging
 import os
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
-from astropy.table import Table
+from astropy.coordinates import SkyCoord
+from astropy.table import Table, vstack
 
 from skydetect.io.atomic import atomic_path
 from skydetect.io.content import duplicate_rows, warn_once
@@ -213,9 +215,6 @@ def bubble_pixels(table: Table, wcs) -> tuple[np.ndarray, np.ndarray]:
     if str(w.wcs.ctype[0]).startswith("GLON"):
         x, y = w.world_to_pixel_values(glon, glat)
     else:
-        import astropy.units as u
-        from astropy.coordinates import SkyCoord
-
         x, y = w.world_to_pixel(SkyCoord(glon * u.deg, glat * u.deg, frame="galactic"))
     return np.asarray(x, float), np.asarray(y, float)
 
@@ -251,8 +250,6 @@ def assign_fields(table: Table, centres: dict[str, float], half_width_deg: float
 
 def combine(tables: list[Table]) -> Table:
     """Stack field catalogues (e.g. the mock truths) into one, keeping the layout."""
-    from astropy.table import vstack
-
     parts = [t for t in tables if len(t)]
     if not parts:
         return empty_catalog()

@@ -18,8 +18,15 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.table import Table
+from tqdm import tqdm
 
+from skydetect.io.spitzer import wrap_glon
+
+from .preprocess import FieldPreprocessor, WindowStream
 from .ssd.boxes import nms
+from .ssd.model import predict_boxes
+from .windows import centres_inside
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +83,6 @@ def detect_windows(
     ``x0, y0, size`` (N,). Returns ``(boxes_field, scores)``: merged across windows (best
     first), or with ``merge=False`` the per-window survivors only. With ``field_shape``
     (H, W), boxes centred outside the field are dropped (before the merge)."""
-    from .ssd.model import predict_boxes
-    from .windows import centres_inside
-
     all_b, all_s = [], []
     n = len(inputs)
     step = 4 * settings.batch_size  # network calls on chunks: bounded inputs and outputs
@@ -120,8 +124,6 @@ def detect_field(
     Windows go through the network ``chunk`` at a time: memory holds one chunk of inputs,
     never the field's whole window stack.
     """
-    from .preprocess import FieldPreprocessor, WindowStream
-
     x0s, y0s, sizes = (np.asarray(a) for a in windows)
     n = len(x0s)
     prepared = isinstance(preprocess, FieldPreprocessor)
@@ -145,8 +147,6 @@ def detect_field(
     boxes, scores = [], []
     chunks = range(0, n, chunk)
     if progress:
-        from tqdm import tqdm
-
         chunks = tqdm(chunks, desc="windows", unit="chunk", total=(n + chunk - 1) // chunk)
     for start in chunks:
         sl = slice(start, start + chunk)
@@ -182,10 +182,6 @@ def detections_table(boxes, scores, wcs, pixel_arcsec: float, field: str, column
     field WCS, box width/height and mean side in arcmin, score, and the field pixel box;
     then ``columns`` (name -> per-box values, e.g. ``COVER_24`` and ``FILLED`` of
     :func:`skydetect.bubbles.coverage.coverage_columns`)."""
-    from astropy.table import Table
-
-    from .catalog import wrap_glon
-
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     t = Table()
@@ -220,8 +216,6 @@ def detections_table(boxes, scores, wcs, pixel_arcsec: float, field: str, column
 
 def read_detections(path):
     """Boxes (N, 4) and scores of a detection catalogue written by :func:`detections_table`."""
-    from astropy.table import Table
-
     t = Table.read(path, format="ascii.ecsv")
     missing = [c for c in CATALOG_COLUMNS if c not in t.colnames]
     if missing:

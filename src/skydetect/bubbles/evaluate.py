@@ -257,7 +257,7 @@ def _bin_name(lo: float, hi: float) -> str:
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Exact (Clopper-Pearson) two-sided interval of a binomial proportion k / n."""
-    from scipy.stats import beta
+    from scipy.stats import beta  # lazy: scipy.stats takes ~0.7 s to import, used only here
 
     if n <= 0:
         return float("nan"), float("nan")

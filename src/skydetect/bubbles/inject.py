@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, vstack
 from scipy import ndimage
 
 from skydetect.sky import spitzer
@@ -219,8 +219,6 @@ def inject_field(data, wcs, pixel_arcsec, detect, windows, cells, *, per_pass, p
     """Every pass of one field: inject, detect on the windows near the injections (``detect``
     is ``detect(image, windows) -> (boxes, scores)`` at the operating threshold), match.
     Returns one table of all injections with ``PASS``, ``FIELD`` and the match columns."""
-    from astropy.table import vstack
-
     tables = []
     for n in range(passes):
         img, t = inject_pass(

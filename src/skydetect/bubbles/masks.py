@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from skydetect.bubbles.catalog import bubble_pixels, in_field
+from skydetect.io.spitzer import SpitzerField
+
 
 def disc_mask(shape: tuple[int, int], x, y, radius_px) -> np.ndarray:
     """Boolean (H, W) mask of discs: pixels whose centre lies within ``radius_px`` of (x, y).
@@ -56,9 +59,6 @@ def mask_field(field, catalog, radius_reff: float = 0.25, clear_only: bool = Fal
     ones with ``clear_only`` (the reference) — are NaN in both bands and set in the
     returned field's ``mask``, which negative sampling never lets into a window.
     """
-    from skydetect.bubbles.catalog import bubble_pixels, in_field
-    from skydetect.io.spitzer import SpitzerField
-
     sel = in_field(catalog, field.wcs, field.shape)
     if clear_only:
         sel &= np.asarray(catalog["CLEAR"], bool)

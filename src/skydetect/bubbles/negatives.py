@@ -29,7 +29,9 @@ import logging
 import h5py
 import numpy as np
 from astropy.table import Table
+from scipy import ndimage
 
+from skydetect.bubbles.preprocess import WindowStream
 from skydetect.io.atomic import atomic_path
 from skydetect.io.spitzer import wrap_glon
 
@@ -215,8 +217,6 @@ def _radial_profiles(inputs: np.ndarray, n_bins: int = 8) -> np.ndarray:
 
 
 def _thumbnails(inputs: np.ndarray, t: int = 16) -> np.ndarray:
-    from scipy import ndimage
-
     n, s = inputs.shape[0], inputs.shape[1]
     z = t / s
     return np.stack(
@@ -229,7 +229,7 @@ def _thumbnails(inputs: np.ndarray, t: int = 16) -> np.ndarray:
 
 def window_features(inputs: np.ndarray, pca_components: int = 16, seed: int = 0) -> np.ndarray:
     """Feature vectors (N, F) of preprocessed windows (N, S, S, C), as documented above."""
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # lazy: scikit-learn (~1.5 s) only for grouping
 
     n, c = len(inputs), np.shape(inputs)[3]
     if n == 0:
@@ -252,6 +252,7 @@ def window_features(inputs: np.ndarray, pca_components: int = 16, seed: int = 0)
 
 def group_windows(features: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
     """k-means labels of standardised features; class 0 is the most populated."""
+    # lazy: scikit-learn (~1.5 s to import) is needed only by the grouping step
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import StandardScaler
 
@@ -365,8 +366,6 @@ def negatives_for_field(
     Returns the arrays and attrs of :func:`write_negatives`, ``inputs`` a
     :class:`~skydetect.bubbles.preprocess.WindowStream`.
     """
-    from skydetect.bubbles.preprocess import WindowStream
-
     maj = size_fit_bubbles(catalog, train_fields)
     mu, sigma = fit_lognormal(maj * 60.0 / field.pixel_arcsec)
     code = int(field.field[:5]) if field.field[:5].isdigit() else sum(map(ord, field.field))

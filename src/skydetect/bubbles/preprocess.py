@@ -35,10 +35,14 @@ window.
 from __future__ import annotations
 
 import os
+import tempfile
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
+
+from skydetect.io.spitzer import read_field
 
 from .windows import overhang, reaches_past
 
@@ -419,9 +423,6 @@ class WindowStream:
         """Windows ``idx`` from the ``.npy`` of every window (written on the first call); the
         file is mapped for this read only, so resident memory holds the rows read."""
         if self._disk is None:
-            import tempfile
-            import weakref
-
             fd, path = tempfile.mkstemp(suffix=".npy", prefix="windows_", dir=self._cache_dir)
             os.close(fd)
             self._finalizer = weakref.finalize(self, _remove_file, path)
@@ -444,8 +445,6 @@ class WindowStream:
         if self._fp is None:
             data = self._source
             if isinstance(data, str | os.PathLike):
-                from skydetect.io.spitzer import read_field
-
                 data = read_field(data).data
             pad = overhang(np.shape(data)[1:], self.x0, self.y0, self.size)
             self._fp = FieldPreprocessor(data, threads=self._threads, pad=pad, **self._kw)

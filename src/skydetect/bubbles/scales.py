@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .windows import box_centres, sizes_to_pixels
+
 # MajAxis range (arcmin) of the MWP DR2 clear bubbles (624 in the Galactic-plane CSV of
 # ../shared/data/catalogs with the clear-name list): used for real data at config time,
 # before the catalogue exists.
@@ -57,8 +59,6 @@ def covered(
     min_size: int = 8,
 ) -> np.ndarray:
     """Boolean per size: some window side lies within the crop sides of that bubble size."""
-    from .windows import sizes_to_pixels
-
     m_px = np.asarray(maj_arcmin, float).reshape(-1) * 60.0 / pixel_arcsec
     side = int(min(tile_shape))
     lo, hi = crop_side_range(m_px, k_range, box_scale, side, min_size)
@@ -211,8 +211,6 @@ def framing_windows(
     the bubble's box centre lies in the window (as :func:`skydetect.bubbles.windows.boxes_in_window`
     counts it) and the window side lies within its crop sides (:func:`crop_side_range`).
     ``boxes`` (K, 4) field pixel boxes, ``maj_px`` (K,) their MajAxis in pixels."""
-    from .windows import box_centres
-
     x0, y0, size = (np.asarray(a, np.int64).reshape(-1) for a in (x0, y0, size))
     out = np.zeros(len(x0), bool)
     b = np.asarray(boxes, float).reshape(-1, 4)

@@ -23,6 +23,8 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 
+from skydetect.io.spitzer import wrap_glon
+
 from .coverage import COVERAGE_COLUMNS
 
 GLIMPSE_STEP_DEG = 3.0  # GLIMPSE / MIPSGAL tile centres every 3° in l
@@ -154,8 +156,6 @@ def survey_counts(catalog: Table, mwp: Table, fields: list[str], field_lon: dict
     """Counts per field and in total: detected, known, new, and MWP bubbles in the fields.
 
     ``field_lon`` maps a field to its (lmin, lmax) in (-180, 180] degrees."""
-    from skydetect.io.spitzer import wrap_glon
-
     rows = []
     mwp_l = wrap_glon(np.asarray(mwp["GLON"], float)) if len(mwp) else np.zeros(0)
     mwp_b = np.asarray(mwp["GLAT"], float) if len(mwp) else np.zeros(0)

@@ -22,6 +22,7 @@ same data as an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -30,12 +31,19 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from astropy.table import Table
 
 import skydetect  # noqa: F401  (legacy Keras switch before TensorFlow)
 from skydetect.io.atomic import atomic_path
 
+from . import crops as crops_module
+from . import ssd as ssd_package
+from . import train_data as train_data_module
+from . import validation as validation_module
 from .detect import DetectSettings
 from .ssd.boxes import match
+from .ssd.loss import SSDLoss
+from .ssd.model import build_ssd, save_model
 from .train_data import (  # noqa: F401  (the training data, re-exported for the drivers)
     ValidationField,
     files_key,
@@ -161,7 +169,7 @@ def _write_json(path: Path, obj) -> None:
 def train_step(model, loss_fn, opt, mixed: bool = False):
     """One SSD training step, compiled: ``step(x, y) -> (loss, localisation, confidence)``
     (the model's own losses added; with ``mixed``, ``opt`` is a LossScaleOptimizer)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     @tf.function(reduce_retracing=True)
     def step(x, y):
@@ -208,10 +216,7 @@ def train_ssd(
     e.g. :func:`files_key` of the inputs) equal those it was written with; otherwise training
     starts over.
     """
-    import tensorflow as tf
-
-    from .ssd.loss import SSDLoss
-    from .ssd.model import save_model
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     detect = detect or DetectSettings()
     if detect.min_score > min(settings.thresholds):
@@ -395,8 +400,6 @@ def epoch_learning_rate(settings: TrainSettings, epoch: int) -> float:
 
 def write_history(rows: list[dict], path: str | Path) -> None:
     """History rows as CSV (atomic)."""
-    from astropy.table import Table
-
     with atomic_path(path) as tmp:
         if rows:
             Table(rows=[list(r.values()) for r in rows], names=list(rows[0])).write(
@@ -408,13 +411,10 @@ def write_history(rows: list[dict], path: str | Path) -> None:
 
 def code_key() -> str:
     """Library version + hash of the training code: a checkpoint of other code is not resumed."""
-    import hashlib
-
-    from . import crops, ssd, train_data, validation
-
     h = hashlib.sha256(skydetect.__version__.encode())
-    sources = (__file__, crops.__file__, train_data.__file__, validation.__file__)
-    for source in (*sources, *sorted(Path(ssd.__file__).parent.glob("*.py"))):
+    modules = (crops_module, train_data_module, validation_module)
+    sources = (__file__, *(m.__file__ for m in modules))
+    for source in (*sources, *sorted(Path(ssd_package.__file__).parent.glob("*.py"))):
         h.update(Path(source).read_bytes())
     return f"{skydetect.__version__}+{h.hexdigest()[:12]}"
 
@@ -439,9 +439,7 @@ def build_and_train(
 ) -> dict:
     """Seed TensorFlow, build the SSD of ``ssd_cfg`` (architecture keys of ``bubbles.ssd``)
     for ``input_size`` and train it with :func:`train_ssd`; ``extra`` goes into model.json."""
-    import tensorflow as tf
-
-    from .ssd.model import build_ssd, save_model
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     tf.keras.utils.set_random_seed(int(np.random.SeedSequence([seed, STAGE]).generate_state(1)[0]))
     arch = {k: ssd_cfg[k] for k in ARCH_KEYS if ssd_cfg.get(k) is not None}
@@ -482,7 +480,7 @@ def use_mixed_precision(setting) -> bool:
             raise ValueError(
                 f"config: bubbles.train.mixed_precision is {setting!r} (true, false or auto)"
             )
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
         return bool(tf.config.list_physical_devices("GPU"))
     return bool(setting)
@@ -490,7 +488,7 @@ def use_mixed_precision(setting) -> bool:
 
 def set_threads(n: int) -> None:
     """Limit TensorFlow to ``n`` threads (the job's Snakemake threads)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     tf.config.threading.set_intra_op_parallelism_threads(int(n))
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(n))))

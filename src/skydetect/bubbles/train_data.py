@@ -17,6 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from skydetect.io.spitzer import read_field
+
+from .catalog import read_catalog
+from .crops import BubbleCrops
+from .negatives import read_negatives
+from .preprocess import WindowStream
+from .scales import framing_windows
+from .windows import read_windows
+
 log = logging.getLogger(__name__)
 
 
@@ -56,8 +65,6 @@ def validation_sample(
     ``default_rng([seed, VAL_STAGE])``. None (every window is validated) when
     ``n_background`` is None or not fewer than the other windows.
     """
-    from .scales import framing_windows
-
     if n_background is None:
         return None
     if int(n_background) < 0:
@@ -120,9 +127,6 @@ def load_validation(
     field -> indices of the windows kept (:func:`validation_sample`; None: every window);
     ``win``: the window file already read; ``cache`` false: the windows are preprocessed at
     every pass, never kept (for a single pass)."""
-    from .preprocess import WindowStream
-    from .windows import read_windows
-
     win = read_windows(windows_path) if win is None else win
     fields = np.asarray(win["field"]).astype(str)
     out = []
@@ -177,11 +181,6 @@ def load_training_data(
 ):
     """Bubble crop generator (data side's ``BubbleCrops``, given ``crop_kwargs`` such as
     ``k_range`` and ``box_scale``) and the kept negative windows."""
-    from ..io.spitzer import read_field
-    from .catalog import read_catalog
-    from .crops import BubbleCrops
-    from .negatives import read_negatives
-
     tiles = [read_field(p) for p in train_fields]
     crops = BubbleCrops(tiles, read_catalog(catalog_path), seed=seed, **crop_kwargs, **preprocess)
     neg = read_negatives(list(negatives_paths), groups_path) if negatives_paths else None
@@ -206,8 +205,6 @@ def load_all_data(
     the preprocessed validation fields (named by the stem of each validation tile file) and
     their sample of :func:`validation_sample` with ``validation_background`` other windows
     (None when that is None: every window is validated)."""
-    from .windows import read_windows
-
     crops, negatives = load_training_data(
         train_fields, catalog_path, negatives_paths, groups_path, preprocess, seed, **crop_kwargs
     )

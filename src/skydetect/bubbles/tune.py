@@ -95,6 +95,7 @@ def open_study(
     storage_path: str | Path, study_name: str, seed: int, worker: int = 0, n_startup_trials: int = 4
 ):
     """Create or load the study in a journal file, with a TPE sampler seeded per worker."""
+    # lazy: optuna is not in the sky env, whose drivers import this module
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -127,7 +128,7 @@ def run_worker(
 
     Returns this worker's trials as dicts (number, value, params, overrides).
     """
-    import optuna
+    import optuna  # lazy: not in the sky env, whose drivers import this module
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(storage_path, study_name, seed, worker, n_startup_trials)
@@ -148,6 +149,7 @@ def run_worker(
 
 def best_params(storage_path: str | Path, study_name: str) -> dict:
     """The best finished trial of the study: its training overrides, F2 and trial counts."""
+    # lazy: optuna is not in the sky env, whose drivers import this module
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock

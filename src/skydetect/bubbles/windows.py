@@ -25,6 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from skydetect.bubbles.catalog import bubble_boxes, in_field
 from skydetect.io.atomic import atomic_path
 
 
@@ -227,8 +228,6 @@ def read_windows(path: str | os.PathLike) -> dict:
 
 def field_truth(field, catalog, box_scale: float = 1.3) -> dict:
     """The truth entry of :func:`make_windows` for one field: all catalogue bubbles in it."""
-    from skydetect.bubbles.catalog import bubble_boxes, in_field
-
     sub = catalog[in_field(catalog, field.wcs, field.shape)]
     return {
         "shape": field.shape,

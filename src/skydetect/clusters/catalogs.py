@@ -66,7 +66,7 @@ def theta500_from_r500(r500_mpc, z) -> np.ndarray:
     ok = (z > 0) & (r500 > 0) & np.isfinite(z) & np.isfinite(r500)
     out = np.full(r500.shape, np.nan)
     if ok.any():
-        from astropy.cosmology import Planck18  # here: its import costs ~0.4 s per job
+        from astropy.cosmology import Planck18  # lazy: its import costs ~0.4 s per job
 
         da = Planck18.angular_diameter_distance(z[ok]).to_value(u.Mpc)
         out[ok] = np.degrees(r500[ok] / da) * 60.0
@@ -80,7 +80,7 @@ def theta500_from_m500(m500_1e14, z) -> np.ndarray:
     ok = (z > 0) & (m > 0) & np.isfinite(z) & np.isfinite(m)
     r500 = np.full(m.shape, np.nan)
     if ok.any():
-        from astropy.cosmology import Planck18
+        from astropy.cosmology import Planck18  # lazy: its import costs ~0.4 s per job
 
         rho = Planck18.critical_density(z[ok]).to_value(u.Msun / u.Mpc**3)
         r500[ok] = (3 * m[ok] * 1e14 / (4 * np.pi * 500 * rho)) ** (1 / 3)

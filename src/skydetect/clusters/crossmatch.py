@@ -22,7 +22,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord, match_coordinates_sky, search_around_sky
 from astropy.table import Table, vstack
 
-from skydetect.clusters.detect import DETECTION_COLUMNS, _empty_table
+from skydetect.clusters.detect import DETECTION_COLUMNS, empty_table
 
 CLASSES = ("known", "new", "spurious")
 # detection column -> candidate column
@@ -78,7 +78,7 @@ def known_catalog(table: Table, name_column: str, what: str) -> Table:
 
 def concat_detections(tables: list[Table]) -> Table:
     """Stack per-tile detection tables (empty ones included) keeping units and extra columns."""
-    tables = [t for t in tables if len(t)] or [_empty_table()]
+    tables = [t for t in tables if len(t)] or [empty_table()]
     return vstack(tables, metadata_conflicts="silent")
 
 

@@ -8,6 +8,8 @@ stream it. Patches are stored in tile order: shuffle at training time.
 
 from __future__ import annotations
 
+import hashlib
+
 import h5py
 import numpy as np
 
@@ -138,8 +140,6 @@ def assemble(paths, out_path, stats, bands, split: str, chunk: int = 64) -> int:
 def content_hash(f: h5py.File, rows: int = 256) -> str:
     """SHA-256 of every patch of a dataset file (inputs, masks and the per-patch arrays, in
     order, streamed ``rows`` at a time); the assemble step stores it as ``content_sha256``."""
-    import hashlib
-
     h = hashlib.sha256()
     for key in ("inputs", "masks", *PER_PATCH):
         if key not in f:

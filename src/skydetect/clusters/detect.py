@@ -193,7 +193,7 @@ def find_detections(
                 region.size,
             )
         )
-    table = _empty_table()
+    table = empty_table()
     if rows:
         glon, glat, peak, mean, area, radius, npix = map(np.array, zip(*rows, strict=True))
         centre_tile = hp.ang2pix(2, glon, glat, lonlat=True)
@@ -213,7 +213,7 @@ def find_detections(
                 "TILE": centre_tile[keep].astype(np.int16),
             }
         )
-        _set_units(table)
+        set_units(table)
         order = np.argsort(-table["PEAK_PROB"], kind="stable")
         table = table[order]
     table.meta.update(
@@ -231,17 +231,19 @@ def find_detections(
     return table
 
 
-def _set_units(table: Table) -> None:
+def set_units(table: Table) -> None:
+    """Set the units of the detection columns (deg, arcmin, arcmin^2) in place."""
     for name in ("GLON", "GLAT", "RA", "DEC"):
         table[name].unit = u.deg
     table["AREA_ARCMIN2"].unit = u.arcmin**2
     table["RADIUS_ARCMIN"].unit = u.arcmin
 
 
-def _empty_table() -> Table:
+def empty_table() -> Table:
+    """A detection table with no rows: the columns, dtypes and units of a real one."""
     dtypes = [float] * 8 + [np.int64, np.int16]
     table = Table(names=DETECTION_COLUMNS, dtype=dtypes)
-    _set_units(table)
+    set_units(table)
     return table
 
 

@@ -29,6 +29,7 @@ from astropy.stats import binom_conf_interval
 from astropy.table import Table, vstack
 
 from skydetect.clusters.crossmatch import class_counts, galactic, greedy_match
+from skydetect.clusters.scorecard import Matcher, unit_vectors
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,8 @@ def match_radius(truth: Table, scale: float, min_arcmin: float, max_arcmin: floa
 def match_truth(candidates: Table, truth: Table, radius_arcmin) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one match in order of truth S/N: for each candidate, the index of its true
     cluster (-1) and the separation in arcmin (NaN)."""
-    from skydetect.clusters.scorecard import Matcher, _vec
-
-    cv = _vec(candidates, "candidates") if len(candidates) else np.zeros((0, 3))
-    tv = _vec(truth, "truth") if len(truth) else np.zeros((0, 3))
+    cv = unit_vectors(candidates, "candidates") if len(candidates) else np.zeros((0, 3))
+    tv = unit_vectors(truth, "truth") if len(truth) else np.zeros((0, 3))
     idx, _ = Matcher(cv, tv, truth["SNR"], radius_arcmin).match()
     sep = np.full(len(idx), np.nan)
     ok = idx >= 0

@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import json
+
 import healpy as hp
 import numpy as np
 from astropy.table import Table
@@ -90,8 +92,8 @@ def paired_difference(n_a: np.ndarray, n_b: np.ndarray, level: float = 0.95):
 def truth_flags(cand: Table, truth: Table, radius) -> tuple[np.ndarray, np.ndarray]:
     """(IS_TRUE, TRUTH_ID) of every candidate: one matching of all candidates against the
     truth (one-to-one, in order of truth S/N, within each cluster's ``radius``)."""
-    cv = S._vec(cand, "candidates") if len(cand) else np.zeros((0, 3))
-    tv = S._vec(truth, "truth") if len(truth) else np.zeros((0, 3))
+    cv = S.unit_vectors(cand, "candidates") if len(cand) else np.zeros((0, 3))
+    tv = S.unit_vectors(truth, "truth") if len(truth) else np.zeros((0, 3))
     c, _ = S.Matcher(cv, tv, np.asarray(truth["SNR"], float), radius).match()
     ids = np.asarray(truth["ID"]) if "ID" in truth.colnames else np.arange(len(truth))
     truth_id = np.where(c >= 0, ids[np.maximum(c, 0)] if len(ids) else -1, -1)
@@ -112,8 +114,8 @@ def matched_candidates(cand: Table, truth: Table, radius) -> Table:
 # ----------------------------------------------------------------------- thresholds
 def _counts(cand: Table, truth: Table, radius, keep: np.ndarray):
     """(n kept, n true) for each row of ``keep`` (matching redone per row)."""
-    cv = S._vec(cand, "candidates") if len(cand) else np.zeros((0, 3))
-    m = S.Matcher(cv, S._vec(truth, "truth"), np.asarray(truth["SNR"], float), radius)
+    cv = S.unit_vectors(cand, "candidates") if len(cand) else np.zeros((0, 3))
+    m = S.Matcher(cv, S.unit_vectors(truth, "truth"), np.asarray(truth["SNR"], float), radius)
     cand_true, _ = S.sweep(m, keep)
     return keep.sum(axis=1), cand_true.sum(axis=1)
 
@@ -147,7 +149,11 @@ def combined_rule(cand: Table, truth: Table, radius, unet_grid, mmf_grid, target
     purity >= ``target`` (ties: higher purity, then fewer candidates); None where none does."""
     ug = np.asarray(unet_grid, float)
     mg = np.asarray(mmf_grid, float)
-    keep = S._keep(cand, "combined", ug, mg) if len(cand) else np.zeros((ug.size * mg.size, 0), bool)
+    keep = (
+        S.threshold_mask(cand, "combined", ug, mg)
+        if len(cand)
+        else np.zeros((ug.size * mg.size, 0), bool)
+    )
     n_kept, n_true = _counts(cand, truth, radius, keep)
     purity = _purity(n_kept, n_true)
     out = {"unet_threshold": None, "mmf_threshold": None, "purity_val": None, "n_true_val": 0}
@@ -198,8 +204,6 @@ def operating_point(thresholds: dict, detector: str):
 
 def read_thresholds(path, detectors) -> dict:
     """results/evaluation/thresholds.json, checked to hold every one of ``detectors``."""
-    import json
-
     with open(path) as fh:
         data = json.load(fh)
     missing = [d for d in detectors if d not in data]

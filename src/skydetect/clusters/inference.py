@@ -34,9 +34,12 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from tqdm import tqdm
 
+from skydetect.clusters import models
 from skydetect.perf import BF16_FLAGS, bf16_kernels, cpu_flags, cpu_info, model_macs  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -53,7 +56,7 @@ def resolve_precision(precision: str) -> str:
         )
     if precision != "auto":
         return precision
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: sky-env drivers (no TF) import this module
 
     if tf.config.list_physical_devices("GPU"):
         return "mixed"
@@ -69,7 +72,7 @@ def resolve_streams(streams: int | None, threads: int) -> int:
         if int(streams) < 1:
             raise ValueError(f"clusters.detect.streams: must be at least 1, got {streams}")
         return int(streams)
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: sky-env drivers (no TF) import this module
 
     return 1 if tf.config.list_physical_devices("GPU") else max(1, int(threads))
 
@@ -78,7 +81,7 @@ def configure_threads(threads: int, streams: int | None = None) -> None:
     """TensorFlow on ``threads`` cores (the rule's ``threads:``): ``streams`` ops at a time
     (default: as many as ``threads``), each on ``threads // streams`` cores. The predictor
     then keeps ``streams`` batches in flight (:class:`CompiledPredictor`)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: sky-env drivers (no TF) import this module
 
     streams = int(streams or threads)
     intra, inter = max(1, int(threads) // streams), streams
@@ -99,8 +102,6 @@ def load_for_inference(model_dir, precision: str = "float32"):
     """The network of ``model_dir`` (model.json + weights.h5, see
     :func:`skydetect.clusters.models.load_model`) rebuilt at ``precision``: float32 weights,
     compute in the precision's dtype, float32 probabilities out."""
-    from skydetect.clusters import models
-
     precision = resolve_precision(precision)
     if precision == "bfloat16" and not BF16_FLAGS & cpu_flags():
         log.warning("bfloat16 requested on a CPU without AVX512-BF16 / AMX: it will be slow")
@@ -114,7 +115,7 @@ class CompiledPredictor:
     stream of :func:`configure_threads`; 1: one after the other)."""
 
     def __init__(self, model, batch_size: int = 64, jit_compile: bool = False, streams: int = 1):
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: sky-env drivers (no TF) import this module
 
         shape = tuple(model.inputs[0].shape[1:])
         if None in shape:
@@ -134,10 +135,6 @@ class CompiledPredictor:
         self._step = tf.function(step, input_signature=[spec], jit_compile=bool(jit_compile))
 
     def __call__(self, inputs, progress: bool = False) -> np.ndarray:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from tqdm import tqdm
-
         n, b = len(inputs), self.batch_size
         out = np.empty((n, *self.shape[:2]), dtype=np.float32)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 
-from skydetect.clusters import inject
+from skydetect.clusters import inject, mmf
 from skydetect.clusters.detect import DetectParams, find_detections
 from skydetect.clusters.predict import predict_tile, read_cover
 
@@ -112,8 +112,6 @@ def run_injections(
             log.info("run %s: %d detections, %d injections matched", name, len(dets),
                      int(np.isfinite(table[f"SCORE_{name}"]).sum()))  # fmt: skip
     if mmf_cfg is not None:
-        from skydetect.clusters import mmf
-
         res = mmf.run_tile(inject.add_signal(tile, signal), mmf_cfg, workers=workers)
         dets = mmf.detections_table(res.detections)
         _record(table, "mmf", "SNR", dets, radius)

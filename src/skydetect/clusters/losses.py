@@ -48,7 +48,7 @@ LOSS_DEFAULTS: dict[str, dict[str, float]] = {
 
 
 def _tf():
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     return tf
 

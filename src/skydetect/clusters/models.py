@@ -113,7 +113,7 @@ def keras_policy(policy: str | None):
     if policy is None:
         yield
         return
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     previous = tf.keras.mixed_precision.global_policy()
     tf.keras.mixed_precision.set_global_policy(policy)
@@ -137,8 +137,8 @@ def build_model(
     precision policy). ``policy``: the Keras mixed-precision policy it is built under
     (e.g. ``mixed_bfloat16``; default: the global one), which is restored afterwards.
     """
-    import tensorflow as tf
-    from keras_unet_collection import models as kuc
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
+    from keras_unet_collection import models as kuc  # lazy: ML envs only, imports TensorFlow
 
     p = model_params(params)
     arch = p["architecture"]
@@ -200,7 +200,7 @@ def build_model(
 
 def final_output_model(model):
     """The network restricted to its final output (identity for single-output networks)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     if len(model.outputs) == 1:
         return model

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import h5py
 import healpy as hp
 import numpy as np
+from tqdm import tqdm
 
 from skydetect.clusters import cover as coverlib
 from skydetect.clusters import masks as masklib
@@ -207,8 +208,6 @@ def _cut_iter(
 ):
     """Cut patches in chunks of ``cfg.chunk`` (yielded as PatchSets); keep those whose pixels
     all lie in ``allowed_tiles`` (None: all) and, with ``drop_nan``, are free of NaN."""
-    from tqdm import tqdm
-
     cl_glon = np.asarray(catalog["GLON"], float)
     cl_glat = np.asarray(catalog["GLAT"], float)
     theta = np.asarray(catalog["THETA500"], float) if "THETA500" in catalog.colnames else None

@@ -133,7 +133,7 @@ class BatchSource:
 
 def make_dataset(source: BatchSource):
     """``tf.data.Dataset`` of ``(inputs, masks)`` batches from ``source`` (prefetched)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     s, b = source.info.size, len(source.info.bands)
     ds = tf.data.Dataset.from_generator(

@@ -28,6 +28,7 @@ input maps), ``tile``, ``run``, ``n_patches``, ``size``, ``pixel_arcmin``, ``ban
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import h5py
@@ -36,6 +37,8 @@ import numpy as np
 from tqdm import tqdm
 
 from skydetect.clusters import cover as coverlib
+from skydetect.clusters import normalise
+from skydetect.clusters.inference import CompiledPredictor
 from skydetect.geometry import projection, tiles
 from skydetect.io.atomic import atomic_path
 
@@ -65,8 +68,6 @@ def predict_patches(
     or any callable mapping a batch (n, S, S, B) to (n, S, S[, 1])) over ``inputs``
     (N, S, S, B), in batches."""
     if hasattr(model, "predict_on_batch") and len(inputs):
-        from skydetect.clusters.inference import CompiledPredictor
-
         return CompiledPredictor(model, batch_size, streams=streams)(inputs, progress)
     n = len(inputs)
     out = None
@@ -218,10 +219,6 @@ def predict_tile(
     flight at a time (:func:`skydetect.clusters.inference.configure_threads`); ``signal``
     (N, S, S, B), in the order of ``bands``, is added to the raw inputs when given (injected
     clusters, :mod:`skydetect.clusters.inject`)."""
-    import time
-
-    from skydetect.clusters import normalise
-
     data, attrs = read_cover(cover_path, list(bands))
     if int(attrs.get("tile", tile)) != int(tile):
         raise ValueError(f"{cover_path}: holds tile {attrs['tile']}, not {tile}")

@@ -21,7 +21,7 @@ import healpy as hp
 import numpy as np
 from astropy.table import Table
 
-from skydetect.clusters.crossmatch import galactic
+from skydetect.clusters.crossmatch import galactic, greedy_match
 
 SCORECARD_COLUMNS = [
     "DETECTOR", "N_CAND", "PURITY", "PURITY_LO", "PURITY_HI", "CHANCE_RATE", "C_SNR45",
@@ -35,7 +35,8 @@ def score_column(detector: str) -> str:
     return "SNR" if detector == "mmf" else "PEAK_PROB"
 
 
-def _vec(table: Table, what: str) -> np.ndarray:
+def unit_vectors(table: Table, what: str) -> np.ndarray:
+    """(N, 3) galactic unit vectors of a table's positions (``what`` names it in errors)."""
     c = galactic(table, what=what)
     return np.asarray(hp.ang2vec(c.l.deg, c.b.deg, lonlat=True)).reshape(-1, 3)
 
@@ -45,7 +46,7 @@ def candidate_pairs(cand_vec, truth_vec, radius_arcmin) -> tuple[np.ndarray, ...
     if len(cand_vec) == 0 or len(truth_vec) == 0:
         e = np.zeros(0, np.int64)
         return e, e, np.zeros(0)
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # lazy: ~0.25 s to import, needed only here
 
     radius = np.broadcast_to(np.asarray(radius_arcmin, float), (len(truth_vec),))
     chord = 2 * np.sin(np.radians(radius.max() / 60.0) / 2)
@@ -157,8 +158,6 @@ def merge_catalogues(unet: Table, mmf: Table, radius_arcmin: float) -> Table:
     """U-Net and MMF candidates merged by position: pairs within ``radius_arcmin`` (closest
     first, one-to-one) become one entry with both scores (MMF position); the others keep
     their own score and NaN for the other's."""
-    from skydetect.clusters.crossmatch import greedy_match
-
     idx, _ = greedy_match(galactic(unet, what="U-Net"), galactic(mmf, what="MMF"), radius_arcmin)
     glon = list(np.asarray(mmf["GLON"], float))
     glat = list(np.asarray(mmf["GLAT"], float))
@@ -198,7 +197,10 @@ def default_grid(detector: str, lowest: float) -> np.ndarray:
     )
 
 
-def _keep(cand: Table, detector: str, thresholds, mmf_thresholds=None) -> np.ndarray:
+def threshold_mask(cand: Table, detector: str, thresholds, mmf_thresholds=None) -> np.ndarray:
+    """(T, N) whether each candidate passes each threshold of ``detector``'s score; for
+    ``combined``, each (MMF S/N, U-Net) pair of ``mmf_thresholds`` x ``thresholds`` (either
+    passes), MMF-major."""
     if detector != "combined":
         s = np.nan_to_num(np.asarray(cand[score_column(detector)], float), nan=-np.inf)
         return s[None, :] >= np.asarray(thresholds, float)[:, None]
@@ -238,12 +240,14 @@ def score_detector(
     mt = np.asarray(mmf_thresholds if comb else [np.nan], float)
     op = tuple(operating_point) if comb else (operating_point, None)
     keep = np.vstack([
-        _keep(cand, detector, thresholds, mt),
-        _keep(cand, detector, [op[0]], [op[1]]),
+        threshold_mask(cand, detector, thresholds, mt),
+        threshold_mask(cand, detector, [op[0]], [op[1]]),
     ]) if len(cand) else np.zeros((len(thresholds) * len(mt) + 1, 0), bool)  # fmt: skip
-    tvec = _vec(truth, "truth")
+    tvec = unit_vectors(truth, "truth")
     snr = np.asarray(truth["SNR"], float)
-    matcher = Matcher(_vec(cand, detector) if len(cand) else np.zeros((0, 3)), tvec, snr, radius)
+    matcher = Matcher(
+        unit_vectors(cand, detector) if len(cand) else np.zeros((0, 3)), tvec, snr, radius
+    )
     cand_true, truth_det = sweep(matcher, keep)
     sel = {s: snr > s for s in HEADLINE}
     purity, c45 = rates(keep, cand_true, truth_det, sel[4.5])

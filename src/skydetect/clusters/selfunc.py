@@ -22,8 +22,10 @@ import json
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
+from astropy.table import Table, vstack
 from scipy import stats
+
+from skydetect.io.atomic import atomic_path
 
 CONFIDENCE = 0.6827
 AXES = ("THETAS", "Y5R500")
@@ -53,8 +55,6 @@ def clopper_pearson(k, n, confidence: float = CONFIDENCE):
 def read_injections(paths, y_edges=None, theta_edges=None) -> Table:
     """The per-tile injection tables stacked (their metadata dropped), each checked for the
     columns the counts need and, when given, for the grid it was drawn on."""
-    from astropy.table import vstack
-
     tables = []
     for path in paths:
         t = Table.read(path, format="ascii.ecsv")
@@ -160,8 +160,6 @@ def completeness_grid(injections: Table, detectors, thresholds: dict, y_edges, t
 def write_selection_function(path, grid: dict, y_edges, theta_edges, thresholds: dict,
                              meta: dict | None = None) -> None:  # fmt: skip
     """Write the FITS file (layout: module docstring)."""
-    from skydetect.io.atomic import atomic_path
-
     y_edges, theta_edges = np.asarray(y_edges, float), np.asarray(theta_edges, float)
     primary = fits.PrimaryHDU()
     primary.header["CONTENT"] = "selection function from injected clusters"

@@ -48,6 +48,8 @@ from skydetect.io.atomic import atomic_path
 
 from . import losses as L
 from . import models as M
+from . import pipeline
+from .datasets import content_hash
 from .pipeline import BatchSource, dataset_info, make_dataset
 
 log = logging.getLogger(__name__)
@@ -95,8 +97,6 @@ def train_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
 def code_version() -> str:
     """The library version and a hash of the training code (this module, models, losses,
     pipeline): a checkpoint of other code is not resumed."""
-    from . import pipeline
-
     h = hashlib.sha256(skydetect.__version__.encode())
     for source in (__file__, M.__file__, L.__file__, pipeline.__file__):
         h.update(Path(source).read_bytes())
@@ -107,8 +107,6 @@ def fingerprint(model_p: dict, train_p: dict, seed: int, paths: list[str]) -> st
     """Hash of everything a checkpoint depends on: the parameters (all but ``run``/``epochs``/
     ``gpus``), the seed, :func:`code_version`, and each dataset file's whole content (its
     ``content_sha256`` attribute from the assemble step, computed here for older files)."""
-    from .datasets import content_hash
-
     tp = {k: v for k, v in train_p.items() if k not in ("run", "epochs", "gpus")}
     h = hashlib.sha256(
         json.dumps([model_p, tp, int(seed), code_version()], sort_keys=True).encode()
@@ -237,7 +235,7 @@ def train(
     ``initial_epoch``, ``epochs_done``, ``best_epoch`` (0-based), ``best`` (validation metrics
     of the best epoch), ``resumed``.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     model_p, train_p = M.model_params(model_p), train_params(train_p)
     model_dir = Path(model_dir)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import h5py
 import healpy as hp
 import numpy as np
+from tqdm import tqdm
 
 from skydetect.geometry import projection
 from skydetect.io.atomic import atomic_path
@@ -297,8 +298,6 @@ def split_maps(map_paths: dict, out_paths: dict, margin_deg: float, progress: bo
     values become NaN. All outputs are written under temporary names and renamed only when
     every band is done (no half-written tile files).
     """
-    from tqdm import tqdm
-
     if not map_paths:
         raise TileError("no bands given to split into tiles")
     tile_ids = [_check_tile(t) for t in out_paths]

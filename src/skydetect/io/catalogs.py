@@ -34,6 +34,7 @@ from astropy.table import MaskedColumn, Table
 from skydetect.io.atomic import atomic_path
 from skydetect.io.catalog_values import VALUE_RULES, check_content, check_values
 from skydetect.io.content import warn_once
+from skydetect.io.source_catalogs import SOURCE_FORMATS, read_real_sources
 from skydetect.io.tables import CatalogError, file_label, logical_column, read_table
 
 # Required columns of each catalogue (what later stages rely on).
@@ -272,8 +273,6 @@ def read_sources(path: str | Path, format: str | None = None) -> Table:
     ``auto``/None (recognised from the file's columns). Real files are converted to this
     layout by :mod:`skydetect.io.source_catalogs`.
     """
-    from skydetect.io.source_catalogs import SOURCE_FORMATS, read_real_sources
-
     if format not in (None, "auto", "skydetect") and format not in SOURCE_FORMATS:
         raise CatalogError(
             f"{path}: unknown source catalogue format {format!r} (planck.sources_format): "

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from skydetect.io.download import url_problem
+from skydetect.io.spitzer import MIPSGAL_TILE_RE
 
 ENTRY_KEYS = ("url", "size", "sha256", "filename", "unpack", "member")
 UNPACK = (None, "gzip", "tar")
@@ -144,8 +145,6 @@ def glimpse_url(registry: dict, filename: str, glon: float) -> str:
 def mipsgal_url(registry: dict, filename: str) -> str:
     """Published URL of MIPSGAL tile ``filename`` (``MG<llll><p|n>005_024.fits``, llll = 10 x l)
     from the registry's template ``bubbles.mipsgal.url``."""
-    from skydetect.io.spitzer import MIPSGAL_TILE_RE
-
     m = MIPSGAL_TILE_RE.match(filename)
     if not m:
         raise ValueError(f"{filename}: not a MIPSGAL tile name like MG0150p005_024.fits")

@@ -276,6 +276,7 @@ def align_field(i4_path: str | os.PathLike, m1_path, field: str) -> SpitzerField
 def mosaic_24(paths, i4_path, i8: np.ndarray, w8: WCS) -> np.ndarray:
     """The 24 µm file(s) ``paths`` on the 8 µm grid ``w8`` (shape of ``i8``), NaN where none
     has data; fails naming the files when none overlaps the 8 µm mosaic."""
+    # lazy: reproject takes ~0.6 s to import; only the alignment step needs it
     from reproject import reproject_interp
     from reproject.mosaicking import reproject_and_coadd
 

@@ -19,7 +19,7 @@ each entry, '' for a spurious one). The detector trains on it and is scored on t
 from __future__ import annotations
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, vstack
 
 from skydetect.io.spitzer import wrap_glon
 
@@ -255,8 +255,6 @@ def volunteer_catalog(rng, truth: Table, glon_c: float, glat_c: float, cfg: dict
     fake["CLEAR"] = rng.random(n_fake) < clear_probability(f_glat, f_maj, cfg)
     fake["TRUE_MWP"] = np.full(n_fake, "", dtype="U20")
     if n_fake:
-        from astropy.table import vstack
-
         out = vstack([out, fake], metadata_conflicts="silent")
     order = np.argsort(np.asarray(out["GLON"], float), kind="stable")
     return out[order]

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import healpy as hp
 import numpy as np
 from scipy import integrate, special
+from tqdm import tqdm
 
 from skydetect.sky import physics
 
@@ -176,8 +177,6 @@ def paint_clusters(nside: int, truth, library: ShapeLibrary, weights=None, progr
     so that each cluster's integrated y is its Y5R500. ``weights`` ({name: per-cluster
     factor}) adds maps of factor x y: returns ``{"y": ymap, name: map, ...}``. The clusters
     are painted ``chunk`` at a time (one vector operation over all their pixels)."""
-    from tqdm import tqdm
-
     weights = {k: np.asarray(w, float) for k, w in (weights or {}).items()}
     npix = hp.nside2npix(nside)
     maps = {"y": np.zeros(npix), **{k: np.zeros(npix) for k in weights}}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import healpy as hp
+
 from skydetect.io.fits_maps import PR3_UNITS
 
 T_CMB = 2.7255  # K
@@ -105,7 +107,5 @@ def channel(band: str) -> Channel:
 
 def noise_per_pixel(band: str, nside: int) -> float:
     """White-noise sigma per pixel at ``nside`` (scales as 1 / pixel size)."""
-    import healpy as hp
-
     pix_arcmin = hp.nside2resol(nside, arcmin=True)
     return channel(band).noise_per_1p718_arcmin * REFERENCE_PIXEL_ARCMIN / pix_arcmin

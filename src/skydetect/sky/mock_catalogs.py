@@ -17,7 +17,8 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from skydetect.io.atomic import atomic_path
-from skydetect.io.catalogs import PSZ2_NO_REDSHIFT
+from skydetect.io.catalogs import PSZ2_NO_REDSHIFT, read_mcxc, read_psz2
+from skydetect.io.tables import CatalogError
 from skydetect.sky import physics
 from skydetect.sky.foregrounds import ir_sed, power_law_draw, radio_sed, rng_stream
 
@@ -98,16 +99,14 @@ def _clusters_from_file(params, rng):
     """Positions, and masses/redshifts (and PSZ2 Y5R500) where given, from a real PSZ2 or
     MCXC file; rows without mass or redshift get a draw from the mass function above
     max(m500_min, 3e14 Msun)."""
-    from skydetect.io import catalogs
-
     path = params.positions_from
     try:
-        t = catalogs.read_psz2(path)
+        t = read_psz2(path)
         m = np.asarray(t["MSZ"], float) / (1.0 - physics.YMRelation().bias)
         z = np.asarray(t["REDSHIFT"], float)
         y = np.asarray(t["Y5R500"], float) * 1e-3  # file unit: 1e-3 arcmin^2
-    except catalogs.CatalogError:
-        t = catalogs.read_mcxc(path)
+    except CatalogError:
+        t = read_mcxc(path)
         m = np.asarray(t["M500"], float)
         z = np.asarray(t["z"], float)
         y = np.full(len(t), np.nan)

@@ -41,12 +41,14 @@ same filter with the cluster's own profile at its local dust, CO and noise level
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 
 import healpy as hp
 import numpy as np
 
+from skydetect.io.atomic import atomic_path
 from skydetect.sky import cluster_shapes as shapes
 from skydetect.sky import foregrounds as fg
 from skydetect.sky import physics, truth_snr, ymap
@@ -381,10 +383,6 @@ class MockSky:
 
 def write_sky_summary(path, sky: MockSky) -> dict:
     """Write :meth:`MockSky.sky_summary` as JSON (atomically); returns it."""
-    import json
-
-    from skydetect.io.atomic import atomic_path
-
     summary = sky.sky_summary()
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))

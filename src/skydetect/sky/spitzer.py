@@ -285,7 +285,7 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
     img8[img8 > SATURATION["8um"]] = np.nan
 
     # 24 µm on its own coarser TAN grid, as real MIPSGAL mosaics.
-    from reproject import reproject_interp
+    from reproject import reproject_interp  # lazy: ~0.6 s to import, needed only here
 
     w24, shape24 = field_wcs(
         glon_c,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import skydetect  # noqa: F401  (legacy Keras switch before TensorFlow)
+
 VARIANCES = (0.1, 0.2)
 
 
@@ -132,9 +134,7 @@ def nms(
     ``boxes`` are corner form (any units); uses ``tf.image.non_max_suppression`` (which wants
     ``(y0, x0, y1, x1)``; IoU is symmetric in the axes, so the order does not matter).
     """
-    import tensorflow as tf
-
-    import skydetect  # noqa: F401  (legacy Keras switch before TensorFlow)
+    import tensorflow as tf  # lazy: sky-env drivers (no TF) import this module
 
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)

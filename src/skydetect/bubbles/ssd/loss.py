@@ -28,7 +28,7 @@ def hard_negative_mask(
     ``max(ratio * n_pos, min_negatives)`` boxes that are neither positive nor ``ignore``
     ("don't care") with the highest loss are selected (ties broken by index).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
     positive = tf.cast(positive, tf.bool)
     excluded = positive if ignore is None else tf.logical_or(positive, tf.cast(ignore, tf.bool))
@@ -54,7 +54,7 @@ class SSDLoss:
         self.alpha = float(alpha)
 
     def terms(self, y_true, y_pred):
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: slow to import; only the TF functions need it
 
         y_true = tf.cast(y_true, tf.float32)
         y_pred = tf.cast(y_pred, tf.float32)

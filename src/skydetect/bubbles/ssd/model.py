@@ -23,6 +23,7 @@ import numpy as np
 import skydetect  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 from skydetect.io.atomic import atomic_path
 
+from .boxes import decode, to_corners
 from .priors import boxes_per_location, default_boxes, linear_scales
 
 BACKBONES = ("vgg16", "light")
@@ -68,7 +69,7 @@ def resolve_config(config: dict | None = None) -> dict:
 
 
 def _tf():
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: sky-env drivers (no TF) import this module
 
     return tf
 
@@ -227,8 +228,6 @@ def predict_boxes(model, priors: np.ndarray, images: np.ndarray, batch_size: int
     ``boxes`` (B, N, 4) in corner form normalised to the input, ``scores`` (B, N) the bubble
     probability (softmax of the class logits, class 1).
     """
-    from .boxes import decode, to_corners
-
     tf = _tf()
     out = model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
     boxes = to_corners(decode(out[..., :4], priors))

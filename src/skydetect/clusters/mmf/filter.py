@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import fft as sfft
 
-from skydetect.clusters.mmf.noise import _annuli, _spectra_on_distinct_k, _windowed_ft, fourier_grid
+from skydetect.clusters.mmf.noise import annuli, fourier_grid, spectra_on_distinct_k, windowed_ft
 from skydetect.clusters.mmf.peaks import find_peaks
 from skydetect.clusters.mmf.profiles import MMFError, beam_transfer, profile_transform
 from skydetect.clusters.mmf.result import PatchResult
@@ -91,7 +91,7 @@ def filter_patches(
     ms = np.einsum("nbij,nbij->nb", xw, xw).astype(float) / np.sum(w * w, axis=(2, 3))
     scale = np.where(ms > 0, np.sqrt(ms), 1.0).astype(np.float32)
     a = tsz / scale.astype(float)  # (N, B)
-    # the windowed FFT of the mean-subtracted maps (as _windowed_ft does), scaled after
+    # the windowed FFT of the mean-subtracted maps (as windowed_ft does), scaled after
     xw -= (np.sum(xw, axis=(2, 3)) / np.sum(w, axis=(2, 3)))[..., None, None] * w
     ft = sfft.rfft2(xw, axes=(-2, -1), workers=workers, overwrite_x=True)
     ft *= (1.0 / scale)[..., None, None]  # (N, B, S, S/2+1)
@@ -108,7 +108,7 @@ def filter_patches(
         noise_ps is None,
     )
     if noise_ps is None:  # isotropic: solved at the distinct |k| of the grid only
-        p = _spectra_on_distinct_k(ft, windows, min_modes, smooth_bins)  # (N, U, B, B)
+        p = spectra_on_distinct_k(ft, windows, min_modes, smooth_bins)  # (N, U, B, B)
     else:
         ps = np.asarray(noise_ps, dtype=float).reshape(-1, nb, nb)
         p = ps[None] / (scale[:, :, None] * scale[:, None, :])[:, None]
@@ -127,8 +127,8 @@ def filter_patches(
         if redo:
             idx = np.asarray(redo)
             xs = x[idx] / scale[idx, :, None, None].astype(np.float32)
-            ft2 = _windowed_ft(xs - np.stack(models), win32[idx], workers)
-            p2 = _spectra_on_distinct_k(ft2, windows[idx], min_modes, smooth_bins)
+            ft2 = windowed_ft(xs - np.stack(models), win32[idx], workers)
+            p2 = spectra_on_distinct_k(ft2, windows[idx], min_modes, smooth_bins)
             again = _apply_filter(ft[idx], p2, ab[idx], setup, thetas, workers)
             for i, r in zip(redo, again, strict=True):
                 res[i] = r
@@ -161,7 +161,7 @@ def _fourier_setup(
     taus = np.stack([profile_transform(q, th, profile, truncation) for th in thetas])
     nmode = q.size
     if isotropic:
-        *_, first, inv = _annuli(size, int(min_modes))
+        *_, first, inv = annuli(size, int(min_modes))
     else:
         first = inv = np.arange(nmode)
     wt = (weight * (kidx > 0)).ravel()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
 
 from skydetect.clusters import detect
 from skydetect.clusters.mmf.profiles import MMFError
@@ -22,10 +25,6 @@ _INTEGER = {"NPIX", "TILE"}
 
 def detections_table(dets: list[dict], meta: dict | None = None):
     """The MMF detections as a table of :data:`DETECTION_COLUMNS`, by decreasing S/N."""
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
-    from astropy.table import Table
-
     dets = sorted(dets, key=lambda d: -d["SNR"])
     glon = np.array([d["GLON"] for d in dets], dtype=float)
     glat = np.array([d["GLAT"] for d in dets], dtype=float)
@@ -41,7 +40,7 @@ def detections_table(dets: list[dict], meta: dict | None = None):
             dtype = np.int64 if name in _INTEGER else float
             cols[name] = np.array([d[name] for d in dets], dtype=dtype)
     t = Table(cols, meta=dict(meta or {}))
-    detect._set_units(t)
+    detect.set_units(t)
     for name, unit in MMF_COLUMNS:
         if unit:
             t[name].unit = unit

@@ -43,7 +43,7 @@ def white_noise_spectra(sigmas, size: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _annuli(size: int, min_modes: int):
+def annuli(size: int, min_modes: int):
     """Annulus binning of the rfft2 grid of a ``size`` patch: integer |k| rings merged from low
     |k| until each holds ``min_modes`` modes. Returns (bin index per mode, mode weights (0 at
     k = 0), modes per bin, mean |k| per bin, the distinct |k| values of the grid, the index of
@@ -82,7 +82,7 @@ def _binning(size: int, min_modes: int, smooth_bins: int):
     """The linear map from annulus means to the spectrum estimate, shared by all patches of
     a geometry: smoothing over ``smooth_bins`` annuli and interpolation to the distinct |k|
     as one (U, nbin) matrix."""
-    _, _, nmodes, kcen, ku, _, _ = _annuli(size, int(min_modes))
+    _, _, nmodes, kcen, ku, _, _ = annuli(size, int(min_modes))
     nbin = len(nmodes)
     smooth = np.eye(nbin)
     if smooth_bins > 1 and nbin > smooth_bins:
@@ -99,7 +99,7 @@ def _binning(size: int, min_modes: int, smooth_bins: int):
 def _bin_order(size: int, min_modes: int):
     """The modes of the grid (k = 0 left out) sorted by annulus, the square root of their
     weight in their annulus mean, and the bounds of each annulus in that order."""
-    b, bw, nmodes, *_ = _annuli(size, int(min_modes))
+    b, bw, nmodes, *_ = annuli(size, int(min_modes))
     keep = np.nonzero(bw > 0)[0]
     perm = keep[np.argsort(b[keep], kind="stable")]
     sqrt_w = np.sqrt(bw[perm] / nmodes[b[perm]])
@@ -107,7 +107,7 @@ def _bin_order(size: int, min_modes: int):
     return perm, sqrt_w, bounds
 
 
-def _spectra_on_distinct_k(ft, window, min_modes: int, smooth_bins: int) -> np.ndarray:
+def spectra_on_distinct_k(ft, window, min_modes: int, smooth_bins: int) -> np.ndarray:
     """Azimuthally averaged, smoothed cross-spectra (U, B, B) at the distinct |k| of the grid.
     A stack ``ft`` (N, B, S, S/2+1) with ``window`` (N, S, S) gives (N, U, B, B).
 
@@ -148,13 +148,13 @@ def estimate_noise_spectra(
     maps = np.asarray(maps, dtype=float)
     nb, size, _ = maps.shape
     if ft is None:
-        ft = _windowed_ft(maps, window)
-    inv = _annuli(size, int(min_modes))[-1]
-    p = _spectra_on_distinct_k(ft, window, min_modes, smooth_bins)
+        ft = windowed_ft(maps, window)
+    inv = annuli(size, int(min_modes))[-1]
+    p = spectra_on_distinct_k(ft, window, min_modes, smooth_bins)
     return p[inv].reshape(size, size // 2 + 1, nb, nb)
 
 
-def _windowed_ft(maps, window, workers: int | None = None):
+def windowed_ft(maps, window, workers: int | None = None):
     """rfft2 of the mean-subtracted, windowed ``maps`` (..., B, S, S); ``window`` (S, S) or
     one per stack element (..., S, S)."""
     w = np.asarray(window, dtype=np.result_type(maps, np.float32))

@@ -29,11 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.table import Table
 from scipy.interpolate import PchipInterpolator
+from threadpoolctl import threadpool_limits
 
 from skydetect.clusters.mmf.filter import filter_patches
 from skydetect.clusters.mmf.noise import apodisation_window
-from skydetect.clusters.mmf.tile import PATCH_BATCH, MMFConfig, _clean_data, _PatchGrid, _sample
+from skydetect.clusters.mmf.tile import PATCH_BATCH, MMFConfig, PatchGrid, clean_data, sample_tile
 from skydetect.geometry import projection, tiles
 from skydetect.sky.instrument import channel
 
@@ -126,18 +128,16 @@ def forced_photometry(tile: tiles.Tile, glon, glat, cfg: MMFConfig, workers=None
     """Forced photometry of positions (``glon``, ``glat``) (deg) in ``tile`` (its maps with
     margin): :func:`fit_y_theta` of the filter outputs; rows NaN where more than
     ``cfg.max_invalid_fraction`` of the patch is outside the tile file or invalid."""
-    from threadpoolctl import threadpool_limits
-
     cfg.validate()
     glon, glat = np.atleast_1d(np.asarray(glon, float)), np.atleast_1d(np.asarray(glat, float))
     n = len(glon)
     thetas = np.asarray(cfg.theta500_arcmin, float)
     outs = FilterOutputs(thetas, *(np.full((n, len(thetas)), np.nan) for _ in range(3)))
     size, step = cfg.patch_size, cfg.pixel_arcmin / 60.0
-    clean, good = _clean_data(np.stack([tile.maps[b] for b in cfg.bands], axis=-1))
+    clean, good = clean_data(np.stack([tile.maps[b] for b in cfg.bands], axis=-1))
     lut = np.full(int(tile.pixels[-1] - tile.pixels[0]) + 1, -1, dtype=np.int32)
     lut[tile.pixels - tile.pixels[0]] = np.arange(len(tile.pixels), dtype=np.int32)
-    grid = _PatchGrid(size, cfg.pixel_arcmin)
+    grid = PatchGrid(size, cfg.pixel_arcmin)
     apod = apodisation_window(size, cfg.apodisation_px)
     # centres half a pixel off, so that the candidate lies on pixel (S/2, S/2) of an even patch
     half = 0.5 * ((size + 1) % 2)
@@ -147,7 +147,7 @@ def forced_photometry(tile: tiles.Tile, glon, glat, cfg: MMFConfig, workers=None
     with threadpool_limits(limits=1, user_api="blas"):
         for s0 in range(0, n, PATCH_BATCH):
             ics = np.arange(s0, min(s0 + PATCH_BATCH, n))
-            vals, valid = _sample(tile, clean, good, grid.vectors(bases[ics]), lut)
+            vals, valid = sample_tile(tile, clean, good, grid.vectors(bases[ics]), lut)
             use = (~valid).mean(axis=(1, 2)) <= cfg.max_invalid_fraction
             if not use.any():
                 continue
@@ -164,8 +164,6 @@ def forced_photometry(tile: tiles.Tile, glon, glat, cfg: MMFConfig, workers=None
 def tile_photometry(candidates, tile: tiles.Tile, cfg: MMFConfig, workers=None):
     """Table ``ID GLON GLAT`` + :data:`COLUMNS` (with units) of the ``candidates`` (``ID GLON
     GLAT``) whose position lies in ``tile``, measured by :func:`forced_photometry`."""
-    from astropy.table import Table
-
     for col in ("ID", "GLON", "GLAT"):
         if col not in candidates.colnames:
             raise ValueError(f"candidates: no column {col!r} (columns: {candidates.colnames})")

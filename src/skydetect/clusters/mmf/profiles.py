@@ -23,7 +23,8 @@ class MMFError(ValueError):
     """Bad MMF input or configuration (the message names the key or file)."""
 
 
-def _profile_params(profile: str) -> physics.GNFW:
+def profile_params(profile: str) -> physics.GNFW:
+    """The GNFW parameters of a named pressure profile (MMFError naming the key if unknown)."""
     try:
         return PROFILES[profile]
     except KeyError:
@@ -34,7 +35,7 @@ def _profile_params(profile: str) -> physics.GNFW:
 
 
 def _projected_table(profile: str, truncation: float):
-    return physics.projected_profile(_profile_params(profile), float(truncation))
+    return physics.projected_profile(profile_params(profile), float(truncation))
 
 
 def projected_profile(u, profile: str = "arnaud10", truncation: float = 5.0) -> np.ndarray:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import healpy as hp
 import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 from skydetect.clusters.mmf.filter import filter_patches
 from skydetect.clusters.mmf.noise import apodisation_window
 from skydetect.clusters.mmf.peaks import find_peaks
-from skydetect.clusters.mmf.profiles import MMFError, _profile_params
+from skydetect.clusters.mmf.profiles import MMFError, profile_params
 from skydetect.geometry import projection, tiles
 from skydetect.sky.instrument import channel
 
@@ -63,7 +67,7 @@ class MMFConfig:
             raise MMFError(
                 "clusters.mmf.theta500_arcmin must be a non-empty list of positive sizes"
             )
-        _profile_params(self.profile)
+        profile_params(self.profile)
 
 
 def centre_nside(cfg: MMFConfig, nside_max: int = 1024) -> int:
@@ -105,7 +109,7 @@ def required_margin_deg(cfg: MMFConfig, nside: int) -> float:
     return float(half_diag + np.degrees(hp.max_pixrad(int(nside))))
 
 
-def _clean_data(data):
+def clean_data(data):
     """The tile's maps (P, B) as (B, P) float32 with NaN / UNSEEN set to 0, and (P,) whether
     every band of a pixel is valid: computed once per tile, patches are then gathers."""
     good = (np.isfinite(data) & (data != hp.UNSEEN)).all(axis=1)
@@ -113,9 +117,9 @@ def _clean_data(data):
     return np.ascontiguousarray(clean), good
 
 
-def _sample(tile: tiles.Tile, clean, good, vec, lut):
+def sample_tile(tile: tiles.Tile, clean, good, vec, lut):
     """Patch values (..., B, S, S) of the tile's maps (``clean``, ``good`` from
-    :func:`_clean_data`) at unit vectors (..., S, S, 3), nearest HEALPix pixel, tolerant of
+    :func:`clean_data`) at unit vectors (..., S, S, 3), nearest HEALPix pixel, tolerant of
     pixels outside the tile file or NaN / UNSEEN (returned as 0 with valid = False); ``lut``
     maps RING pixel - pixels[0] to its index.
 
@@ -136,7 +140,7 @@ def _sample(tile: tiles.Tile, clean, good, vec, lut):
     return vals.reshape(*shape[:-2], *vals.shape[1:]), valid.reshape(shape)
 
 
-class _PatchGrid:
+class PatchGrid:
     """The pixel geometry shared by every (unrotated) patch of a tile: each patch's pixel
     vectors are the same tangent-plane template in its centre's basis (e_r, e_l, e_b), so
     they are one (S^2, 3) @ (3, 3) product (equal to ``projection.patch_vectors``), and a
@@ -190,8 +194,6 @@ def run_tile(
     The linear algebra of a patch is small (6 x 6 solves, 1621 x 81 products): BLAS runs
     single-threaded here, as threaded BLAS on such sizes was measured up to 50x slower on a
     busy machine; the FFTs use ``workers`` threads."""
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1, user_api="blas"):
         return _run_tile(tile, cfg, progress, workers)
 
@@ -216,7 +218,7 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
     snr_hp = np.full((len(thetas), len(tpix)), np.nan, dtype=np.float32)
     y_hp = np.full_like(snr_hp, np.nan)
     sigmas = np.full((len(centres_pix), len(thetas)), np.nan)
-    clean, good = _clean_data(np.stack([tile.maps[b] for b in cfg.bands], axis=-1))
+    clean, good = clean_data(np.stack([tile.maps[b] for b in cfg.bands], axis=-1))
     lut = np.full(int(tile.pixels[-1] - tile.pixels[0]) + 1, -1, dtype=np.int32)
     lut[tile.pixels - tile.pixels[0]] = np.arange(len(tile.pixels), dtype=np.int32)
     size = cfg.patch_size
@@ -227,7 +229,7 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
     accept = rad_px <= accept_r
     order = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[order], np.arange(len(centres_pix) + 1))
-    grid = _PatchGrid(size, cfg.pixel_arcmin)
+    grid = PatchGrid(size, cfg.pixel_arcmin)
     bases = grid.bases(clon, clat)
     candidates = []
     n_invalid = 0
@@ -238,7 +240,7 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
         release the GIL, so ``workers`` batches run at once, each FFT on one thread)."""
         ics = np.arange(s0, min(s0 + PATCH_BATCH, len(centres_pix)))
         vec = grid.vectors(bases[ics])
-        vals, valid = _sample(tile, clean, good, vec, lut)  # (C, B, S, S), (C, S, S)
+        vals, valid = sample_tile(tile, clean, good, vec, lut)  # (C, B, S, S), (C, S, S)
         bad = ~valid
         frac = bad.mean(axis=(1, 2))
         skip = frac > cfg.max_invalid_fraction
@@ -271,8 +273,6 @@ def _run_tile(tile: tiles.Tile, cfg: MMFConfig, progress: bool, workers: int | N
 
     starts = range(0, len(centres_pix), PATCH_BATCH)
     if progress:
-        from tqdm import tqdm
-
         starts = tqdm(starts, desc=f"MMF tile {tile.tile}", unit="batch", mininterval=5.0)
     for nbad, ics, valid, results in _in_order(work, starts, threads):
         n_invalid += nbad
@@ -326,9 +326,6 @@ def _in_order(fn, items, threads: int):
     if threads <= 1:
         yield from map(fn, items)
         return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending = deque()
         for item in items:
