@@ -4,7 +4,7 @@ limit.
 
 Layers: io <- sky <- clusters, bubbles <- plots: a module of a layer imports nothing from a
 layer above it (its own layer and those below are fine; geometry and the top-level helpers
-such as skydetect.config sit below everything). Both checks read one graph, module ->
+such as skydetect.config sit below everything). The checks read one graph, module ->
 modules it imports, built from the source with ast: every import counts, also those inside
 functions and under ``if TYPE_CHECKING:``, so a lazy import hides neither a layer breach nor
 a circle.
