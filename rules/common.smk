@@ -187,10 +187,9 @@ VALIDATION_PATHS = SimpleNamespace(
     thresholds="results/evaluation/thresholds.json",
 )
 
+# the matched filter's detections follow the U-Net's contract as run `mmf`
 MMF_PATHS = SimpleNamespace(
-    detections=fill(
-        DETECT_PATHS.detections, run="mmf"
-    ),  # the U-Net's contract, run mmf
+    detections=fill(DETECT_PATHS.detections, run="mmf"),
     snr="results/mmf/{tile}.h5",
     snr_figure="results/mmf/{tile}_snr.png",
 )
