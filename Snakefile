@@ -32,7 +32,8 @@ include: "rules/bubbles_data.smk"
 include: "rules/bubbles_model.smk"
 
 
+# The final products of the configured detectors (rules/common.smk).
 rule all:
     default_target: True
     input:
-        FINAL_OUTPUT,
+        final_outputs(),

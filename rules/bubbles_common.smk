@@ -1,7 +1,8 @@
-# Spitzer bubbles: constants, wildcard constraints and input functions shared by
-# rules/bubbles_data.smk (which includes this file) and rules/bubbles_model.smk.
-# A bubble "field" is a Spitzer mosaic area (a GLIMPSE tile code such as 01500+0000, or the
-# name of a local mosaic pair), never a HEALPix tile.
+# Spitzer bubbles: every path, and the constants and input functions shared by
+# rules/bubbles_data.smk (which includes this file) and rules/bubbles_model.smk (their
+# wildcard constraints are in rules/common.smk). A bubble "field" is a Spitzer mosaic area
+# (a GLIMPSE tile code such as 01500+0000, or the name of a local mosaic pair), never a
+# HEALPix tile.
 from skydetect.io.spitzer import (
     MIPSGAL_TILE_RE,
     field_center,
@@ -14,8 +15,57 @@ from skydetect.bubbles.scales import check_config_scales
 from skydetect.bubbles.survey import survey_longitudes
 from skydetect.io.registry import glimpse_url, mipsgal_url
 
-BUB = config["bubbles"]
-BUB_SOURCE = BUB["source"]
+# --------------------------------------------------------------------------- bubbles paths
+# Every file of the bubble stages, as the paths of rules/common.smk: path patterns whose
+# {wildcards} a rule keeps or fills (expand, fill); {field} a bubble field, {brun} the bubble
+# run (bubbles.train.run). Rules ask for these and spell no results/ path themselves.
+BUBBLE_PATHS = SimpleNamespace(
+    # data side: the mock's mosaics of a field, their truth and volunteers' catalogue
+    mock_i4="results/bubbles/spitzer/{field}/GLM_{field}_mosaic_I4.fits",
+    mock_m1="results/bubbles/spitzer/{field}/MPG_{field}_mosaic_M1.fits",
+    mock_truth="results/bubbles/spitzer/{field}/truth.ecsv",
+    mock_catalog="results/bubbles/spitzer/{field}/catalog.ecsv",
+    # verified downloads: GLIMPSE / MIPSGAL mosaics and MWP DR2
+    download="results/bubbles/download/{spitzer_file}",
+    mwp_catalog="results/bubbles/download/mwp_dr2.csv",
+    mwp_clear_names="results/bubbles/download/mwp_dr2_clear.npy",
+    catalog="results/bubbles/catalog.ecsv",  # what training reads
+    truth="results/bubbles/truth.ecsv",  # the mock's truth of every field
+    aligned="results/bubbles/aligned/{field}.fits",  # both bands on the 8 µm grid
+    masked="results/bubbles/masked/{field}.fits",
+    negatives="results/bubbles/negatives/{field}.h5",
+    negative_groups="results/bubbles/negatives/groups.ecsv",
+    negative_figure="results/bubbles/figures/negatives_group_{cls}.png",
+    windows="results/bubbles/windows/{bubble_split}.h5",  # validation / test windows
+    field_figure="results/bubbles/figures/field_{field}.png",
+    # model side: the optuna study (a trial file per worker), the SSD, its detections
+    tune_trials="results/bubbles/tuning/{brun}/worker_{worker}.json",
+    tune_trial_dir="results/bubbles/tuning/{brun}/trials_{worker}",
+    tune_study="results/bubbles/tuning/{brun}/study.journal",
+    tune_best="results/bubbles/tuning/{brun}/best_params.json",
+    model="results/bubbles/models/{brun}/model.json",
+    weights="results/bubbles/models/{brun}/weights.h5",
+    history="results/bubbles/models/{brun}/history.csv",
+    learning_curve="results/bubbles/models/{brun}/learning_curve.png",
+    detections="results/bubbles/detections/{brun}/{field}.ecsv",
+    detections_csv="results/bubbles/detections/{brun}/{field}.csv",
+    detection_figure="results/bubbles/figures/detections_{brun}_{field}.png",
+    # the whole-plane survey catalogue, the test fields' scores, the injection recall
+    survey="results/bubbles/survey/{brun}/catalog.fits",
+    survey_csv="results/bubbles/survey/{brun}/catalog.csv",
+    survey_counts="results/bubbles/survey/{brun}/counts.txt",
+    survey_figure="results/bubbles/survey/{brun}/detections_along_l.png",
+    evaluation="results/bubbles/evaluation/{brun}/summary.json",
+    evaluation_table="results/bubbles/evaluation/{brun}/summary.txt",
+    injections="results/bubbles/injection/{brun}/{field}/injections.ecsv",
+    injection_truth="results/bubbles/injection/{brun}/{field}/truth.ecsv",
+    recall="results/bubbles/evaluation/{brun}/injection.ecsv",
+    recall_figure="results/bubbles/evaluation/{brun}/injection.png",
+)
+
+
+# --------------------------------------------------------------------------- settings
+BUB_SOURCE = BUB["source"]  # BUB: config["bubbles"] (rules/common.smk)
 # the window sides of the source (given, or from its bubble size range): every bubble size
 # the config can produce must appear in some sliding window at a scale the training crops
 # cover; given sides failing that stop here, naming the uncovered sizes
@@ -33,41 +83,26 @@ SURVEY_FIELDS = (
     if BUBBLE_SURVEY["enabled"]
     else []
 )
-# any 8 µm (+ 24 µm) FITS pair with a WCS, by name (Cygnus X, the LMC, NGC 628, ...)
-BUBBLE_MOSAICS = BUB["mosaics"]
+# BUBBLE_MOSAICS (rules/common.smk): any 8 µm (+ 24 µm) FITS pair with a WCS, by name
+# (Cygnus X, the LMC, NGC 628, ...)
 BUBBLE_SPLIT_FIELDS = sorted(set(sum(BUBBLE_SPLITS.values(), [])))
 # every GLIMPSE field of the run (the mock simulates them all; the catalogue covers them)
 BUBBLE_FIELDS = sorted(set(BUBBLE_SPLIT_FIELDS) | set(SURVEY_FIELDS))
-# the catalogue the detector trains on (the mock: the volunteers' catalogue of the truth;
-# real data: MWP DR2) and the one it is scored against (the mock truth; real data: MWP DR2)
-BUBBLE_CATALOG = "results/bubbles/catalog.ecsv"
-BUBBLE_TRUTH = (
-    "results/bubbles/truth.ecsv" if BUB_SOURCE == "simulate" else BUBBLE_CATALOG
-)
-BUBBLE_NEG_GROUPS = "results/bubbles/negatives/groups.ecsv"
+# the catalogue the detector trains on (BUBBLE_PATHS.catalog; the mock: the volunteers'
+# catalogue of the truth; real data: MWP DR2) and the one it is scored against, BUBBLE_TRUTH
+# (the mock truth; real data: MWP DR2)
+BUBBLE_TRUTH = BUBBLE_PATHS.truth if BUB_SOURCE == "simulate" else BUBBLE_PATHS.catalog
+# the negatives of the training fields and the figures of their k-means groups
+BUBBLE_TRAIN_NEGATIVES = expand(BUBBLE_PATHS.negatives, field=BUBBLE_SPLITS["train"])
 BUBBLE_NEG_FIGURES = expand(
-    "results/bubbles/figures/negatives_group_{cls}.png",
-    cls=range(BUB["negatives"]["n_classes"]),
+    BUBBLE_PATHS.negative_figure, cls=range(BUB["negatives"]["n_classes"])
 )
-GLIMPSE_FIELD = r"\d{5}[+-]\d{4}"
-
-
-wildcard_constraints:
-    field="|".join([GLIMPSE_FIELD, *map(re.escape, BUBBLE_MOSAICS)]),
-    spitzer_file=r"(GLM|MPG)_\d{5}[+-]\d{4}_mosaic_(I4|M1)\.fits|MG\d{4}[pn]005_024\.fits",
-    bubble_split="validation|test",
-
-
-def bubble_field(field):
-    return f"results/bubbles/aligned/{field}.fits"
-
-
-def bubble_negatives():
-    return expand("results/bubbles/negatives/{field}.h5", field=BUBBLE_SPLITS["train"])
-
-
-def bubble_windows(split):
-    return f"results/bubbles/windows/{split}.h5"
+# the bubble run, and the fields it detects on (bubbles.detect.splits) besides the survey's
+# and the named mosaics
+BUBBLE_RUN = BUB["train"]["run"]
+BUBBLE_DETECT_FIELDS = sorted(
+    {f for split in BUB["detect"]["splits"] for f in BUBBLE_SPLITS[split]}
+)
 
 
 def spitzer_mosaics(wildcards):
@@ -77,16 +112,17 @@ def spitzer_mosaics(wildcards):
     the 8 µm grid by align_spitzer_field."""
     i4, m1 = glimpse_filename(wildcards.field), mipsgal_filename(wildcards.field)
     if BUB_SOURCE == "simulate":
-        d = f"results/bubbles/spitzer/{wildcards.field}"
-        return {"i4": f"{d}/{i4}", "m1": f"{d}/{m1}"}
-    if BUB_SOURCE == "download":
-        d = "results/bubbles/download"
-        if BUB["download"]["mipsgal_url"]:
-            return {"i4": f"{d}/{i4}", "m1": f"{d}/{m1}"}
         return {
-            "i4": f"{d}/{i4}",
-            "m1": [f"{d}/{t}" for t in mipsgal_tiles(wildcards.field)],
+            "i4": fill(BUBBLE_PATHS.mock_i4, field=wildcards.field),
+            "m1": fill(BUBBLE_PATHS.mock_m1, field=wildcards.field),
         }
+    if BUB_SOURCE == "download":
+        downloaded = BUBBLE_PATHS.download
+        if BUB["download"]["mipsgal_url"]:
+            m1 = fill(downloaded, spitzer_file=m1)
+        else:
+            m1 = expand(downloaded, spitzer_file=mipsgal_tiles(wildcards.field))
+        return {"i4": fill(downloaded, spitzer_file=i4), "m1": m1}
     mosaic_dir = BUB["local"]["mosaic_dir"]
     if not mosaic_dir:
         raise ValueError(
@@ -110,15 +146,11 @@ def mosaic_pair(wildcards):
 
 def bubble_catalog_inputs(wildcards):
     if BUB_SOURCE == "simulate":
-        return {
-            "fields": expand(
-                "results/bubbles/spitzer/{field}/catalog.ecsv", field=BUBBLE_FIELDS
-            )
-        }
+        return {"fields": expand(BUBBLE_PATHS.mock_catalog, field=BUBBLE_FIELDS)}
     if BUB_SOURCE == "download":
         return {
-            "catalog": "results/bubbles/download/mwp_dr2.csv",
-            "clear_names": "results/bubbles/download/mwp_dr2_clear.npy",
+            "catalog": BUBBLE_PATHS.mwp_catalog,
+            "clear_names": BUBBLE_PATHS.mwp_clear_names,
         }
     for key in ("catalog", "clear_names"):
         if not BUB["local"][key]:
@@ -140,7 +172,7 @@ def simulate_positions(wildcards):
 def window_catalog(wildcards):
     """Validation windows carry the training catalogue's boxes (model selection sees what
     training sees); test windows the truth's (the evaluation)."""
-    return BUBBLE_TRUTH if wildcards.bubble_split == "test" else BUBBLE_CATALOG
+    return BUBBLE_TRUTH if wildcards.bubble_split == "test" else BUBBLE_PATHS.catalog
 
 
 def spitzer_download(wildcards):
@@ -183,7 +215,7 @@ def bubble_field_mem(factor, base=800):
 
 def split_fields(wildcards):
     """The aligned fields of bubble split ``wildcards.bubble_split``."""
-    return [bubble_field(f) for f in BUBBLE_SPLITS[wildcards.bubble_split]]
+    return expand(BUBBLE_PATHS.aligned, field=BUBBLE_SPLITS[wildcards.bubble_split])
 
 
 def simulate_mem_mb(wildcards):

@@ -1,17 +1,17 @@
 # Spitzer bubbles, data side: mosaics (mock / download / local, and any named 8 µm + 24 µm
 # pair), the catalogue, aligned and masked fields, negative windows and their k-means
-# groups, validation/test windows.
+# groups, validation/test windows. Paths (BUBBLE_PATHS), settings and input functions:
+# rules/bubbles_common.smk.
 #
 # For the model side (rules/bubbles_model.smk):
 #   BUBBLE_SPLITS[split]      -> field codes of train / validation / test
 #   SURVEY_FIELDS             -> field codes of the whole-plane survey (bubbles.survey)
-#   bubble_field(field)       -> "results/bubbles/aligned/{field}.fits" (both bands, 8 µm grid)
-#   BUBBLE_CATALOG            -> "results/bubbles/catalog.ecsv" (what training reads)
-#   BUBBLE_TRUTH              -> "results/bubbles/truth.ecsv" (the mock's truth: what the
-#                                test windows and detection figures show; else BUBBLE_CATALOG)
-#   bubble_negatives()        -> the negatives HDF5 files of the training fields
-#   BUBBLE_NEG_GROUPS         -> "results/bubbles/negatives/groups.ecsv"
-#   bubble_windows(split)     -> "results/bubbles/windows/{split}.h5"
+#   BUBBLE_PATHS.aligned      -> an aligned field (both bands, 8 µm grid)
+#   BUBBLE_PATHS.catalog      -> the bubble catalogue (what training reads)
+#   BUBBLE_TRUTH              -> what the test windows and detection figures show: the mock's
+#                                truth (BUBBLE_PATHS.truth), else BUBBLE_PATHS.catalog
+#   BUBBLE_TRAIN_NEGATIVES    -> the negatives HDF5 files of the training fields
+#   BUBBLE_PATHS.negative_groups, BUBBLE_PATHS.windows ({bubble_split}: validation / test)
 
 
 include: "bubbles_common.smk"
@@ -21,10 +21,10 @@ rule simulate_spitzer_field:
     input:
         unpack(simulate_positions),
     output:
-        i4="results/bubbles/spitzer/{field}/GLM_{field}_mosaic_I4.fits",
-        m1="results/bubbles/spitzer/{field}/MPG_{field}_mosaic_M1.fits",
-        truth="results/bubbles/spitzer/{field}/truth.ecsv",
-        catalog="results/bubbles/spitzer/{field}/catalog.ecsv",
+        i4=BUBBLE_PATHS.mock_i4,
+        m1=BUBBLE_PATHS.mock_m1,
+        truth=BUBBLE_PATHS.mock_truth,
+        catalog=BUBBLE_PATHS.mock_catalog,
     log:
         "logs/simulate_spitzer_field/{field}.log",
     benchmark:
@@ -46,7 +46,7 @@ rule simulate_spitzer_field:
 
 rule download_spitzer:
     output:
-        "results/bubbles/download/{spitzer_file}",
+        BUBBLE_PATHS.download,
     log:
         "logs/download_spitzer/{spitzer_file}.log",
     benchmark:
@@ -67,8 +67,8 @@ rule download_spitzer:
 
 rule download_bubble_catalog:
     output:
-        catalog="results/bubbles/download/mwp_dr2.csv",
-        clear_names="results/bubbles/download/mwp_dr2_clear.npy",
+        catalog=BUBBLE_PATHS.mwp_catalog,
+        clear_names=BUBBLE_PATHS.mwp_clear_names,
     log:
         "logs/download_bubble_catalog/all.log",
     benchmark:
@@ -92,7 +92,7 @@ rule bubble_catalog:
     input:
         unpack(bubble_catalog_inputs),
     output:
-        BUBBLE_CATALOG,
+        BUBBLE_PATHS.catalog,
     log:
         "logs/bubble_catalog/all.log",
     benchmark:
@@ -113,9 +113,9 @@ rule bubble_catalog:
 # the mock truth of every field, apart from the volunteers' catalogue the detector trains on
 rule bubble_truth:
     input:
-        fields=expand("results/bubbles/spitzer/{field}/truth.ecsv", field=BUBBLE_FIELDS),
+        fields=expand(BUBBLE_PATHS.mock_truth, field=BUBBLE_FIELDS),
     output:
-        "results/bubbles/truth.ecsv",
+        BUBBLE_PATHS.truth,
     log:
         "logs/bubble_truth/all.log",
     benchmark:
@@ -137,7 +137,7 @@ rule align_spitzer_field:
     input:
         unpack(spitzer_mosaics),
     output:
-        "results/bubbles/aligned/{field}.fits",
+        BUBBLE_PATHS.aligned,
     log:
         "logs/align_spitzer_field/{field}.log",
     benchmark:
@@ -171,10 +171,10 @@ use rule align_spitzer_field as align_mosaic_pair with:
 
 rule mask_bubbles:
     input:
-        field="results/bubbles/aligned/{field}.fits",
-        catalog=BUBBLE_CATALOG,
+        field=BUBBLE_PATHS.aligned,
+        catalog=BUBBLE_PATHS.catalog,
     output:
-        "results/bubbles/masked/{field}.fits",
+        BUBBLE_PATHS.masked,
     log:
         "logs/mask_bubbles/{field}.log",
     benchmark:
@@ -193,10 +193,10 @@ rule mask_bubbles:
 
 rule sample_negatives:
     input:
-        field="results/bubbles/masked/{field}.fits",
-        catalog=BUBBLE_CATALOG,
+        field=BUBBLE_PATHS.masked,
+        catalog=BUBBLE_PATHS.catalog,
     output:
-        "results/bubbles/negatives/{field}.h5",
+        BUBBLE_PATHS.negatives,
     log:
         "logs/sample_negatives/{field}.log",
     benchmark:
@@ -218,9 +218,9 @@ rule sample_negatives:
 
 rule group_negatives:
     input:
-        negatives=bubble_negatives(),
+        negatives=BUBBLE_TRAIN_NEGATIVES,
     output:
-        table=BUBBLE_NEG_GROUPS,
+        table=BUBBLE_PATHS.negative_groups,
         figures=report(
             BUBBLE_NEG_FIGURES,
             caption="report/bubble_negatives.rst",
@@ -250,7 +250,7 @@ rule make_validation_windows:
         fields=split_fields,
         catalog=window_catalog,
     output:
-        "results/bubbles/windows/{bubble_split}.h5",
+        BUBBLE_PATHS.windows,
     log:
         "logs/make_validation_windows/{bubble_split}.log",
     benchmark:
@@ -269,11 +269,11 @@ rule make_validation_windows:
 
 rule plot_bubble_field:
     input:
-        field="results/bubbles/aligned/{field}.fits",
-        catalog=BUBBLE_CATALOG,
+        field=BUBBLE_PATHS.aligned,
+        catalog=BUBBLE_PATHS.catalog,
     output:
         report(
-            "results/bubbles/figures/field_{field}.png",
+            BUBBLE_PATHS.field_figure,
             caption="report/bubble_field.rst",
             category="Bubble training data",
             subcategory="Fields",
@@ -292,23 +292,3 @@ rule plot_bubble_field:
         box_scale=BUB["windows"]["box_scale"],
     script:
         "../scripts/plot_bubble_field.py"
-
-
-if "bubbles" in config["detectors"]:
-    FINAL_OUTPUT.extend(
-        [
-            BUBBLE_CATALOG,
-            BUBBLE_TRUTH,
-            *expand(
-                "results/bubbles/masked/{field}.fits", field=BUBBLE_SPLITS["train"]
-            ),
-            *bubble_negatives(),
-            BUBBLE_NEG_GROUPS,
-            *BUBBLE_NEG_FIGURES,
-            bubble_windows("validation"),
-            bubble_windows("test"),
-            *expand(
-                "results/bubbles/figures/field_{field}.png", field=BUBBLE_SPLIT_FIELDS
-            ),
-        ]
-    )

@@ -3,70 +3,55 @@
 # detection (detect_bubbles), evaluation on the test fields (evaluate_bubbles) and the
 # whole-plane survey catalogue merged across fields (bubble_survey).
 # {brun} is the bubble run name (bubbles.train.run); file contracts in docs/dataflow.md.
+# Paths (BUBBLE_PATHS), settings (BUB: config["bubbles"], BUBBLE_SPLITS) and input
+# functions: rules/bubbles_common.smk.
 
-_SSD = config["bubbles"]
-_SSD_FIELDS = BUBBLE_SPLITS  # rules/bubbles_common.smk
-_SSD_DETECT_FIELDS = sorted(
-    {f for split in _SSD["detect"]["splits"] for f in _SSD_FIELDS[split]}
-)
-_SSD_TUNING = "results/bubbles/tuning/{brun}"
-
-
-wildcard_constraints:
-    brun=r"[A-Za-z0-9_\-]+",
-    worker=r"\d+",
-
-
-_SSD_INPUTS = {
-    "train_fields": expand(
-        "results/bubbles/aligned/{field}.fits", field=_SSD_FIELDS["train"]
-    ),
-    "catalog": "results/bubbles/catalog.ecsv",
-    "negatives": expand(
-        "results/bubbles/negatives/{field}.h5", field=_SSD_FIELDS["train"]
-    ),
-    "groups": BUBBLE_NEG_GROUPS,
-    "windows": "results/bubbles/windows/validation.h5",
+# what a training (and each tuning trial) reads: the training fields, their negatives and
+# groups, the validation windows and fields
+SSD_TRAINING_INPUTS = {
+    "train_fields": expand(BUBBLE_PATHS.aligned, field=BUBBLE_SPLITS["train"]),
+    "catalog": BUBBLE_PATHS.catalog,
+    "negatives": BUBBLE_TRAIN_NEGATIVES,
+    "groups": BUBBLE_PATHS.negative_groups,
+    "windows": fill(BUBBLE_PATHS.windows, bubble_split="validation"),
     "validation_fields": expand(
-        "results/bubbles/aligned/{field}.fits", field=_SSD_FIELDS["validation"]
+        BUBBLE_PATHS.aligned, field=BUBBLE_SPLITS["validation"]
     ),
 }
 # with tuning enabled, train_ssd also reads the study's best parameters
-_SSD_TUNED = (
-    {"best_params": f"{_SSD_TUNING}/best_params.json"}
-    if _SSD["tune"]["enabled"]
-    else {}
+SSD_TUNED_INPUTS = (
+    {"best_params": BUBBLE_PATHS.tune_best} if BUB["tune"]["enabled"] else {}
 )
 
 
 rule tune_ssd:
     input:
-        **_SSD_INPUTS,
+        **SSD_TRAINING_INPUTS,
     output:
-        trials=f"{_SSD_TUNING}/worker_{{worker}}.json",
+        trials=BUBBLE_PATHS.tune_trials,
     log:
         "logs/tune_ssd/{brun}_{worker}.log",
     benchmark:
         "benchmarks/rules/tune_ssd/{brun}_{worker}.tsv"
     conda:
         ENV_GPU
-    threads: _SSD["train"]["threads"]
+    threads: BUB["train"]["threads"]
     resources:
-        mem_mb=_SSD["tune"]["mem_mb"],
-        runtime=_SSD["tune"]["runtime"],
+        mem_mb=BUB["tune"]["mem_mb"],
+        runtime=BUB["tune"]["runtime"],
     params:
-        storage=f"{_SSD_TUNING}/study.journal",
+        storage=BUBBLE_PATHS.tune_study,
         study_prefix="ssd_{brun}",
-        trial_dir=f"{_SSD_TUNING}/trials_{{worker}}",
-        tune=computing_params(_SSD["tune"]),
-        train=computing_params(_SSD["train"]),
-        ssd=_SSD["ssd"],
-        detect=computing_params(_SSD["detect"]),
-        preprocess=_SSD["preprocess"],
-        k_range=_SSD["negatives"]["half_width_factor"],
-        box_scale=_SSD["windows"]["box_scale"],
-        min_cover=_SSD["evaluate"]["min_cover"],
-        iou_threshold=_SSD["evaluate"]["iou_threshold"],
+        trial_dir=BUBBLE_PATHS.tune_trial_dir,
+        tune=computing_params(BUB["tune"]),
+        train=computing_params(BUB["train"]),
+        ssd=BUB["ssd"],
+        detect=computing_params(BUB["detect"]),
+        preprocess=BUB["preprocess"],
+        k_range=BUB["negatives"]["half_width_factor"],
+        box_scale=BUB["windows"]["box_scale"],
+        min_cover=BUB["evaluate"]["min_cover"],
+        iou_threshold=BUB["evaluate"]["iou_threshold"],
         seed=config["seed"],
     script:
         "../scripts/tune_ssd.py"
@@ -75,12 +60,12 @@ rule tune_ssd:
 rule tune_ssd_best:
     input:
         trials=expand(
-            f"{_SSD_TUNING}/worker_{{worker}}.json",
-            worker=range(_SSD["tune"]["workers"]),
+            BUBBLE_PATHS.tune_trials,
+            worker=range(BUB["tune"]["workers"]),
             allow_missing=True,
         ),
     output:
-        best=f"{_SSD_TUNING}/best_params.json",
+        best=BUBBLE_PATHS.tune_best,
     log:
         "logs/tune_ssd_best/{brun}.log",
     benchmark:
@@ -92,21 +77,21 @@ rule tune_ssd_best:
         mem_mb=1000,
         runtime=10,
     params:
-        storage=f"{_SSD_TUNING}/study.journal",
+        storage=BUBBLE_PATHS.tune_study,
     script:
         "../scripts/tune_ssd_best.py"
 
 
 rule train_ssd:
     input:
-        **_SSD_INPUTS,
-        **_SSD_TUNED,
+        **SSD_TRAINING_INPUTS,
+        **SSD_TUNED_INPUTS,
     output:
-        model="results/bubbles/models/{brun}/model.json",
-        weights="results/bubbles/models/{brun}/weights.h5",
-        history="results/bubbles/models/{brun}/history.csv",
+        model=BUBBLE_PATHS.model,
+        weights=BUBBLE_PATHS.weights,
+        history=BUBBLE_PATHS.history,
         curve=report(
-            "results/bubbles/models/{brun}/learning_curve.png",
+            BUBBLE_PATHS.learning_curve,
             caption="report/bubble_learning_curve.rst",
             category="Bubble detector",
         ),
@@ -119,20 +104,20 @@ rule train_ssd:
     priority: 10
     conda:
         ENV_GPU
-    threads: _SSD["train"]["threads"]
+    threads: BUB["train"]["threads"]
     resources:
-        mem_mb=_SSD["train"]["mem_mb"],
-        runtime=_SSD["train"]["runtime"],
+        mem_mb=BUB["train"]["mem_mb"],
+        runtime=BUB["train"]["runtime"],
     params:
-        train=computing_params(_SSD["train"]),
-        ssd=_SSD["ssd"],
-        detect=computing_params(_SSD["detect"]),
-        preprocess=_SSD["preprocess"],
-        k_range=_SSD["negatives"]["half_width_factor"],
-        box_scale=_SSD["windows"]["box_scale"],
-        min_cover=_SSD["evaluate"]["min_cover"],
-        iou_threshold=_SSD["evaluate"]["iou_threshold"],
-        windows=_SSD["windows"],
+        train=computing_params(BUB["train"]),
+        ssd=BUB["ssd"],
+        detect=computing_params(BUB["detect"]),
+        preprocess=BUB["preprocess"],
+        k_range=BUB["negatives"]["half_width_factor"],
+        box_scale=BUB["windows"]["box_scale"],
+        min_cover=BUB["evaluate"]["min_cover"],
+        iou_threshold=BUB["evaluate"]["iou_threshold"],
+        windows=BUB["windows"],
         seed=config["seed"],
     script:
         "../scripts/train_ssd.py"
@@ -140,15 +125,15 @@ rule train_ssd:
 
 rule detect_bubbles:
     input:
-        model="results/bubbles/models/{brun}/model.json",
-        weights="results/bubbles/models/{brun}/weights.h5",
-        field="results/bubbles/aligned/{field}.fits",
+        model=BUBBLE_PATHS.model,
+        weights=BUBBLE_PATHS.weights,
+        field=BUBBLE_PATHS.aligned,
         catalog=BUBBLE_TRUTH,  # the figure's true bubbles
     output:
-        ecsv="results/bubbles/detections/{brun}/{field}.ecsv",
-        csv="results/bubbles/detections/{brun}/{field}.csv",
+        ecsv=BUBBLE_PATHS.detections,
+        csv=BUBBLE_PATHS.detections_csv,
         figure=report(
-            "results/bubbles/figures/detections_{brun}_{field}.png",
+            BUBBLE_PATHS.detection_figure,
             caption="report/bubble_detections.rst",
             category="Bubble detector",
         ),
@@ -158,16 +143,16 @@ rule detect_bubbles:
         "benchmarks/rules/detect_bubbles/{brun}_{field}.tsv"
     conda:
         ENV_ML
-    threads: _SSD["detect"]["threads"]
+    threads: BUB["detect"]["threads"]
     resources:
         # the field, its filled and smoothed copies and one chunk of windows, plus the
         # network (benchmarks/results/bubbles_scale.md: 3° x 2° at 1.2")
         mem_mb=bubble_field_mem(5, base=BUB["detect"]["mem_mb"]),
-        runtime=_SSD["detect"]["runtime"],
+        runtime=BUB["detect"]["runtime"],
     params:
-        detect=computing_params(_SSD["detect"]),
-        windows=_SSD["windows"],
-        preprocess=_SSD["preprocess"],
+        detect=computing_params(BUB["detect"]),
+        windows=BUB["windows"],
+        preprocess=BUB["preprocess"],
     script:
         "../scripts/detect_bubbles.py"
 
@@ -177,15 +162,15 @@ rule detect_bubbles:
 rule bubble_survey:
     input:
         detections=expand(
-            "results/bubbles/detections/{{brun}}/{field}.ecsv", field=SURVEY_FIELDS
+            BUBBLE_PATHS.detections, field=SURVEY_FIELDS, allow_missing=True
         ),
-        catalog=BUBBLE_CATALOG,
+        catalog=BUBBLE_PATHS.catalog,
     output:
-        fits="results/bubbles/survey/{brun}/catalog.fits",
-        csv="results/bubbles/survey/{brun}/catalog.csv",
-        counts="results/bubbles/survey/{brun}/counts.txt",
+        fits=BUBBLE_PATHS.survey,
+        csv=BUBBLE_PATHS.survey_csv,
+        counts=BUBBLE_PATHS.survey_counts,
         figure=report(
-            "results/bubbles/survey/{brun}/detections_along_l.png",
+            BUBBLE_PATHS.survey_figure,
             caption="report/bubble_survey.rst",
             category="Bubble detector",
         ),
@@ -201,7 +186,7 @@ rule bubble_survey:
         runtime=10,
     params:
         survey=BUBBLE_SURVEY,
-        box_scale=_SSD["windows"]["box_scale"],
+        box_scale=BUB["windows"]["box_scale"],
         fields=SURVEY_FIELDS,
         field_lon={
             f: [
@@ -217,16 +202,15 @@ rule bubble_survey:
 rule evaluate_bubbles:
     input:
         detections=expand(
-            "results/bubbles/detections/{{brun}}/{field}.ecsv",
-            field=_SSD_FIELDS["test"],
+            BUBBLE_PATHS.detections, field=BUBBLE_SPLITS["test"], allow_missing=True
         ),
-        windows="results/bubbles/windows/test.h5",
+        windows=fill(BUBBLE_PATHS.windows, bubble_split="test"),
         # coverage (finite 8 µm data) for the chance rate's random boxes
-        fields=[bubble_field(f) for f in _SSD_FIELDS["test"]],
+        fields=expand(BUBBLE_PATHS.aligned, field=BUBBLE_SPLITS["test"]),
     output:
-        summary="results/bubbles/evaluation/{brun}/summary.json",
+        summary=BUBBLE_PATHS.evaluation,
         table=report(
-            "results/bubbles/evaluation/{brun}/summary.txt",
+            BUBBLE_PATHS.evaluation_table,
             caption="report/bubble_evaluation.rst",
             category="Bubble detector",
         ),
@@ -242,9 +226,9 @@ rule evaluate_bubbles:
         mem_mb=bubble_field_mem(2, base=2000),
         runtime=10,
     params:
-        min_cover=_SSD["evaluate"]["min_cover"],
-        iou_threshold=_SSD["evaluate"]["iou_threshold"],
-        chance_draws=_SSD["evaluate"]["chance_draws"],
+        min_cover=BUB["evaluate"]["min_cover"],
+        iou_threshold=BUB["evaluate"]["iou_threshold"],
+        chance_draws=BUB["evaluate"]["chance_draws"],
         seed=config["seed"],
     script:
         "../scripts/evaluate_bubbles.py"
@@ -253,53 +237,56 @@ rule evaluate_bubbles:
 # Recall by injection: synthetic bubbles painted into each field of bubbles.inject.fields,
 # detection re-run on the windows near them (per field), recall per MajAxis x contrast cell
 # over the fields (skydetect.bubbles.inject, skydetect.bubbles.injection_table).
-_INJ = _SSD["inject"]
-_INJ_SETS = {
-    "validation": _SSD_FIELDS["validation"],
-    "test": _SSD_FIELDS["test"],
+BUBBLE_INJECT_CFG = BUB["inject"]
+# the fields of each name bubbles.inject.fields may give
+BUBBLE_INJECT_SETS = {
+    "validation": BUBBLE_SPLITS["validation"],
+    "test": BUBBLE_SPLITS["test"],
     "survey": SURVEY_FIELDS,
     "mosaics": list(BUBBLE_MOSAICS),
 }
-_INJ_FIELDS = sorted({f for s in _INJ["fields"] for f in _INJ_SETS[s]})
-_INJ_DIR = "results/bubbles/injection/{brun}"
-if "bubbles" in config["detectors"] and _INJ["enabled"]:
+BUBBLE_INJECT_FIELDS = sorted(
+    {f for s in BUBBLE_INJECT_CFG["fields"] for f in BUBBLE_INJECT_SETS[s]}
+)
+if "bubbles" in config["detectors"] and BUBBLE_INJECT_CFG["enabled"]:
     from skydetect.bubbles.inject import check_inject_config
 
-    check_inject_config(_INJ)
-    if not _INJ_FIELDS:
+    check_inject_config(BUBBLE_INJECT_CFG)
+    if not BUBBLE_INJECT_FIELDS:
         raise ValueError(
-            f"config key 'bubbles.inject.fields' ({', '.join(_INJ['fields'])}) selects no "
-            "field: enable bubbles.survey, name bubbles.mosaics or choose test / validation"
+            "config key 'bubbles.inject.fields' "
+            f"({', '.join(BUBBLE_INJECT_CFG['fields'])}) selects no field: enable "
+            "bubbles.survey, name bubbles.mosaics or choose test / validation"
         )
 
 
 rule inject_bubbles:
     input:
-        model="results/bubbles/models/{brun}/model.json",
-        weights="results/bubbles/models/{brun}/weights.h5",
-        field="results/bubbles/aligned/{field}.fits",
-        catalog="results/bubbles/catalog.ecsv",
-        detections="results/bubbles/detections/{brun}/{field}.ecsv",
+        model=BUBBLE_PATHS.model,
+        weights=BUBBLE_PATHS.weights,
+        field=BUBBLE_PATHS.aligned,
+        catalog=BUBBLE_PATHS.catalog,
+        detections=BUBBLE_PATHS.detections,
     output:
-        injections=f"{_INJ_DIR}/{{field}}/injections.ecsv",
-        truth=f"{_INJ_DIR}/{{field}}/truth.ecsv",
+        injections=BUBBLE_PATHS.injections,
+        truth=BUBBLE_PATHS.injection_truth,
     log:
         "logs/inject_bubbles/{brun}_{field}.log",
     benchmark:
         "benchmarks/rules/inject_bubbles/{brun}_{field}.tsv"
     conda:
         ENV_ML
-    threads: _SSD["detect"]["threads"]
+    threads: BUB["detect"]["threads"]
     resources:
         # detect_bubbles' memory plus the injected copy of the field
         mem_mb=bubble_field_mem(6, base=BUB["detect"]["mem_mb"]),
-        runtime=_SSD["detect"]["runtime"],
+        runtime=BUB["detect"]["runtime"],
     params:
-        inject=_INJ,
-        detect=computing_params(_SSD["detect"]),
-        windows=_SSD["windows"],
-        preprocess=_SSD["preprocess"],
-        iou_threshold=_SSD["evaluate"]["iou_threshold"],
+        inject=BUBBLE_INJECT_CFG,
+        detect=computing_params(BUB["detect"]),
+        windows=BUB["windows"],
+        preprocess=BUB["preprocess"],
+        iou_threshold=BUB["evaluate"]["iou_threshold"],
         beams_arcsec=[
             BUB["simulate"]["beam_8um_arcsec"],
             BUB["simulate"]["beam_24um_arcsec"],
@@ -312,21 +299,21 @@ rule inject_bubbles:
 rule injection_recall:
     input:
         injections=expand(
-            f"{_INJ_DIR}/{{field}}/injections.ecsv",
-            field=_INJ_FIELDS,
-            allow_missing=True,
+            BUBBLE_PATHS.injections, field=BUBBLE_INJECT_FIELDS, allow_missing=True
         ),
         truth=expand(
-            f"{_INJ_DIR}/{{field}}/truth.ecsv", field=_INJ_FIELDS, allow_missing=True
+            BUBBLE_PATHS.injection_truth,
+            field=BUBBLE_INJECT_FIELDS,
+            allow_missing=True,
         ),
     output:
         table=report(
-            "results/bubbles/evaluation/{brun}/injection.ecsv",
+            BUBBLE_PATHS.recall,
             caption="report/bubble_injection.rst",
             category="Bubble detector",
         ),
         figure=report(
-            "results/bubbles/evaluation/{brun}/injection.png",
+            BUBBLE_PATHS.recall_figure,
             caption="report/bubble_injection.rst",
             category="Bubble detector",
         ),
@@ -341,56 +328,8 @@ rule injection_recall:
         mem_mb=1000,
         runtime=10,
     params:
-        inject=_INJ,
-        fields=_INJ_FIELDS,
-        iou_threshold=_SSD["evaluate"]["iou_threshold"],
+        inject=BUBBLE_INJECT_CFG,
+        fields=BUBBLE_INJECT_FIELDS,
+        iou_threshold=BUB["evaluate"]["iou_threshold"],
     script:
         "../scripts/injection_recall.py"
-
-
-if "bubbles" in config["detectors"]:
-    _brun = _SSD["train"]["run"]
-    FINAL_OUTPUT += expand(
-        "results/bubbles/models/{brun}/{name}",
-        brun=_brun,
-        name=["model.json", "weights.h5", "history.csv", "learning_curve.png"],
-    )
-    FINAL_OUTPUT += expand(
-        "results/bubbles/detections/{brun}/{field}.{ext}",
-        brun=_brun,
-        field=_SSD_DETECT_FIELDS,
-        ext=["ecsv", "csv"],
-    )
-    FINAL_OUTPUT += expand(
-        "results/bubbles/figures/detections_{brun}_{field}.png",
-        brun=_brun,
-        field=_SSD_DETECT_FIELDS,
-    )
-    FINAL_OUTPUT += expand(
-        "results/bubbles/evaluation/{brun}/{name}",
-        brun=_brun,
-        name=["summary.json", "summary.txt"],
-    )
-    if _INJ["enabled"]:
-        FINAL_OUTPUT += expand(
-            "results/bubbles/evaluation/{brun}/injection.{ext}",
-            brun=_brun,
-            ext=["ecsv", "png"],
-        )
-    if SURVEY_FIELDS:
-        FINAL_OUTPUT += expand(
-            "results/bubbles/survey/{brun}/{name}",
-            brun=_brun,
-            name=[
-                "catalog.fits",
-                "catalog.csv",
-                "counts.txt",
-                "detections_along_l.png",
-            ],
-        )
-    FINAL_OUTPUT += expand(
-        "results/bubbles/detections/{brun}/{field}.{ext}",
-        brun=_brun,
-        field=list(BUBBLE_MOSAICS),
-        ext=["ecsv", "csv"],
-    )

@@ -1,16 +1,16 @@
 # Calibrated P(real) of the cluster candidates (skydetect.clusters.calibration): fitted per
 # detector on the validation candidates matched to the truth, scored on the test candidates.
-# The matched candidate tables (results/{validation/,}evaluation/{detector}/
-# matched_candidates.ecsv: the candidate columns plus IS_TRUE and TRUTH_ID) come from the
-# evaluation rules.
+# The matched candidate tables (VALIDATION_PATHS / DETECT_PATHS.matched_candidates: the
+# candidate columns plus IS_TRUE and TRUTH_ID) come from the evaluation rules. Paths
+# (CALIBRATION_PATHS): rules/common.smk.
 CALIBRATION_DETECTORS = SCORECARD_DETECTORS
 
 
 rule calibrate:
     input:
-        candidates="results/validation/evaluation/{detector}/matched_candidates.ecsv",
+        candidates=fill(VALIDATION_PATHS.matched_candidates, run="{detector}"),
     output:
-        calibration="results/models/calibration/{detector}.json",
+        calibration=CALIBRATION_PATHS.model,
     log:
         "logs/calibrate/{detector}.log",
     benchmark:
@@ -27,23 +27,17 @@ rule calibrate:
 
 rule evaluate_calibration:
     input:
-        calibrations=expand(
-            "results/models/calibration/{detector}.json",
-            detector=CALIBRATION_DETECTORS,
-        ),
-        candidates=expand(
-            "results/evaluation/{detector}/matched_candidates.ecsv",
-            detector=CALIBRATION_DETECTORS,
-        ),
+        calibrations=expand(CALIBRATION_PATHS.model, detector=CALIBRATION_DETECTORS),
+        candidates=expand(DETECT_PATHS.matched_candidates, run=CALIBRATION_DETECTORS),
     output:
         table=report(
-            "results/evaluation/calibration.ecsv",
+            CALIBRATION_PATHS.table,
             caption="report/calibration.rst",
             category="Cluster detection",
             subcategory="calibration",
         ),
         figure=report(
-            "results/evaluation/reliability.png",
+            CALIBRATION_PATHS.reliability,
             caption="report/reliability.rst",
             category="Cluster detection",
             subcategory="calibration",
@@ -63,10 +57,3 @@ rule evaluate_calibration:
         n_bins=CL["calibration"]["n_bins"],
     script:
         "../scripts/evaluate_calibration.py"
-
-
-if "clusters" in config["detectors"] and SIMULATED_SKY:
-    FINAL_OUTPUT += [
-        "results/evaluation/calibration.ecsv",
-        "results/evaluation/reliability.png",
-    ]

@@ -1,16 +1,16 @@
 # Published cluster catalogues: every candidate of a detector (U-Net run, `mmf`, `combined`)
 # measured by the MMF at its position (forced photometry, per tile), matched with the known
 # clusters (PSZ2, MCXC, redMaPPer) for names and redshifts, and flagged near bright IR sources.
-# Library: skydetect.clusters.cluster_catalog, .ir_flag, .mmf.photometry.
-CATALOG_CFG = CL["cluster_catalog"]
+# Library: skydetect.clusters.cluster_catalog, .ir_flag, .mmf.photometry. Settings
+# (CATALOG_CFG) and paths (CATALOG_PATHS): rules/common.smk.
 
 
 rule forced_photometry:
     input:
-        tile="results/tiles/{tile}.h5",
-        candidates="results/candidates/{run}.fits",
+        tile=TILE_PATHS.tile,
+        candidates=DETECT_PATHS.candidates,
     output:
-        photometry="results/photometry/{run}/{tile}.ecsv",
+        photometry=CATALOG_PATHS.photometry,
     log:
         "logs/forced_photometry/{run}_{tile}.log",
     benchmark:
@@ -34,7 +34,7 @@ rule ir_flag_chance:
     input:
         sources=source_catalogs,
     output:
-        chance="results/catalogs/ir_flag_chance.json",
+        chance=CATALOG_PATHS.ir_flag_chance,
     log:
         "logs/ir_flag_chance/chance.log",
     benchmark:
@@ -59,16 +59,18 @@ rule cluster_catalog:
     input:
         unpack(catalog_known_files),
         unpack(catalog_calibration),
-        candidates="results/candidates/{run}.fits",
-        photometry=expand("results/photometry/{{run}}/{tile}.ecsv", tile=DETECT_TILES),
+        candidates=DETECT_PATHS.candidates,
+        photometry=expand(
+            CATALOG_PATHS.photometry, tile=DETECT_TILES, allow_missing=True
+        ),
         sources=source_catalogs,
-        chance="results/catalogs/ir_flag_chance.json",
-        galactic_mask=SURVEY_MASKS["galactic"],
-        point_source_mask=SURVEY_MASKS["point_sources"],
+        chance=CATALOG_PATHS.ir_flag_chance,
+        galactic_mask=MASK_PATHS.galactic,
+        point_source_mask=MASK_PATHS.point_sources,
     output:
-        fits="results/catalogs/{run}.fits",
+        fits=CATALOG_PATHS.fits,
         csv=report(
-            "results/catalogs/{run}.csv",
+            CATALOG_PATHS.csv,
             caption="report/cluster_catalog.rst",
             category="Cluster detection",
             subcategory="{run}",
@@ -94,10 +96,3 @@ rule cluster_catalog:
         mask_policy=config["clusters"]["mask_candidates"],
     script:
         "../scripts/cluster_catalog.py"
-
-
-if "clusters" in config["detectors"] and CATALOG_CFG["enabled"]:
-    FINAL_OUTPUT += expand(
-        ["results/catalogs/{run}.fits", "results/catalogs/{run}.csv"], run=CATALOG_RUNS
-    )
-    FINAL_OUTPUT += ["results/catalogs/ir_flag_chance.json"]

@@ -1,6 +1,7 @@
 # Configuration validation, shared constants, every path and input function of the Planck and
-# cluster stages, and the wildcard constraints. (The bubbles' own constants and input
-# functions are in rules/bubbles_common.smk.)
+# cluster stages, the default target list (final_outputs) and every global wildcard
+# constraint. (The bubbles' own paths, constants and input functions are in
+# rules/bubbles_common.smk.)
 import os
 import re
 import sys
@@ -71,11 +72,9 @@ if config["planck"]["source"] == "download":
 DOWNLOAD_LOCK = config["download_lock"]
 
 
-# Every stage appends its final products here; `rule all` asks for them.
-FINAL_OUTPUT = []
-
 PLANCK = config["planck"]
 CL = config["clusters"]
+BUB = config["bubbles"]
 BANDS = [str(b) for b in PLANCK["bands"]]
 N_TILES = 48  # HEALPix nside 2, RING ordering, 0-based
 SIMULATED_SKY = PLANCK["source"] == "simulate"
@@ -96,11 +95,131 @@ def computing_params(section):
     return {k: v for k, v in section.items() if k not in SCHEDULING_KEYS}
 
 
+# --------------------------------------------------------------------------- paths
+# Every file of the Planck and cluster stages, one namespace per stage: each attribute is a
+# path pattern whose {wildcards} a rule keeps or fills (expand, or fill for one value). Rules
+# ask for these and spell no results/ path themselves; logs and benchmarks stay beside their
+# one rule. The bubbles' paths: BUBBLE_PATHS in rules/bubbles_common.smk.
+def fill(pattern, **values):
+    """``pattern`` with the wildcards of ``values`` filled in, the others left open."""
+    (path,) = expand(pattern, allow_missing=True, **values)
+    return path
+
+
+def fill_each(patterns, wildcard, values):
+    """Every pattern of ``patterns`` filled with each of ``values`` of ``wildcard`` in turn
+    (the files of one value together), the other wildcards left open."""
+    return [fill(pattern, **{wildcard: v}) for v in values for pattern in patterns]
+
+
+DOWNLOAD_PATHS = SimpleNamespace(directory="results/download")
+# a verified download (table DOWNLOADS below): planck.download
+DOWNLOAD_PATHS.file = f"{DOWNLOAD_PATHS.directory}/{{filename}}"
+
+SKY_PATHS = SimpleNamespace(
+    # the mock sky (simulate only): maps in the PR3 layout ({filename}: the band's PR3 file
+    # name, mock_map(band)), its clusters and its catalogues
+    mock_map="results/sky/maps/{filename}",
+    truth="results/sky/truth_clusters.ecsv",
+    mock_catalogs={
+        "psz2": "results/sky/catalogs/psz2_union.fits",
+        "mcxc": "results/sky/catalogs/mcxc.fits",
+        "redmapper": "results/sky/catalogs/redmapper.fits",
+        "sources": "results/sky/catalogs/sources.ecsv",
+    },
+    summary="results/sky/sky_summary.json",
+    # RING, float32, GALACTIC map of a band and its check report (rule check_map)
+    checked_map="results/sky/checked/{band}.fits",
+    checked_report="results/sky/checked/{band}.json",
+)
+
+MASK_PATHS = SimpleNamespace(
+    galactic="results/masks/galactic.fits",
+    point_sources="results/masks/point_sources.fits",
+)
+
+TILE_PATHS = SimpleNamespace(tile="results/tiles/{tile}.h5")
+
+DATASET_PATHS = SimpleNamespace(
+    catalog="results/catalogs/{name}.ecsv",  # a training catalogue (clusters.catalog.name)
+    patches="results/patches/{split}/{tile}.h5",  # train / validation patches of a tile
+    cover="results/patches/cover/{tile}.h5",  # the cover grid of a tile (the detectors')
+    normalisation="results/datasets/normalisation.json",
+    dataset="results/datasets/{split}.h5",
+    examples="results/datasets/{split}_examples.png",
+)
+
+TRAIN_PATHS = SimpleNamespace(
+    run_dataset="results/datasets/{run}/{split}.h5",  # a split in a U-Net run's bands
+    model="results/models/{run}/model.json",
+    weights="results/models/{run}/weights.h5",
+    history="results/models/{run}/history.csv",
+    learning_curve="results/models/{run}/learning_curve.png",
+)
+
+# {run}: a detector (U-Net run, mmf, combined); the test tiles' candidates and their scores
+DETECT_PATHS = SimpleNamespace(
+    prediction="results/predictions/{run}/{tile}.h5",
+    detections="results/detections/{run}/{tile}.ecsv",
+    candidates="results/candidates/{run}.fits",
+    candidates_csv="results/candidates/{run}.csv",
+    summary="results/evaluation/{run}/summary.json",
+    completeness="results/evaluation/{run}/completeness.csv",
+    truth_matched="results/evaluation/{run}/truth_matched.ecsv",
+    completeness_figure="results/evaluation/{run}/completeness.png",
+    sky_map="results/evaluation/{run}/sky_map.png",
+    patches_figure="results/evaluation/{run}/patches.png",
+    comparison="results/evaluation/comparison.csv",
+    comparison_figure="results/evaluation/comparison.png",
+    matched_candidates="results/evaluation/{run}/matched_candidates.ecsv",
+    scorecard="results/evaluation/scorecard.ecsv",
+    scorecard_markdown="results/evaluation/scorecard.md",
+    purity_completeness="results/evaluation/purity_completeness.ecsv",
+    purity_completeness_figure="results/evaluation/purity_completeness.png",
+    completeness_mass_z="results/evaluation/completeness_mass_z.png",
+)
+
+# the validation tiles' candidates, and the thresholds fixed on them (rule choose_thresholds)
+VALIDATION_PATHS = SimpleNamespace(
+    candidates="results/validation/candidates/{run}.fits",
+    candidates_csv="results/validation/candidates/{run}.csv",
+    matched_candidates="results/validation/evaluation/{run}/matched_candidates.ecsv",
+    thresholds="results/evaluation/thresholds.json",
+)
+
+# the matched filter's detections follow the U-Net's contract as run `mmf`
+MMF_PATHS = SimpleNamespace(
+    detections=fill(DETECT_PATHS.detections, run="mmf"),
+    snr="results/mmf/{tile}.h5",
+    snr_figure="results/mmf/{tile}_snr.png",
+)
+
+CALIBRATION_PATHS = SimpleNamespace(
+    model="results/models/calibration/{detector}.json",
+    table="results/evaluation/calibration.ecsv",
+    reliability="results/evaluation/reliability.png",
+)
+
+INJECT_PATHS = SimpleNamespace(
+    injections="results/inject/{tile}.ecsv",
+    selection_function="results/evaluation/selection_function.fits",
+    selection_function_figure="results/evaluation/selection_function.png",
+    vs_truth="results/evaluation/selection_function_vs_truth.csv",
+)
+
+CATALOG_PATHS = SimpleNamespace(
+    photometry="results/photometry/{run}/{tile}.ecsv",
+    ir_flag_chance="results/catalogs/ir_flag_chance.json",
+    fits="results/catalogs/{run}.fits",
+    csv="results/catalogs/{run}.csv",
+)
+
+
 # --------------------------------------------------------------------------- report
 # `snakemake --report` gathers the figures and, beside them, the summary tables. To add one,
 # wrap the output in report() where it is written, like this
 #     table=report(
-#         "results/<stage>/<name>.csv",
+#         DETECT_PATHS.comparison,          # the stage's path (paths above)
 #         caption="report/<name>.rst",      # rules/report/<name>.rst: what each column means
 #         category="Cluster detection",     # the category of the figures it summarises
 #         subcategory="{run}",
@@ -135,12 +254,14 @@ def one_of(names):
 
 
 # --------------------------------------------------------------------------- downloads
-# DOWNLOADS (skydetect.io.registry.DownloadTable) maps a file name under results/download/ to
+# DOWNLOADS (skydetect.io.registry.DownloadTable) maps a file name under DOWNLOAD_PATHS to
 # {url, size, sha256, unpack, member}, from config["planck"]["download"] (per band, per
 # catalogue under `catalogs`, per mask under `masks`); rule download_file looks it up when a
 # job is created.
 DOWNLOADS = DownloadTable.from_config(
-    PLANCK["download"], {band: ch.filename for band, ch in CHANNELS.items()}
+    PLANCK["download"],
+    {band: ch.filename for band, ch in CHANNELS.items()},
+    directory=DOWNLOAD_PATHS.directory,
 )
 
 
@@ -163,29 +284,14 @@ def download_unpack(wildcards):
 
 
 # --------------------------------------------------------------------------- Planck sky
-CATALOG_NAMES = ("psz2", "mcxc", "redmapper", "sources")
-MOCK_CATALOGS = {
-    "psz2": "results/sky/catalogs/psz2_union.fits",
-    "mcxc": "results/sky/catalogs/mcxc.fits",
-    "redmapper": "results/sky/catalogs/redmapper.fits",
-    "sources": "results/sky/catalogs/sources.ecsv",
-}
-TRUTH = "results/sky/truth_clusters.ecsv"  # the mock sky's clusters (simulate only)
+CATALOG_NAMES = tuple(SKY_PATHS.mock_catalogs)  # psz2, mcxc, redmapper, sources
 # nside of the maps check_map reads (real PR3 maps are 2048)
 MAP_NSIDE = int(PLANCK["nside"]) if SIMULATED_SKY else 2048
 
 
 def mock_map(band):
-    return f"results/sky/maps/{channel(band).filename}"
-
-
-def checked_map(band):
-    """RING, float32, GALACTIC map of ``band`` (rule check_map)."""
-    return f"results/sky/checked/{band}.fits"
-
-
-def checked_report(band):
-    return f"results/sky/checked/{band}.json"
+    """The mock sky's map of ``band`` (its PR3 file name)."""
+    return fill(SKY_PATHS.mock_map, filename=channel(band).filename)
 
 
 def raw_map(wildcards):
@@ -211,7 +317,7 @@ def planck_catalog_file(name):
             f"unknown catalogue {name!r}: expected one of {', '.join(CATALOG_NAMES)}"
         )
     if PLANCK["source"] == "simulate":
-        return MOCK_CATALOGS[name]
+        return SKY_PATHS.mock_catalogs[name]
     if PLANCK["source"] == "download":
         return DOWNLOADS.catalog_path(name)
     path = PLANCK.get("local", {}).get("catalogs", {}).get(name)
@@ -223,8 +329,9 @@ def planck_catalog_file(name):
 
 
 def truth_input(wildcards):
-    """{"truth": TRUTH} on a simulated sky (completeness is measured), else nothing."""
-    return {"truth": TRUTH} if SIMULATED_SKY else {}
+    """{"truth": the mock's clusters} on a simulated sky (completeness is measured), else
+    nothing."""
+    return {"truth": SKY_PATHS.truth} if SIMULATED_SKY else {}
 
 
 # --------------------------------------------------------------------------- masks
@@ -232,10 +339,7 @@ def truth_input(wildcards):
 # makes its own from its dust-dominated band and its source catalogue; a real sky takes the
 # published Planck HFI masks.
 MASKS_CFG = PLANCK["masks"]
-SURVEY_MASKS = {
-    "galactic": "results/masks/galactic.fits",
-    "point_sources": "results/masks/point_sources.fits",
-}
+SURVEY_MASK_NAMES = tuple(vars(MASK_PATHS))  # galactic, point_sources
 
 
 def mask_inputs(wildcards):
@@ -248,28 +352,34 @@ def mask_inputs(wildcards):
                 "config key 'planck.masks.dust_band' is null and planck.bands has no 353, 545 "
                 "or 857 GHz band: the mock sky's Galactic mask needs a dust-dominated map"
             )
-        return {"dust": checked_map(band), "sources": MOCK_CATALOGS["sources"]}
+        return {
+            "dust": fill(SKY_PATHS.checked_map, band=band),
+            "sources": SKY_PATHS.mock_catalogs["sources"],
+        }
     if PLANCK["source"] == "download":
-        return {name: DOWNLOADS.mask_path(name) for name in SURVEY_MASKS}
+        return {name: DOWNLOADS.mask_path(name) for name in SURVEY_MASK_NAMES}
     local = PLANCK.get("local", {}).get("masks", {})
-    missing = [name for name in SURVEY_MASKS if not local.get(name)]
+    missing = [name for name in SURVEY_MASK_NAMES if not local.get(name)]
     if missing:
         raise ValueError(
             f"config key 'planck.local.masks.{missing[0]}' is missing: planck.source is "
             "'local', so the Planck masks need local paths (HFI_Mask_GalPlane-apo0_2048_R2.00"
             ".fits, HFI_Mask_PointSrc_2048_R2.00.fits)"
         )
-    return {name: local[name] for name in SURVEY_MASKS}
+    return {name: local[name] for name in SURVEY_MASK_NAMES}
 
 
 # --------------------------------------------------------------------------- cluster stages
 KNOWN_CATALOGS = list(CL["crossmatch"]["catalogs"])
-TRAINING_CATALOG = f"results/catalogs/{CL['catalog']['name']}.ecsv"
+TRAINING_CATALOG = fill(DATASET_PATHS.catalog, name=CL["catalog"]["name"])
 SPLIT_TILES = {"train": TRAIN_TILES, "validation": VALIDATION_TILES}
+# the patch files each dataset split is assembled from (test: the test tiles' cover grids)
 DATASET_PATCHES = {
-    "train": expand("results/patches/train/{tile}.h5", tile=TRAIN_TILES),
-    "validation": expand("results/patches/validation/{tile}.h5", tile=VALIDATION_TILES),
-    "test": expand("results/patches/cover/{tile}.h5", tile=TEST_TILES),
+    **{
+        split: expand(DATASET_PATHS.patches, split=split, tile=tiles)
+        for split, tiles in SPLIT_TILES.items()
+    },
+    "test": expand(DATASET_PATHS.cover, tile=TEST_TILES),
 }
 
 
@@ -321,17 +431,13 @@ def source_catalogs(wildcards):
 
 
 def run_detections(wildcards):
-    return expand(
-        "results/detections/{run}/{tile}.ecsv", run=wildcards.run, tile=DETECT_TILES
-    )
+    return expand(DETECT_PATHS.detections, run=wildcards.run, tile=DETECT_TILES)
 
 
 def validation_detections(wildcards):
     """Per-tile detections of run ``wildcards.run`` on the validation tiles (the per-tile
     rules are the test tiles' own: their outputs are named by tile)."""
-    return expand(
-        "results/detections/{run}/{tile}.ecsv", run=wildcards.run, tile=VALIDATION_TILES
-    )
+    return expand(DETECT_PATHS.detections, run=wildcards.run, tile=VALIDATION_TILES)
 
 
 # --------------------------------------------------------------------------- U-Net runs
@@ -363,17 +469,19 @@ def unet_run_bands(wildcards):
 DETECT_CFG = CL["detect"]
 XMATCH_CFG = CL["crossmatch"]
 EVAL_CFG = CL["evaluate"]
-CLUSTER_RUNS = UNET_RUNS + (["mmf"] if CL["mmf"].get("enabled", False) else [])
+MMF_CFG = CL["mmf"]  # the matched multi-frequency filter (rules/mmf.smk)
+CATALOG_CFG = CL["cluster_catalog"]  # the published catalogues (rules/catalog.smk)
+CLUSTER_RUNS = UNET_RUNS + (["mmf"] if MMF_CFG.get("enabled", False) else [])
 # The scorecard's rows: every U-Net run, the MMF, and their combination (U-Net run
 # clusters.evaluate.combine_run, default the first, merged with the MMF by position).
 COMBINE_RUN = EVAL_CFG.get("combine_run") or UNET_RUNS[0]
 SCORECARD_DETECTORS = CLUSTER_RUNS + (["combined"] if "mmf" in CLUSTER_RUNS else [])
 # Detectors with a published catalogue (rules/catalog.smk): as the scorecard's rows.
 CATALOG_RUNS = SCORECARD_DETECTORS
-SCORECARD_COMMAND = "snakemake --cores all results/evaluation/scorecard.md"
-# Every scorecard threshold is fixed on the validation tiles (rule choose_thresholds) and
-# the test tiles are scored once at it; both write per-candidate truth flags.
-THRESHOLDS = "results/evaluation/thresholds.json"
+SCORECARD_COMMAND = f"snakemake --cores all {DETECT_PATHS.scorecard_markdown}"
+# Every scorecard threshold is fixed on the validation tiles (rule choose_thresholds,
+# VALIDATION_PATHS.thresholds) and the test tiles are scored once at it; both write
+# per-candidate truth flags.
 
 
 def scorecard_params():
@@ -381,7 +489,7 @@ def scorecard_params():
     return {
         **EVAL_CFG,
         "unet_detect_threshold": DETECT_CFG["threshold"],
-        "mmf_snr_threshold": CL["mmf"]["snr_threshold"],
+        "mmf_snr_threshold": MMF_CFG["snr_threshold"],
     }
 
 
@@ -408,7 +516,7 @@ def inject_mask(wildcards):
     point-source masks (made by make_masks): injections go where every mask is valid."""
     if INJECT_CFG.get("mask"):
         return {"mask": [INJECT_CFG["mask"]]}
-    return {"mask": [SURVEY_MASKS["galactic"], SURVEY_MASKS["point_sources"]]}
+    return {"mask": [MASK_PATHS.galactic, MASK_PATHS.point_sources]}
 
 
 def catalog_calibration(wildcards):
@@ -416,13 +524,98 @@ def catalog_calibration(wildcards):
     validation tiles have a truth; rule calibrate), else nothing (P_REAL NaN)."""
     if not SIMULATED_SKY:
         return {}
-    return {"calibration": f"results/models/calibration/{wildcards.run}.json"}
+    return {"calibration": fill(CALIBRATION_PATHS.model, detector=wildcards.run)}
 
 
 # The fixed thresholds of the selection function: chosen on the validation tiles of a
 # simulated sky (rule choose_thresholds); on a real sky, clusters.inject.thresholds_file
 # (a thresholds.json chosen on a mock's validation tiles; null: no selection function).
-INJECT_THRESHOLDS = THRESHOLDS if SIMULATED_SKY else INJECT_CFG.get("thresholds_file")
+INJECT_THRESHOLDS = (
+    VALIDATION_PATHS.thresholds if SIMULATED_SKY else INJECT_CFG.get("thresholds_file")
+)
+
+
+# --------------------------------------------------------------------------- targets
+def final_outputs():
+    """The final products of the configured detectors: what `rule all` asks for. Called by
+    the Snakefile once every stage is included (the bubbles' names are theirs)."""
+    targets = []
+    if "clusters" in config["detectors"]:
+        targets += expand([SKY_PATHS.checked_map, SKY_PATHS.checked_report], band=BANDS)
+        targets += expand(
+            [DATASET_PATHS.dataset, DATASET_PATHS.examples],
+            split=["train", "validation", "test"],
+        )
+        targets += expand(DATASET_PATHS.cover, tile=DETECT_TILES)
+        targets += [TRAINING_CATALOG, DATASET_PATHS.normalisation]
+        unet = [TRAIN_PATHS.model, TRAIN_PATHS.weights, TRAIN_PATHS.history]
+        targets += fill_each([*unet, TRAIN_PATHS.learning_curve], "run", UNET_RUNS)
+        targets += expand(
+            [
+                DETECT_PATHS.candidates,
+                DETECT_PATHS.candidates_csv,
+                DETECT_PATHS.summary,
+                DETECT_PATHS.completeness_figure,
+                DETECT_PATHS.sky_map,
+            ],
+            run=CLUSTER_RUNS,
+        )
+        targets += expand(DETECT_PATHS.patches_figure, run=UNET_RUNS)
+        targets += [DETECT_PATHS.comparison, DETECT_PATHS.comparison_figure]
+        if SIMULATED_SKY and len(SCORECARD_DETECTORS) > 1:
+            targets += [
+                DETECT_PATHS.scorecard,
+                DETECT_PATHS.scorecard_markdown,
+                DETECT_PATHS.purity_completeness_figure,
+                DETECT_PATHS.completeness_mass_z,
+                VALIDATION_PATHS.thresholds,
+            ]
+        if MMF_CFG["enabled"]:
+            mmf = [MMF_PATHS.detections, MMF_PATHS.snr, MMF_PATHS.snr_figure]
+            targets += expand(mmf, tile=DETECT_TILES)
+        if SIMULATED_SKY:
+            targets += [CALIBRATION_PATHS.table, CALIBRATION_PATHS.reliability]
+        # the selection function at the validation-fixed thresholds (and, on a simulated
+        # sky, its comparison with the truth)
+        if INJECT_CFG["enabled"] and INJECT_THRESHOLDS:
+            targets += [
+                INJECT_PATHS.selection_function,
+                INJECT_PATHS.selection_function_figure,
+            ]
+            targets += [INJECT_PATHS.vs_truth] if SIMULATED_SKY else []
+        if CATALOG_CFG["enabled"]:
+            targets += expand([CATALOG_PATHS.fits, CATALOG_PATHS.csv], run=CATALOG_RUNS)
+            targets += [CATALOG_PATHS.ir_flag_chance]
+    if "bubbles" in config["detectors"]:
+        targets += [BUBBLE_PATHS.catalog, BUBBLE_TRUTH]
+        targets += expand(BUBBLE_PATHS.masked, field=BUBBLE_SPLITS["train"])
+        targets += [*BUBBLE_TRAIN_NEGATIVES, BUBBLE_PATHS.negative_groups]
+        targets += BUBBLE_NEG_FIGURES
+        targets += expand(BUBBLE_PATHS.windows, bubble_split=["validation", "test"])
+        targets += expand(BUBBLE_PATHS.field_figure, field=BUBBLE_SPLIT_FIELDS)
+        # the bubble run's files ({brun} filled at the end)
+        run = [BUBBLE_PATHS.model, BUBBLE_PATHS.weights, BUBBLE_PATHS.history]
+        run += [BUBBLE_PATHS.learning_curve]
+        detections = [BUBBLE_PATHS.detections, BUBBLE_PATHS.detections_csv]
+        run += fill_each(detections, "field", BUBBLE_DETECT_FIELDS)
+        run += fill_each([BUBBLE_PATHS.detection_figure], "field", BUBBLE_DETECT_FIELDS)
+        run += [BUBBLE_PATHS.evaluation, BUBBLE_PATHS.evaluation_table]
+        if BUBBLE_INJECT_CFG["enabled"]:
+            run += [BUBBLE_PATHS.recall, BUBBLE_PATHS.recall_figure]
+        if SURVEY_FIELDS:
+            run += [BUBBLE_PATHS.survey, BUBBLE_PATHS.survey_csv]
+            run += [BUBBLE_PATHS.survey_counts, BUBBLE_PATHS.survey_figure]
+        run += fill_each(detections, "field", list(BUBBLE_MOSAICS))
+        targets += expand(run, brun=BUBBLE_RUN)
+    return targets
+
+
+# --------------------------------------------------------------------------- wildcards
+# Every global wildcard constraint of the workflow. A bubble {field} is a GLIMPSE tile code
+# (01500+0000) or the name of a bubbles.mosaics pair (any 8 µm + 24 µm FITS pair with a
+# WCS), never a HEALPix {tile}; {brun} the bubble run (bubbles.train.run).
+GLIMPSE_FIELD = r"\d{5}[+-]\d{4}"
+BUBBLE_MOSAICS = BUB["mosaics"]
 
 
 wildcard_constraints:
@@ -431,3 +624,8 @@ wildcard_constraints:
     split="train|validation|test",
     run=one_of(UNET_RUNS + DETECTOR_RUNS),
     detector=one_of(UNET_RUNS + DETECTOR_RUNS),
+    field="|".join([GLIMPSE_FIELD, *map(re.escape, BUBBLE_MOSAICS)]),
+    spitzer_file=r"(GLM|MPG)_\d{5}[+-]\d{4}_mosaic_(I4|M1)\.fits|MG\d{4}[pn]005_024\.fits",
+    bubble_split="validation|test",
+    brun=r"[A-Za-z0-9_\-]+",
+    worker=r"\d+",

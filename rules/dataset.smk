@@ -1,6 +1,6 @@
 # Cluster training data: training catalogue, per-tile patches, normalisation from the
-# training split, one HDF5 dataset per split, example figures. Tile lists, paths and input
-# functions are in rules/common.smk.
+# training split, one HDF5 dataset per split, example figures. Tile lists, paths
+# (DATASET_PATHS) and input functions are in rules/common.smk.
 
 # per-tile job memory: tile + margin + patches of the tile (<= 1 GiB at nside 2048)
 PATCH_MEM_MB = 1000 if config["planck"]["nside"] <= 2048 else 3000
@@ -10,7 +10,7 @@ rule build_catalog:
     input:
         unpack(build_catalog_inputs),
     output:
-        "results/catalogs/{name}.ecsv",
+        DATASET_PATHS.catalog,
     log:
         "logs/build_catalog/{name}.log",
     benchmark:
@@ -32,10 +32,10 @@ rule build_catalog:
 
 rule cut_patches:
     input:
-        tile="results/tiles/{tile}.h5",
+        tile=TILE_PATHS.tile,
         catalog=TRAINING_CATALOG,
     output:
-        "results/patches/{split}/{tile}.h5",
+        DATASET_PATHS.patches,
     log:
         "logs/cut_patches/{split}_{tile}.log",
     benchmark:
@@ -61,10 +61,10 @@ rule cut_patches:
 
 rule cut_cover:
     input:
-        tile="results/tiles/{tile}.h5",
+        tile=TILE_PATHS.tile,
         catalog=TRAINING_CATALOG,
     output:
-        "results/patches/cover/{tile}.h5",
+        DATASET_PATHS.cover,
     log:
         "logs/cut_cover/{tile}.log",
     benchmark:
@@ -89,9 +89,9 @@ rule cut_cover:
 
 rule normalise:
     input:
-        patches=expand("results/patches/train/{tile}.h5", tile=TRAIN_TILES),
+        patches=DATASET_PATCHES["train"],
     output:
-        "results/datasets/normalisation.json",
+        DATASET_PATHS.normalisation,
     log:
         "logs/normalise/all.log",
     benchmark:
@@ -119,9 +119,9 @@ rule normalise:
 rule assemble:
     input:
         patches=split_patches,
-        normalisation="results/datasets/normalisation.json",
+        normalisation=DATASET_PATHS.normalisation,
     output:
-        "results/datasets/{split}.h5",
+        DATASET_PATHS.dataset,
     log:
         "logs/assemble/{split}.log",
     benchmark:
@@ -140,10 +140,10 @@ rule assemble:
 
 rule plot_dataset:
     input:
-        "results/datasets/{split}.h5",
+        DATASET_PATHS.dataset,
     output:
         report(
-            "results/datasets/{split}_examples.png",
+            DATASET_PATHS.examples,
             caption="report/dataset_examples.rst",
             category="Cluster training data",
             subcategory="{split}",
@@ -163,12 +163,3 @@ rule plot_dataset:
         seed=config["seed"],
     script:
         "../scripts/plot_dataset.py"
-
-
-if "clusters" in config["detectors"]:
-    FINAL_OUTPUT += expand(
-        ["results/datasets/{split}.h5", "results/datasets/{split}_examples.png"],
-        split=["train", "validation", "test"],
-    )
-    FINAL_OUTPUT += expand("results/patches/cover/{tile}.h5", tile=DETECT_TILES)
-    FINAL_OUTPUT += [TRAINING_CATALOG, "results/datasets/normalisation.json"]

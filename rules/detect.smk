@@ -1,18 +1,18 @@
 # Cluster detection: per-tile inference, detections, cross-match with known clusters and
 # IR sources, completeness / purity against the truth, U-Net vs MMF. `{run}` is a U-Net run
-# name (clusters.train) or `mmf` (rules/mmf.smk writes results/detections/mmf/{tile}.ecsv);
-# crossmatch / evaluate serve both, the U-Net rules take only UNET_RUNS (rules/common.smk).
-# Run lists, scorecard settings and parameter functions: rules/common.smk.
+# name (clusters.train) or `mmf` (rules/mmf.smk writes its detections, DETECT_PATHS with run
+# mmf); crossmatch / evaluate serve both, the U-Net rules take only UNET_RUNS. Paths
+# (DETECT_PATHS), run lists, scorecard settings and parameter functions: rules/common.smk.
 
 
 rule predict_tile:
     input:
-        cover="results/patches/cover/{tile}.h5",
-        normalisation="results/datasets/normalisation.json",
-        model="results/models/{run}/model.json",
-        weights="results/models/{run}/weights.h5",
+        cover=DATASET_PATHS.cover,
+        normalisation=DATASET_PATHS.normalisation,
+        model=TRAIN_PATHS.model,
+        weights=TRAIN_PATHS.weights,
     output:
-        prediction="results/predictions/{run}/{tile}.h5",
+        prediction=DETECT_PATHS.prediction,
     log:
         "logs/predict_tile/{run}_{tile}.log",
     benchmark:
@@ -37,9 +37,9 @@ rule predict_tile:
 
 rule extract_detections:
     input:
-        prediction="results/predictions/{run}/{tile}.h5",
+        prediction=DETECT_PATHS.prediction,
     output:
-        detections="results/detections/{run}/{tile}.ecsv",
+        detections=DETECT_PATHS.detections,
     log:
         "logs/extract_detections/{run}_{tile}.log",
     benchmark:
@@ -64,9 +64,9 @@ rule crossmatch:
         detections=run_detections,
         sources=source_catalogs,
     output:
-        fits="results/candidates/{run}.fits",
+        fits=DETECT_PATHS.candidates,
         csv=report(
-            "results/candidates/{run}.csv",
+            DETECT_PATHS.candidates_csv,
             caption="report/candidates_table.rst",
             category="Cluster detection",
             subcategory="{run}",
@@ -95,29 +95,29 @@ rule evaluate:
     input:
         unpack(known_catalogs),
         unpack(truth_input),
-        candidates="results/candidates/{run}.fits",
+        candidates=DETECT_PATHS.candidates,
     output:
         summary=report(
-            "results/evaluation/{run}/summary.json",
+            DETECT_PATHS.summary,
             caption="report/evaluation_summary.rst",
             category="Cluster detection",
             subcategory="{run}",
         ),
         curves=report(
-            "results/evaluation/{run}/completeness.csv",
+            DETECT_PATHS.completeness,
             caption="report/completeness_table.rst",
             category="Cluster detection",
             subcategory="{run}",
         ),
-        matched="results/evaluation/{run}/truth_matched.ecsv",
+        matched=DETECT_PATHS.truth_matched,
         completeness=report(
-            "results/evaluation/{run}/completeness.png",
+            DETECT_PATHS.completeness_figure,
             caption="report/completeness.rst",
             category="Cluster detection",
             subcategory="{run}",
         ),
         sky_map=report(
-            "results/evaluation/{run}/sky_map.png",
+            DETECT_PATHS.sky_map,
             caption="report/detection_sky_map.rst",
             category="Cluster detection",
             subcategory="{run}",
@@ -144,13 +144,13 @@ rule evaluate:
 
 rule plot_detection_patches:
     input:
-        cover=f"results/patches/cover/{DETECT_TILES[0]}.h5",
-        prediction=f"results/predictions/{{run}}/{DETECT_TILES[0]}.h5",
-        candidates="results/candidates/{run}.fits",
-        normalisation="results/datasets/normalisation.json",
+        cover=fill(DATASET_PATHS.cover, tile=DETECT_TILES[0]),
+        prediction=fill(DETECT_PATHS.prediction, tile=DETECT_TILES[0]),
+        candidates=DETECT_PATHS.candidates,
+        normalisation=DATASET_PATHS.normalisation,
     output:
         figure=report(
-            "results/evaluation/{run}/patches.png",
+            DETECT_PATHS.patches_figure,
             caption="report/detection_patches.rst",
             category="Cluster detection",
             subcategory="{run}",
@@ -176,17 +176,17 @@ rule plot_detection_patches:
 
 rule compare_detectors:
     input:
-        summaries=expand("results/evaluation/{run}/summary.json", run=CLUSTER_RUNS),
-        curves=expand("results/evaluation/{run}/completeness.csv", run=CLUSTER_RUNS),
+        summaries=expand(DETECT_PATHS.summary, run=CLUSTER_RUNS),
+        curves=expand(DETECT_PATHS.completeness, run=CLUSTER_RUNS),
     output:
         table=report(
-            "results/evaluation/comparison.csv",
+            DETECT_PATHS.comparison,
             caption="report/comparison_table.rst",
             category="Cluster detection",
             subcategory="U-Net vs MMF",
         ),
         figure=report(
-            "results/evaluation/comparison.png",
+            DETECT_PATHS.comparison_figure,
             caption="report/comparison.rst",
             category="Cluster detection",
             subcategory="U-Net vs MMF",
@@ -207,31 +207,13 @@ rule compare_detectors:
         "../scripts/compare_detectors.py"
 
 
-if "clusters" in config["detectors"]:
-    FINAL_OUTPUT += expand(
-        [
-            "results/candidates/{run}.fits",
-            "results/candidates/{run}.csv",
-            "results/evaluation/{run}/summary.json",
-            "results/evaluation/{run}/completeness.png",
-            "results/evaluation/{run}/sky_map.png",
-        ],
-        run=CLUSTER_RUNS,
-    )
-    FINAL_OUTPUT += expand("results/evaluation/{run}/patches.png", run=UNET_RUNS)
-    FINAL_OUTPUT += [
-        "results/evaluation/comparison.csv",
-        "results/evaluation/comparison.png",
-    ]
-
-
 rule combine_candidates:
     input:
-        unet=f"results/candidates/{COMBINE_RUN}.fits",
-        mmf="results/candidates/mmf.fits",
+        unet=fill(DETECT_PATHS.candidates, run=COMBINE_RUN),
+        mmf=fill(DETECT_PATHS.candidates, run="mmf"),
     output:
-        fits="results/candidates/combined.fits",
-        csv="results/candidates/combined.csv",
+        fits=fill(DETECT_PATHS.candidates, run="combined"),
+        csv=fill(DETECT_PATHS.candidates_csv, run="combined"),
     log:
         "logs/combine_candidates/combined.log",
     benchmark:
@@ -251,33 +233,31 @@ rule combine_candidates:
 
 rule scorecard:
     input:
-        candidates=expand("results/candidates/{run}.fits", run=SCORECARD_DETECTORS),
-        truth=TRUTH,
-        thresholds=THRESHOLDS,
+        candidates=expand(DETECT_PATHS.candidates, run=SCORECARD_DETECTORS),
+        truth=SKY_PATHS.truth,
+        thresholds=VALIDATION_PATHS.thresholds,
     output:
         table=report(
-            "results/evaluation/scorecard.ecsv",
+            DETECT_PATHS.scorecard,
             caption="report/scorecard.rst",
             category="Cluster detection",
             subcategory="scorecard",
         ),
-        curves="results/evaluation/purity_completeness.ecsv",
+        curves=DETECT_PATHS.purity_completeness,
         figure=report(
-            "results/evaluation/purity_completeness.png",
+            DETECT_PATHS.purity_completeness_figure,
             caption="report/purity_completeness.rst",
             category="Cluster detection",
             subcategory="scorecard",
         ),
-        markdown="results/evaluation/scorecard.md",
+        markdown=DETECT_PATHS.scorecard_markdown,
         mass_z=report(
-            "results/evaluation/completeness_mass_z.png",
+            DETECT_PATHS.completeness_mass_z,
             caption="report/completeness_mass_z.rst",
             category="Cluster detection",
             subcategory="scorecard",
         ),
-        matched=expand(
-            "results/evaluation/{run}/matched_candidates.ecsv", run=SCORECARD_DETECTORS
-        ),
+        matched=expand(DETECT_PATHS.matched_candidates, run=SCORECARD_DETECTORS),
     log:
         "logs/scorecard/scorecard.log",
     benchmark:
@@ -297,13 +277,3 @@ rule scorecard:
         mask_policy=config["clusters"]["mask_candidates"],
     script:
         "../scripts/scorecard.py"
-
-
-if "clusters" in config["detectors"] and SIMULATED_SKY and len(SCORECARD_DETECTORS) > 1:
-    FINAL_OUTPUT += [
-        "results/evaluation/scorecard.ecsv",
-        "results/evaluation/scorecard.md",
-        "results/evaluation/purity_completeness.png",
-        "results/evaluation/completeness_mass_z.png",
-        THRESHOLDS,
-    ]

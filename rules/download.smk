@@ -1,6 +1,6 @@
 # Verified downloads: one generic rule keyed by file name. The table of files (DOWNLOADS:
-# name -> {url, size, sha256, unpack, member}) and the path functions are in
-# rules/common.smk; the published URLs in config/downloads.yaml.
+# name -> {url, size, sha256, unpack, member}), the paths (DOWNLOAD_PATHS) and the input
+# functions are in rules/common.smk; the published URLs in config/downloads.yaml.
 
 
 # Runs where the workflow was started (the login node on a cluster: compute nodes are often
@@ -9,7 +9,7 @@
 # download of a file records its SHA-256).
 rule download_file:
     output:
-        "results/download/{filename}",
+        DOWNLOAD_PATHS.file,
     log:
         "logs/download_file/{filename}.log",
     benchmark:

@@ -1,19 +1,19 @@
 # Selection function by injection: synthetic clusters (Y5R500 x theta500 grid) added to the
 # test tiles' maps of any source (mock, local or downloaded), both detectors run again on
-# them, and the completeness per cell counted at the fixed thresholds of
-# results/evaluation/thresholds.json (skydetect.clusters.inject / inject_run / selfunc).
-# Settings (INJECT_CFG, INJECT_DETECTORS, ...) and input functions: rules/common.smk.
+# them, and the completeness per cell counted at the fixed thresholds of the validation tiles
+# (skydetect.clusters.inject / inject_run / selfunc). Settings (INJECT_CFG, INJECT_DETECTORS,
+# ...), paths (INJECT_PATHS) and input functions: rules/common.smk.
 rule inject_tile:
     input:
         unpack(inject_mask),
-        tile="results/tiles/{tile}.h5",
-        cover="results/patches/cover/{tile}.h5",
-        normalisation="results/datasets/normalisation.json",
-        models=expand("results/models/{run}/model.json", run=UNET_RUNS),
-        weights=expand("results/models/{run}/weights.h5", run=UNET_RUNS),
-        detections=expand("results/detections/{run}/{{tile}}.ecsv", run=CLUSTER_RUNS),
+        tile=TILE_PATHS.tile,
+        cover=DATASET_PATHS.cover,
+        normalisation=DATASET_PATHS.normalisation,
+        models=expand(TRAIN_PATHS.model, run=UNET_RUNS),
+        weights=expand(TRAIN_PATHS.weights, run=UNET_RUNS),
+        detections=expand(DETECT_PATHS.detections, run=CLUSTER_RUNS, allow_missing=True),
     output:
-        injections="results/inject/{tile}.ecsv",
+        injections=INJECT_PATHS.injections,
     log:
         "logs/inject_tile/{tile}.log",
     benchmark:
@@ -45,12 +45,12 @@ rule inject_tile:
 
 rule selection_function:
     input:
-        injections=expand("results/inject/{tile}.ecsv", tile=DETECT_TILES),
-        thresholds=INJECT_THRESHOLDS or THRESHOLDS,
+        injections=expand(INJECT_PATHS.injections, tile=DETECT_TILES),
+        thresholds=INJECT_THRESHOLDS or VALIDATION_PATHS.thresholds,
     output:
-        fits="results/evaluation/selection_function.fits",
+        fits=INJECT_PATHS.selection_function,
         figure=report(
-            "results/evaluation/selection_function.png",
+            INJECT_PATHS.selection_function_figure,
             caption="report/selection_function.rst",
             category="Cluster detection",
             subcategory="selection function",
@@ -76,11 +76,11 @@ rule selection_function:
 
 rule selection_function_vs_truth:
     input:
-        injections=expand("results/inject/{tile}.ecsv", tile=DETECT_TILES),
-        matched=expand("results/evaluation/{run}/truth_matched.ecsv", run=CLUSTER_RUNS),
+        injections=expand(INJECT_PATHS.injections, tile=DETECT_TILES),
+        matched=expand(DETECT_PATHS.truth_matched, run=CLUSTER_RUNS),
     output:
         table=report(
-            "results/evaluation/selection_function_vs_truth.csv",
+            INJECT_PATHS.vs_truth,
             caption="report/selection_function_vs_truth.rst",
             category="Cluster detection",
             subcategory="selection function",
@@ -101,14 +101,3 @@ rule selection_function_vs_truth:
         operating_points=INJECT_OPERATING_POINTS,
     script:
         "../scripts/selection_function_vs_truth.py"
-
-
-# The selection function at the validation-fixed thresholds (and, on a simulated sky, its
-# comparison with the truth) joins the default target.
-if "clusters" in config["detectors"] and INJECT_CFG["enabled"] and INJECT_THRESHOLDS:
-    FINAL_OUTPUT += [
-        "results/evaluation/selection_function.fits",
-        "results/evaluation/selection_function.png",
-    ]
-    if SIMULATED_SKY:
-        FINAL_OUTPUT += ["results/evaluation/selection_function_vs_truth.csv"]

@@ -1,7 +1,7 @@
 # Galactic and point-source masks (planck.masks; skydetect.sky.survey_masks): the mock sky
 # writes its own from its dust-dominated band and its source catalogue, a real sky takes
-# the published Planck HFI masks (downloaded, or planck.local.masks). Inputs: mask_inputs
-# in rules/common.smk. Candidates in the masks are flagged or dropped
+# the published Planck HFI masks (downloaded, or planck.local.masks). Paths (MASK_PATHS) and
+# inputs (mask_inputs): rules/common.smk. Candidates in the masks are flagged or dropped
 # (clusters.mask_candidates) by the catalogue builder.
 
 
@@ -9,8 +9,8 @@ rule make_masks:
     input:
         unpack(mask_inputs),
     output:
-        galactic=SURVEY_MASKS["galactic"],
-        point_sources=SURVEY_MASKS["point_sources"],
+        galactic=MASK_PATHS.galactic,
+        point_sources=MASK_PATHS.point_sources,
     log:
         "logs/make_masks/all.log",
     benchmark:

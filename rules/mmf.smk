@@ -1,15 +1,15 @@
 # Matched multi-frequency filter: the classical baseline beside the U-Net. Run name `mmf`:
 # its detections use the U-Net's file contract (docs/dataflow.md), so the crossmatch /
 # evaluate / compare_detectors rules treat it as one more run. It runs on DETECT_TILES.
-MMF_CFG = CL["mmf"]
+# Settings (MMF_CFG) and paths (MMF_PATHS): rules/common.smk.
 
 
 rule mmf_tile:
     input:
-        tile="results/tiles/{tile}.h5",
+        tile=TILE_PATHS.tile,
     output:
-        detections="results/detections/mmf/{tile}.ecsv",
-        snr="results/mmf/{tile}.h5",
+        detections=MMF_PATHS.detections,
+        snr=MMF_PATHS.snr,
     log:
         "logs/mmf_tile/{tile}.log",
     benchmark:
@@ -30,11 +30,11 @@ rule mmf_tile:
 rule plot_mmf_tile:
     input:
         unpack(truth_input),
-        snr="results/mmf/{tile}.h5",
-        detections="results/detections/mmf/{tile}.ecsv",
+        snr=MMF_PATHS.snr,
+        detections=MMF_PATHS.detections,
     output:
         figure=report(
-            "results/mmf/{tile}_snr.png",
+            MMF_PATHS.snr_figure,
             caption="report/mmf_snr_map.rst",
             category="Cluster detection",
             subcategory="mmf",
@@ -53,14 +53,3 @@ rule plot_mmf_tile:
         snr_threshold=MMF_CFG["snr_threshold"],
     script:
         "../scripts/plot_mmf_tile.py"
-
-
-if "clusters" in config["detectors"] and MMF_CFG["enabled"]:
-    FINAL_OUTPUT += expand(
-        [
-            "results/detections/mmf/{tile}.ecsv",
-            "results/mmf/{tile}.h5",
-            "results/mmf/{tile}_snr.png",
-        ],
-        tile=DETECT_TILES,
-    )

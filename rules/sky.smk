@@ -1,16 +1,17 @@
-# The Planck sky: the mock sky (simulate mode) and the map check of every band. Paths and
-# input functions (raw_map, checked_map, planck_catalog_file, TRUTH) are in rules/common.smk.
+# The Planck sky: the mock sky (simulate mode) and the map check of every band. Paths
+# (SKY_PATHS, mock_map) and input functions (raw_map, planck_catalog_file) are in
+# rules/common.smk.
 
 
 rule simulate_planck_sky:
     output:
         maps=[mock_map(band) for band in BANDS],
-        truth=TRUTH,
-        psz2=MOCK_CATALOGS["psz2"],
-        mcxc=MOCK_CATALOGS["mcxc"],
-        redmapper=MOCK_CATALOGS["redmapper"],
-        sources=MOCK_CATALOGS["sources"],
-        summary="results/sky/sky_summary.json",
+        truth=SKY_PATHS.truth,
+        psz2=SKY_PATHS.mock_catalogs["psz2"],
+        mcxc=SKY_PATHS.mock_catalogs["mcxc"],
+        redmapper=SKY_PATHS.mock_catalogs["redmapper"],
+        sources=SKY_PATHS.mock_catalogs["sources"],
+        summary=SKY_PATHS.summary,
     log:
         "logs/simulate_planck_sky/all.log",
     benchmark:
@@ -38,8 +39,8 @@ rule check_map:
     input:
         map=raw_map,
     output:
-        map=checked_map("{band}"),
-        report=checked_report("{band}"),
+        map=SKY_PATHS.checked_map,
+        report=SKY_PATHS.checked_report,
     log:
         "logs/check_map/{band}.log",
     benchmark:
@@ -57,8 +58,3 @@ rule check_map:
         lock=DOWNLOAD_LOCK,
     script:
         "../scripts/check_map.py"
-
-
-if "clusters" in config["detectors"]:
-    FINAL_OUTPUT += [checked_map(band) for band in BANDS]
-    FINAL_OUTPUT += [checked_report(band) for band in BANDS]

@@ -1,7 +1,7 @@
 # HEALPix nside-2 tiles: each full-sky checked map is read once and cut into the
 # 48 RING tiles, each with a margin wide enough for every patch that touches the tile (cluster
 # patches with their shifts and cover grid, and the MMF's flat patches). Later per-tile jobs
-# read only results/tiles/{tile}.h5.
+# read only their tile's file (TILE_PATHS.tile, rules/common.smk).
 from skydetect.geometry.tiles import patch_reach_deg, required_margin_deg
 
 TILES = list(range(N_TILES))
@@ -26,9 +26,9 @@ TILE_MARGIN_DEG = round(
 
 rule split_tiles:
     input:
-        maps=[checked_map(band) for band in BANDS],
+        maps=expand(SKY_PATHS.checked_map, band=BANDS),
     output:
-        tiles=expand("results/tiles/{tile}.h5", tile=TILES),
+        tiles=expand(TILE_PATHS.tile, tile=TILES),
     log:
         "logs/split_tiles/all.log",
     benchmark:

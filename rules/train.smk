@@ -1,12 +1,12 @@
 # Cluster segmentation network: train the U-Net runs (clusters.train.runs) on the assembled
 # datasets, each on its own input bands (skydetect.clusters.datasets.run_bands).
 # Resumable: a killed job started again continues from results/models/{run}/checkpoint/.
-# Run settings and parameter functions: rules/common.smk.
+# Paths (TRAIN_PATHS), run settings and parameter functions: rules/common.smk.
 rule select_run_bands:
     input:
-        "results/datasets/{split}.h5",
+        DATASET_PATHS.dataset,
     output:
-        temp("results/datasets/{run}/{split}.h5"),
+        temp(TRAIN_PATHS.run_dataset),
     log:
         "logs/select_run_bands/{run}_{split}.log",
     benchmark:
@@ -28,15 +28,15 @@ rule select_run_bands:
 
 rule train_segmentation:
     input:
-        train="results/datasets/{run}/train.h5",
-        validation="results/datasets/{run}/validation.h5",
-        normalisation="results/datasets/normalisation.json",
+        train=fill(TRAIN_PATHS.run_dataset, split="train"),
+        validation=fill(TRAIN_PATHS.run_dataset, split="validation"),
+        normalisation=DATASET_PATHS.normalisation,
     output:
-        model="results/models/{run}/model.json",
-        weights="results/models/{run}/weights.h5",
-        history="results/models/{run}/history.csv",
+        model=TRAIN_PATHS.model,
+        weights=TRAIN_PATHS.weights,
+        history=TRAIN_PATHS.history,
         figure=report(
-            "results/models/{run}/learning_curve.png",
+            TRAIN_PATHS.learning_curve,
             caption="report/learning_curve.rst",
             category="Cluster model",
         ),
@@ -58,11 +58,3 @@ rule train_segmentation:
         seed=TRAIN_SEED,
     script:
         "../scripts/train_segmentation.py"
-
-
-if "clusters" in config["detectors"]:
-    FINAL_OUTPUT += expand(
-        "results/models/{run}/{name}",
-        run=UNET_RUNS,
-        name=["model.json", "weights.h5", "history.csv", "learning_curve.png"],
-    )

@@ -1,8 +1,8 @@
 # Held-out operating points: the detectors also run on the validation tiles (the per-tile
 # rules cut_cover, predict_tile, extract_detections and mmf_tile are the test tiles' own,
-# their outputs named by tile), their candidate catalogues go to results/validation/, and
-# every scorecard threshold is fixed there (rule choose_thresholds) before the test tiles
-# are scored once at it (rule scorecard).
+# their outputs named by tile), their candidate catalogues go to VALIDATION_PATHS
+# (rules/common.smk), and every scorecard threshold is fixed there (rule choose_thresholds)
+# before the test tiles are scored once at it (rule scorecard).
 
 
 use rule crossmatch as crossmatch_validation with:
@@ -11,8 +11,8 @@ use rule crossmatch as crossmatch_validation with:
         detections=validation_detections,
         sources=source_catalogs,
     output:
-        fits="results/validation/candidates/{run}.fits",
-        csv="results/validation/candidates/{run}.csv",
+        fits=VALIDATION_PATHS.candidates,
+        csv=VALIDATION_PATHS.candidates_csv,
     log:
         "logs/crossmatch_validation/{run}.log",
     benchmark:
@@ -21,11 +21,11 @@ use rule crossmatch as crossmatch_validation with:
 
 use rule combine_candidates as combine_candidates_validation with:
     input:
-        unet=f"results/validation/candidates/{COMBINE_RUN}.fits",
-        mmf="results/validation/candidates/mmf.fits",
+        unet=fill(VALIDATION_PATHS.candidates, run=COMBINE_RUN),
+        mmf=fill(VALIDATION_PATHS.candidates, run="mmf"),
     output:
-        fits="results/validation/candidates/combined.fits",
-        csv="results/validation/candidates/combined.csv",
+        fits=fill(VALIDATION_PATHS.candidates, run="combined"),
+        csv=fill(VALIDATION_PATHS.candidates_csv, run="combined"),
     log:
         "logs/combine_candidates_validation/combined.log",
     benchmark:
@@ -34,16 +34,11 @@ use rule combine_candidates as combine_candidates_validation with:
 
 rule choose_thresholds:
     input:
-        candidates=expand(
-            "results/validation/candidates/{run}.fits", run=SCORECARD_DETECTORS
-        ),
-        truth=TRUTH,
+        candidates=expand(VALIDATION_PATHS.candidates, run=SCORECARD_DETECTORS),
+        truth=SKY_PATHS.truth,
     output:
-        thresholds=THRESHOLDS,
-        matched=expand(
-            "results/validation/evaluation/{run}/matched_candidates.ecsv",
-            run=SCORECARD_DETECTORS,
-        ),
+        thresholds=VALIDATION_PATHS.thresholds,
+        matched=expand(VALIDATION_PATHS.matched_candidates, run=SCORECARD_DETECTORS),
     log:
         "logs/choose_thresholds/choose.log",
     benchmark:

@@ -11,15 +11,18 @@ workflow description (rules/report/workflow.rst) and every registered figure.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, is_root, run_logged, snakemake_command
+from conftest import ROOT, TINY_CONFIG, is_root, run_logged, snakemake_command
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -72,17 +75,46 @@ def visible_text(dom: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body)))
 
 
-def report_categories(workdir: Path) -> set[str]:
+# Every output registered with report() and its category, from the parsed workflow (the
+# rules name their files through the stages' path helpers, not as literals).
+LIST_REPORTS = """
+import json
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.io import strip_wildcard_constraints
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+with SnakemakeApi(OutputSettings()) as api:
+    wf = api.workflow(
+        ResourceSettings(cores=1),
+        config_settings=ConfigSettings(configfiles=[Path("{configfile}")]),
+        snakefile=Path("{snakefile}"),
+        workdir=Path("."),
+    )
+    wf.dag()
+    found = [
+        [strip_wildcard_constraints(str(f)), f.flags["report"].category]
+        for rule in wf._workflow.rules
+        for f in rule.output
+        if f.flags.get("report") and f.flags["report"].category
+    ]
+    print("REPORTS", json.dumps(found))
+"""
+
+
+def report_categories(workdir: Path, configfile: Path = TINY_CONFIG) -> set[str]:
     """Categories of the report() outputs (rules/*.smk) that the run produced."""
-    cats = set()
-    for smk in (ROOT / "rules").glob("*.smk"):
-        text = smk.read_text()
-        for m in re.finditer(r'report\(\s*"([^"]+)"(.{0,400}?)\)', text, flags=re.S):
-            cat = re.search(r'category\s*=\s*"([^"]+)"', m.group(2))
-            pattern = re.sub(r"\{[^}]+\}", "*", m.group(1))
-            if cat and any(workdir.glob(pattern)):
-                cats.add(cat.group(1))
-    return cats
+    code = LIST_REPORTS.format(configfile=configfile, snakefile=ROOT / "Snakefile")
+    with tempfile.TemporaryDirectory() as parse_dir:  # the run directory stays untouched
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+            cwd=parse_dir,
+        )  # fmt: skip
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    line = next(x for x in res.stdout.splitlines() if x.startswith("REPORTS "))
+    found = json.loads(line.removeprefix("REPORTS "))
+    assert found, "no output is registered with report()"
+    return {cat for path, cat in found if any(workdir.glob(re.sub(r"\{[^}]+\}", "*", path)))}
 
 
 @pytest.fixture(scope="module")
