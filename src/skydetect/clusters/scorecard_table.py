@@ -213,7 +213,7 @@ def _mask_sentence(policy) -> str:
     """How the Galactic and point-source masks (clusters.mask_candidates) were used."""
     if policy is None:
         return ""
-    done = "flags" if policy == "flag" else "drops"
+    done = "flag" if policy == "flag" else "drop"
     return (
         f" Masks (clusters.mask_candidates: {policy}): the scorecard counts every candidate of "
         f"the test tiles; the catalogues in results/catalogs/ {done} those inside the "
