@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skydetect.io.fits_maps import PR3_UNITS
+from skydetect.io.map_units import PR3_UNITS
 
 T_CMB = 2.7255  # K
 

@@ -1,0 +1,102 @@
+"""Units of the HEALPix map files: each band's unit, the spellings found in the wild, and the
+plausible scatter of a map in its unit (used by :mod:`skydetect.io.fits_maps`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# TUNIT1 of the I_STOKES column of each band's file: the Planck PR3 HFI maps (K_CMB below
+# 545 GHz, MJy/sr above) and the MILCA Compton-y map. skydetect.sky.instrument takes its
+# units from here (file layout lives in io, the instrument's physics in sky).
+PR3_UNITS = {
+    "100": "K_CMB",
+    "143": "K_CMB",
+    "217": "K_CMB",
+    "353": "K_CMB",
+    "545": "MJy/sr",
+    "857": "MJy/sr",
+    "y": "y",
+}
+
+
+# Plausible robust scatter (1.4826 x the median absolute deviation over the sky) of a map in its
+# canonical unit: Planck's HFI maps and the y-map sit well inside (K_CMB ~1e-4, MJy/sr ~0.1-1,
+# y ~1e-6); a map outside was written in another unit than its header says (uK as K_CMB,
+# Jy/sr as MJy/sr) or holds something else.
+PLAUSIBLE_SCATTER = {"K_CMB": (1e-6, 1e-2), "MJy/sr": (1e-3, 1e3), "y": (1e-9, 1e-3)}
+
+
+def robust_scatter(values: np.ndarray, max_samples: int = 2_000_000) -> float:
+    """1.4826 x the median absolute deviation of ``values`` (an even subsample of large maps)."""
+    values = np.asarray(values, dtype=np.float64)
+    step = max(1, values.size // max_samples)
+    v = values[::step]
+    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+
+
+# Spellings of each unit found in the wild -> (canonical unit, factor to the canonical unit).
+# A bare "K" is not here: it may be K_CMB or K_RJ (Rayleigh-Jeans), which differ by a factor
+# of order unity at HFI frequencies, so it is refused with the expected spelling.
+_UNIT_ALIASES: dict[str, tuple[str, float]] = {
+    "k_cmb": ("K_CMB", 1.0),
+    "kcmb": ("K_CMB", 1.0),
+    "mk_cmb": ("K_CMB", 1e-3),
+    "uk_cmb": ("K_CMB", 1e-6),
+    "ukcmb": ("K_CMB", 1e-6),
+    "mjy/sr": ("MJy/sr", 1.0),
+    "mjy sr-1": ("MJy/sr", 1.0),
+    "mjy sr^-1": ("MJy/sr", 1.0),
+    "mjy/str": ("MJy/sr", 1.0),
+    "y": ("y", 1.0),
+    "y_sz": ("y", 1.0),
+    "ysz": ("y", 1.0),
+    "compton-y": ("y", 1.0),
+    "compton_y": ("y", 1.0),
+    "compton y": ("y", 1.0),
+    "dimensionless": ("y", 1.0),
+}
+# Spellings of "no unit" that a Compton-y map carries (the y parameter is dimensionless).
+_Y_BLANK = ("", "none", "null", "1", "-")
+# Units that are never right for the Compton-y band (temperature or intensity).
+_NOT_Y = ("K_CMB", "MJy/sr")
+
+
+def canonical_unit(unit: str | None) -> tuple[str | None, float]:
+    """Return (canonical unit, multiplicative factor to it), or (None, nan) if unknown."""
+    if unit is None:
+        return None, float("nan")
+    return _UNIT_ALIASES.get(unit.strip().lower(), (None, float("nan")))
+
+
+def check_unit(h, unit_key: str, colname: str, path, band: str, conversions: list, error):
+    """(unit found, canonical unit, factor to it) of column ``colname`` of file ``path``
+    (header ``h``) for ``band``; appends the y-map's assumed unit to ``conversions``;
+    a wrong unit raises ``error`` (an exception class) with the message."""
+    expected_unit = PR3_UNITS[str(band)]
+    unit_found = h.get(unit_key)
+    unit_found = None if unit_found is None else str(unit_found).strip()
+    canon, factor = canonical_unit(unit_found)
+    if band == "y" and (unit_found is None or unit_found.lower() in _Y_BLANK):
+        canon, factor = "y", 1.0
+        conversions.append(
+            f"{unit_key} {'missing' if unit_found is None else repr(unit_found)}: "
+            "dimensionless, assumed Compton y"
+        )
+    if unit_found is not None and unit_found.strip().upper() == "K" and expected_unit == "K_CMB":
+        raise error(
+            f"{path}: {unit_key} = 'K' for column {colname} is ambiguous (K_CMB or K_RJ?): "
+            f"band {band} maps must be in thermodynamic CMB units; if the file is, set "
+            f"{unit_key} = 'K_CMB'"
+        )
+    if band == "y" and (canon in _NOT_Y or (unit_found or "").strip().upper() == "K"):
+        raise error(
+            f"{path}: {unit_key} = {unit_found!r} for column {colname} is a temperature or "
+            "intensity unit, but band y is the dimensionless Compton-y map (accepted units: "
+            "'', 'y', 'y_sz', 'Compton-y', 'none')"
+        )
+    if canon is None or canon != expected_unit:
+        raise error(
+            f"{path}: {unit_key} = {unit_found!r} for column {colname}, expected "
+            f"{expected_unit!r} for band {band}"
+        )
+    return unit_found, canon, factor
