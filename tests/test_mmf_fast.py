@@ -17,7 +17,7 @@ from test_mmf import (
 
 from skydetect.clusters import mmf
 from skydetect.clusters.mmf.filter import _solve_spd
-from skydetect.clusters.mmf.tile import _PatchGrid
+from skydetect.clusters.mmf.sampling import _PatchGrid
 from skydetect.geometry import projection
 
 tile_run = test_mmf.tile_run  # the tile fixture (nside 512, two clusters)

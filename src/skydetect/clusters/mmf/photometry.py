@@ -33,7 +33,8 @@ from scipy.interpolate import PchipInterpolator
 
 from skydetect.clusters.mmf.filter import filter_patches
 from skydetect.clusters.mmf.noise import apodisation_window
-from skydetect.clusters.mmf.tile import PATCH_BATCH, MMFConfig, _clean_data, _PatchGrid, _sample
+from skydetect.clusters.mmf.sampling import _clean_data, _PatchGrid, _sample
+from skydetect.clusters.mmf.tile import PATCH_BATCH, MMFConfig
 from skydetect.geometry import projection, tiles
 from skydetect.sky.instrument import channel
 
