@@ -505,7 +505,8 @@ def test_edge_windows_reach_past_the_field_by_edge_pad_only():
 
 
 def test_padded_field_prepares_the_inside_alike_and_fills_outside_as_no_coverage(tile):
-    from skydetect.bubbles.preprocess import FieldPreprocessor, WindowStream
+    from skydetect.bubbles.preprocess import FieldPreprocessor
+    from skydetect.bubbles.window_stream import WindowStream
 
     h, w = tile.shape
     plain = FieldPreprocessor(tile.data, **PP)
@@ -639,7 +640,7 @@ def test_same_window_same_array_on_every_path(tmp_path, field_files, tile, truth
 
 
 def test_window_stream_equals_the_stack_and_bounds_memory(tile):
-    from skydetect.bubbles.preprocess import WindowStream
+    from skydetect.bubbles.window_stream import WindowStream
 
     x0, y0, size = sliding_windows(tile.shape, [40, 80], 1 / 3)
     full = preprocess_windows(tile.data, x0, y0, size, **PP)
@@ -661,7 +662,7 @@ def test_window_stream_equals_the_stack_and_bounds_memory(tile):
 def test_window_stream_disk_cache_serves_the_stack_and_cleans_up(tile, tmp_path):
     """Windows too large for memory go to a temporary .npy once (in chunks); every later read
     equals the preprocessed stack, nothing is kept in memory, the file goes with the stream."""
-    from skydetect.bubbles.preprocess import WindowStream
+    from skydetect.bubbles.window_stream import WindowStream
 
     x0, y0, size = sliding_windows(tile.shape, [40, 80], 1 / 3)
     full = preprocess_windows(tile.data, x0, y0, size, **PP)

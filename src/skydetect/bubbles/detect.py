@@ -120,7 +120,8 @@ def detect_field(
     Windows go through the network ``chunk`` at a time: memory holds one chunk of inputs,
     never the field's whole window stack.
     """
-    from .preprocess import FieldPreprocessor, WindowStream
+    from .preprocess import FieldPreprocessor
+    from .window_stream import WindowStream
 
     x0s, y0s, sizes = (np.asarray(a) for a in windows)
     n = len(x0s)

@@ -122,7 +122,7 @@ def sample_windows(
 
 def write_negatives(path, inputs, x0, y0, size, glon, glat, attrs: dict, chunk: int = 256):
     """Write a field's negatives (see docs/dataflow.md) atomically. ``inputs`` may be an
-    array or an array-like such as :class:`~skydetect.bubbles.preprocess.WindowStream`: it
+    array or an array-like such as :class:`~skydetect.bubbles.window_stream.WindowStream`: it
     is read and written ``chunk`` windows at a time."""
 
     n = len(inputs)
@@ -363,9 +363,9 @@ def negatives_for_field(
     Sizes: log-normal fitted to the clear bubbles of the training fields ``train_fields``
     (:func:`size_fit_bubbles`), in pixels of this field.
     Returns the arrays and attrs of :func:`write_negatives`, ``inputs`` a
-    :class:`~skydetect.bubbles.preprocess.WindowStream`.
+    :class:`~skydetect.bubbles.window_stream.WindowStream`.
     """
-    from skydetect.bubbles.preprocess import WindowStream
+    from skydetect.bubbles.window_stream import WindowStream
 
     maj = size_fit_bubbles(catalog, train_fields)
     mu, sigma = fit_lognormal(maj * 60.0 / field.pixel_arcsec)

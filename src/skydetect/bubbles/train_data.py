@@ -120,7 +120,7 @@ def load_validation(
     field -> indices of the windows kept (:func:`validation_sample`; None: every window);
     ``win``: the window file already read; ``cache`` false: the windows are preprocessed at
     every pass, never kept (for a single pass)."""
-    from .preprocess import WindowStream
+    from .window_stream import WindowStream
     from .windows import read_windows
 
     win = read_windows(windows_path) if win is None else win
