@@ -13,15 +13,17 @@ from conftest import schema_defaults
 from skydetect.bubbles import catalog as cat
 from skydetect.bubbles.crops import BubbleCrops, augment, crop_geometry, flip_boxes, rotate_boxes
 from skydetect.bubbles.masks import disc_mask, mask_discs, mask_field
-from skydetect.bubbles.negatives import (
+from skydetect.bubbles.negative_groups import (
     class_table,
     group_windows,
+    window_features,
+    write_group_table,
+)
+from skydetect.bubbles.negatives import (
     negatives_for_field,
     read_negatives,
     sample_windows,
     size_fit_bubbles,
-    window_features,
-    write_group_table,
     write_negatives,
 )
 from skydetect.bubbles.preprocess import preprocess_window, preprocess_windows
