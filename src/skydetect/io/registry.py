@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from skydetect.io.download import url_problem
+from skydetect.io.urls import url_problem
 
 ENTRY_KEYS = ("url", "size", "sha256", "filename", "unpack", "member")
 UNPACK = (None, "gzip", "tar")
