@@ -248,6 +248,56 @@ def _fit_callbacks(tf, train_p, state, manager, epoch_var, ckpt_dir: Path, fp, e
     ]
 
 
+def _fit(net, train_path, validation_path, train_p, data_seed, initial_epoch, callbacks, stopped):
+    """Fit from ``initial_epoch`` to the epoch limit (nothing when reached or early-stopped)."""
+    epochs = int(train_p["epochs"])
+    if initial_epoch < epochs and not stopped:
+        train_src = BatchSource(
+            train_path,
+            train_p["batch_size"],
+            seed=data_seed,
+            shuffle=True,
+            augment=bool(train_p["augment"]),
+            first_epoch=initial_epoch,
+        )
+        val_src = BatchSource(validation_path, train_p["batch_size"], shuffle=False, augment=False)
+        net.fit(
+            make_dataset(train_src),
+            validation_data=make_dataset(val_src),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    else:
+        log.info(
+            "nothing left to train (epoch %d of %d, early-stopped: %s)",
+            initial_epoch,
+            epochs,
+            stopped,
+        )
+
+
+def _model_json(model_p, train_p, info_t, info_v, n_out, normalisation, seed, mixed) -> dict:
+    """The content of ``model.json`` (the best epoch is filled in by :func:`_write_outputs`)."""
+    return {
+        "params": model_p,
+        "bands": list(info_t.bands),
+        "input_size": info_t.size,
+        "n_outputs": n_out,
+        "normalisation": normalisation,
+        "training": {
+            **{k: v for k, v in train_p.items()},
+            "seed": int(seed),
+            "mixed_precision": mixed,
+            "best_epoch": None,
+            "best": {},
+            "n_train": info_t.n,
+            "n_validation": info_v.n,
+        },
+    }
+
+
 def _write_outputs(model_dir: Path, base, history_path: Path, model_json: dict) -> list[dict]:
     """Write ``weights.h5``, ``history.csv`` and ``model.json`` (atomically; ``model.json``
     gets the best epoch of the history); returns the history rows."""
@@ -315,51 +365,12 @@ def train(
         tf, train_p, state, manager, epoch_var, ckpt_dir, fp, extra_callbacks
     )
     stopped = bool(state and state.get("stopped"))
-    if initial_epoch < epochs and not stopped:
-        train_src = BatchSource(
-            train_path,
-            train_p["batch_size"],
-            seed=data_seed,
-            shuffle=True,
-            augment=bool(train_p["augment"]),
-            first_epoch=initial_epoch,
-        )
-        val_src = BatchSource(validation_path, train_p["batch_size"], shuffle=False, augment=False)
-        net.fit(
-            make_dataset(train_src),
-            validation_data=make_dataset(val_src),
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=0,
-        )
-    else:
-        log.info(
-            "nothing left to train (epoch %d of %d, early-stopped: %s)",
-            initial_epoch,
-            epochs,
-            stopped,
-        )
+    _fit(net, train_path, validation_path, train_p, data_seed, initial_epoch, callbacks, stopped)
     if (ckpt_dir / BEST).is_file():  # the best epoch, also when fit() was skipped
         net.set_weights(load_best(ckpt_dir / BEST))
 
     # ---- outputs (atomic)
-    model_json = {
-        "params": model_p,
-        "bands": list(info_t.bands),
-        "input_size": info_t.size,
-        "n_outputs": n_out,
-        "normalisation": normalisation,
-        "training": {
-            **{k: v for k, v in train_p.items()},
-            "seed": int(seed),
-            "mixed_precision": mixed,
-            "best_epoch": None,
-            "best": {},
-            "n_train": info_t.n,
-            "n_validation": info_v.n,
-        },
-    }
+    model_json = _model_json(model_p, train_p, info_t, info_v, n_out, normalisation, seed, mixed)
     history = _write_outputs(model_dir, base, history_path, model_json)
     best_row = _best_row(history)
     return {
