@@ -152,7 +152,7 @@ def _log_epoch(row: dict, improved: bool, validated: bool) -> None:
 
 
 class _EpochRunner:
-    """One epoch after another of :func:`train_ssd`: data, steps, validation, checkpoint."""
+    """The epochs of :func:`train_ssd`: each one's data, steps and validation."""
 
     def __init__(self, tf, model, priors, step, settings, detect, fields, negatives, seed):
         self.tf, self.model, self.priors, self.step = tf, model, priors, step
@@ -161,8 +161,9 @@ class _EpochRunner:
         neg_x = negatives["inputs"] if negatives is not None and len(negatives["inputs"]) else None
         self.neg_x, self.neg_w = neg_x, (negatives["weight"] if neg_x is not None else None)
 
-    def train(self, epoch: int, bubbles, adamw) -> dict:
-        """Train one epoch; its history row without the validation entries."""
+    def run(self, epoch: int, bubbles, adamw) -> tuple[dict, bool]:
+        """Train and (when due) validate epoch ``epoch``: its history row, and whether it
+        was validated."""
         settings = self.settings
         rng = np.random.default_rng([self.seed, STAGE, epoch])
         adamw.learning_rate.assign(epoch_learning_rate(settings, epoch))
@@ -175,35 +176,22 @@ class _EpochRunner:
             self.tf, self.step, batches, self.size, self.priors, settings
         )
         t_train = time.perf_counter() - t1
-        return {
-            "t0": t0,
+        validated, thr, f2, prec, rec = _validate_epoch(
+            self.model, self.priors, self.fields, self.detect, settings, epoch
+        )
+        row = {
             "epoch": epoch + 1,
             "loss": sums[0] / max(n_steps, 1),
             "loc_loss": sums[1] / max(n_steps, 1),
             "conf_loss": sums[2] / max(n_steps, 1),
-            "learning_rate": epoch_learning_rate(settings, epoch),
-            "images_per_s": n_img / t_train if t_train > 0 else float("nan"),
-            "data_s": t_data,
-        }
-
-    def validate(self, epoch: int, trained: dict) -> tuple[dict, bool]:
-        """The epoch's history row (validated now or not) and whether it was validated."""
-        validated, thr, f2, prec, rec = _validate_epoch(
-            self.model, self.priors, self.fields, self.detect, self.settings, epoch
-        )
-        row = {
-            "epoch": trained["epoch"],
-            "loss": trained["loss"],
-            "loc_loss": trained["loc_loss"],
-            "conf_loss": trained["conf_loss"],
             "val_f2": f2,
             "val_precision": prec,
             "val_recall": rec,
             "threshold": thr,
-            "learning_rate": trained["learning_rate"],
-            "images_per_s": trained["images_per_s"],
-            "data_s": trained["data_s"],
-            "seconds": time.perf_counter() - trained["t0"],
+            "learning_rate": epoch_learning_rate(settings, epoch),
+            "images_per_s": n_img / t_train if t_train > 0 else float("nan"),
+            "data_s": t_data,
+            "seconds": time.perf_counter() - t0,
         }
         return row, validated
 
@@ -265,7 +253,7 @@ def train_ssd(
     stopped = state["wait"] >= settings.patience
     while state["epoch"] < settings.epochs and not stopped:
         epoch = int(state["epoch"])
-        row, validated = runner.validate(epoch, runner.train(epoch, bubbles, adamw))
+        row, validated = runner.run(epoch, bubbles, adamw)
         improved = record_epoch(
             state, row, validated, every, model, best_path, epoch_var, manager, state_path
         )
