@@ -24,9 +24,11 @@ from astropy.io import fits
 from skydetect.io.atomic import atomic_path
 from skydetect.io.content import image_problem
 from skydetect.io.map_units import (
+    NOT_Y,
     PLAUSIBLE_SCATTER,
     PR3_UNITS,
-    check_unit,
+    Y_BLANK,
+    canonical_unit,
     robust_scatter,
 )
 
@@ -148,6 +150,39 @@ def _check_header(h, path: Path, nside: int | None) -> tuple[str, str, int]:
     return ordering, coordsys, file_nside
 
 
+def _check_unit(h, unit_key: str, colname: str, path: Path, band: str, conversions: list):
+    """(unit found, canonical unit, factor to it) of column ``colname`` of file ``path``
+    (header ``h``) for ``band``; appends the y-map's assumed unit to ``conversions``."""
+    expected_unit = PR3_UNITS[str(band)]
+    unit_found = h.get(unit_key)
+    unit_found = None if unit_found is None else str(unit_found).strip()
+    canon, factor = canonical_unit(unit_found)
+    if band == "y" and (unit_found is None or unit_found.lower() in Y_BLANK):
+        canon, factor = "y", 1.0
+        conversions.append(
+            f"{unit_key} {'missing' if unit_found is None else repr(unit_found)}: "
+            "dimensionless, assumed Compton y"
+        )
+    if unit_found is not None and unit_found.strip().upper() == "K" and expected_unit == "K_CMB":
+        raise MapFormatError(
+            f"{path}: {unit_key} = 'K' for column {colname} is ambiguous (K_CMB or K_RJ?): "
+            f"band {band} maps must be in thermodynamic CMB units; if the file is, set "
+            f"{unit_key} = 'K_CMB'"
+        )
+    if band == "y" and (canon in NOT_Y or (unit_found or "").strip().upper() == "K"):
+        raise MapFormatError(
+            f"{path}: {unit_key} = {unit_found!r} for column {colname} is a temperature or "
+            "intensity unit, but band y is the dimensionless Compton-y map (accepted units: "
+            "'', 'y', 'y_sz', 'Compton-y', 'none')"
+        )
+    if canon is None or canon != expected_unit:
+        raise MapFormatError(
+            f"{path}: {unit_key} = {unit_found!r} for column {colname}, expected "
+            f"{expected_unit!r} for band {band}"
+        )
+    return unit_found, canon, factor
+
+
 def _read_column(hdu, icol: int, colname: str, path: Path) -> np.ndarray:
     try:
         return np.asarray(hdu.data.field(icol)).reshape(-1)
@@ -174,8 +209,8 @@ def _read_table(path: Path, band: str, nside: int | None, column: str | None, co
         icol = _column_index(hdu, path, column)
         colname = hdu.columns.names[icol]
         unit_key = f"TUNIT{icol + 1}"
-        unit_found, canon, factor = check_unit(
-            hdu.header, unit_key, colname, path, band, conversions, MapFormatError
+        unit_found, canon, factor = _check_unit(
+            hdu.header, unit_key, colname, path, band, conversions
         )
         raw = _read_column(hdu, icol, colname, path)
     return {

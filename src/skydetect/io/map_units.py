@@ -56,9 +56,9 @@ _UNIT_ALIASES: dict[str, tuple[str, float]] = {
     "dimensionless": ("y", 1.0),
 }
 # Spellings of "no unit" that a Compton-y map carries (the y parameter is dimensionless).
-_Y_BLANK = ("", "none", "null", "1", "-")
+Y_BLANK = ("", "none", "null", "1", "-")
 # Units that are never right for the Compton-y band (temperature or intensity).
-_NOT_Y = ("K_CMB", "MJy/sr")
+NOT_Y = ("K_CMB", "MJy/sr")
 
 
 def canonical_unit(unit: str | None) -> tuple[str | None, float]:
@@ -66,37 +66,3 @@ def canonical_unit(unit: str | None) -> tuple[str | None, float]:
     if unit is None:
         return None, float("nan")
     return _UNIT_ALIASES.get(unit.strip().lower(), (None, float("nan")))
-
-
-def check_unit(h, unit_key: str, colname: str, path, band: str, conversions: list, error):
-    """(unit found, canonical unit, factor to it) of column ``colname`` of file ``path``
-    (header ``h``) for ``band``; appends the y-map's assumed unit to ``conversions``;
-    a wrong unit raises ``error`` (an exception class) with the message."""
-    expected_unit = PR3_UNITS[str(band)]
-    unit_found = h.get(unit_key)
-    unit_found = None if unit_found is None else str(unit_found).strip()
-    canon, factor = canonical_unit(unit_found)
-    if band == "y" and (unit_found is None or unit_found.lower() in _Y_BLANK):
-        canon, factor = "y", 1.0
-        conversions.append(
-            f"{unit_key} {'missing' if unit_found is None else repr(unit_found)}: "
-            "dimensionless, assumed Compton y"
-        )
-    if unit_found is not None and unit_found.strip().upper() == "K" and expected_unit == "K_CMB":
-        raise error(
-            f"{path}: {unit_key} = 'K' for column {colname} is ambiguous (K_CMB or K_RJ?): "
-            f"band {band} maps must be in thermodynamic CMB units; if the file is, set "
-            f"{unit_key} = 'K_CMB'"
-        )
-    if band == "y" and (canon in _NOT_Y or (unit_found or "").strip().upper() == "K"):
-        raise error(
-            f"{path}: {unit_key} = {unit_found!r} for column {colname} is a temperature or "
-            "intensity unit, but band y is the dimensionless Compton-y map (accepted units: "
-            "'', 'y', 'y_sz', 'Compton-y', 'none')"
-        )
-    if canon is None or canon != expected_unit:
-        raise error(
-            f"{path}: {unit_key} = {unit_found!r} for column {colname}, expected "
-            f"{expected_unit!r} for band {band}"
-        )
-    return unit_found, canon, factor
