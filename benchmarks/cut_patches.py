@@ -159,6 +159,7 @@ def hwm_mb():  # peak RSS of this process (VmHWM: reset at exec, unlike ru_maxrs
 import numpy as np
 from astropy.table import Table
 from skydetect.clusters import patches as P
+from skydetect.clusters.patch_files import write_patches
 from skydetect.geometry import tiles
 t0 = time.perf_counter()
 tl = tiles.read_tile(sys.argv[1])
@@ -174,7 +175,7 @@ if kind == "cover":
     attrs, chunks = P.cover_chunks(tl, cat, cfg, seed=0)
 else:
     attrs, chunks = P.training_chunks(tl, cat, cfg, "train", list(range(48)), seed=0)
-n = P.write_patches(sys.argv[4], chunks, cfg, attrs)  # as scripts/cut_patches.py: streamed
+n = write_patches(sys.argv[4], chunks, cfg, attrs)  # as scripts/cut_patches.py: streamed
 print(json.dumps({"n": n, "seconds": time.perf_counter() - t0,
                   "maxrss_mb": hwm_mb()}))
 """

@@ -9,6 +9,7 @@ from skydetect.logutil import setup_script_logging
 log = setup_script_logging(snakemake.log[0])
 
 from skydetect.clusters import catalogs, cover, patches  # noqa: E402
+from skydetect.clusters.patch_files import write_patches  # noqa: E402
 from skydetect.clusters.predict import prediction_nside  # noqa: E402
 from skydetect.geometry import tiles  # noqa: E402
 
@@ -38,5 +39,5 @@ else:
         tile, cat, cfg, split, snakemake.params.split_tiles, snakemake.params.seed, progress=True
     )
 attrs.update(catalog=str(snakemake.input.catalog), seed=snakemake.params.seed)
-n = patches.write_patches(snakemake.output[0], chunks, cfg, attrs, extra)  # streamed
+n = write_patches(snakemake.output[0], chunks, cfg, attrs, extra)  # streamed
 log.info("tile %d (%s): %d patches kept of %d candidates", tile_id, split, n, attrs["n_candidates"])

@@ -14,12 +14,8 @@ import numpy as np  # noqa: E402
 
 from skydetect.bubbles.chance import chance_rates  # noqa: E402
 from skydetect.bubbles.detect import read_detections  # noqa: E402
-from skydetect.bubbles.evaluate import (  # noqa: E402
-    evaluate_fields,
-    evaluation_summary,
-    format_summary,
-    format_table,
-)
+from skydetect.bubbles.evaluate import evaluate_fields, format_table  # noqa: E402
+from skydetect.bubbles.summary import evaluation_summary, format_summary  # noqa: E402
 from skydetect.bubbles.tune import write_json  # noqa: E402
 from skydetect.bubbles.windows import read_windows  # noqa: E402
 from skydetect.io.atomic import atomic_path  # noqa: E402

@@ -10,15 +10,14 @@ from skydetect.logutil import setup_script_logging
 
 log = setup_script_logging(snakemake.log[0])
 
-from skydetect.bubbles.negatives import (  # noqa: E402
+from skydetect.bubbles.negative_groups import (  # noqa: E402
     GROUP_STAGE,
-    NegativeInputs,
     class_table,
     group_windows,
-    read_negative_file,
     window_features,
     write_group_table,
 )
+from skydetect.bubbles.negatives import NegativeInputs, read_negative_file  # noqa: E402
 from skydetect.plots.bubbles import plot_montage  # noqa: E402
 
 cfg = snakemake.params.negatives

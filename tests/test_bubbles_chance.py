@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from skydetect.bubbles import evaluate as E
+from skydetect.bubbles import summary as S
 from skydetect.bubbles.chance import chance_rates, random_boxes
 
 
@@ -97,28 +97,28 @@ def test_one_big_box_finds_at_most_one_bubble_under_the_iou_rule():
     }
     for field, big, n_ref in (("near", [0, 0, 12, 12], 4), ("small", [190, 0, 620, 60], 10)):
         det = {field: (np.array([big], float), np.array([0.9]))}
-        s = E.evaluation_summary(det, {field: truth[field]})
+        s = S.evaluation_summary(det, {field: truth[field]})
         assert s["recall_clear_iou"]["k"] <= 1 < s["recall_clear"]["k"] == n_ref
     det = {"near": (np.array([[0, 0, 12, 12]], float), np.array([0.9]))}
-    assert E.evaluation_summary(det, {"near": truth["near"]})["recall_clear_iou"]["k"] == 1
+    assert S.evaluation_summary(det, {"near": truth["near"]})["recall_clear_iou"]["k"] == 1
 
 
 def test_summary_has_the_headline_and_chance_keys():
     det, truth, cov = _one_bubble_fields(3, 60, 20)
     for t in truth.values():
         t["maj_arcmin"] = np.array([0.7])
-    summary = E.evaluation_summary(det, truth, iou_threshold=0.5)
+    summary = S.evaluation_summary(det, truth, iou_threshold=0.5)
     summary.update(chance_rates(det, truth, cov, draws=20))
     for key in ("recall_clear_iou", "precision_iou", "recall_clear", "precision"):
         assert set(summary[key]) == {"k", "n", "value", "lo", "hi"}
-        lo, hi = E.clopper_pearson(summary[key]["k"], summary[key]["n"])
+        lo, hi = S.clopper_pearson(summary[key]["k"], summary[key]["n"])
         assert (summary[key]["lo"], summary[key]["hi"]) == (lo, hi)
     assert (summary["recall_clear_iou"]["k"], summary["recall_clear"]["k"]) == (0, 3)
     for key in ("chance_recall_iou", "chance_recall_reference", "chance_precision_iou"):
         assert set(summary[key]) == {"value", "lo", "hi", "draws"}
     assert summary["headline_rule"] == "iou"
     json.dumps(summary, allow_nan=False)  # strict JSON
-    lines = E.format_summary(summary).splitlines()
+    lines = S.format_summary(summary).splitlines()
     print("\n".join(lines))
     assert lines[0].startswith("IoU rule (headline") and "recall (clear)" in lines[1]
     ref = next(i for i, line in enumerate(lines) if line.startswith("reference rule (the paper"))

@@ -13,15 +13,17 @@ from conftest import schema_defaults
 from skydetect.bubbles import catalog as cat
 from skydetect.bubbles.crops import BubbleCrops, augment, crop_geometry, flip_boxes, rotate_boxes
 from skydetect.bubbles.masks import disc_mask, mask_discs, mask_field
-from skydetect.bubbles.negatives import (
+from skydetect.bubbles.negative_groups import (
     class_table,
     group_windows,
+    window_features,
+    write_group_table,
+)
+from skydetect.bubbles.negatives import (
     negatives_for_field,
     read_negatives,
     sample_windows,
     size_fit_bubbles,
-    window_features,
-    write_group_table,
     write_negatives,
 )
 from skydetect.bubbles.preprocess import preprocess_window, preprocess_windows
@@ -505,7 +507,8 @@ def test_edge_windows_reach_past_the_field_by_edge_pad_only():
 
 
 def test_padded_field_prepares_the_inside_alike_and_fills_outside_as_no_coverage(tile):
-    from skydetect.bubbles.preprocess import FieldPreprocessor, WindowStream
+    from skydetect.bubbles.preprocess import FieldPreprocessor
+    from skydetect.bubbles.window_stream import WindowStream
 
     h, w = tile.shape
     plain = FieldPreprocessor(tile.data, **PP)
@@ -639,7 +642,7 @@ def test_same_window_same_array_on_every_path(tmp_path, field_files, tile, truth
 
 
 def test_window_stream_equals_the_stack_and_bounds_memory(tile):
-    from skydetect.bubbles.preprocess import WindowStream
+    from skydetect.bubbles.window_stream import WindowStream
 
     x0, y0, size = sliding_windows(tile.shape, [40, 80], 1 / 3)
     full = preprocess_windows(tile.data, x0, y0, size, **PP)
@@ -661,7 +664,7 @@ def test_window_stream_equals_the_stack_and_bounds_memory(tile):
 def test_window_stream_disk_cache_serves_the_stack_and_cleans_up(tile, tmp_path):
     """Windows too large for memory go to a temporary .npy once (in chunks); every later read
     equals the preprocessed stack, nothing is kept in memory, the file goes with the stream."""
-    from skydetect.bubbles.preprocess import WindowStream
+    from skydetect.bubbles.window_stream import WindowStream
 
     x0, y0, size = sliding_windows(tile.shape, [40, 80], 1 / 3)
     full = preprocess_windows(tile.data, x0, y0, size, **PP)

@@ -316,6 +316,7 @@ def test_run_injections_with_a_toy_network(tmp_path):
     from skydetect.clusters import patches as P
     from skydetect.clusters.cover import write_index
     from skydetect.clusters.detect import DetectParams
+    from skydetect.clusters.patch_files import write_patches
 
     nside, t, size, pix_arcmin, sigma = 128, 6, 16, 27.0, 1e-5
     margin = tiles.required_margin_deg(size, pix_arcmin, 0, nside)
@@ -328,7 +329,7 @@ def test_run_injections_with_a_toy_network(tmp_path):
     attrs, chunks = P.cover_chunks(tl, Table({"GLON": [0.0], "GLAT": [-89.0]}), cfg, seed=0)
     index = P.cover_index(tl, cfg, nside)
     cover_path = tmp_path / "cover.h5"
-    P.write_patches(cover_path, chunks, cfg, attrs, lambda f: write_index(f, index))
+    write_patches(cover_path, chunks, cfg, attrs, lambda f: write_index(f, index))
     stats = {"method": "mad", "bands": {b: {"sigma": sigma, "median": 0.0} for b in maps}}
 
     def toy(batch):  # normalised inputs: arcsinh(x / sigma)

@@ -17,7 +17,7 @@ from test_mmf import (
 
 from skydetect.clusters import mmf
 from skydetect.clusters.mmf.filter import _solve_spd
-from skydetect.clusters.mmf.tile import PatchGrid
+from skydetect.clusters.mmf.sampling import PatchGrid
 from skydetect.geometry import projection
 
 tile_run = test_mmf.tile_run  # the tile fixture (nside 512, two clusters)

@@ -6,6 +6,7 @@ import pytest
 
 from skydetect.clusters import datasets, normalise
 from skydetect.clusters import patches as P
+from skydetect.clusters.patch_files import write_patches
 
 
 def test_mad_sigma_of_a_gaussian():
@@ -57,7 +58,7 @@ def _patch_file(path, scale, n, seed, bands=("a", "b")):
         np.full((n, 8), -1, np.int64),
         {"nside": 64, "tile": 3},
     )
-    P.write_patches(path, ps, cfg, {})
+    write_patches(path, ps, cfg, {})
 
 
 def test_statistics_from_training_only_and_applied_unchanged(tmp_path):

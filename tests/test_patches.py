@@ -7,6 +7,7 @@ from astropy.table import Table
 
 from skydetect.clusters import masks as masklib
 from skydetect.clusters import patches as P
+from skydetect.clusters.patch_files import read_patches, write_patches
 from skydetect.geometry import projection, tiles
 
 NSIDE = 128
@@ -234,8 +235,8 @@ def test_patches_are_seeded(cfg):
 def test_write_read_round_trip(tmp_path, cfg):
     ps = P.cut_training(_tile(12, cfg), _catalog(), cfg, "train", TRAIN_TILES, seed=1)
     p = tmp_path / "12.h5"
-    P.write_patches(p, ps, cfg, {"catalog": "x"})
-    back = P.read_patches(p)
+    write_patches(p, ps, cfg, {"catalog": "x"})
+    back = read_patches(p)
     assert np.array_equal(back.inputs, ps.inputs) and np.array_equal(back.masks, ps.masks)
     assert back.inputs.dtype == np.float32 and back.masks.dtype == np.uint8
     assert back.attrs["tile"] == 12 and back.attrs["nside"] == NSIDE

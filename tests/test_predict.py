@@ -258,6 +258,7 @@ def trained(tmp_path_factory):
     weights.h5, and the dense and sparse cover files of a tile of a blob sky."""
     from skydetect.clusters import inference, models  # (legacy Keras before TensorFlow)
     from skydetect.clusters import patches as P
+    from skydetect.clusters.patch_files import write_patches
 
     tf = pytest.importorskip("tensorflow")
 
@@ -288,7 +289,7 @@ def trained(tmp_path_factory):
         attrs, chunks = P.cover_chunks(tile, cat, cfg, seed=0)
         index = P.cover_index(tile, cfg, SKY_NSIDE)
         files[name] = d / f"{name}.h5"
-        P.write_patches(files[name], chunks, cfg, attrs, lambda f, i=index: cover_write(f, i))
+        write_patches(files[name], chunks, cfg, attrs, lambda f, i=index: cover_write(f, i))
     stats = {"method": "mad", "bands": {b: {"sigma": 1.0, "median": 0.0} for b in "ab"}}
     return {"dir": d, "files": files, "stats": stats, "centres": centres}
 

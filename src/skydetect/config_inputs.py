@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from skydetect.io.download import url_problem
+from skydetect.io.urls import url_problem
 
 
 def _map_nside(path: Path) -> int | None:

@@ -23,9 +23,10 @@ from tqdm import tqdm
 
 from skydetect.io.spitzer import wrap_glon
 
-from .preprocess import FieldPreprocessor, WindowStream
+from .preprocess import FieldPreprocessor
 from .ssd.boxes import nms
 from .ssd.model import predict_boxes
+from .window_stream import WindowStream
 from .windows import centres_inside
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,9 @@ from astropy.table import Table
 
 from skydetect.io.atomic import atomic_path
 
-from .evaluate import clopper_pearson, match_flags
+from .evaluate import match_flags
 from .inject import CONTRAST_DEFINITION, grid_cells
+from .summary import clopper_pearson
 
 CONTRAST_COLUMN = "CONTRAST"  # a catalogue's (the mock truth's) per-bubble contrast
 COLUMNS = ["MAJAXIS_ARCMIN", "CONTRAST", "MAJAXIS_LO", "MAJAXIS_HI", "CONTRAST_LO",

@@ -14,12 +14,7 @@ The preprocessed windows are written to HDF5 a chunk at a time and read back laz
 (:class:`NegativeInputs`: only the rows of a batch are read), so neither sampling nor
 training holds every negative of every field in memory.
 
-Grouping (k-means groups of negatives, ``negatives/groups.ecsv``): features per window, computed on the preprocessed inputs (S, S, 2) reduced to
-32 × 32: radial profile (mean in 8 annuli about the centre, per channel), moments (mean, standard
-deviation, skewness per channel) and a PCA embedding (``pca_components``) of 16 × 16
-block-averaged thumbnails; standardised, then k-means (scikit-learn, seeded). Class 0 is
-the largest. The reference used the trained detector's 256-d backbone features instead; these
-fixed features need no trained model, so the clustering can run before training.
+Grouping: :mod:`skydetect.bubbles.negative_groups`.
 """
 
 from __future__ import annotations
@@ -29,16 +24,14 @@ import logging
 import h5py
 import numpy as np
 from astropy.table import Table
-from scipy import ndimage
 
-from skydetect.bubbles.preprocess import WindowStream
+from skydetect.bubbles.window_stream import WindowStream
 from skydetect.io.atomic import atomic_path
 from skydetect.io.spitzer import wrap_glon
 
 log = logging.getLogger(__name__)
 
 NEG_STAGE = 73  # seed component of negative sampling
-GROUP_STAGE = 74
 
 
 def fit_lognormal(maj_px: np.ndarray) -> tuple[float, float]:
@@ -124,7 +117,7 @@ def sample_windows(
 
 def write_negatives(path, inputs, x0, y0, size, glon, glat, attrs: dict, chunk: int = 256):
     """Write a field's negatives (see docs/dataflow.md) atomically. ``inputs`` may be an
-    array or an array-like such as :class:`~skydetect.bubbles.preprocess.WindowStream`: it
+    array or an array-like such as :class:`~skydetect.bubbles.window_stream.WindowStream`: it
     is read and written ``chunk`` windows at a time."""
 
     n = len(inputs)
@@ -199,94 +192,6 @@ class NegativeInputs:
     def __array__(self, dtype=None, copy=None):
         a = self[:]
         return a if dtype is None else a.astype(dtype)
-
-
-# ------------------------------------------------------------------ grouping
-def _radial_profiles(inputs: np.ndarray, n_bins: int = 8) -> np.ndarray:
-    n, s = inputs.shape[0], inputs.shape[1]
-    yy, xx = np.mgrid[:s, :s]
-    r = np.hypot(xx - (s - 1) / 2, yy - (s - 1) / 2) / (s / 2)
-    bins = np.minimum((r * n_bins).astype(int), n_bins - 1)
-    counts = np.bincount(bins.ravel(), minlength=n_bins)
-    out = np.empty((n, n_bins * inputs.shape[3]))
-    for c in range(inputs.shape[3]):
-        flat = inputs[..., c].reshape(n, -1)
-        sums = np.stack([np.bincount(bins.ravel(), weights=f, minlength=n_bins) for f in flat])
-        out[:, c * n_bins : (c + 1) * n_bins] = sums / counts
-    return out
-
-
-def _thumbnails(inputs: np.ndarray, t: int = 16) -> np.ndarray:
-    n, s = inputs.shape[0], inputs.shape[1]
-    z = t / s
-    return np.stack(
-        [
-            ndimage.zoom(inputs[i], (z, z, 1), order=1, grid_mode=True, mode="nearest")
-            for i in range(n)
-        ]
-    ).reshape(n, -1)
-
-
-def window_features(inputs: np.ndarray, pca_components: int = 16, seed: int = 0) -> np.ndarray:
-    """Feature vectors (N, F) of preprocessed windows (N, S, S, C), as documented above."""
-    from sklearn.decomposition import PCA  # lazy: scikit-learn (~1.5 s) only for grouping
-
-    n, c = len(inputs), np.shape(inputs)[3]
-    if n == 0:
-        return np.zeros((0, 1))
-    small = np.concatenate(  # read and reduce a chunk at a time (inputs may be lazy)
-        [
-            _thumbnails(np.asarray(inputs[i : i + 256], np.float32), 32)
-            for i in range(0, n, 256)
-        ]
-    ).reshape(n, 32, 32, c).astype(np.float64)
-    flat = small.reshape(n, -1, c)
-    mean = flat.mean(axis=1)
-    std = flat.std(axis=1)
-    skew = ((flat - mean[:, None]) ** 3).mean(axis=1) / np.maximum(std, 1e-6) ** 3
-    thumbs = _thumbnails(small, 16)
-    ncomp = int(min(pca_components, n, thumbs.shape[1]))
-    emb = PCA(n_components=ncomp, random_state=seed).fit_transform(thumbs)
-    return np.hstack([_radial_profiles(small), mean, std, skew, emb])
-
-
-def group_windows(features: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
-    """k-means labels of standardised features; class 0 is the most populated."""
-    # lazy: scikit-learn (~1.5 s to import) is needed only by the grouping step
-    from sklearn.cluster import KMeans
-    from sklearn.preprocessing import StandardScaler
-
-    k = int(min(n_classes, len(features)))
-    if k == 0:
-        return np.zeros(0, int)
-    x = StandardScaler().fit_transform(features)
-    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
-    order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
-    remap = np.empty(k, int)
-    remap[order] = np.arange(k)
-    return remap[labels]
-
-
-def class_table(fields, indices, labels, n_classes, drop_classes=(), class_weights=None) -> Table:
-    """The per-window table of ``groups.ecsv``: FIELD INDEX CLASS KEEP WEIGHT."""
-    if class_weights is not None and len(class_weights) != n_classes:
-        raise ValueError(
-            f"bubbles.negatives.class_weights has {len(class_weights)} entries, "
-            f"n_classes is {n_classes}"
-        )
-    bad = [c for c in drop_classes if not 0 <= c < n_classes]
-    if bad:
-        raise ValueError(f"bubbles.negatives.drop_classes {bad} outside 0..{n_classes - 1}")
-    weights = np.ones(n_classes) if class_weights is None else np.asarray(class_weights, float)
-    labels = np.asarray(labels, int)
-    keep = ~np.isin(labels, list(drop_classes))
-    t = Table()
-    t["FIELD"] = np.asarray(fields).astype(str)
-    t["INDEX"] = np.asarray(indices, np.int64)
-    t["CLASS"] = labels
-    t["KEEP"] = keep
-    t["WEIGHT"] = np.where(keep, weights[labels], 0.0)
-    return t
 
 
 def read_negatives(paths, groups_path, *, keep_only: bool = True) -> dict:
@@ -364,7 +269,7 @@ def negatives_for_field(
     Sizes: log-normal fitted to the clear bubbles of the training fields ``train_fields``
     (:func:`size_fit_bubbles`), in pixels of this field.
     Returns the arrays and attrs of :func:`write_negatives`, ``inputs`` a
-    :class:`~skydetect.bubbles.preprocess.WindowStream`.
+    :class:`~skydetect.bubbles.window_stream.WindowStream`.
     """
     maj = size_fit_bubbles(catalog, train_fields)
     mu, sigma = fit_lognormal(maj * 60.0 / field.pixel_arcsec)
@@ -403,10 +308,3 @@ def negatives_for_field(
         "glat": np.asarray(glat, float),
         "attrs": attrs,
     }
-
-
-def write_group_table(path, table: Table) -> None:
-    """Write ``groups.ecsv`` atomically."""
-
-    with atomic_path(path) as tmp:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)

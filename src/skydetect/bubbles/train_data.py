@@ -22,8 +22,8 @@ from skydetect.io.spitzer import read_field
 from .catalog import read_catalog
 from .crops import BubbleCrops
 from .negatives import read_negatives
-from .preprocess import WindowStream
 from .scales import framing_windows
+from .window_stream import WindowStream
 from .windows import read_windows
 
 log = logging.getLogger(__name__)

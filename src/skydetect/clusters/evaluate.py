@@ -123,6 +123,57 @@ def _num(x):
     return None if math.isnan(x) else x
 
 
+def _known_recovery(known, candidates: Table, tiles, radius_arcmin: float) -> dict:
+    """Per known catalogue: the fraction of its clusters in the area that a candidate matches."""
+    out = {}
+    for label, table in (known or {}).items():
+        sel = table[in_tiles(table["GLON"], table["GLAT"], tiles)] if len(table) else table
+        idx, _ = greedy_match(
+            galactic(sel, what=label),
+            galactic(candidates, what="candidates"),
+            radius_arcmin,
+        )
+        out[label] = _fraction_dict(np.sum(idx >= 0), len(sel))
+    return out
+
+
+def _matched_truth(candidates: Table, area_truth: Table, radius, detectable):
+    """Match the detectable truth to the candidates: (candidate index per candidate's truth
+    row or -1, per truth row detected, the truth with DETECTED / CANDIDATE_ID / SEP_ARCMIN /
+    MATCH_RADIUS_ARCMIN)."""
+    where = np.flatnonzero(detectable)
+    idx, sep = match_truth(candidates, area_truth[where], radius[where])
+    idx = np.where(idx >= 0, where[np.maximum(idx, 0)], -1)
+    detected = np.zeros(len(area_truth), dtype=bool)
+    detected[idx[idx >= 0]] = True
+    matched = area_truth.copy()
+    matched["DETECTED"] = detected
+    cand_id = np.full(len(area_truth), -1, dtype=np.int64)
+    sep_t = np.full(len(area_truth), np.nan)
+    ids = np.asarray(candidates["ID"]) if "ID" in candidates.colnames else np.arange(len(idx)) + 1
+    cand_id[idx[idx >= 0]] = ids[idx >= 0]
+    sep_t[idx[idx >= 0]] = sep[idx >= 0]
+    matched["CANDIDATE_ID"] = cand_id
+    matched["SEP_ARCMIN"] = sep_t
+    matched["MATCH_RADIUS_ARCMIN"] = radius
+    return idx, detected, matched
+
+
+def _by_class(idx, candidates: Table) -> dict:
+    """True and false positives per candidate class (known, new, spurious)."""
+    # true clusters found that were not in the known catalogue: real discoveries
+    is_true = idx >= 0
+    cls = np.asarray(candidates["CLASS"])
+    return {
+        "true_positive_by_class": {
+            c: int(np.sum(is_true & (cls == c))) for c in ("known", "new", "spurious")
+        },
+        "false_positive_by_class": {
+            c: int(np.sum(~is_true & (cls == c))) for c in ("known", "new", "spurious")
+        },
+    }
+
+
 def evaluate(
     candidates: Table,
     tiles,
@@ -157,17 +208,8 @@ def evaluate(
         "n_candidates": len(candidates),
         "n_outside_area": n_outside,
         "counts": class_counts(candidates),
-        "known_recovery": {},
+        "known_recovery": _known_recovery(known, candidates, tiles, cluster_radius_arcmin),
     }
-    for label, table in (known or {}).items():
-        sel = table[in_tiles(table["GLON"], table["GLAT"], tiles)] if len(table) else table
-        idx, _ = greedy_match(
-            galactic(sel, what=label),
-            galactic(candidates, what="candidates"),
-            cluster_radius_arcmin,
-        )
-        summary["known_recovery"][label] = _fraction_dict(np.sum(idx >= 0), len(sel))
-
     if truth is None:
         return summary, completeness_curve([], [], [0.0, 1.0], "SNR")[:0], None
 
@@ -177,22 +219,7 @@ def evaluate(
     area_truth = truth[in_tiles(truth["GLON"], truth["GLAT"], tiles)]
     radius = match_radius(area_truth, theta500_scale, min_radius_arcmin, max_radius_arcmin)
     detectable = np.asarray(area_truth["SNR"], float) >= min_truth_snr
-    where = np.flatnonzero(detectable)
-    idx, sep = match_truth(candidates, area_truth[where], radius[where])
-    idx = np.where(idx >= 0, where[np.maximum(idx, 0)], -1)
-    detected = np.zeros(len(area_truth), dtype=bool)
-    detected[idx[idx >= 0]] = True
-    matched = area_truth.copy()
-    matched["DETECTED"] = detected
-    cand_id = np.full(len(area_truth), -1, dtype=np.int64)
-    sep_t = np.full(len(area_truth), np.nan)
-    ids = np.asarray(candidates["ID"]) if "ID" in candidates.colnames else np.arange(len(idx)) + 1
-    cand_id[idx[idx >= 0]] = ids[idx >= 0]
-    sep_t[idx[idx >= 0]] = sep[idx >= 0]
-    matched["CANDIDATE_ID"] = cand_id
-    matched["SEP_ARCMIN"] = sep_t
-    matched["MATCH_RADIUS_ARCMIN"] = radius
-
+    idx, detected, matched = _matched_truth(candidates, area_truth, radius, detectable)
     parts = [
         completeness_curve(area_truth[col], detected, bins[name], name)
         for name, col in CURVES.items()
@@ -218,15 +245,7 @@ def evaluate(
         },
     }
     if "KNOWN" in area_truth.colnames and "CLASS" in candidates.colnames:
-        # true clusters found that were not in the known catalogue: real discoveries
-        is_true = idx >= 0
-        cls = np.asarray(candidates["CLASS"])
-        summary["truth"]["true_positive_by_class"] = {
-            c: int(np.sum(is_true & (cls == c))) for c in ("known", "new", "spurious")
-        }
-        summary["truth"]["false_positive_by_class"] = {
-            c: int(np.sum(~is_true & (cls == c))) for c in ("known", "new", "spurious")
-        }
+        summary["truth"].update(_by_class(idx, candidates))
     return summary, curves, matched
 
 

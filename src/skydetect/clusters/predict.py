@@ -197,6 +197,45 @@ def _attr(v):
     return v
 
 
+def _cover_inputs(cover_path, bands, tile: int, signal):
+    """The cover's patches of ``tile`` (raw inputs, ``signal`` added) and the file's attrs."""
+    data, attrs = read_cover(cover_path, list(bands))
+    if int(attrs.get("tile", tile)) != int(tile):
+        raise ValueError(f"{cover_path}: holds tile {attrs['tile']}, not {tile}")
+    if signal is not None:
+        if np.shape(signal) != data["inputs"].shape:
+            raise ValueError(
+                f"{cover_path}: signal {np.shape(signal)} does not match the cover inputs "
+                f"{data['inputs'].shape}"
+            )
+        data["inputs"] = data["inputs"] + np.asarray(signal, np.float32)
+    if len(data["inputs"]) == 0:
+        raise ValueError(f"{cover_path}: no cover patches for tile {tile}")
+    return data, attrs
+
+
+def _combined_map(cover_path, data, prob, nside: int, tile: int, size, pix_arcmin, margin):
+    """The patch probabilities combined on the HEALPix pixels (at ``nside``) they saw."""
+    index = read_cover_index(cover_path, nside, margin)
+    if index is None:
+        log.info("%s: no combination index at nside %d; building it", cover_path, nside)
+        index = coverlib.build_index(
+            data["glon"], data["glat"], data["angle"], data["flip"], size, pix_arcmin, nside,
+            tile, margin,
+        )  # fmt: skip
+    mean, count = coverlib.combine(prob, index)
+    seen = count > 0
+    return ProbabilityMap(
+        pixels=index.pixels[seen],
+        prob=mean[seen],
+        count=count[seen],
+        in_tile=index.in_tile[seen],
+        nside=int(nside),
+        tile=int(tile),
+        attrs={},
+    )
+
+
 def predict_tile(
     cover_path,
     model,
@@ -219,19 +258,8 @@ def predict_tile(
     flight at a time (:func:`skydetect.clusters.inference.configure_threads`); ``signal``
     (N, S, S, B), in the order of ``bands``, is added to the raw inputs when given (injected
     clusters, :mod:`skydetect.clusters.inject`)."""
-    data, attrs = read_cover(cover_path, list(bands))
-    if int(attrs.get("tile", tile)) != int(tile):
-        raise ValueError(f"{cover_path}: holds tile {attrs['tile']}, not {tile}")
+    data, attrs = _cover_inputs(cover_path, bands, tile, signal)
     n = len(data["inputs"])
-    if signal is not None:
-        if np.shape(signal) != data["inputs"].shape:
-            raise ValueError(
-                f"{cover_path}: signal {np.shape(signal)} does not match the cover inputs "
-                f"{data['inputs'].shape}"
-            )
-        data["inputs"] = data["inputs"] + np.asarray(signal, np.float32)
-    if n == 0:
-        raise ValueError(f"{cover_path}: no cover patches for tile {tile}")
     size, pix_arcmin = int(attrs["size"]), float(attrs["pixel_arcmin"])
     margin = max(0, int(attrs.get("cover_margin", -1)))  # -1: the dense cover, all kept
     nside = prediction_nside(pix_arcmin, nside)
@@ -239,24 +267,7 @@ def predict_tile(
     x = normalise.apply(data["inputs"], stats, list(bands))
     prob = predict_patches(model, x, batch_size, progress, streams)
     t1 = time.perf_counter()
-    index = read_cover_index(cover_path, nside, margin)
-    if index is None:
-        log.info("%s: no combination index at nside %d; building it", cover_path, nside)
-        index = coverlib.build_index(
-            data["glon"], data["glat"], data["angle"], data["flip"], size, pix_arcmin, nside,
-            tile, margin,
-        )  # fmt: skip
-    mean, count = coverlib.combine(prob, index)
-    seen = count > 0
-    pmap = ProbabilityMap(
-        pixels=index.pixels[seen],
-        prob=mean[seen],
-        count=count[seen],
-        in_tile=index.in_tile[seen],
-        nside=int(nside),
-        tile=int(tile),
-        attrs={},
-    )
+    pmap = _combined_map(cover_path, data, prob, nside, tile, size, pix_arcmin, margin)
     t2 = time.perf_counter()
     missing = tiles.tile_pixels(pmap.nside, tile).size - int(pmap.in_tile.sum())
     if missing:

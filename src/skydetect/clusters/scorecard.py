@@ -210,6 +210,56 @@ def threshold_mask(cand: Table, detector: str, thresholds, mmf_thresholds=None) 
     return np.array(rows).reshape(-1, len(cand))
 
 
+def _keep_matrix(cand: Table, detector: str, thresholds, mt, op) -> np.ndarray:
+    """Which candidates each sweep threshold (rows) and the operating point (last row) keep."""
+    if not len(cand):
+        return np.zeros((len(thresholds) * len(mt) + 1, 0), bool)
+    return np.vstack(
+        [
+            threshold_mask(cand, detector, thresholds, mt),
+            threshold_mask(cand, detector, [op[0]], [op[1]]),
+        ]
+    )
+
+
+def _bootstrap_weights(rng, nc: int, nt: int, n_bootstrap: int, weights):
+    """Bootstrap counts (B, Nc), (B, Nt): the given block-bootstrap ``weights``, or
+    ``n_bootstrap`` independent multinomial resamples of the candidates, then of the truth."""
+    if weights is not None:
+        wc, wt = (np.asarray(w, float) for w in weights)
+        return wc, wt
+    wc = (
+        rng.multinomial(nc, np.full(nc, 1.0 / nc), size=n_bootstrap)
+        if nc
+        else np.zeros((n_bootstrap, 0))
+    )
+    wt = (
+        rng.multinomial(nt, np.full(nt, 1.0 / nt), size=n_bootstrap)
+        if nt
+        else np.zeros((n_bootstrap, 0))
+    )
+    return wc, wt
+
+
+def _quantile(x, lo: bool) -> float:
+    """The 16th (``lo``) or 84th percentile of the finite values (NaN without any)."""
+    x = x[np.isfinite(x)]
+    return float(np.percentile(x, 16 if lo else 84)) if x.size else float("nan")
+
+
+def _sweep_curves(detector, thresholds, mt, keep, purity, c45, c6) -> Table:
+    n_grid = len(thresholds) * len(mt)
+    return Table({
+        "DETECTOR": [detector] * n_grid,
+        "THRESHOLD": np.tile(thresholds, len(mt)),
+        "THRESHOLD_MMF": np.repeat(mt, len(thresholds)),
+        "N_CAND": keep[:-1].sum(axis=1),
+        "PURITY": purity[:-1],
+        "C_SNR45": c45[:-1],
+        "C_SNR6": c6[:-1],
+    })  # fmt: skip
+
+
 def score_detector(
     detector: str,
     cand: Table,
@@ -239,10 +289,7 @@ def score_detector(
     thresholds = np.asarray(thresholds, float)
     mt = np.asarray(mmf_thresholds if comb else [np.nan], float)
     op = tuple(operating_point) if comb else (operating_point, None)
-    keep = np.vstack([
-        threshold_mask(cand, detector, thresholds, mt),
-        threshold_mask(cand, detector, [op[0]], [op[1]]),
-    ]) if len(cand) else np.zeros((len(thresholds) * len(mt) + 1, 0), bool)  # fmt: skip
+    keep = _keep_matrix(cand, detector, thresholds, mt, op)
     tvec = unit_vectors(truth, "truth")
     snr = np.asarray(truth["SNR"], float)
     matcher = Matcher(
@@ -259,41 +306,22 @@ def score_detector(
         return at_purity(thresholds, p[:-1], c[:-1], target)
 
     c_p90, t_p90 = p90(purity, c45)
-    nc, nt = len(cand), len(truth)
-    if weights is not None:
-        wc, wt = (np.asarray(w, float) for w in weights)
-        n_bootstrap = len(wc)
-    else:
-        wc = (
-            rng.multinomial(nc, np.full(nc, 1.0 / nc), size=n_bootstrap)
-            if nc
-            else np.zeros((n_bootstrap, 0))
-        )
-        wt = (
-            rng.multinomial(nt, np.full(nt, 1.0 / nt), size=n_bootstrap)
-            if nt
-            else np.zeros((n_bootstrap, 0))
-        )
+    wc, wt = _bootstrap_weights(rng, len(cand), len(truth), n_bootstrap, weights)
     pb, cb = rates(keep, cand_true, truth_det, sel[4.5], wc, wt)
-    boot = np.array([p90(pb[b], cb[b])[0] for b in range(n_bootstrap)])
-
-    def q(x, lo):
-        x = x[np.isfinite(x)]
-        return float(np.percentile(x, 16 if lo else 84)) if x.size else float("nan")
-
+    boot = np.array([p90(pb[b], cb[b])[0] for b in range(len(wc))])
     n_nom = int(keep[-1].sum())
     row = {
         "DETECTOR": detector,
         "N_CAND": n_nom,
         "PURITY": float(purity[-1]),
-        "PURITY_LO": q(pb[:, -1], True),
-        "PURITY_HI": q(pb[:, -1], False),
+        "PURITY_LO": _quantile(pb[:, -1], True),
+        "PURITY_HI": _quantile(pb[:, -1], False),
         "CHANCE_RATE": chance_rate(n_nom, tvec, snr, radius, tiles, n_scramble, rng),
         "C_SNR45": float(c45[-1]),
         "C_SNR6": float(c6[-1]),
         "C_SNR45_AT_P90": c_p90,
-        "C_SNR45_AT_P90_LO": q(boot, True),
-        "C_SNR45_AT_P90_HI": q(boot, False),
+        "C_SNR45_AT_P90_LO": _quantile(boot, True),
+        "C_SNR45_AT_P90_HI": _quantile(boot, False),
         "THRESHOLD_AT_P90": t_p90,
         "BOOT_FRACTION_P90": float(np.mean(np.isfinite(boot))),
         "N_TRUE_SNR45": int(sel[4.5].sum()),
@@ -303,14 +331,4 @@ def score_detector(
         "n_true_boot": np.asarray(wc, float) @ cand_true[-1].astype(float),
         "c45_boot": cb[:, -1],
     }
-    n_grid = len(thresholds) * len(mt)
-    curves = Table({
-        "DETECTOR": [detector] * n_grid,
-        "THRESHOLD": np.tile(thresholds, len(mt)),
-        "THRESHOLD_MMF": np.repeat(mt, len(thresholds)),
-        "N_CAND": keep[:-1].sum(axis=1),
-        "PURITY": purity[:-1],
-        "C_SNR45": c45[:-1],
-        "C_SNR6": c6[:-1],
-    })  # fmt: skip
-    return row, curves
+    return row, _sweep_curves(detector, thresholds, mt, keep, purity, c45, c6)

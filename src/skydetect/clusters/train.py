@@ -31,12 +31,10 @@ score the final output.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +46,19 @@ from skydetect.io.atomic import atomic_path
 
 from . import losses as L
 from . import models as M
-from . import pipeline
+from . import pipeline, train_checkpoint
 from .datasets import content_hash
 from .pipeline import BatchSource, dataset_info, make_dataset
+from .train_checkpoint import (
+    BEST,
+    CHECKPOINT_DIR,
+    HISTORY,
+    STATE,
+    load_best,
+    read_history,
+    resumable_callbacks,
+    truncate_history,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +81,6 @@ DEFAULT_TRAIN: dict[str, Any] = {
     "augment": True,
     "mixed_precision": True,
 }
-CHECKPOINT_DIR = "checkpoint"
-HISTORY = "history.csv"
-STATE = "state.json"
-BEST = "best_weights.npz"
 
 
 def train_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -96,9 +100,10 @@ def train_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def code_version() -> str:
     """The library version and a hash of the training code (this module, models, losses,
-    pipeline): a checkpoint of other code is not resumed."""
+    pipeline, checkpoint callbacks): a checkpoint of other code is not resumed."""
     h = hashlib.sha256(skydetect.__version__.encode())
-    for source in (__file__, M.__file__, L.__file__, pipeline.__file__):
+    sources = (__file__, M.__file__, L.__file__, pipeline.__file__, train_checkpoint.__file__)
+    for source in sources:
         h.update(Path(source).read_bytes())
     return f"{skydetect.__version__}+{h.hexdigest()[:12]}"
 
@@ -120,133 +125,20 @@ def fingerprint(model_p: dict, train_p: dict, seed: int, paths: list[str]) -> st
     return h.hexdigest()[:16]
 
 
-def _atomic_json(path: Path, obj) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-
-
-def read_history(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a CSV history (``epoch`` as int, the rest float)."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()} for r in rows]
-
-
-def _truncate_history(path: Path, first_epoch: int) -> None:
-    """Keep only the rows of epochs < ``first_epoch`` (atomic rewrite)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        return
-    head, body = rows[0], [r for r in rows[1:] if r and int(r[0]) < first_epoch]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        csv.writer(fh).writerows([head, *body])
-
-
-def _callbacks(tf):
-    """Keras callbacks whose counters survive a restart (``get_state`` / ``set_state``)."""
-
-    class ResumableEarlyStopping(tf.keras.callbacks.EarlyStopping):
-        resume: dict | None = None
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if self.resume:
-                self.wait, self.best = self.resume["wait"], self.resume["best"]
-                self.best_epoch = self.resume["best_epoch"]
-                self.best_weights = self.resume.get("weights")
-
-        def get_state(self):
-            return {"wait": self.wait, "best": float(self.best), "best_epoch": self.best_epoch}
-
-    class ResumableReduceLR(tf.keras.callbacks.ReduceLROnPlateau):
-        resume: dict | None = None
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if self.resume:
-                self.wait, self.best = self.resume["wait"], self.resume["best"]
-                self.cooldown_counter = self.resume["cooldown_counter"]
-
-        def get_state(self):
-            return {
-                "wait": self.wait,
-                "best": float(self.best),
-                "cooldown_counter": self.cooldown_counter,
-            }
-
-    class EpochCheckpoint(tf.keras.callbacks.Callback):
-        """After each epoch: tf checkpoint (weights, optimiser, epoch), best weights, state."""
-
-        def __init__(self, manager, epoch_var, ckpt_dir, es, lr, fp, total):
-            super().__init__()
-            self.manager, self.epoch_var, self.dir = manager, epoch_var, Path(ckpt_dir)
-            self.es, self.lr, self.fp, self.total = es, lr, fp, total
-            self._best_saved = None
-            self.t0 = time.time()
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            if self.es.best_epoch != self._best_saved and self.es.best_weights is not None:
-                with atomic_path(self.dir / BEST) as tmp:
-                    np.savez(tmp, *self.es.best_weights)
-                self._best_saved = self.es.best_epoch
-            self.epoch_var.assign(epoch + 1)
-            self.manager.save(checkpoint_number=epoch + 1)
-            state = {
-                "fingerprint": self.fp,
-                "epoch": epoch + 1,
-                "stopped": bool(self.model.stop_training),
-                "early_stopping": self.es.get_state(),
-                "reduce_lr": self.lr.get_state(),
-            }
-            _atomic_json(self.dir / STATE, state)
-            shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items())
-            log.info(
-                "epoch %d/%d (%.0f s): %s", epoch + 1, self.total, time.time() - self.t0, shown
-            )
-            self.t0 = time.time()
-
-    return ResumableEarlyStopping, ResumableReduceLR, EpochCheckpoint
-
-
-def _load_best(path: Path) -> list[np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return [z[f"arr_{i}"] for i in range(len(z.files))]
-
-
-def train(
-    train_path: str | Path,
-    validation_path: str | Path,
-    model_dir: str | Path,
-    model_p: dict[str, Any] | None = None,
-    train_p: dict[str, Any] | None = None,
-    seed: int = 0,
-    normalisation: dict | None = None,
-    extra_callbacks: list | None = None,
-) -> dict[str, Any]:
-    """Train (or resume training) and write ``weights.h5``, ``model.json``, ``history.csv``.
-
-    ``normalisation`` (the content of ``normalisation.json``) is copied into ``model.json``
-    so the model carries the scaling its inputs need. ``extra_callbacks`` run after the
-    checkpoint callback (tests use one to interrupt a run). Returns a summary dict:
-    ``initial_epoch``, ``epochs_done``, ``best_epoch`` (0-based), ``best`` (validation metrics
-    of the best epoch), ``resumed``.
-    """
-    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
-
-    model_p, train_p = M.model_params(model_p), train_params(train_p)
-    model_dir = Path(model_dir)
-    ckpt_dir = model_dir / CHECKPOINT_DIR
+def _dataset_infos(train_path: str | Path, validation_path: str | Path):
+    """The two datasets' :func:`dataset_info`; their patch size and bands must agree."""
     info_t, info_v = dataset_info(train_path), dataset_info(validation_path)
     if (info_t.size, info_t.bands) != (info_v.size, info_v.bands):
         raise ValueError(
             f"{validation_path}: size/bands {info_v.size}/{info_v.bands} differ from "
             f"{train_path}: {info_t.size}/{info_t.bands}"
         )
+    return info_t, info_v
 
+
+def _seed_and_precision(tf, train_p: dict[str, Any], seed: int) -> tuple[bool, bool, int]:
+    """Set the precision policy, op determinism (CPU) and TensorFlow's seed; returns
+    (GPU present, mixed precision, seed of the batch stream)."""
     gpus = tf.config.list_physical_devices("GPU")
     mixed = bool(gpus) and bool(train_p["mixed_precision"])
     tf.keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
@@ -255,17 +147,14 @@ def train(
     tf_seed = int(np.random.default_rng([int(seed), STAGE, 0]).integers(2**31 - 1))
     data_seed = int(np.random.default_rng([int(seed), STAGE, 1]).integers(2**31 - 1))
     tf.keras.utils.set_random_seed(tf_seed)
-    log.info(
-        "training %s on %d patches (validation %d), %s, bands %s, %s",
-        model_p["architecture"],
-        info_t.n,
-        info_v.n,
-        f"{info_t.size}x{info_t.size}",
-        ",".join(info_t.bands),
-        "GPU, mixed precision" if mixed else ("GPU" if gpus else "CPU, deterministic"),
-    )
+    return bool(gpus), mixed, data_seed
 
-    base = M.build_model((info_t.size, info_t.size, len(info_t.bands)), model_p)
+
+def _compiled_network(tf, info, model_p: dict[str, Any], train_p: dict[str, Any]):
+    """(base model, compiled training network, its optimiser, number of outputs): deep
+    supervision's outputs are concatenated for the training network; the optimiser's slots
+    are built so that a checkpoint can restore them."""
+    base = M.build_model((info.size, info.size, len(info.bands)), model_p)
     n_out = len(base.outputs)
     loss = L.get_loss(train_p["loss"], train_p["loss_params"].get(train_p["loss"], {}))
     if n_out > 1:
@@ -283,9 +172,12 @@ def train(
     net.compile(optimizer=opt, loss=loss, metrics=L.segmentation_metrics())
     opt = net.optimizer  # a LossScaleOptimizer under mixed precision
     getattr(opt, "inner_optimizer", opt).build(net.trainable_variables)  # slots exist: restorable
+    return base, net, opt, n_out
 
-    # ---- resume from a checkpoint of the same configuration, or start afresh
-    fp = fingerprint(model_p, train_p, seed, [str(train_path), str(validation_path)])
+
+def _restore_or_reset(tf, net, opt, ckpt_dir: Path, fp: str, epochs: int):
+    """Resume from the checkpoint of the same configuration in ``ckpt_dir``, or empty it and
+    start afresh; returns (epoch variable, checkpoint manager, saved state or None, resumed)."""
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     ckpt = tf.train.Checkpoint(model=net, optimizer=opt, epoch=epoch_var)
     state_path = ckpt_dir / STATE
@@ -297,9 +189,7 @@ def train(
     # a run that finished (early-stopped, or at this epoch limit) is not resumed: Snakemake
     # reruns a finished job only when forced (or its code or inputs changed), and then it
     # trains from scratch; raising only ``epochs`` still extends a run that hit its limit
-    finished = bool(
-        state and (state.get("stopped") or int(state["epoch"]) >= int(train_p["epochs"]))
-    )
+    finished = bool(state and (state.get("stopped") or int(state["epoch"]) >= epochs))
     resumed = bool(
         state
         and state.get("fingerprint") == fp
@@ -327,11 +217,13 @@ def train(
     else:
         ckpt.restore(str(committed)).assert_existing_objects_matched()
         log.info("resuming from %s (epoch %d done)", committed, int(epoch_var.numpy()))
-    initial_epoch = int(epoch_var.numpy())
-    history_path = ckpt_dir / HISTORY
-    _truncate_history(history_path, initial_epoch)
+    return epoch_var, manager, state, resumed
 
-    EarlyStop, ReduceLR, EpochCheckpoint = _callbacks(tf)
+
+def _fit_callbacks(tf, train_p, state, manager, epoch_var, ckpt_dir: Path, fp, extra) -> list:
+    """ReduceLR, EarlyStopping (both set to the saved ``state``), CSVLogger, the epoch
+    checkpoint, then ``extra``."""
+    EarlyStop, ReduceLR, EpochCheckpoint = resumable_callbacks(tf)
     es = EarlyStop(monitor="val_loss", patience=int(train_p["patience"]), restore_best_weights=True)
     rl = ReduceLR(
         monitor="val_loss",
@@ -342,17 +234,20 @@ def train(
     if state:
         es.resume = dict(state["early_stopping"])
         if (ckpt_dir / BEST).is_file():
-            es.resume["weights"] = _load_best(ckpt_dir / BEST)
+            es.resume["weights"] = load_best(ckpt_dir / BEST)
         rl.resume = state["reduce_lr"]
-    epochs = int(train_p["epochs"])
-    callbacks = [
+    return [
         rl,
         es,
-        tf.keras.callbacks.CSVLogger(str(history_path), append=True),
-        EpochCheckpoint(manager, epoch_var, ckpt_dir, es, rl, fp, epochs),
-        *(extra_callbacks or []),
+        tf.keras.callbacks.CSVLogger(str(ckpt_dir / HISTORY), append=True),
+        EpochCheckpoint(manager, epoch_var, ckpt_dir, es, rl, fp, int(train_p["epochs"])),
+        *(extra or []),
     ]
-    stopped = bool(state and state.get("stopped"))
+
+
+def _fit(net, train_path, validation_path, train_p, data_seed, initial_epoch, callbacks, stopped):
+    """Fit from ``initial_epoch`` to the epoch limit (nothing when reached or early-stopped)."""
+    epochs = int(train_p["epochs"])
     if initial_epoch < epochs and not stopped:
         train_src = BatchSource(
             train_path,
@@ -378,35 +273,103 @@ def train(
             epochs,
             stopped,
         )
-    if (ckpt_dir / BEST).is_file():  # the best epoch, also when fit() was skipped
-        net.set_weights(_load_best(ckpt_dir / BEST))
 
-    # ---- outputs (atomic)
+
+def _model_json(model_p, train_p, info_t, info_v, n_out, normalisation, seed, mixed) -> dict:
+    """The content of ``model.json`` (the best epoch is filled in by :func:`_write_outputs`)."""
+    return {
+        "params": model_p,
+        "bands": list(info_t.bands),
+        "input_size": info_t.size,
+        "n_outputs": n_out,
+        "normalisation": normalisation,
+        "training": {
+            **{k: v for k, v in train_p.items()},
+            "seed": int(seed),
+            "mixed_precision": mixed,
+            "best_epoch": None,
+            "best": {},
+            "n_train": info_t.n,
+            "n_validation": info_v.n,
+        },
+    }
+
+
+def _write_outputs(model_dir: Path, base, history_path: Path, model_json: dict) -> list[dict]:
+    """Write ``weights.h5``, ``history.csv`` and ``model.json`` (atomically; ``model.json``
+    gets the best epoch of the history); returns the history rows."""
     with atomic_path(model_dir / M.WEIGHTS_FILE) as tmp:
         base.save_weights(str(tmp))
     history = read_history(history_path) if history_path.is_file() else []
     with atomic_path(model_dir / HISTORY) as tmp:
         shutil.copyfile(history_path, tmp)
-    best_row = min(history, key=lambda r: r.get("val_loss", np.inf)) if history else {}
-    M.write_model_json(
-        model_dir,
-        {
-            "params": model_p,
-            "bands": list(info_t.bands),
-            "input_size": info_t.size,
-            "n_outputs": n_out,
-            "normalisation": normalisation,
-            "training": {
-                **{k: v for k, v in train_p.items()},
-                "seed": int(seed),
-                "mixed_precision": mixed,
-                "best_epoch": best_row.get("epoch"),
-                "best": {k: v for k, v in best_row.items() if k.startswith("val_")},
-                "n_train": info_t.n,
-                "n_validation": info_v.n,
-            },
-        },
+    best_row = _best_row(history)
+    model_json["training"]["best_epoch"] = best_row.get("epoch")
+    model_json["training"]["best"] = {k: v for k, v in best_row.items() if k.startswith("val_")}
+    M.write_model_json(model_dir, model_json)
+    return history
+
+
+def _best_row(history: list[dict]) -> dict:
+    """The history row of the lowest ``val_loss`` (the first on ties), {} without rows."""
+    return min(history, key=lambda r: r.get("val_loss", np.inf)) if history else {}
+
+
+def train(
+    train_path: str | Path,
+    validation_path: str | Path,
+    model_dir: str | Path,
+    model_p: dict[str, Any] | None = None,
+    train_p: dict[str, Any] | None = None,
+    seed: int = 0,
+    normalisation: dict | None = None,
+    extra_callbacks: list | None = None,
+) -> dict[str, Any]:
+    """Train (or resume training) and write ``weights.h5``, ``model.json``, ``history.csv``.
+
+    ``normalisation`` (the content of ``normalisation.json``) is copied into ``model.json``
+    so the model carries the scaling its inputs need. ``extra_callbacks`` run after the
+    checkpoint callback (tests use one to interrupt a run). Returns a summary dict:
+    ``initial_epoch``, ``epochs_done``, ``best_epoch`` (0-based), ``best`` (validation metrics
+    of the best epoch), ``resumed``.
+    """
+    import tensorflow as tf  # lazy: slow to import; only the TF functions need it
+
+    model_p, train_p = M.model_params(model_p), train_params(train_p)
+    model_dir = Path(model_dir)
+    ckpt_dir = model_dir / CHECKPOINT_DIR
+    info_t, info_v = _dataset_infos(train_path, validation_path)
+    gpus, mixed, data_seed = _seed_and_precision(tf, train_p, seed)
+    log.info(
+        "training %s on %d patches (validation %d), %s, bands %s, %s",
+        model_p["architecture"],
+        info_t.n,
+        info_v.n,
+        f"{info_t.size}x{info_t.size}",
+        ",".join(info_t.bands),
+        "GPU, mixed precision" if mixed else ("GPU" if gpus else "CPU, deterministic"),
     )
+    base, net, opt, n_out = _compiled_network(tf, info_t, model_p, train_p)
+
+    # ---- resume from a checkpoint of the same configuration, or start afresh
+    fp = fingerprint(model_p, train_p, seed, [str(train_path), str(validation_path)])
+    epochs = int(train_p["epochs"])
+    epoch_var, manager, state, resumed = _restore_or_reset(tf, net, opt, ckpt_dir, fp, epochs)
+    initial_epoch = int(epoch_var.numpy())
+    history_path = ckpt_dir / HISTORY
+    truncate_history(history_path, initial_epoch)
+    callbacks = _fit_callbacks(
+        tf, train_p, state, manager, epoch_var, ckpt_dir, fp, extra_callbacks
+    )
+    stopped = bool(state and state.get("stopped"))
+    _fit(net, train_path, validation_path, train_p, data_seed, initial_epoch, callbacks, stopped)
+    if (ckpt_dir / BEST).is_file():  # the best epoch, also when fit() was skipped
+        net.set_weights(load_best(ckpt_dir / BEST))
+
+    # ---- outputs (atomic)
+    model_json = _model_json(model_p, train_p, info_t, info_v, n_out, normalisation, seed, mixed)
+    history = _write_outputs(model_dir, base, history_path, model_json)
+    best_row = _best_row(history)
     return {
         "initial_epoch": initial_epoch,
         "epochs_done": len(history),

@@ -13,7 +13,7 @@ file is unverified (:func:`unverified_reason`). A mismatch raises :class:`Checks
 the corrupt temporary file is removed.
 
 Only an interruption (connection cut or refused, timeout, HTTP 5xx / 408 / 429) is retried.
-A URL that cannot work (:func:`url_problem`: unknown scheme such as ``htps://``, malformed
+A URL that cannot work (:func:`skydetect.io.urls.url_problem`: unknown scheme such as ``htps://``, malformed
 host), a host name that does not exist, an HTTP 4xx answer, a refused TLS handshake or
 certificate, a missing ``file://`` path fail at once. A failed download leaves nothing beside
 ``dest`` except a ``.part`` (and its record) that a later run can resume.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 import json
 import logging
 import os
@@ -36,21 +35,17 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
 from skydetect import __version__
 from skydetect.io.atomic import atomic_path
+from skydetect.io.urls import url_problem
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-
-
-SCHEMES = ("http", "https", "file")
-_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 class DownloadError(RuntimeError):
@@ -76,50 +71,6 @@ def sha256_of(path: str | os.PathLike, chunk: int = MIB) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def _valid_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    name = host[:-1] if host.endswith(".") else host
-    labels = name.split(".")
-    return (
-        0 < len(name) <= 253
-        and all(_HOST_LABEL.fullmatch(label) for label in labels)
-        and not labels[-1].isdigit()
-    )
-
-
-def url_problem(url) -> str | None:
-    """What makes ``url`` unusable for a download (None: nothing): its scheme or host syntax.
-
-    Accepted: ``http://`` and ``https://`` URLs with a host name or IP address (and a valid
-    port), ``file://`` URLs with a path. Nothing is looked up on the network.
-    """
-    if not isinstance(url, str) or not url.strip():
-        return "empty URL"
-    if any(c.isspace() for c in url):
-        return "white space in the URL"
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in SCHEMES:
-        found = f"unknown scheme {parts.scheme!r}" if parts.scheme else "no scheme"
-        return f"{found} (expected {', '.join(s + '://' for s in SCHEMES)})"
-    if parts.scheme.lower() == "file":
-        if parts.netloc not in ("", "localhost"):
-            return f"a file:// URL names no host (found {parts.netloc!r}; use file:///path)"
-        return None if parts.path else "a file:// URL without a path"
-    try:
-        host, _port = parts.hostname, parts.port
-    except ValueError as exc:
-        return f"malformed host or port {parts.netloc!r} ({exc})"
-    if not host:
-        return "no host name"
-    if not _valid_host(host):
-        return f"malformed host name {host!r}"
-    return None
 
 
 def part_path(dest: str | os.PathLike) -> Path:
@@ -195,24 +146,19 @@ def _permanent_failure(reason) -> str | None:
     return None
 
 
-def _transfer(url, part: Path, *, size, chunk, timeout, progress, user_agent) -> None:
-    """One attempt: append the rest of ``url`` to ``part`` (Range request if it is non-empty)."""
-    have = part.stat().st_size if part.exists() else 0
-    if size is not None and have > size:
-        log.warning("%s: partial file larger than expected (%d > %d); restarting", part, have, size)
-        part.unlink()
-        have = 0
-    if size is not None and have == size:
-        return  # a previous attempt got everything; verification decides
+def _open(url, have: int, *, timeout, user_agent):
+    """The response to a GET of ``url`` (from byte ``have`` on), or None when the partial
+    file already holds the whole resource; failures raise :class:`DownloadError`
+    (permanent) or :class:`_Interrupted` (worth a retry)."""
     request = urllib.request.Request(url, headers={"User-Agent": user_agent})
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:
             # Range not satisfiable: the partial file already holds the whole resource.
-            return
+            return None
         if 500 <= err.code < 600 or err.code in (408, 429):
             raise _Interrupted(f"HTTP {err.code} {err.reason}") from err
         raise DownloadError(f"download of {url} failed: HTTP {err.code} {err.reason}") from err
@@ -228,51 +174,77 @@ def _transfer(url, part: Path, *, size, chunk, timeout, progress, user_agent) ->
     except (TimeoutError, ConnectionError, OSError) as err:
         raise _Interrupted(f"cannot connect: {err}") from err
 
+
+def _write_mode(response, url, have: int) -> tuple[str, int]:
+    """("ab", have) when the server resumes at byte ``have`` (206), else ("wb", 0)."""
+    status = getattr(response, "status", None) or 200
+    if have and status == 206:
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if not match or int(match.group(1)) != have:
+            raise _Interrupted(
+                f"server answered the range request for bytes {have}- with "
+                f"Content-Range {response.headers.get('Content-Range')!r}"
+            )
+        return "ab", have
+    if have:
+        log.info("%s: server ignored the Range request; downloading from the start", url)
+    return "wb", 0
+
+
+def _copy_body(response, part: Path, mode: str, start: int, total, *, size, chunk, progress):
+    """Write the response body to ``part`` (``mode``), with a progress bar; returns the
+    file's length after the transfer (stops early past ``size``)."""
+    got = start
+    with (
+        open(part, mode) as out,
+        tqdm(
+            total=total,
+            initial=start,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=Path(part).name.removesuffix(".part"),
+            disable=not progress,
+            mininterval=2.0,
+        ) as bar,
+    ):
+        while True:
+            try:
+                block = response.read(chunk)
+            except (TimeoutError, ConnectionError, OSError) as err:
+                raise _Interrupted(f"transfer cut after {got} bytes: {err}") from err
+            except Exception as err:  # http.client.IncompleteRead and friends
+                raise _Interrupted(f"transfer cut after {got} bytes: {err!r}") from err
+            if not block:
+                break
+            out.write(block)
+            got += len(block)
+            bar.update(len(block))
+            if size is not None and got > size:
+                break  # more than announced: verification reports it
+    return got
+
+
+def _transfer(url, part: Path, *, size, chunk, timeout, progress, user_agent) -> None:
+    """One attempt: append the rest of ``url`` to ``part`` (Range request if it is non-empty)."""
+    have = part.stat().st_size if part.exists() else 0
+    if size is not None and have > size:
+        log.warning("%s: partial file larger than expected (%d > %d); restarting", part, have, size)
+        part.unlink()
+        have = 0
+    if size is not None and have == size:
+        return  # a previous attempt got everything; verification decides
+    response = _open(url, have, timeout=timeout, user_agent=user_agent)
+    if response is None:
+        return
     with response:
-        status = getattr(response, "status", None) or 200
-        mode = "wb"
-        start = 0
-        if have and status == 206:
-            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-            if not match or int(match.group(1)) != have:
-                raise _Interrupted(
-                    f"server answered the range request for bytes {have}- with "
-                    f"Content-Range {response.headers.get('Content-Range')!r}"
-                )
-            mode, start = "ab", have
-        elif have:
-            log.info("%s: server ignored the Range request; downloading from the start", url)
+        mode, start = _write_mode(response, url, have)
         length = response.headers.get("Content-Length")
         expected_end = start + int(length) if length is not None else None
         total = size if size is not None else expected_end
-        got = start
-        with (
-            open(part, mode) as out,
-            tqdm(
-                total=total,
-                initial=start,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=Path(part).name.removesuffix(".part"),
-                disable=not progress,
-                mininterval=2.0,
-            ) as bar,
-        ):
-            while True:
-                try:
-                    block = response.read(chunk)
-                except (TimeoutError, ConnectionError, OSError) as err:
-                    raise _Interrupted(f"transfer cut after {got} bytes: {err}") from err
-                except Exception as err:  # http.client.IncompleteRead and friends
-                    raise _Interrupted(f"transfer cut after {got} bytes: {err!r}") from err
-                if not block:
-                    break
-                out.write(block)
-                got += len(block)
-                bar.update(len(block))
-                if size is not None and got > size:
-                    break  # more than announced: verification reports it
+        got = _copy_body(
+            response, part, mode, start, total, size=size, chunk=chunk, progress=progress
+        )
     if expected_end is not None and got < expected_end:
         raise _Interrupted(f"transfer cut after {got} of {expected_end} bytes")
     if expected_end is None and size is not None and got < size:

@@ -23,74 +23,21 @@ from astropy.io import fits
 
 from skydetect.io.atomic import atomic_path
 from skydetect.io.content import image_problem
-
-# TUNIT1 of the I_STOKES column of each band's file: the Planck PR3 HFI maps (K_CMB below
-# 545 GHz, MJy/sr above) and the MILCA Compton-y map. skydetect.sky.instrument takes its
-# units from here (file layout lives in io, the instrument's physics in sky).
-PR3_UNITS = {
-    "100": "K_CMB",
-    "143": "K_CMB",
-    "217": "K_CMB",
-    "353": "K_CMB",
-    "545": "MJy/sr",
-    "857": "MJy/sr",
-    "y": "y",
-}
-
-
-# Plausible robust scatter (1.4826 x the median absolute deviation over the sky) of a map in its
-# canonical unit: Planck's HFI maps and the y-map sit well inside (K_CMB ~1e-4, MJy/sr ~0.1-1,
-# y ~1e-6); a map outside was written in another unit than its header says (uK as K_CMB,
-# Jy/sr as MJy/sr) or holds something else.
-PLAUSIBLE_SCATTER = {"K_CMB": (1e-6, 1e-2), "MJy/sr": (1e-3, 1e3), "y": (1e-9, 1e-3)}
-
-
-def robust_scatter(values: np.ndarray, max_samples: int = 2_000_000) -> float:
-    """1.4826 x the median absolute deviation of ``values`` (an even subsample of large maps)."""
-    values = np.asarray(values, dtype=np.float64)
-    step = max(1, values.size // max_samples)
-    v = values[::step]
-    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+from skydetect.io.map_units import (
+    NOT_Y,
+    PLAUSIBLE_SCATTER,
+    PR3_UNITS,
+    Y_BLANK,
+    canonical_unit,
+    robust_scatter,
+)
 
 
 class MapFormatError(ValueError):
     """A map file whose header or data does not match what the pipeline expects."""
 
 
-# Spellings of each unit found in the wild -> (canonical unit, factor to the canonical unit).
-# A bare "K" is not here: it may be K_CMB or K_RJ (Rayleigh-Jeans), which differ by a factor
-# of order unity at HFI frequencies, so it is refused with the expected spelling.
-_UNIT_ALIASES: dict[str, tuple[str, float]] = {
-    "k_cmb": ("K_CMB", 1.0),
-    "kcmb": ("K_CMB", 1.0),
-    "mk_cmb": ("K_CMB", 1e-3),
-    "uk_cmb": ("K_CMB", 1e-6),
-    "ukcmb": ("K_CMB", 1e-6),
-    "mjy/sr": ("MJy/sr", 1.0),
-    "mjy sr-1": ("MJy/sr", 1.0),
-    "mjy sr^-1": ("MJy/sr", 1.0),
-    "mjy/str": ("MJy/sr", 1.0),
-    "y": ("y", 1.0),
-    "y_sz": ("y", 1.0),
-    "ysz": ("y", 1.0),
-    "compton-y": ("y", 1.0),
-    "compton_y": ("y", 1.0),
-    "compton y": ("y", 1.0),
-    "dimensionless": ("y", 1.0),
-}
-# Spellings of "no unit" that a Compton-y map carries (the y parameter is dimensionless).
-_Y_BLANK = ("", "none", "null", "1", "-")
-# Units that are never right for the Compton-y band (temperature or intensity).
-_NOT_Y = ("K_CMB", "MJy/sr")
-
 _COORD_ALIASES = {"GALACTIC": "GALACTIC", "G": "GALACTIC"}
-
-
-def canonical_unit(unit: str | None) -> tuple[str | None, float]:
-    """Return (canonical unit, multiplicative factor to it), or (None, nan) if unknown."""
-    if unit is None:
-        return None, float("nan")
-    return _UNIT_ALIASES.get(unit.strip().lower(), (None, float("nan")))
 
 
 # --------------------------------------------------------------------------- writing
@@ -172,6 +119,153 @@ def _column_index(hdu: fits.BinTableHDU, path: Path, column: str | None) -> int:
     )
 
 
+def _check_header(h, path: Path, nside: int | None) -> tuple[str, str, int]:
+    """(ORDERING, COORDSYS, NSIDE) of a HEALPix table header, checked."""
+    pixtype = str(h.get("PIXTYPE", "HEALPIX")).strip().upper()
+    if pixtype != "HEALPIX":
+        raise MapFormatError(f"{path}: PIXTYPE = {pixtype!r}, expected 'HEALPIX'")
+    if "ORDERING" not in h:
+        raise MapFormatError(f"{path}: header keyword ORDERING missing (RING or NESTED)")
+    ordering = str(h["ORDERING"]).strip().upper()
+    if ordering not in ("RING", "NESTED"):
+        raise MapFormatError(f"{path}: ORDERING = {ordering!r}, expected RING or NESTED")
+    if "COORDSYS" not in h:
+        raise MapFormatError(f"{path}: header keyword COORDSYS missing (expected GALACTIC)")
+    coordsys = str(h["COORDSYS"]).strip().upper()
+    if coordsys not in _COORD_ALIASES:
+        raise MapFormatError(
+            f"{path}: COORDSYS = {coordsys!r}, expected 'GALACTIC' (the pipeline works in "
+            "Galactic coordinates; rotate the map first)"
+        )
+    if "NSIDE" not in h:
+        raise MapFormatError(f"{path}: header keyword NSIDE missing")
+    file_nside = int(h["NSIDE"])
+    if not hp.isnsideok(file_nside):
+        raise MapFormatError(f"{path}: NSIDE = {file_nside} is not a power of 2")
+    if nside is not None and file_nside != nside:
+        raise MapFormatError(
+            f"{path}: NSIDE = {file_nside} in the header, but config key 'planck.nside' is "
+            f"{nside} (the tiling and the patches assume it): set planck.nside: {file_nside}"
+        )
+    return ordering, coordsys, file_nside
+
+
+def _check_unit(h, unit_key: str, colname: str, path: Path, band: str, conversions: list):
+    """(unit found, canonical unit, factor to it) of column ``colname`` of file ``path``
+    (header ``h``) for ``band``; appends the y-map's assumed unit to ``conversions``."""
+    expected_unit = PR3_UNITS[str(band)]
+    unit_found = h.get(unit_key)
+    unit_found = None if unit_found is None else str(unit_found).strip()
+    canon, factor = canonical_unit(unit_found)
+    if band == "y" and (unit_found is None or unit_found.lower() in Y_BLANK):
+        canon, factor = "y", 1.0
+        conversions.append(
+            f"{unit_key} {'missing' if unit_found is None else repr(unit_found)}: "
+            "dimensionless, assumed Compton y"
+        )
+    if unit_found is not None and unit_found.strip().upper() == "K" and expected_unit == "K_CMB":
+        raise MapFormatError(
+            f"{path}: {unit_key} = 'K' for column {colname} is ambiguous (K_CMB or K_RJ?): "
+            f"band {band} maps must be in thermodynamic CMB units; if the file is, set "
+            f"{unit_key} = 'K_CMB'"
+        )
+    if band == "y" and (canon in NOT_Y or (unit_found or "").strip().upper() == "K"):
+        raise MapFormatError(
+            f"{path}: {unit_key} = {unit_found!r} for column {colname} is a temperature or "
+            "intensity unit, but band y is the dimensionless Compton-y map (accepted units: "
+            "'', 'y', 'y_sz', 'Compton-y', 'none')"
+        )
+    if canon is None or canon != expected_unit:
+        raise MapFormatError(
+            f"{path}: {unit_key} = {unit_found!r} for column {colname}, expected "
+            f"{expected_unit!r} for band {band}"
+        )
+    return unit_found, canon, factor
+
+
+def _read_column(hdu, icol: int, colname: str, path: Path) -> np.ndarray:
+    try:
+        return np.asarray(hdu.data.field(icol)).reshape(-1)
+    except Exception as exc:  # noqa: BLE001 - truncated payload, bad TFORM: name the file
+        raise MapFormatError(
+            f"{path}: the data of column {colname} cannot be read ({type(exc).__name__}: "
+            f"{exc}); the file is truncated or corrupt (compare its size with the "
+            "archive's and download it again)"
+        ) from exc
+
+
+def _read_table(path: Path, band: str, nside: int | None, column: str | None, conversions):
+    """Check the header of extension 1 and read the map's column: a dict of the raw values,
+    the column, its unit and the header's ordering, coordinates and NSIDE."""
+    try:
+        hdul = fits.open(path, memmap=True)
+    except OSError as exc:
+        raise MapFormatError(f"{path}: not a readable FITS file: {exc}") from exc
+    with hdul:
+        if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU):
+            raise MapFormatError(f"{path}: extension 1 is not a BINTABLE (XTENSION)")
+        hdu = hdul[1]
+        ordering, coordsys, file_nside = _check_header(hdu.header, path, nside)
+        icol = _column_index(hdu, path, column)
+        colname = hdu.columns.names[icol]
+        unit_key = f"TUNIT{icol + 1}"
+        unit_found, canon, factor = _check_unit(
+            hdu.header, unit_key, colname, path, band, conversions
+        )
+        raw = _read_column(hdu, icol, colname, path)
+    return {
+        "raw": raw,
+        "colname": colname,
+        "unit_key": unit_key,
+        "unit_found": unit_found,
+        "canon": canon,
+        "factor": factor,
+        "ordering": ordering,
+        "coordsys": coordsys,
+        "nside": file_nside,
+    }
+
+
+def _checked_values(t: dict, path: Path, band: str, max_bad_fraction: float, conversions):
+    """The column's values as float64 in its canonical unit, checked for length, type, bad
+    pixels, constant content and a plausible scatter: (values, bad mask, NaN count, bad
+    fraction, robust scatter)."""
+    raw, colname, canon = t["raw"], t["colname"], t["canon"]
+    npix = 12 * t["nside"] ** 2
+    if raw.size != npix:
+        raise MapFormatError(
+            f"{path}: NSIDE = {t['nside']} implies {npix} pixels but column {colname} has "
+            f"{raw.size} values"
+        )
+    if raw.dtype.kind != "f":
+        raise MapFormatError(f"{path}: column {colname} has type {raw.dtype}, expected float")
+    # One explicit copy: native-endian float64 for the conversions below.
+    data = raw.astype(np.float64)
+    bad = ~np.isfinite(data) | (data < -1e30)  # NaN or UNSEEN (-1.6375e30)
+    n_nan = int(np.count_nonzero(~np.isfinite(data)))
+    bad_fraction = float(np.count_nonzero(bad)) / npix
+    if bad_fraction > max_bad_fraction:
+        raise MapFormatError(
+            f"{path}: {bad_fraction:.1%} of the pixels are NaN/UNSEEN "
+            f"(limit {max_bad_fraction:.1%}, column {colname})"
+        )
+    problem = image_problem(data, bad=bad)
+    if problem:
+        raise MapFormatError(f"{path}: column {colname} {problem}")
+    if t["factor"] != 1.0:
+        data[~bad] *= t["factor"]
+        conversions.append(f"unit {t['unit_found']} -> {canon} (x{t['factor']:g})")
+    scatter = robust_scatter(data[~bad])
+    lo, hi = PLAUSIBLE_SCATTER[canon]
+    if not lo <= scatter <= hi:
+        raise MapFormatError(
+            f"{path}: column {colname} scatters by {scatter:.3g} {canon} over the sky (robust "
+            f"rms), outside the plausible {lo:g}..{hi:g} {canon} of a band-{band} map: the "
+            f"values are not in the unit the header says ({t['unit_key']} = {t['unit_found']!r})"
+        )
+    return data, bad, n_nan, bad_fraction, scatter
+
+
 def read_and_check(
     path: str | Path,
     band: str,
@@ -198,117 +292,16 @@ def read_and_check(
         raise MapFormatError(f"{path}: map file not found")
     if str(band) not in PR3_UNITS:
         raise KeyError(f"unknown band {band!r}: expected one of {', '.join(PR3_UNITS)}")
-    expected_unit = PR3_UNITS[str(band)]
     conversions: list[str] = []
-    try:
-        hdul = fits.open(path, memmap=True)
-    except OSError as exc:
-        raise MapFormatError(f"{path}: not a readable FITS file: {exc}") from exc
-    with hdul:
-        if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU):
-            raise MapFormatError(f"{path}: extension 1 is not a BINTABLE (XTENSION)")
-        hdu = hdul[1]
-        h = hdu.header
-        pixtype = str(h.get("PIXTYPE", "HEALPIX")).strip().upper()
-        if pixtype != "HEALPIX":
-            raise MapFormatError(f"{path}: PIXTYPE = {pixtype!r}, expected 'HEALPIX'")
-        if "ORDERING" not in h:
-            raise MapFormatError(f"{path}: header keyword ORDERING missing (RING or NESTED)")
-        ordering = str(h["ORDERING"]).strip().upper()
-        if ordering not in ("RING", "NESTED"):
-            raise MapFormatError(f"{path}: ORDERING = {ordering!r}, expected RING or NESTED")
-        if "COORDSYS" not in h:
-            raise MapFormatError(f"{path}: header keyword COORDSYS missing (expected GALACTIC)")
-        coordsys = str(h["COORDSYS"]).strip().upper()
-        if coordsys not in _COORD_ALIASES:
-            raise MapFormatError(
-                f"{path}: COORDSYS = {coordsys!r}, expected 'GALACTIC' (the pipeline works in "
-                "Galactic coordinates; rotate the map first)"
-            )
-        if "NSIDE" not in h:
-            raise MapFormatError(f"{path}: header keyword NSIDE missing")
-        file_nside = int(h["NSIDE"])
-        if not hp.isnsideok(file_nside):
-            raise MapFormatError(f"{path}: NSIDE = {file_nside} is not a power of 2")
-        if nside is not None and file_nside != nside:
-            raise MapFormatError(
-                f"{path}: NSIDE = {file_nside} in the header, but config key 'planck.nside' is "
-                f"{nside} (the tiling and the patches assume it): set planck.nside: {file_nside}"
-            )
-        icol = _column_index(hdu, path, column)
-        colname = hdu.columns.names[icol]
-        unit_key = f"TUNIT{icol + 1}"
-        unit_found = h.get(unit_key)
-        unit_found = None if unit_found is None else str(unit_found).strip()
-        canon, factor = canonical_unit(unit_found)
-        if band == "y" and (unit_found is None or unit_found.lower() in _Y_BLANK):
-            canon, factor = "y", 1.0
-            conversions.append(
-                f"{unit_key} {'missing' if unit_found is None else repr(unit_found)}: "
-                "dimensionless, assumed Compton y"
-            )
-        if unit_found is not None and unit_found.strip().upper() == "K" and expected_unit == "K_CMB":
-            raise MapFormatError(
-                f"{path}: {unit_key} = 'K' for column {colname} is ambiguous (K_CMB or K_RJ?): "
-                f"band {band} maps must be in thermodynamic CMB units; if the file is, set "
-                f"{unit_key} = 'K_CMB'"
-            )
-        if band == "y" and (canon in _NOT_Y or (unit_found or "").strip().upper() == "K"):
-            raise MapFormatError(
-                f"{path}: {unit_key} = {unit_found!r} for column {colname} is a temperature or "
-                "intensity unit, but band y is the dimensionless Compton-y map (accepted units: "
-                "'', 'y', 'y_sz', 'Compton-y', 'none')"
-            )
-        if canon is None or canon != expected_unit:
-            raise MapFormatError(
-                f"{path}: {unit_key} = {unit_found!r} for column {colname}, expected "
-                f"{expected_unit!r} for band {band}"
-            )
-        try:
-            raw = np.asarray(hdu.data.field(icol)).reshape(-1)
-        except Exception as exc:  # noqa: BLE001 - truncated payload, bad TFORM: name the file
-            raise MapFormatError(
-                f"{path}: the data of column {colname} cannot be read ({type(exc).__name__}: "
-                f"{exc}); the file is truncated or corrupt (compare its size with the "
-                "archive's and download it again)"
-            ) from exc
-    npix = 12 * file_nside**2
-    if raw.size != npix:
-        raise MapFormatError(
-            f"{path}: NSIDE = {file_nside} implies {npix} pixels but column {colname} has "
-            f"{raw.size} values"
-        )
-    dtype_found = raw.dtype.newbyteorder("=").name
-    if raw.dtype.kind != "f":
-        raise MapFormatError(f"{path}: column {colname} has type {raw.dtype}, expected float")
-    # One explicit copy: native-endian float64 for the conversions below.
-    data = raw.astype(np.float64)
-    bad = ~np.isfinite(data) | (data < -1e30)  # NaN or UNSEEN (-1.6375e30)
-    n_nan = int(np.count_nonzero(~np.isfinite(data)))
-    bad_fraction = float(np.count_nonzero(bad)) / npix
-    if bad_fraction > max_bad_fraction:
-        raise MapFormatError(
-            f"{path}: {bad_fraction:.1%} of the pixels are NaN/UNSEEN "
-            f"(limit {max_bad_fraction:.1%}, column {colname})"
-        )
-    problem = image_problem(data, bad=bad)
-    if problem:
-        raise MapFormatError(f"{path}: column {colname} {problem}")
-    if factor != 1.0:
-        data[~bad] *= factor
-        conversions.append(f"unit {unit_found} -> {canon} (x{factor:g})")
-    scatter = robust_scatter(data[~bad])
-    lo, hi = PLAUSIBLE_SCATTER[canon]
-    if not lo <= scatter <= hi:
-        raise MapFormatError(
-            f"{path}: column {colname} scatters by {scatter:.3g} {canon} over the sky (robust "
-            f"rms), outside the plausible {lo:g}..{hi:g} {canon} of a band-{band} map: the "
-            f"values are not in the unit the header says ({unit_key} = {unit_found!r})"
-        )
+    t = _read_table(path, band, nside, column, conversions)
+    dtype_found = t["raw"].dtype.newbyteorder("=").name
+    data, bad, n_nan, bad_fraction, scatter = _checked_values(
+        t, path, band, max_bad_fraction, conversions
+    )
     data[bad] = hp.UNSEEN
     if n_nan:
         conversions.append(f"{n_nan} NaN pixels -> UNSEEN")
-    if ordering == "NESTED":
+    if t["ordering"] == "NESTED":
         data = hp.reorder(data, n2r=True)
         conversions.append("NESTED -> RING")
     if dtype_found != "float32":
@@ -318,14 +311,14 @@ def read_and_check(
     report = {
         "file": str(path),
         "band": band,
-        "column": colname,
-        "nside": file_nside,
-        "npix": npix,
-        "ordering_found": ordering,
-        "coordsys_found": coordsys,
+        "column": t["colname"],
+        "nside": t["nside"],
+        "npix": 12 * t["nside"] ** 2,
+        "ordering_found": t["ordering"],
+        "coordsys_found": t["coordsys"],
         "dtype_found": dtype_found,
-        "unit_found": unit_found,
-        "unit": canon,
+        "unit_found": t["unit_found"],
+        "unit": t["canon"],
         "bad_fraction": bad_fraction,
         "n_nan": n_nan,
         "n_unseen": int(np.count_nonzero(bad)) - n_nan,

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from skydetect.io.download import url_problem
 from skydetect.io.spitzer import MIPSGAL_TILE_RE
+from skydetect.io.urls import url_problem
 
 ENTRY_KEYS = ("url", "size", "sha256", "filename", "unpack", "member")
 UNPACK = (None, "gzip", "tar")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import healpy as hp
 
-from skydetect.io.fits_maps import PR3_UNITS
+from skydetect.io.map_units import PR3_UNITS
 
 T_CMB = 2.7255  # K
 

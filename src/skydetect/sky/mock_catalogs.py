@@ -159,23 +159,12 @@ def draw_sources(params, seed: int, truth: Table, bands) -> Table:
 
 
 # --------------------------------------------------------------------------- catalogues
-def known_catalogues(sky) -> dict:
-    """PSZ2-, MCXC- and redMaPPer-like subsets of the truth; sets truth ``KNOWN``.
-
-    - PSZ2: measured S/N (true S/N + unit Gaussian) >= ``known_snr`` outside
-      ``|b| < known_min_abs_glat``; redshift known for ``known_redshift_fraction``
-      (-1 otherwise, as in the real file); ``MSZ`` = (1 - b) M500 with 10 % scatter.
-    - MCXC: the ``mcxc_count`` brightest in an X-ray flux proxy
-      L ~ M^1.64 E(z)^(7/3) (0.2 dex scatter) / D_L^2, outside |b| < 5 deg.
-    - redMaPPer: footprint b > ``redmapper_min_glat`` and dec > -5, 0.08 < z < 0.6,
-      richness lambda = 40 (M500 / 1.9e14)^0.75 with 25 % log scatter, lambda >= min.
-    """
-    p = sky.params
-    truth = sky.truth
-    rng = rng_stream(sky.seed, 6)
+def _membership(truth: Table, p, rng) -> dict:
+    """Which true clusters each known catalogue holds, with the measured S/N, X-ray
+    luminosity proxy and richness drawn for them (three draws from ``rng``, in this order)."""
     n = len(truth)
-    glon, glat = np.asarray(truth["GLON"], float), np.asarray(truth["GLAT"], float)
-    ra, dec = np.asarray(truth["RA"], float), np.asarray(truth["DEC"], float)
+    glat = np.asarray(truth["GLAT"], float)
+    dec = np.asarray(truth["DEC"], float)
     m500, z = np.asarray(truth["M500"], float), np.asarray(truth["Z"], float)
     snr_meas = np.asarray(truth["SNR"], float) + rng.standard_normal(n)
     in_psz2 = (snr_meas >= p.known_snr) & (np.abs(glat) >= p.known_min_abs_glat)
@@ -195,27 +184,67 @@ def known_catalogues(sky) -> dict:
         & (z < 0.6)
         & (lam >= p.redmapper_min_lambda)
     )
-    truth["KNOWN"] = in_psz2 | in_mcxc
+    return {
+        "snr": snr_meas,
+        "lx": lx,
+        "lam": lam,
+        "psz2": in_psz2,
+        "mcxc": in_mcxc,
+        "redmapper": in_rm,
+    }
+
+
+def _catalogue_positions(glon, glat, rows: dict, pos_err, p, pos_rng) -> dict:
+    """(GLON, GLAT, RA, Dec) of each catalogue's clusters: the truth scattered by the
+    catalogue's position error (PSZ2, then MCXC, then redMaPPer from ``pos_rng``)."""
+    scatter = p.position_scatter
+    errors = {
+        "psz2": pos_err,
+        "mcxc": p.mcxc_pos_err_arcmin,
+        "redmapper": p.redmapper_pos_err_arcmin,
+    }
+    out = {}
+    for name, err in errors.items():
+        idx = rows[name]
+        lon, lat = scatter_positions(glon[idx], glat[idx], err * scatter, pos_rng)
+        out[name] = (lon, lat, *_icrs(lon, lat))
+    return out
+
+
+def known_catalogues(sky) -> dict:
+    """PSZ2-, MCXC- and redMaPPer-like subsets of the truth; sets truth ``KNOWN``.
+
+    - PSZ2: measured S/N (true S/N + unit Gaussian) >= ``known_snr`` outside
+      ``|b| < known_min_abs_glat``; redshift known for ``known_redshift_fraction``
+      (-1 otherwise, as in the real file); ``MSZ`` = (1 - b) M500 with 10 % scatter.
+    - MCXC: the ``mcxc_count`` brightest in an X-ray flux proxy
+      L ~ M^1.64 E(z)^(7/3) (0.2 dex scatter) / D_L^2, outside |b| < 5 deg.
+    - redMaPPer: footprint b > ``redmapper_min_glat`` and dec > -5, 0.08 < z < 0.6,
+      richness lambda = 40 (M500 / 1.9e14)^0.75 with 25 % log scatter, lambda >= min.
+    """
+    p = sky.params
+    truth = sky.truth
+    rng = rng_stream(sky.seed, 6)
+    glon, glat = np.asarray(truth["GLON"], float), np.asarray(truth["GLAT"], float)
+    ra, dec = np.asarray(truth["RA"], float), np.asarray(truth["DEC"], float)
+    m500, z = np.asarray(truth["M500"], float), np.asarray(truth["Z"], float)
+    member = _membership(truth, p, rng)
+    snr_meas, in_mcxc, in_rm = member["snr"], member["mcxc"], member["redmapper"]
+    truth["KNOWN"] = member["psz2"] | in_mcxc
 
     mcxc_names = unique_names([_j2000_name("J", r, d) for r, d in zip(ra, dec, strict=True)])
     rm_names = unique_names(
         [_j2000_name("RMJ", r, d, precise=True) for r, d in zip(ra, dec, strict=True)]
     )
-    i = np.flatnonzero(in_psz2)
+    rows = {name: np.flatnonzero(member[name]) for name in ("psz2", "mcxc", "redmapper")}
+    i, j, k = rows["psz2"], rows["mcxc"], rows["redmapper"]
     has_z = rng.random(i.size) < p.known_redshift_fraction
     bias = physics.YMRelation().bias
     msz = np.where(has_z, (1 - bias) * m500[i] * np.exp(0.1 * rng.standard_normal(i.size)), 0.0)
     y5 = np.asarray(truth["Y5R500"], float)[i] * 1e3 * np.exp(0.2 * rng.standard_normal(i.size))
-    # catalogue positions: the truth scattered by each catalogue's position error
-    pos_rng = rng_stream(sky.seed, 7)
     pos_err = np.clip(2.0 * 4.5 / snr_meas[i], 0.5, 5.0)
-    j = np.flatnonzero(in_mcxc)
-    k = np.flatnonzero(in_rm)
-    scatter = p.position_scatter
-    pl, pb = scatter_positions(glon[i], glat[i], pos_err * scatter, pos_rng)
-    ml, mb = scatter_positions(glon[j], glat[j], p.mcxc_pos_err_arcmin * scatter, pos_rng)
-    rl, rb = scatter_positions(glon[k], glat[k], p.redmapper_pos_err_arcmin * scatter, pos_rng)
-    (pra, pdec), (mra, mdec), (rra, rdec) = _icrs(pl, pb), _icrs(ml, mb), _icrs(rl, rb)
+    pos = _catalogue_positions(glon, glat, rows, pos_err, p, rng_stream(sky.seed, 7))
+    (pl, pb, pra, pdec), (ml, mb, mra, mdec) = pos["psz2"], pos["mcxc"]
     psz2 = {
         "NAME": _names_from_glon_glat("PSZ2 ", glon[i], glat[i]),
         "GLON": pl,
@@ -235,7 +264,6 @@ def known_catalogues(sky) -> dict:
         "COSMO": snr_meas[i] >= 6.0,
         "VALIDATION": np.where(has_z, 20, -1),
     }
-    r500 = physics.r500_mpc(m500[j], z[j])
     mcxc = {
         "MCXC": mcxc_names[j],
         "OName": np.array([f"MOCK{k:06d}" for k in np.asarray(truth["ID"])[j]]),
@@ -244,16 +272,16 @@ def known_catalogues(sky) -> dict:
         "GLON": ml,
         "GLAT": mb,
         "z": z[j],
-        "L500": lx[j],
+        "L500": member["lx"][j],
         "M500": m500[j],
-        "R500": r500,
+        "R500": physics.r500_mpc(m500[j], z[j]),
     }
     redmapper = {
         "NAME": rm_names[k],
-        "RA": rra,
-        "DEC": rdec,
+        "RA": pos["redmapper"][2],
+        "DEC": pos["redmapper"][3],
         "Z_LAMBDA": z[k] + 0.01 * (1 + z[k]) * rng.standard_normal(k.size),
-        "LAMBDA": lam[k],
+        "LAMBDA": member["lam"][k],
     }
     log.info("known: PSZ2-like %d, MCXC-like %d, redMaPPer-like %d", i.size, j.size, k.size)
     return {"psz2": psz2, "mcxc": mcxc, "redmapper": redmapper}

@@ -178,32 +178,24 @@ def _paint_lines(shape, rng, n, pix_arcsec) -> np.ndarray:
     return out
 
 
-def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
-    """Mock mosaics of one field.
-
-    Returns ``(i4_hdu, m1_hdu, truth)``: the 8 µm image on a Galactic CAR grid, the 24 µm
-    image on a coarser TAN grid (``m24_pixel_factor``), both primary HDUs with BUNIT MJy/sr,
-    and the truth catalogue (MWP DR2 columns + ``CLEAR`` + ``KIND``).
-    """
-    glon_c, glat_c = field_center(field)
-    rng = np.random.default_rng([seed, SIM_STAGE, int(field[:5])])
+def _padded_grid(glon_c: float, glat_c: float, cfg: dict, pad: int):
+    """(output WCS, its shape, the simulation WCS padded by ``pad`` pixels on each side,
+    the padded shape)."""
     pix = float(cfg["pixel_arcsec"])
-    pix_arcmin = pix / 60.0
     w_out, (ny0, nx0) = field_wcs(glon_c, glat_c, cfg["width_deg"], cfg["height_deg"], pix)
-    # Simulate on a padded grid so that the coarser 24 µm grid has data beyond the 8 µm edges.
-    factor = float(cfg["m24_pixel_factor"])
-    pad = int(np.ceil(2 * factor)) + 2
     w8 = w_out.deepcopy()
     w8.wcs.crpix = [w_out.wcs.crpix[0] + pad, w_out.wcs.crpix[1] + pad]
     w8.wcs.set()
-    shape = (ny0 + 2 * pad, nx0 + 2 * pad)
-    ny, nx = shape
-    area_deg2 = cfg["width_deg"] * cfg["height_deg"]
-    field_scale = area_deg2 / 6.0
+    return w_out, (ny0, nx0), w8, (ny0 + 2 * pad, nx0 + 2 * pad)
+
+
+def _diffuse(rng, shape, w8, cfg: dict, field_scale: float):
+    """Diffuse emission (log-normal structure on all scales, correlated between the bands,
+    rising towards b = 0) with filaments: (img8, img24, bg8, bg24)."""
+    pix = float(cfg["pixel_arcsec"])
+    ny = shape[0]
     _, glat_grid = w8.pixel_to_world_values(np.zeros(ny), np.arange(ny))
     profile = np.exp(-np.abs(glat_grid) / cfg["background_scale_deg"])[:, None]
-
-    # Diffuse emission: log-normal structure on all scales, correlated between the bands.
     g_common = _power_law_field(rng, shape)
     g8 = 0.8 * g_common + 0.6 * _power_law_field(rng, shape)
     g24 = 0.8 * g_common + 0.6 * _power_law_field(rng, shape)
@@ -214,24 +206,29 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
     fil = _paint_lines(shape, rng, int(round(cfg["filaments_per_field"] * field_scale)), pix)
     img8 += fil * 0.6 * bg8
     img24 += fil * 0.3 * bg24
+    return img8, img24, bg8, bg24
 
-    if real is None:
-        truth = draw_bubbles(rng, glon_c, glat_c, cfg)
-    else:
-        truth = real_bubbles(rng, real, glon_c, glat_c, cfg)
-    if len(truth):
-        xb, yb = w8.world_to_pixel_values(
-            np.mod(np.asarray(truth["GLON"], float), 360.0), np.asarray(truth["GLAT"], float)
-        )
-        for i, row in enumerate(truth):
-            paint_bubble(
-                img8, img24, xb[i], yb[i], row["MajAxis"] / pix_arcmin, row["CONTRAST"],
-                row["STRENGTH24"], bool(row["CLEAR"]), rng, kind=str(row["KIND"]),
-                min_px=row["MinAxis"] / pix_arcmin, theta_deg=row["theta"], level8=bg8,
-                level24=bg24,
-            )  # fmt: skip
 
-    # Infrared dark clouds: absorption at 8 µm, weaker at 24 µm.
+def _paint_truth(img8, img24, truth: Table, w8, pix: float, rng, bg8, bg24):
+    """Paint the bubbles of ``truth`` (in place); their pixel centres (x, y) on ``w8``."""
+    pix_arcmin = pix / 60.0
+    xb, yb = w8.world_to_pixel_values(
+        np.mod(np.asarray(truth["GLON"], float), 360.0), np.asarray(truth["GLAT"], float)
+    )
+    for i, row in enumerate(truth):
+        paint_bubble(
+            img8, img24, xb[i], yb[i], row["MajAxis"] / pix_arcmin, row["CONTRAST"],
+            row["STRENGTH24"], bool(row["CLEAR"]), rng, kind=str(row["KIND"]),
+            min_px=row["MinAxis"] / pix_arcmin, theta_deg=row["theta"], level8=bg8,
+            level24=bg24,
+        )  # fmt: skip
+    return xb, yb
+
+
+def _dark_cloud_depth(rng, shape, cfg: dict, field_scale: float) -> np.ndarray:
+    """Optical depth at 8 µm of the infrared dark clouds (elongated Gaussians near b = 0)."""
+    pix = float(cfg["pixel_arcsec"])
+    ny, nx = shape
     tau = np.zeros(shape)
     for _ in range(int(round(cfg["dark_clouds_per_field"] * field_scale))):
         cx, cy = rng.uniform(0, nx), rng.normal(ny / 2, ny / 8)
@@ -249,10 +246,15 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
         tau[y0:y1, x0:x1] += rng.uniform(0.3, 1.5) * np.exp(
             -0.5 * ((u / s_major) ** 2 + (v / s_minor) ** 2)
         )
-    img8 *= np.exp(-tau)
-    img24 *= np.exp(-tau / 3.0)
+    return tau
 
-    # Point sources (stars, denser at 8 µm), Mira-like 24 µm sources, saturated HII regions.
+
+def _add_sources(img8, img24, rng, cfg: dict, area_deg2: float, field_scale: float) -> None:
+    """Add (in place) stars (denser at 8 µm), Mira-like 24 µm sources, each in its band's
+    beam, and bright HII regions."""
+    pix = float(cfg["pixel_arcsec"])
+    shape = img8.shape
+    ny, nx = shape
     pts8 = np.zeros(shape)
     pts24 = np.zeros(shape)
     n_stars = int(rng.poisson(cfg["point_sources_per_deg2"] * area_deg2))
@@ -278,15 +280,14 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
         img8 += rng.uniform(5e3, 2e4) * blob
         img24 += rng.uniform(5e3, 2e4) * blob
 
-    # Beams on the extended emission (point sources were convolved above) and noise.
-    img8 = ndimage.gaussian_filter(img8, cfg["beam_8um_arcsec"] / pix * FWHM_TO_SIGMA)
-    img24 = ndimage.gaussian_filter(img24, cfg["beam_24um_arcsec"] / pix * FWHM_TO_SIGMA)
-    img8 += rng.normal(0.0, cfg["noise_8um"], shape)
-    img8[img8 > SATURATION["8um"]] = np.nan
 
-    # 24 µm on its own coarser TAN grid, as real MIPSGAL mosaics.
+def _mips_grid(img24, w8, glon_c: float, glat_c: float, cfg: dict, pad: int, rng):
+    """The 24 µm image resampled onto its own coarser TAN grid (as real MIPSGAL mosaics),
+    with noise and saturation: (WCS, image)."""
     from reproject import reproject_interp  # lazy: ~0.6 s to import, needed only here
 
+    pix = float(cfg["pixel_arcsec"])
+    factor = float(cfg["m24_pixel_factor"])
     w24, shape24 = field_wcs(
         glon_c,
         glat_c,
@@ -302,19 +303,59 @@ def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
     m24, _ = reproject_interp((img24_s, w8), w24, shape_out=shape24, order="bilinear")
     m24 = m24 + rng.normal(0.0, cfg["noise_24um"], shape24)
     m24[m24 > SATURATION["24um"]] = np.nan
+    return w24, m24
 
-    img8 = img8[pad:-pad, pad:-pad]
-    h8 = w_out.to_header()
-    h8["BUNIT"] = "MJy/sr"
-    h8["TELESCOP"] = "Spitzer (mock)"
-    h8["FIELD"] = field
-    h24 = w24.to_header()
-    h24["BUNIT"] = "MJy/sr"
-    h24["TELESCOP"] = "Spitzer (mock)"
-    h24["FIELD"] = field
-    h24["PIXSCAL1"] = (pix * factor, "[arcsec] pixel scale")
-    i4 = fits.PrimaryHDU(img8.astype(np.float32), header=h8)
-    m1 = fits.PrimaryHDU(m24.astype(np.float32), header=h24)
+
+def _mock_hdu(image: np.ndarray, header, field: str, extra: dict | None = None):
+    """A float32 primary HDU in MJy/sr labelled as the mock of ``field``."""
+    header["BUNIT"] = "MJy/sr"
+    header["TELESCOP"] = "Spitzer (mock)"
+    header["FIELD"] = field
+    for key, value in (extra or {}).items():
+        header[key] = value
+    return fits.PrimaryHDU(image.astype(np.float32), header=header)
+
+
+def simulate_field(field: str, cfg: dict, seed: int, real: Table | None = None):
+    """Mock mosaics of one field.
+
+    Returns ``(i4_hdu, m1_hdu, truth)``: the 8 µm image on a Galactic CAR grid, the 24 µm
+    image on a coarser TAN grid (``m24_pixel_factor``), both primary HDUs with BUNIT MJy/sr,
+    and the truth catalogue (MWP DR2 columns + ``CLEAR`` + ``KIND``).
+    """
+    glon_c, glat_c = field_center(field)
+    rng = np.random.default_rng([seed, SIM_STAGE, int(field[:5])])
+    pix = float(cfg["pixel_arcsec"])
+    # Simulate on a padded grid so that the coarser 24 µm grid has data beyond the 8 µm edges.
+    factor = float(cfg["m24_pixel_factor"])
+    pad = int(np.ceil(2 * factor)) + 2
+    w_out, (ny0, nx0), w8, shape = _padded_grid(glon_c, glat_c, cfg, pad)
+    area_deg2 = cfg["width_deg"] * cfg["height_deg"]
+    field_scale = area_deg2 / 6.0
+
+    img8, img24, bg8, bg24 = _diffuse(rng, shape, w8, cfg, field_scale)
+    if real is None:
+        truth = draw_bubbles(rng, glon_c, glat_c, cfg)
+    else:
+        truth = real_bubbles(rng, real, glon_c, glat_c, cfg)
+    if len(truth):
+        xb, yb = _paint_truth(img8, img24, truth, w8, pix, rng, bg8, bg24)
+    # Infrared dark clouds: absorption at 8 µm, weaker at 24 µm.
+    tau = _dark_cloud_depth(rng, shape, cfg, field_scale)
+    img8 *= np.exp(-tau)
+    img24 *= np.exp(-tau / 3.0)
+    _add_sources(img8, img24, rng, cfg, area_deg2, field_scale)
+
+    # Beams on the extended emission (point sources were convolved above) and noise.
+    img8 = ndimage.gaussian_filter(img8, cfg["beam_8um_arcsec"] / pix * FWHM_TO_SIGMA)
+    img24 = ndimage.gaussian_filter(img24, cfg["beam_24um_arcsec"] / pix * FWHM_TO_SIGMA)
+    img8 += rng.normal(0.0, cfg["noise_8um"], shape)
+    img8[img8 > SATURATION["8um"]] = np.nan
+    w24, m24 = _mips_grid(img24, w8, glon_c, glat_c, cfg, pad, rng)
+
+    i4 = _mock_hdu(img8[pad:-pad, pad:-pad], w_out.to_header(), field)
+    pixscale = {"PIXSCAL1": (pix * factor, "[arcsec] pixel scale")}
+    m1 = _mock_hdu(m24, w24.to_header(), field, pixscale)
     keep = np.ones(len(truth), bool)
     if len(truth):
         xb, yb = xb - pad, yb - pad

@@ -1,9 +1,10 @@
 """Matched multi-frequency filter (MMF): the classical tSZ cluster detector (baseline).
 
 Modules: :mod:`.profiles` (templates, beams), :mod:`.noise` (Fourier grid, noise spectra),
-:mod:`.filter` (one patch), :mod:`.peaks`, :mod:`.tile` (the tile driver), :mod:`.io`
-(detection table, S/N maps). The package exports the detector's API; helpers that its modules
-share (noise binning, tile sampling) are imported from their module.
+:mod:`.filter` (one patch), :mod:`.peaks`, :mod:`.sampling` (patches from a tile), :mod:`.tile`
+(the tile driver), :mod:`.io` (detection table, S/N maps). The package exports the detector's
+API; helpers that its modules share (noise binning, tile sampling) are imported from their
+module.
 
 Herranz et al. 2002 (ApJ 580, 610); Melin, Bartlett & Delabrouille 2006 (A&A 459, 341); the
 Planck MMF1/MMF3 pipelines. On a flat patch with maps ``d_j`` (j = frequency band), a cluster of

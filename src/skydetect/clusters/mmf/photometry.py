@@ -35,7 +35,8 @@ from threadpoolctl import threadpool_limits
 
 from skydetect.clusters.mmf.filter import filter_patches
 from skydetect.clusters.mmf.noise import apodisation_window
-from skydetect.clusters.mmf.tile import PATCH_BATCH, MMFConfig, PatchGrid, clean_data, sample_tile
+from skydetect.clusters.mmf.sampling import PatchGrid, clean_data, sample_tile
+from skydetect.clusters.mmf.tile import PATCH_BATCH, MMFConfig
 from skydetect.geometry import projection, tiles
 from skydetect.sky.instrument import channel
 
