@@ -68,34 +68,11 @@ def filter_patches(
     distinct |k| of the grid only); the maps come from one batched inverse FFT. FFTs are in
     single precision, spectra, solves and normalisations in double precision.
     """
-    maps = np.asarray(maps)
-    if maps.ndim != 4 or maps.shape[2] != maps.shape[3]:
-        raise MMFError(f"maps must be (patches, bands, S, S), got {maps.shape}")
+    maps, fwhm, tsz, windows = _checked_inputs(maps, fwhm_arcmin, tsz_per_y, windows)
     n, nb, size, _ = maps.shape
-    fwhm = np.asarray(fwhm_arcmin, dtype=float)
-    tsz = np.asarray(tsz_per_y, dtype=float)
-    if fwhm.shape != (nb,) or tsz.shape != (nb,):
-        raise MMFError(
-            f"need one beam and one tSZ factor per band ({nb}), got {fwhm.shape}, {tsz.shape}"
-        )
     thetas = np.atleast_1d(np.asarray(theta500, dtype=float))
-    if windows is None:
-        windows = np.ones((n, size, size))
-    windows = np.broadcast_to(np.asarray(windows, dtype=float), (n, size, size))
-    win32 = windows.astype(np.float32)
-    # work in units of each band's rms (numerically better conditioned; any scale cancels
-    # exactly, as the data and the tSZ factors are divided by the same one)
-    x = np.asarray(maps, dtype=np.float32)  # single-precision FFTs
-    w = win32[:, None]
-    xw = x * w
-    ms = np.einsum("nbij,nbij->nb", xw, xw).astype(float) / np.sum(w * w, axis=(2, 3))
-    scale = np.where(ms > 0, np.sqrt(ms), 1.0).astype(np.float32)
-    a = tsz / scale.astype(float)  # (N, B)
-    # the windowed FFT of the mean-subtracted maps (as windowed_ft does), scaled after
-    xw -= (np.sum(xw, axis=(2, 3)) / np.sum(w, axis=(2, 3)))[..., None, None] * w
-    ft = sfft.rfft2(xw, axes=(-2, -1), workers=workers, overwrite_x=True)
-    ft *= (1.0 / scale)[..., None, None]  # (N, B, S, S/2+1)
-    scale = scale.astype(float)
+    x, win32, scale, ft = _scaled_ft(maps, windows, workers)
+    a = tsz / scale  # (N, B)
     setup = _fourier_setup(
         size,
         float(pixel_arcmin),
@@ -115,24 +92,71 @@ def filter_patches(
     ab = a[:, None, :] * setup.beams_u[None] / pixel_arcmin**2  # (N, U, B) per unit Y
     res = _apply_filter(ft, p, ab, setup, thetas, workers)
     if noise_ps is None and subtract_snr:
-        # The clusters themselves inflate the spectrum estimated from the data (and bias
-        # their own S/N low by ~ (S/N)^2 / number of signal modes): subtract the best-fit
-        # templates of the bright ones and estimate the spectrum again (as MMF3 does).
-        redo, models = [], []
-        for i, r in enumerate(res):
-            peaks = find_peaks(r, subtract_snr, footprint=5) if r.snr.max() >= subtract_snr else []
-            if peaks:
-                redo.append(i)
-                models.append(_cluster_model(peaks, ab[i], setup, size, workers))
-        if redo:
-            idx = np.asarray(redo)
-            xs = x[idx] / scale[idx, :, None, None].astype(np.float32)
-            ft2 = windowed_ft(xs - np.stack(models), win32[idx], workers)
-            p2 = spectra_on_distinct_k(ft2, windows[idx], min_modes, smooth_bins)
-            again = _apply_filter(ft[idx], p2, ab[idx], setup, thetas, workers)
-            for i, r in zip(redo, again, strict=True):
-                res[i] = r
+        x_scaled = (x, scale, win32, windows)
+        _subtract_bright(res, x_scaled, ft, ab, setup, thetas, subtract_snr,
+                         (min_modes, smooth_bins), workers)  # fmt: skip
     return res
+
+
+def _checked_inputs(maps, fwhm_arcmin, tsz_per_y, windows):
+    """``maps`` (N, B, S, S), the per-band beams and tSZ factors, the (N, S, S) windows."""
+    maps = np.asarray(maps)
+    if maps.ndim != 4 or maps.shape[2] != maps.shape[3]:
+        raise MMFError(f"maps must be (patches, bands, S, S), got {maps.shape}")
+    n, nb, size, _ = maps.shape
+    fwhm = np.asarray(fwhm_arcmin, dtype=float)
+    tsz = np.asarray(tsz_per_y, dtype=float)
+    if fwhm.shape != (nb,) or tsz.shape != (nb,):
+        raise MMFError(
+            f"need one beam and one tSZ factor per band ({nb}), got {fwhm.shape}, {tsz.shape}"
+        )
+    if windows is None:
+        windows = np.ones((n, size, size))
+    windows = np.broadcast_to(np.asarray(windows, dtype=float), (n, size, size))
+    return maps, fwhm, tsz, windows
+
+
+def _scaled_ft(maps, windows, workers):
+    """(single-precision maps, float32 windows, per-band rms (N, B), the windowed FFT of the
+    mean-subtracted maps in units of that rms). Working in units of each band's rms is
+    numerically better conditioned; any scale cancels exactly, as the data and the tSZ
+    factors are divided by the same one."""
+    win32 = windows.astype(np.float32)
+    x = np.asarray(maps, dtype=np.float32)  # single-precision FFTs
+    w = win32[:, None]
+    xw = x * w
+    ms = np.einsum("nbij,nbij->nb", xw, xw).astype(float) / np.sum(w * w, axis=(2, 3))
+    scale = np.where(ms > 0, np.sqrt(ms), 1.0).astype(np.float32)
+    # the windowed FFT of the mean-subtracted maps (as windowed_ft does), scaled after
+    xw -= (np.sum(xw, axis=(2, 3)) / np.sum(w, axis=(2, 3)))[..., None, None] * w
+    ft = sfft.rfft2(xw, axes=(-2, -1), workers=workers, overwrite_x=True)
+    ft *= (1.0 / scale)[..., None, None]  # (N, B, S, S/2+1)
+    return x, win32, scale.astype(float), ft
+
+
+def _subtract_bright(res, x_scaled, ft, ab, setup, thetas, subtract_snr, binning, workers):
+    """Second pass, in place on ``res``: the clusters themselves inflate the spectrum
+    estimated from the data (and bias their own S/N low by ~ (S/N)^2 / number of signal
+    modes), so the best-fit templates of those at S/N >= ``subtract_snr`` are subtracted and
+    the spectrum of their patch is estimated again (as MMF3 does)."""
+    x, scale, win32, windows = x_scaled
+    min_modes, smooth_bins = binning
+    size = x.shape[-1]
+    redo, models = [], []
+    for i, r in enumerate(res):
+        peaks = find_peaks(r, subtract_snr, footprint=5) if r.snr.max() >= subtract_snr else []
+        if peaks:
+            redo.append(i)
+            models.append(_cluster_model(peaks, ab[i], setup, size, workers))
+    if not redo:
+        return
+    idx = np.asarray(redo)
+    xs = x[idx] / scale[idx, :, None, None].astype(np.float32)
+    ft2 = windowed_ft(xs - np.stack(models), win32[idx], workers)
+    p2 = spectra_on_distinct_k(ft2, windows[idx], min_modes, smooth_bins)
+    again = _apply_filter(ft[idx], p2, ab[idx], setup, thetas, workers)
+    for i, r in zip(redo, again, strict=True):
+        res[i] = r
 
 
 @dataclass(frozen=True)
