@@ -24,7 +24,7 @@ rule forced_photometry:
         mem_mb=3000,
         runtime=20,
     params:
-        mmf=MMF_CFG,
+        mmf=computing_params(MMF_CFG),
         bands=BANDS,
     script:
         "../scripts/forced_photometry.py"

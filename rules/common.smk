@@ -445,12 +445,16 @@ UNET_RUN_CFG = CL["train"].get("runs") or {r: {} for r in UNET_RUNS}
 
 
 def unet_train_params(wildcards):
-    """clusters.train without the runs mapping and the seed, for run ``wildcards.run``."""
+    """clusters.train without the runs mapping and the seed, for run ``wildcards.run`` (its
+    own epochs where the run sets them)."""
     train = {
         k: v
         for k, v in computing_params(CL["train"]).items()
         if k not in ("runs", "seed")
     }
+    epochs = (UNET_RUN_CFG.get(wildcards.run) or {}).get("epochs")
+    if epochs is not None:
+        train["epochs"] = epochs
     return {**train, "run": wildcards.run}
 
 

@@ -33,7 +33,7 @@ rule inject_tile:
         unet_runs=UNET_RUNS,
         run_bands=INJECT_RUN_BANDS,
         detect=computing_params(DETECT_CFG),
-        mmf={**MMF_CFG, "enabled": "mmf" in CLUSTER_RUNS},
+        mmf={**computing_params(MMF_CFG), "enabled": "mmf" in CLUSTER_RUNS},
         match_radius=[
             EVAL_CFG["theta500_scale"],
             EVAL_CFG["min_radius_arcmin"],

@@ -16,12 +16,12 @@ rule mmf_tile:
         "benchmarks/rules/mmf_tile/{tile}.tsv"
     conda:
         ENV_SKY
-    threads: 2  # FFT threads (scipy.fft workers)
+    threads: MMF_CFG["threads"]
     resources:
         mem_mb=3000,
         runtime=60,
     params:
-        mmf=MMF_CFG,
+        mmf=computing_params(MMF_CFG),
         bands=BANDS,
     script:
         "../scripts/mmf_tile.py"

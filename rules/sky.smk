@@ -16,12 +16,12 @@ rule simulate_planck_sky:
         "logs/simulate_planck_sky/all.log",
     benchmark:
         "benchmarks/rules/simulate_planck_sky/all.tsv"
-    # the root of the cluster side, on two threads: started first; below the bubble rules'
-    # priority it waited for two free cores until the one-thread bubble training had ended
+    # the root of the cluster side: started first, on one core (its spherical transforms
+    # gain little from a second), the bubble side's preparation on the other
     priority: 20
     conda:
         ENV_SKY
-    threads: 2
+    threads: 1
     resources:
         # components, six beamed channel alms and the ILC's six 10' alms
         mem_mb=int(1500 + 2500 * (PLANCK["nside"] / 1024) ** 2),

@@ -46,6 +46,9 @@ rule train_segmentation:
         "benchmarks/rules/train_segmentation/{run}.tsv"
     wildcard_constraints:
         run=one_of(UNET_RUNS),
+    # with the bubble training, the longest jobs: the second run starts on the core the first
+    # one frees, ahead of the inference and plots that can wait
+    priority: 10
     conda:
         ENV_GPU
     threads: CL["train"]["threads"]
