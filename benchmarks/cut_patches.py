@@ -47,7 +47,7 @@ MAX_SHIFT = 30
 
 
 def make_tile_file(path, tile=TILE, nside=NSIDE, seed=0):
-    margin = tiles.required_margin_deg(SIZE, PIX, MAX_SHIFT, nside)
+    margin = tiles.cluster_margin_deg(SIZE, PIX, MAX_SHIFT, nside)
     pix = tiles.tile_margin_pixels(nside, tile, margin)
     rng = np.random.default_rng([seed, tile])
     maps = {b: rng.normal(size=pix.size).astype(np.float32) for b in BANDS}

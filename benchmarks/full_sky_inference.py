@@ -146,7 +146,7 @@ def efficiency_interval(tiles_run, macs: int, seed: int = 0, draws: int = 2000):
 
 def mmf_tile_seconds(cfg_mmf: dict, bands, threads: int, repeats: int = 2) -> tuple[float, int]:
     cfg = mmf.MMFConfig.from_config(dict(cfg_mmf), bands)
-    margin = mmf.required_margin_deg(cfg, NSIDE)
+    margin = tiles.mmf_margin_deg(cfg.patch_size, cfg.pixel_arcmin, NSIDE)
     pix = tiles.tile_margin_pixels(NSIDE, 6, margin)
     rng = np.random.default_rng(0)
     maps = {b: rng.normal(size=pix.size).astype(np.float32) for b in cfg.bands}

@@ -90,7 +90,7 @@ def main() -> None:
     cfg = mmf.MMFConfig.from_config(dict(cl["mmf"]), config["planck"]["bands"])
     t0 = time.perf_counter()
     tile = synthetic_tile(
-        args.tile, nside_map, cfg.bands, mmf.required_margin_deg(cfg, nside_map), seed
+        args.tile, nside_map, cfg.bands, tiles.mmf_margin_deg(cfg.patch_size, cfg.pixel_arcmin, nside_map), seed
     )
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -104,7 +104,7 @@ def main() -> None:
     size, pix_arcmin = pcfg.size, pcfg.pixel_arcmin
     batch = int(cl["detect"]["batch_size"])
     precision = inference.resolve_precision(cl["detect"]["precision"])
-    margin = tiles.required_margin_deg(size, pix_arcmin, 0.0, nside_map)
+    margin = tiles.cluster_margin_deg(size, pix_arcmin, 0.0, nside_map)
     utile = synthetic_tile(args.tile, nside_map, bands, max(margin, tile.margin_deg), seed)
     nside_pred = prediction_nside(pix_arcmin, cl["detect"]["nside"])
     t0 = time.perf_counter()

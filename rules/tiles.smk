@@ -2,22 +2,19 @@
 # 48 RING tiles, each with a margin wide enough for every patch that touches the tile (cluster
 # patches with their shifts and cover grid, and the MMF's flat patches). Later per-tile jobs
 # read only their tile's file (TILE_PATHS.tile, rules/common.smk).
-from skydetect.geometry.tiles import patch_reach_deg, required_margin_deg
+from skydetect.geometry.tiles import cluster_margin_deg, mmf_margin_deg
 
 TILES = list(range(N_TILES))
 TILE_MARGIN_DEG = round(
     max(
-        required_margin_deg(
-            config["clusters"]["patch"]["size"],
-            config["clusters"]["patch"]["pixel_arcmin"],
-            config["clusters"]["patch"]["max_shift"],
-            config["planck"]["nside"],
+        cluster_margin_deg(
+            CL["patch"]["size"],
+            CL["patch"]["pixel_arcmin"],
+            CL["patch"]["max_shift"],
+            PLANCK["nside"],
         ),
-        patch_reach_deg(
-            config["clusters"]["mmf"].get("patch_size", 0),
-            config["clusters"]["mmf"].get("pixel_arcmin", 0.0),
-            0.0,
-            config["planck"]["nside"],
+        mmf_margin_deg(
+            CL["mmf"]["patch_size"], CL["mmf"]["pixel_arcmin"], PLANCK["nside"]
         ),
     ),
     3,

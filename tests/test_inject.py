@@ -319,7 +319,7 @@ def test_run_injections_with_a_toy_network(tmp_path):
     from skydetect.clusters.patch_files import write_patches
 
     nside, t, size, pix_arcmin, sigma = 128, 6, 16, 27.0, 1e-5
-    margin = tiles.required_margin_deg(size, pix_arcmin, 0, nside)
+    margin = tiles.cluster_margin_deg(size, pix_arcmin, 0, nside)
     pix = tiles.tile_margin_pixels(nside, t, margin)
     rng = np.random.default_rng(6)
     maps = {b: rng.normal(0, sigma, pix.size).astype(np.float32) for b in ("143", "353")}

@@ -219,7 +219,7 @@ def _hp_clusters(nside, pixels, positions, y5, theta, bands):
 def tile_run(tmp_path_factory):
     nside, tile = 512, 6
     cfg = mmf.MMFConfig(bands=BANDS, patch_size=64, pixel_arcmin=6.8, apodisation_px=6)
-    margin = mmf.required_margin_deg(cfg, nside)
+    margin = tiles.mmf_margin_deg(cfg.patch_size, cfg.pixel_arcmin, nside)
     pix = tiles.tile_margin_pixels(nside, tile, margin)
     rng = np.random.default_rng(0)
     maps = {b: rng.normal(size=pix.size) * noise_per_pixel(b, nside) for b in BANDS}

@@ -18,7 +18,7 @@ TRAIN_TILES = [t for t in range(48) if t not in TEST_TILES + VAL_TILES]
 
 def _tile(t, cfg, nside=NSIDE, seed=0):
     rng = np.random.default_rng(seed)
-    margin = tiles.required_margin_deg(cfg.size, cfg.pixel_arcmin, cfg.max_shift_px, nside)
+    margin = tiles.cluster_margin_deg(cfg.size, cfg.pixel_arcmin, cfg.max_shift_px, nside)
     pix = tiles.tile_margin_pixels(nside, t, margin)
     maps = {b: rng.normal(size=pix.size).astype(np.float32) for b in cfg.bands}
     return tiles.Tile(t, nside, margin, pix, tiles.tile_of_pixels(nside, pix) == t, maps)

@@ -120,7 +120,7 @@ def test_forced_photometry_on_a_tile_measures_the_injected_cluster():
     position off the tile file gives NaN."""
     nside, tile_id = 1024, 6
     cfg = mmf.MMFConfig(bands=BANDS)
-    margin = mmf.required_margin_deg(cfg, nside)
+    margin = tiles.mmf_margin_deg(cfg.patch_size, cfg.pixel_arcmin, nside)
     pixels = tiles.tile_margin_pixels(nside, tile_id, margin)
     glon0, glat0 = hp.pix2ang(2, tile_id, lonlat=True)
     rng = np.random.default_rng(2)

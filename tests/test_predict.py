@@ -276,7 +276,7 @@ def trained(tmp_path_factory):
     model.save_weights(str(d / models.WEIGHTS_FILE))
 
     maps, centres = _blob_sky(rng)
-    margin = tiles.required_margin_deg(SKY_SIZE, SKY_PIX, 0, SKY_NSIDE)
+    margin = tiles.cluster_margin_deg(SKY_SIZE, SKY_PIX, 0, SKY_NSIDE)
     pix = tiles.tile_margin_pixels(SKY_NSIDE, SKY_TILE, margin)
     tile = tiles.Tile(SKY_TILE, SKY_NSIDE, margin, pix,
                       tiles.tile_of_pixels(SKY_NSIDE, pix) == SKY_TILE,

@@ -48,9 +48,26 @@ def test_margin_contains_every_point_within_margin(tile):
     assert area < 859.4 + 4 * 30 * (margin + 2.0) + 100
 
 
-def test_required_margin_covers_shifted_patches():
-    m = tiles.required_margin_deg(64, 1.7, 20, 2048)
+def test_cluster_margin_covers_shifted_patches():
+    m = tiles.cluster_margin_deg(64, 1.7, 20, 2048)
     assert m > np.sqrt(2) * (32 + 20) * 1.7 / 60
+
+
+def test_mmf_margin_holds_every_pixel_of_a_flat_patch_centred_in_the_tile():
+    """The MMF's flat patches, centred on tile pixels next to its boundary, read only pixels
+    of the tile file cut with the margin the workflow gives it."""
+    nside, tile, size, pix_arcmin = 256, 6, 64, 6.8
+    margin = tiles.mmf_margin_deg(size, pix_arcmin, nside)
+    held = tiles.tile_margin_pixels(nside, tile, margin)
+    inner = tiles.tile_pixels(nside, tile)
+    neighbours = hp.get_all_neighbours(nside, inner).T
+    neighbours = np.where(neighbours < 0, inner[:, None], neighbours)
+    edge = inner[(tiles.tile_of_pixels(nside, neighbours) != tile).any(axis=1)]
+    lon, lat = hp.pix2ang(nside, edge[:: max(1, edge.size // 40)], lonlat=True)
+    plon, plat = projection.patch_lonlat(lon, lat, size, pix_arcmin)
+    assert np.isin(hp.ang2pix(nside, plon, plat, lonlat=True), held).all()
+    # the margin is what the patch needs, not the whole sky
+    assert held.size < 3 * inner.size
 
 
 def _write_maps(tmp_path, nside, bands):

@@ -31,7 +31,8 @@ __all__ = [
     "tile_of_pixels",
     "tile_pixels",
     "tile_margin_pixels",
-    "required_margin_deg",
+    "cluster_margin_deg",
+    "mmf_margin_deg",
     "patch_reach_deg",
     "Tile",
     "TileError",
@@ -113,13 +114,18 @@ def patch_reach_deg(size: int, pixel_arcmin: float, centre_offset_deg: float, ns
     return float(half_diag + centre_offset_deg + 2.0 * np.degrees(hp.max_pixrad(nside)))
 
 
-def required_margin_deg(size: int, pixel_arcmin: float, max_shift_px: float, nside: int) -> float:
-    """Tile margin (deg) for the cluster patches: training patches whose centre is up to
+def cluster_margin_deg(size: int, pixel_arcmin: float, max_shift_px: float, nside: int) -> float:
+    """Tile margin (deg) for the U-Net's patches: training patches whose centre is up to
     ``max_shift_px`` pixels (on each axis) from a cluster of the tile, and cover patches whose
     centre is within half a patch of the tile."""
     pix = pixel_arcmin / 60.0
     shift = max(np.sqrt(2.0) * max_shift_px * pix, size / 2.0 * pix)
     return patch_reach_deg(size, pixel_arcmin, shift, nside)
+
+
+def mmf_margin_deg(patch_size: int, pixel_arcmin: float, nside: int) -> float:
+    """Tile margin (deg) for the MMF's flat patches, whose centres lie inside the tile."""
+    return patch_reach_deg(patch_size, pixel_arcmin, 0.0, nside)
 
 
 def patch_tiles(glon, glat, size: int, pixel_arcmin: float, angle=0.0, flip=False) -> list:

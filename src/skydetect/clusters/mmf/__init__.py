@@ -64,7 +64,6 @@ from skydetect.clusters.mmf.tile import (
     TileResult,
     centre_nside,
     centre_pixels,
-    required_margin_deg,
     run_tile,
 )
 
@@ -88,7 +87,6 @@ __all__ = [
     "find_peaks",
     "centre_nside",
     "centre_pixels",
-    "required_margin_deg",
     "run_tile",
     "DETECTION_COLUMNS",
     "detections_table",

@@ -104,13 +104,6 @@ def centre_pixels(nc: int, tile: int) -> np.ndarray:
     return rings[hp.vec2pix(tiles.TILE_NSIDE, *hp.pix2vec(nc, rings)) == int(tile)]
 
 
-def required_margin_deg(cfg: MMFConfig, nside: int) -> float:
-    """Tile margin (deg) the MMF patches need to lie entirely inside a tile file: their
-    centres lie inside the tile, so the half-diagonal of a patch plus one map pixel."""
-    half_diag = np.sqrt(2.0) * cfg.patch_size / 2.0 * cfg.pixel_arcmin / 60.0
-    return float(half_diag + np.degrees(hp.max_pixrad(int(nside))))
-
-
 @dataclass
 class TileResult:
     detections: list[dict]
