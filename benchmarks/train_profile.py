@@ -32,9 +32,10 @@ def load_config() -> dict:
 
 
 # ------------------------------------------------------------------ the two training steps
-def unet_setup(cfg: dict):
+def unet_setup(cfg: dict, jit_compile: bool = False):
     """The default U-Net compiled as skydetect.clusters.train compiles it: ``step()`` is one
-    step of ``Model.fit`` (its train function) on an in-memory random batch."""
+    step of ``Model.fit`` (its train function) on an in-memory random batch (``jit_compile``:
+    the train function compiled by XLA instead)."""
     import tensorflow as tf
 
     from skydetect.clusters import losses as L
@@ -55,7 +56,9 @@ def unet_setup(cfg: dict):
         else tf.keras.optimizers.SGD(float(tp["learning_rate"]), momentum=float(tp["momentum"]))
     )
     loss = L.get_loss(tp["loss"], tp["loss_params"].get(tp["loss"], {}))
-    model.compile(optimizer=opt, loss=loss, metrics=L.segmentation_metrics())
+    model.compile(
+        optimizer=opt, loss=loss, metrics=L.segmentation_metrics(), jit_compile=jit_compile
+    )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, size, size, bands)).astype(np.float32)
     y = (rng.random((batch, size, size, 1)) < 0.05).astype(np.float32)
