@@ -31,6 +31,7 @@ rule simulate_spitzer_field:
         "benchmarks/rules/simulate_spitzer_field/{field}.tsv"
     wildcard_constraints:
         field=GLIMPSE_FIELD,
+    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
     conda:
         ENV_SKY
     threads: 1
@@ -97,6 +98,7 @@ rule bubble_catalog:
         "logs/bubble_catalog/all.log",
     benchmark:
         "benchmarks/rules/bubble_catalog/all.tsv"
+    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
     conda:
         ENV_SKY
     threads: 1
@@ -144,6 +146,7 @@ rule align_spitzer_field:
         "benchmarks/rules/align_spitzer_field/{field}.tsv"
     wildcard_constraints:
         field=GLIMPSE_FIELD,
+    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
     conda:
         ENV_SKY
     threads: 1
@@ -179,6 +182,7 @@ rule mask_bubbles:
         "logs/mask_bubbles/{field}.log",
     benchmark:
         "benchmarks/rules/mask_bubbles/{field}.tsv"
+    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
     conda:
         ENV_SKY
     threads: 1
@@ -201,6 +205,7 @@ rule sample_negatives:
         "logs/sample_negatives/{field}.log",
     benchmark:
         "benchmarks/rules/sample_negatives/{field}.tsv"
+    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
     conda:
         ENV_SKY
     threads: 1
@@ -255,6 +260,7 @@ rule make_validation_windows:
         "logs/make_validation_windows/{bubble_split}.log",
     benchmark:
         "benchmarks/rules/make_validation_windows/{bubble_split}.tsv"
+    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
     conda:
         ENV_SKY
     threads: 1

@@ -16,12 +16,12 @@ rule simulate_planck_sky:
         "logs/simulate_planck_sky/all.log",
     benchmark:
         "benchmarks/rules/simulate_planck_sky/all.tsv"
-    # the root of the cluster side: started first, on one core (its spherical transforms
-    # gain little from a second), the bubble side's preparation on the other
+    # the root of the cluster side, started first on both cores (97 s on two AMD EPYC cores
+    # under AVX2; on one, beside the bubble side's preparation, 166 s)
     priority: 20
     conda:
         ENV_SKY
-    threads: 1
+    threads: 2
     resources:
         # components, six beamed channel alms and the ILC's six 10' alms
         mem_mb=int(1500 + 2500 * (PLANCK["nside"] / 1024) ** 2),
@@ -45,6 +45,7 @@ rule check_map:
         "logs/check_map/{band}.log",
     benchmark:
         "benchmarks/rules/check_map/{band}.tsv"
+    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
     conda:
         ENV_SKY
     threads: 1

@@ -14,6 +14,7 @@ rule select_run_bands:
     wildcard_constraints:
         run=one_of(UNET_RUNS),
         split="train|validation",
+    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
     conda:
         ENV_SKY
     threads: 1
