@@ -17,8 +17,9 @@ rule simulate_planck_sky:
     benchmark:
         "benchmarks/rules/simulate_planck_sky/all.tsv"
     # the root of the cluster side, started first on both cores (97 s on two AMD EPYC cores
-    # under AVX2; on one, beside the bubble side's preparation, 166 s)
-    priority: 20
+    # under AVX2; on one, beside the bubble side's preparation, 166 s): the scheduler weighs
+    # the priorities of the jobs it starts together, so above two one-core jobs' 10 + 10
+    priority: 50
     conda:
         ENV_SKY
     threads: 2
