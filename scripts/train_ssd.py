@@ -49,8 +49,8 @@ crops, negatives, validation, validation_sample = load_all_data(
 check_catalog_scales(
     read_catalog(sm.input.catalog),
     p.windows,
-    crops.tiles[0].pixel_arcsec,
-    crops.tiles[0].shape,
+    crops.fields[0].pixel_arcsec,
+    crops.fields[0].shape,
     p.k_range,
     where=sm.input.catalog,
 )

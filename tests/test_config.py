@@ -113,14 +113,14 @@ def test_cross_key_rule_names_the_keys(edit, keys):
 
 def test_bubble_field_in_two_splits_names_both_keys():
     cfg = shipped()
-    key = "fields" if "fields" in cfg["bubbles"] else "tiles"
+    key = "fields"
     cfg["bubbles"][key]["validation"] = [27, 30.001]  # the same GLIMPSE field as 30
     with pytest.raises(ConfigError) as err:
         validate_config(cfg, SCHEMA)
     assert f"'bubbles.{key}.train' and 'bubbles.{key}.validation' share [30" in str(err.value)
 
 
-def test_bubble_splits_read_from_fields_when_renamed():
+def test_bubble_splits_are_named_by_their_key():
     from skydetect.config import bubble_splits, cross_check
 
     cfg = {"bubbles": {"fields": {"train": [15], "validation": [15.0], "test": [18]}}}

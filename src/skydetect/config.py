@@ -124,12 +124,9 @@ def unet_run_names(config: dict) -> list[str]:
 
 
 def bubble_splits(config: dict) -> tuple[str, dict]:
-    """(dotted key, {split: [field longitudes]}) of ``bubbles.fields`` or ``bubbles.tiles``."""
-    bub = config.get("bubbles", {})
-    for key in ("fields", "tiles"):
-        if isinstance(bub.get(key), dict):
-            return f"bubbles.{key}", bub[key]
-    return "bubbles.tiles", {}
+    """(dotted key, {split: [field longitudes]}) of ``bubbles.fields``."""
+    fields = config.get("bubbles", {}).get("fields")
+    return "bubbles.fields", fields if isinstance(fields, dict) else {}
 
 
 def _field_code(glon) -> int:

@@ -2,7 +2,7 @@
 
 Around each clear bubble: a square crop of half-width k·MajAxis, k uniform in ``k_range``
 (reference 1.7-5.9), its centre shifted at random so that the bubble's box (±box_scale·MajAxis)
-stays inside, then shifted (never truncated) to lie inside the tile. The crop is
+stays inside, then shifted (never truncated) to lie inside the field. The crop is
 preprocessed with :func:`skydetect.bubbles.preprocess.preprocess_window` (the same function
 as validation windows and inference), then rotated by a multiple of 90° and flipped; the
 boxes of all clear bubbles whose centre falls in the crop are clipped to it and transformed
@@ -64,7 +64,7 @@ def crop_geometry(
     k_range=(1.7, 5.9),
     min_size: int = 8,
 ) -> tuple[int, int, int]:
-    """(x0, y0, size) of a random crop around the bubble with box ``box`` (tile coordinates)."""
+    """(x0, y0, size) of a random crop around the bubble with box ``box`` (field coordinates)."""
     h, w = shape
     xc, yc = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half_box = (box[2] - box[0]) / 2
@@ -79,16 +79,16 @@ def crop_geometry(
 
 
 class BubbleCrops:
-    """Crop generator over tiles (:class:`skydetect.io.spitzer.SpitzerField`).
+    """Crop generator over fields (:class:`skydetect.io.spitzer.SpitzerField`).
 
-    ``BubbleCrops(tiles, catalog, seed=config["seed"], **config["bubbles"]["preprocess"])``;
+    ``BubbleCrops(fields, catalog, seed=config["seed"], **config["bubbles"]["preprocess"])``;
     ``for inputs, boxes in crops.epoch(e)`` yields one crop per clear bubble (order shuffled),
     inputs (S, S, 2) float32 and boxes (m, 4) float in input pixels (m >= 1).
     """
 
     def __init__(
         self,
-        tiles,
+        fields,
         catalog,
         *,
         seed: int,
@@ -98,23 +98,23 @@ class BubbleCrops:
         clear_only: bool = True,
         **preprocess_kwargs,
     ):
-        self.tiles = list(tiles)
+        self.fields = list(fields)
         self.seed = int(seed)
         self.k_range = tuple(k_range)
         self.augment = augment
         self.preprocess_kwargs = preprocess_kwargs
         self.input_size = int(preprocess_kwargs.get("input_size", 300))
-        self.items = []  # (tile index, bubble row in the tile's boxes)
+        self.items = []  # (field index, bubble row in the field's boxes)
         self.boxes, self.maj_px, self.other = [], [], []
-        for t, tile in enumerate(self.tiles):
-            inside = in_field(catalog, tile.wcs, tile.shape)
+        for t, field in enumerate(self.fields):
+            inside = in_field(catalog, field.wcs, field.shape)
             sel = inside & np.asarray(catalog["CLEAR"], bool) if clear_only else inside
             sub = catalog[sel]
-            self.boxes.append(bubble_boxes(sub, tile.wcs, tile.pixel_arcsec, box_scale))
-            self.other.append(  # the tile's catalogue bubbles that are no positives
-                bubble_boxes(catalog[inside & ~sel], tile.wcs, tile.pixel_arcsec, box_scale)
+            self.boxes.append(bubble_boxes(sub, field.wcs, field.pixel_arcsec, box_scale))
+            self.other.append(  # the field's catalogue bubbles that are no positives
+                bubble_boxes(catalog[inside & ~sel], field.wcs, field.pixel_arcsec, box_scale)
             )
-            self.maj_px.append(np.asarray(sub["MajAxis"], float) * 60 / tile.pixel_arcsec)
+            self.maj_px.append(np.asarray(sub["MajAxis"], float) * 60 / field.pixel_arcsec)
             self.items += [(t, i) for i in range(len(sub))]
 
     def __len__(self) -> int:
@@ -126,11 +126,11 @@ class BubbleCrops:
 
     def _crop(self, rng, item):
         t, i = item
-        tile = self.tiles[t]
+        field = self.fields[t]
         x0, y0, size = crop_geometry(
-            rng, self.boxes[t][i], self.maj_px[t][i], tile.shape, self.k_range
+            rng, self.boxes[t][i], self.maj_px[t][i], field.shape, self.k_range
         )
-        x = preprocess_window(tile.data, x0, y0, size, **self.preprocess_kwargs)
+        x = preprocess_window(field.data, x0, y0, size, **self.preprocess_kwargs)
         idx, clipped = boxes_in_window(self.boxes[t], x0, y0, size)
         cut = np.setdiff1d(np.arange(len(self.boxes[t])), idx)
         ign = clip_boxes(np.concatenate([self.other[t], self.boxes[t][cut]]), x0, y0, size)

@@ -13,7 +13,7 @@ Recall is measured on the clear bubbles (``recall_mask``); the other catalogue b
 a false positive and leaves the precision alone (``n_pred_unclear``); the unclear bubbles found
 are counted separately. The reference counted such boxes as false positives.
 
-``F2 = 5 P R / (4 P + R)``. Counts (not ratios) are returned so that tiles can be summed.
+``F2 = 5 P R / (4 P + R)``. Counts (not ratios) are returned so that fields can be summed.
 :func:`skydetect.bubbles.summary.evaluation_summary` gives both rules with Clopper-Pearson 95 %
 intervals and recall per MajAxis bin, the IoU rule as the headline;
 :mod:`skydetect.bubbles.chance` their chance rates.
@@ -130,7 +130,7 @@ def match_flags(
     min_cover: float = 1 / 3,
     iou_threshold: float = 0.5,
 ):
-    """Per-box outcome of one mosaic/tile.
+    """Per-box outcome of one field or mosaic.
 
     Returns ``(found, hit, dont_care, known)``: ``found`` (T,) whether each catalogue bubble
     is detected; ``hit`` (P,) whether each prediction matches a recall (clear) bubble;
@@ -173,7 +173,7 @@ def count(
     min_cover: float = 1 / 3,
     iou_threshold: float = 0.5,
 ) -> Counts:
-    """Detection counts of one mosaic/tile.
+    """Detection counts of one field or mosaic.
 
     ``truth`` holds every catalogue box; ``recall_mask`` (bool, default all) selects the ones
     recall is measured on and precision is scored against (the clear bubbles); predictions on
@@ -197,16 +197,16 @@ def count(
     )
 
 
-def best_threshold(tiles, thresholds, **kw) -> tuple[float, float, list]:
-    """Score threshold maximising the summed-count F2 over ``tiles``.
+def best_threshold(fields, thresholds, **kw) -> tuple[float, float, list]:
+    """Score threshold maximising the summed-count F2 over ``fields``.
 
-    ``tiles`` is a list of ``(pred, scores, truth, recall_mask)``; returns ``(threshold, f2,
+    ``fields`` is a list of ``(pred, scores, truth, recall_mask)``; returns ``(threshold, f2,
     table)`` with ``table`` a list of ``(threshold, Counts)``. Ties go to the higher threshold.
     """
     table = []
     for thr in thresholds:
         c = Counts()
-        for pred, scores, truth, mask in tiles:
+        for pred, scores, truth, mask in fields:
             scores = np.asarray(scores, dtype=np.float64).reshape(-1)
             keep = scores >= thr
             c = c + count(_as_boxes(pred)[keep], scores[keep], truth, mask, **kw)

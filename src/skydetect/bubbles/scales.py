@@ -2,11 +2,11 @@
 
 A training crop around a bubble of MajAxis ``m`` (pixels) has side ``2 k m`` with ``k`` uniform
 in ``k_range`` (the reference's 1.7-5.9), but never less than the bubble's box plus 2 pixels or
-``min_size`` pixels, and never more than the tile's smaller side (:func:`crop_side`, used by
+``min_size`` pixels, and never more than the field's smaller side (:func:`crop_side`, used by
 :func:`skydetect.bubbles.crops.crop_geometry`). The network therefore knows a bubble of that
 size only inside windows whose side lies between the smallest and the largest crop side it
 can have (:func:`crop_side_range`). A bubble is *covered* when at least one sliding-window side
-(``bubbles.windows.sizes_arcmin``, rounded to pixels and capped at the tile as
+(``bubbles.windows.sizes_arcmin``, rounded to pixels and capped at the field as
 :func:`skydetect.bubbles.windows.sizes_to_pixels` does) falls in that range; with the reference
 k range one window side covers sizes within a factor 5.9 / 1.7 = 3.5.
 
@@ -29,23 +29,23 @@ MWP_DR2_CLEAR_MAJAXIS = (0.13, 10.62)
 REFERENCE_WINDOW_SIZES = (1.4, 4.0, 12.0, 36.0, 108.0)
 
 
-def crop_side(half_px, half_box_px, tile_side: int, min_size: int = 8):
+def crop_side(half_px, half_box_px, field_side: int, min_size: int = 8):
     """Side (pixels) of a training crop of half-width ``half_px`` around a bubble whose box has
     half-width ``half_box_px``: at least the box plus 2 pixels and ``min_size``, at most
-    ``tile_side``."""
+    ``field_side``."""
     half_px = np.asarray(half_px, float)
     side = np.maximum(np.maximum(np.rint(2 * half_px), np.ceil(2 * half_box_px) + 2), min_size)
-    return np.clip(side, 1, tile_side).astype(np.int64)
+    return np.clip(side, 1, field_side).astype(np.int64)
 
 
 def crop_side_range(
-    maj_px, k_range=(1.7, 5.9), box_scale: float = 1.3, tile_side: int = 10**9, min_size: int = 8
+    maj_px, k_range=(1.7, 5.9), box_scale: float = 1.3, field_side: int = 10**9, min_size: int = 8
 ):
     """Smallest and largest crop side (pixels) of bubbles of MajAxis ``maj_px`` (pixels)."""
     m = np.asarray(maj_px, float)
     half_box = box_scale * m
-    lo = crop_side(k_range[0] * m, half_box, tile_side, min_size)
-    hi = crop_side(k_range[1] * m, half_box, tile_side, min_size)
+    lo = crop_side(k_range[0] * m, half_box, field_side, min_size)
+    hi = crop_side(k_range[1] * m, half_box, field_side, min_size)
     return lo, hi
 
 
@@ -53,16 +53,16 @@ def covered(
     maj_arcmin,
     sizes_arcmin,
     pixel_arcsec: float,
-    tile_shape=(10**9, 10**9),
+    field_shape=(10**9, 10**9),
     k_range=(1.7, 5.9),
     box_scale: float = 1.3,
     min_size: int = 8,
 ) -> np.ndarray:
     """Boolean per size: some window side lies within the crop sides of that bubble size."""
     m_px = np.asarray(maj_arcmin, float).reshape(-1) * 60.0 / pixel_arcsec
-    side = int(min(tile_shape))
+    side = int(min(field_shape))
     lo, hi = crop_side_range(m_px, k_range, box_scale, side, min_size)
-    w = sizes_to_pixels(sizes_arcmin, pixel_arcsec, tuple(tile_shape))
+    w = sizes_to_pixels(sizes_arcmin, pixel_arcsec, tuple(field_shape))
     return ((w[None, :] >= lo[:, None]) & (w[None, :] <= hi[:, None])).any(axis=1)
 
 
@@ -101,7 +101,7 @@ def check_scales(
     maj_arcmin,
     sizes_arcmin,
     pixel_arcsec: float,
-    tile_shape=(10**9, 10**9),
+    field_shape=(10**9, 10**9),
     k_range=(1.7, 5.9),
     box_scale: float = 1.3,
     min_size: int = 8,
@@ -110,7 +110,7 @@ def check_scales(
     """Raise ``ValueError`` naming the bubble sizes that no window shows at a trained scale."""
     m = np.asarray(maj_arcmin, float).reshape(-1)
     m = m[np.isfinite(m) & (m > 0)]
-    ok = covered(m, sizes_arcmin, pixel_arcsec, tile_shape, k_range, box_scale, min_size)
+    ok = covered(m, sizes_arcmin, pixel_arcsec, field_shape, k_range, box_scale, min_size)
     if ok.all():
         return
     lo, hi = float(m.min()), float(m.max())
@@ -125,10 +125,10 @@ def check_scales(
 
 
 def config_size_range(bubbles: dict) -> tuple[tuple[float, float], float, tuple[int, int]]:
-    """MajAxis range (arcmin), pixel (arcsec) and tile shape (pixels) known at config time
+    """MajAxis range (arcmin), pixel (arcsec) and field shape (pixels) known at config time
     from the ``bubbles`` config section: the mock's drawn range for ``simulate`` (MWP DR2's
     when it places bubbles at catalogue positions), the MWP DR2 clear range at GLIMPSE's 1.2"
-    on a 3° x 2° tile otherwise."""
+    on a 3° x 2° field otherwise."""
     src = bubbles.get("source", "simulate")
     if src == "simulate":
         sim = bubbles.get("simulate", {})
@@ -187,7 +187,7 @@ def check_config_scales(bubbles: dict, n: int = 200, check: bool = True) -> list
 
 
 def check_catalog_scales(
-    catalog, windows: dict, pixel_arcsec: float, tile_shape, k_range, where: str = "catalogue"
+    catalog, windows: dict, pixel_arcsec: float, field_shape, k_range, where: str = "catalogue"
 ) -> None:
     """:func:`check_scales` on the clear bubbles of a catalogue table (``MajAxis``, ``CLEAR``)
     with the ``bubbles.windows`` config section."""
@@ -197,7 +197,7 @@ def check_catalog_scales(
             maj,
             windows["sizes_arcmin"],
             pixel_arcsec,
-            tile_shape,
+            field_shape,
             k_range,
             windows.get("box_scale", 1.3),
             what=f"{where}: clear bubbles",
@@ -205,7 +205,7 @@ def check_catalog_scales(
 
 
 def framing_windows(
-    x0, y0, size, boxes, maj_px, k_range=(1.7, 5.9), box_scale: float = 1.3, tile_side=10**9
+    x0, y0, size, boxes, maj_px, k_range=(1.7, 5.9), box_scale: float = 1.3, field_side=10**9
 ) -> np.ndarray:
     """Windows ``(x0, y0, size)`` that frame a bubble at a trained scale (boolean per window):
     the bubble's box centre lies in the window (as :func:`skydetect.bubbles.windows.boxes_in_window`
@@ -217,7 +217,7 @@ def framing_windows(
     if not len(b) or not len(x0):
         return out
     cx, cy = box_centres(b)
-    lo, hi = crop_side_range(np.asarray(maj_px, float).reshape(-1), k_range, box_scale, tile_side)
+    lo, hi = crop_side_range(np.asarray(maj_px, float).reshape(-1), k_range, box_scale, field_side)
     for k in range(len(b)):  # per bubble: bounded memory on fields of many windows
         out |= (
             (cx[k] >= x0) & (cx[k] < x0 + size) & (cy[k] >= y0) & (cy[k] < y0 + size)

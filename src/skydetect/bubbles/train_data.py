@@ -31,14 +31,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ValidationField:
-    """Preprocessed sliding windows of one validation tile and its catalogue boxes."""
+    """Preprocessed sliding windows of one validation field and its catalogue boxes."""
 
     name: str
     inputs: np.ndarray  # (N, S, S, C)
     x0: np.ndarray
     y0: np.ndarray
     size: np.ndarray
-    truth: np.ndarray  # (K, 4) tile pixel boxes
+    truth: np.ndarray  # (K, 4) field pixel boxes
     clear: np.ndarray  # (K,) bool
     shape: tuple[int, int] | None = None  # (H, W): detections centred outside are dropped
 
@@ -107,13 +107,13 @@ def validation_sample(
 
 VALIDATION_CACHE_MB = 512  # preprocessed validation windows kept in memory up to this
 # beyond that, preprocessed once into a temporary .npy file up to this (read in chunks at
-# every validation; larger fields, e.g. 300 px windows of a 1.2" tile, are re-preprocessed)
+# every validation; larger fields, e.g. 300 px windows of a 1.2" field, are re-preprocessed)
 VALIDATION_DISK_CACHE_MB = 2048
 
 
 def load_validation(
     windows_path: str | Path,
-    tiles: dict,
+    field_files: dict,
     preprocess: dict,
     progress: bool = False,
     cache_dir=None,
@@ -122,7 +122,7 @@ def load_validation(
     cache: bool = True,
 ) -> list[ValidationField]:
     """Preprocessed validation windows per field from ``windows/validation.h5`` and the
-    aligned tiles ``tiles`` (field -> path); ``cache_dir``: where the windows too large for
+    aligned fields ``field_files`` (field -> path); ``cache_dir``: where the windows too large for
     memory are kept between passes (None: the system's temporary directory); ``select``:
     field -> indices of the windows kept (:func:`validation_sample`; None: every window);
     ``win``: the window file already read; ``cache`` false: the windows are preprocessed at
@@ -131,10 +131,10 @@ def load_validation(
     fields = np.asarray(win["field"]).astype(str)
     out = []
     for name in sorted(set(fields)):
-        if name not in tiles:
+        if name not in field_files:
             raise ValueError(
-                f"{windows_path}: windows of field {name} but no aligned tile given "
-                f"(have: {', '.join(sorted(tiles))})"
+                f"{windows_path}: windows of field {name} but no aligned field given "
+                f"(have: {', '.join(sorted(field_files))})"
             )
         sel = fields == name
         x0, y0, sz = (np.asarray(win[k])[sel] for k in ("x0", "y0", "size"))
@@ -144,7 +144,7 @@ def load_validation(
         # kept after the first pass in memory when it fits VALIDATION_CACHE_MB, else in a
         # temporary file when it fits VALIDATION_DISK_CACHE_MB, else preprocessed every pass
         inputs = WindowStream(
-            tiles[name],
+            field_files[name],
             x0,
             y0,
             sz,
@@ -181,8 +181,8 @@ def load_training_data(
 ):
     """Bubble crop generator (data side's ``BubbleCrops``, given ``crop_kwargs`` such as
     ``k_range`` and ``box_scale``) and the kept negative windows."""
-    tiles = [read_field(p) for p in train_fields]
-    crops = BubbleCrops(tiles, read_catalog(catalog_path), seed=seed, **crop_kwargs, **preprocess)
+    fields = [read_field(p) for p in train_fields]
+    crops = BubbleCrops(fields, read_catalog(catalog_path), seed=seed, **crop_kwargs, **preprocess)
     neg = read_negatives(list(negatives_paths), groups_path) if negatives_paths else None
     if neg is not None:
         log.info("negatives: %d windows kept", len(neg["inputs"]))
@@ -202,7 +202,7 @@ def load_all_data(
     **crop_kwargs,
 ):
     """Everything ``train_ssd`` and ``tune_ssd`` read: the crop generator, the kept negatives,
-    the preprocessed validation fields (named by the stem of each validation tile file) and
+    the preprocessed validation fields (named by the stem of each validation field file) and
     their sample of :func:`validation_sample` with ``validation_background`` other windows
     (None when that is None: every window is validated)."""
     crops, negatives = load_training_data(

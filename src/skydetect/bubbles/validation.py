@@ -30,13 +30,13 @@ def validate(
 
     Returns ``(threshold, counts)`` with ``counts`` a :class:`~.evaluate.Counts`.
     """
-    tiles = []
+    scored = []
     for f in fields:
         b, s = detect_windows(
             model, priors, f.inputs, f.x0, f.y0, f.size, detect, field_shape=f.shape
         )
-        tiles.append((b, s, f.truth, f.clear))
-    thr, _, table = best_threshold(tiles, thresholds, rule="iou", iou_threshold=iou_threshold)
+        scored.append((b, s, f.truth, f.clear))
+    thr, _, table = best_threshold(scored, thresholds, rule="iou", iou_threshold=iou_threshold)
     return thr, dict(table)[thr]
 
 
