@@ -6,6 +6,10 @@ fresh temporary directory, once per pytest session, and returns that directory (
 output). Tests that need a finished tiny run (tests/workflow/test_workflow.py, test_report.py,
 test_reproducible.py, test_slurm.py) take it as an argument instead of running their own.
 What it builds is :data:`TINY_TARGETS`. Treat the directory as read-only.
+
+``field_files``, ``tile`` and ``truth`` (session scope) are the bubble tests' mock Spitzer field,
+built once: its mosaics, the aligned field and the truth catalogue (settings and helpers of those
+tests are in tests/bubble_fixtures.py).
 """
 
 from __future__ import annotations
@@ -206,3 +210,42 @@ def schema_defaults(*section: str) -> dict:
         return n.get("default")
 
     return fill(node)
+
+
+# ------------------------------------------------------------------ the bubble tests' mock field
+@pytest.fixture(scope="session")
+def field_files(tmp_path_factory):
+    """(directory, truth): the mock GLIMPSE / MIPSGAL mosaics of field 03000+0000, the aligned
+    field ``aligned.fits`` and the truth catalogue ``truth.ecsv``."""
+    from bubble_fixtures import SIM
+
+    from skydetect.bubbles import catalog as cat
+    from skydetect.io import spitzer as sio
+    from skydetect.sky import spitzer
+
+    d = tmp_path_factory.mktemp("spitzer")
+    i4, m1, truth = spitzer.simulate_field("03000+0000", SIM, seed=3)
+    sio.write_mosaic(d / sio.glimpse_filename("03000+0000"), i4)
+    sio.write_mosaic(d / sio.mipsgal_filename("03000+0000"), m1)
+    tile = sio.align_field(
+        d / sio.glimpse_filename("03000+0000"),
+        d / sio.mipsgal_filename("03000+0000"),
+        "03000+0000",
+    )
+    sio.write_field(d / "aligned.fits", tile)
+    cat.write_catalog(d / "truth.ecsv", truth)
+    return d, truth
+
+
+@pytest.fixture(scope="session")
+def tile(field_files):
+    from skydetect.io import spitzer as sio
+
+    return sio.read_field(field_files[0] / "aligned.fits")
+
+
+@pytest.fixture(scope="session")
+def truth(field_files):
+    from skydetect.bubbles import catalog as cat
+
+    return cat.read_catalog(field_files[0] / "truth.ecsv")

@@ -1,16 +1,19 @@
 """Bubble validation: the one-to-one IoU rule of the epoch/threshold choice, the bounded
-validation sample, and the final threshold check on every window."""
+validation sample, the final threshold check on every window, and validation fields streamed
+from their mosaic scoring as in memory."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from bubble_fixtures import PP
 
 from skydetect.bubbles import validation as V
 from skydetect.bubbles.detect import DetectSettings
+from skydetect.bubbles.preprocess import preprocess_windows
 from skydetect.bubbles.scales import crop_side_range, framing_windows
 from skydetect.bubbles.train_data import ValidationField, validation_sample
-from skydetect.bubbles.windows import make_windows
+from skydetect.bubbles.windows import field_truth, make_windows, write_windows
 
 
 # ------------------------------------------------------------------ the IoU rule
@@ -232,3 +235,38 @@ def test_the_sample_is_the_same_windows_preprocessed_alike(tmp_path):
     np.testing.assert_array_equal(samp.truth, full.truth)  # scored against the whole field
     k = [0, len(sel["f"]) - 1]
     np.testing.assert_allclose(samp.inputs[k], full.inputs[sel["f"][k]], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ bounded memory
+def test_streaming_validation_gives_the_in_memory_f2(tmp_path, field_files, tile, truth):
+    import tensorflow as tf
+
+    from skydetect.bubbles.detect import DetectSettings
+    from skydetect.bubbles.ssd.model import build_ssd
+    from skydetect.bubbles.train import ValidationField, load_validation, validate
+
+    arrays = make_windows({"03000+0000": field_truth(tile, truth)}, [6, 12], 1 / 3)
+    write_windows(tmp_path / "v.h5", arrays, {})
+    path = field_files[0] / "aligned.fits"
+    streamed = load_validation(tmp_path / "v.h5", {"03000+0000": path}, PP)
+    assert not isinstance(streamed[0].inputs, np.ndarray)  # windows are made on demand
+    f = streamed[0]
+    in_memory = ValidationField(
+        f.name,
+        preprocess_windows(tile.data, f.x0, f.y0, f.size, **PP),
+        f.x0,
+        f.y0,
+        f.size,
+        f.truth,
+        f.clear,
+    )
+    tf.keras.utils.set_random_seed(0)
+    model, priors = build_ssd({"backbone": "light", "input_size": PP["input_size"]})
+    # small batches: the stream is cut into several chunks by the network loop
+    settings = DetectSettings(min_score=0.05, batch_size=4)
+    thresholds = [0.05, 0.3, 0.5, 0.7]
+    thr_a, counts_a = validate(model, priors, [in_memory], settings, thresholds)
+    thr_b, counts_b = validate(model, priors, streamed, settings, thresholds)
+    assert counts_a.n_pred > 0  # random weights still box something at a low threshold
+    assert (thr_a, counts_a) == (thr_b, counts_b)
+    assert counts_a.f2 == counts_b.f2
