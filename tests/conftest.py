@@ -227,18 +227,18 @@ def field_files(tmp_path_factory):
     i4, m1, truth = spitzer.simulate_field("03000+0000", SIM, seed=3)
     sio.write_mosaic(d / sio.glimpse_filename("03000+0000"), i4)
     sio.write_mosaic(d / sio.mipsgal_filename("03000+0000"), m1)
-    tile = sio.align_field(
+    spitzer_field = sio.align_field(
         d / sio.glimpse_filename("03000+0000"),
         d / sio.mipsgal_filename("03000+0000"),
         "03000+0000",
     )
-    sio.write_field(d / "aligned.fits", tile)
+    sio.write_field(d / "aligned.fits", spitzer_field)
     cat.write_catalog(d / "truth.ecsv", truth)
     return d, truth
 
 
 @pytest.fixture(scope="session")
-def tile(field_files):
+def spitzer_field(field_files):
     from skydetect.io import spitzer as sio
 
     return sio.read_field(field_files[0] / "aligned.fits")

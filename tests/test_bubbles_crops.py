@@ -35,9 +35,9 @@ def test_crop_keeps_bubble_inside_and_in_scale():
 
 
 def test_crops_epochs_are_seeded_and_boxes_inside():
-    tile = _toy_tile()
+    spitzer_field = _toy_field()
     table = one_bubble(30.0, 0.0, maj=1.0)
-    crops = BubbleCrops([tile], table, seed=4, **PP)
+    crops = BubbleCrops([spitzer_field], table, seed=4, **PP)
     a = list(crops.epoch(0))
     b = list(crops.epoch(0))
     c = list(crops.epoch(1))
@@ -48,7 +48,7 @@ def test_crops_epochs_are_seeded_and_boxes_inside():
         assert np.all((boxes >= 0) & (boxes <= 48))
 
 
-def _toy_tile():
+def _toy_field():
     w, shape = sio.field_wcs(30, 0, 0.5, 0.3, 12.0)
     data = np.random.default_rng(0).normal(10, 1, (2, *shape)).astype(np.float32)
     return sio.SpitzerField(data, w, 12.0, "03000+0000")

@@ -9,19 +9,19 @@ from skydetect.bubbles import catalog as cat
 from skydetect.bubbles.masks import disc_mask, mask_discs, mask_field
 
 
-def test_masked_discs_are_nan_and_nothing_else_changes(tile, truth):
-    original = tile.data.copy()
-    masked, mask = mask_field(tile, truth, radius_reff=0.25, clear_only=True)
-    np.testing.assert_array_equal(tile.data, original)  # input untouched
+def test_masked_discs_are_nan_and_nothing_else_changes(spitzer_field, truth):
+    original = spitzer_field.data.copy()
+    masked, mask = mask_field(spitzer_field, truth, radius_reff=0.25, clear_only=True)
+    np.testing.assert_array_equal(spitzer_field.data, original)  # input untouched
     assert np.all(np.isnan(masked.data[:, mask]))
     np.testing.assert_array_equal(masked.data[:, ~mask], original[:, ~mask])
     # every clear bubble's centre pixel is masked; an unclear bubble's centre is not, unless it
     # lies in a clear bubble's disc; nothing is masked away from every clear centre
-    x, y = cat.bubble_pixels(truth, tile.wcs)
+    x, y = cat.bubble_pixels(truth, spitzer_field.wcs)
     clear = np.asarray(truth["CLEAR"], bool)
-    r_px = 0.25 * np.asarray(truth["Reff"], float) * 60 / tile.pixel_arcsec
-    inside = (np.floor(x + 0.5) >= 0) & (np.floor(x + 0.5) < tile.shape[1])
-    inside &= (np.floor(y + 0.5) >= 0) & (np.floor(y + 0.5) < tile.shape[0])
+    r_px = 0.25 * np.asarray(truth["Reff"], float) * 60 / spitzer_field.pixel_arcsec
+    inside = (np.floor(x + 0.5) >= 0) & (np.floor(x + 0.5) < spitzer_field.shape[1])
+    inside &= (np.floor(y + 0.5) >= 0) & (np.floor(y + 0.5) < spitzer_field.shape[0])
     assert (inside & clear).sum() >= 2 and (inside & ~clear).sum() >= 2
     for i in np.flatnonzero(inside):
         xc, yc = int(np.floor(x[i] + 0.5)), int(np.floor(y[i] + 0.5))
@@ -35,18 +35,18 @@ def test_masked_discs_are_nan_and_nothing_else_changes(tile, truth):
     assert d.min(axis=1).max() <= 1.0  # every masked pixel is within a clear disc (+1 px)
 
 
-def test_default_mask_covers_every_catalogue_bubble(tile, truth):
-    masked, mask = mask_field(tile, truth)  # default: clear and unclear
+def test_default_mask_covers_every_catalogue_bubble(spitzer_field, truth):
+    masked, mask = mask_field(spitzer_field, truth)  # default: clear and unclear
     np.testing.assert_array_equal(masked.mask, mask)
-    x, y = cat.bubble_pixels(truth, tile.wcs)
+    x, y = cat.bubble_pixels(truth, spitzer_field.wcs)
     n_unclear = 0
     for xi, yi, clear in zip(x, y, truth["CLEAR"], strict=True):
         xc, yc = int(np.floor(xi + 0.5)), int(np.floor(yi + 0.5))
-        if 0 <= xc < tile.shape[1] and 0 <= yc < tile.shape[0]:
+        if 0 <= xc < spitzer_field.shape[1] and 0 <= yc < spitzer_field.shape[0]:
             assert mask[yc, xc]
             n_unclear += not clear
     assert n_unclear > 0  # the test field has unclear bubbles, and they are masked
-    _, clear_mask = mask_field(tile, truth, clear_only=True)
+    _, clear_mask = mask_field(spitzer_field, truth, clear_only=True)
     assert clear_mask.sum() < mask.sum()
 
 

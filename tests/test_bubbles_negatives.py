@@ -24,13 +24,13 @@ from skydetect.bubbles.negatives import (
 )
 
 
-def test_negative_windows_avoid_masked_pixels(tile, truth):
-    masked, mask = mask_field(tile, truth, radius_reff=0.25)
-    bad = mask | ~np.isfinite(tile.data).all(axis=0)
+def test_negative_windows_avoid_masked_pixels(spitzer_field, truth):
+    masked, mask = mask_field(spitzer_field, truth, radius_reff=0.25)
+    bad = mask | ~np.isfinite(spitzer_field.data).all(axis=0)
     rng = np.random.default_rng(5)
     x0, y0, size = sample_windows(masked.data, rng, 200, np.log(4.0), 0.6, min_size_px=8)
     assert len(x0) == 200
-    h, w = tile.shape
+    h, w = spitzer_field.shape
     assert np.all((x0 >= 0) & (y0 >= 0) & (x0 + size <= w) & (y0 + size <= h))
     for a, b, s in zip(x0, y0, size, strict=True):
         assert not bad[b : b + s, a : a + s].any()
@@ -84,8 +84,8 @@ def _negative_settings(per_field):
     }
 
 
-def test_negatives_file_and_groups_round_trip(tmp_path, tile, truth):
-    masked, _ = mask_field(tile, truth)
+def test_negatives_file_and_groups_round_trip(tmp_path, spitzer_field, truth):
+    masked, _ = mask_field(spitzer_field, truth)
     neg = _negative_settings(40)
     catalog = truth.copy()
     catalog["FIELD"] = "03000+0000"
@@ -128,10 +128,10 @@ def test_negatives_file_and_groups_round_trip(tmp_path, tile, truth):
         class_table(["f"], [0], [0], 3, class_weights=[1.0])
 
 
-def test_negative_size_fit_uses_training_fields_only(tile, truth):
+def test_negative_size_fit_uses_training_fields_only(spitzer_field, truth):
     """Large clear bubbles of a test and a validation field must not move the window-size fit:
     only the training field's bubbles (here 1' and 1.5', clear) set mu and sigma."""
-    masked, _ = mask_field(tile, truth)
+    masked, _ = mask_field(spitzer_field, truth)
     pix = masked.pixel_arcsec
     catalog = Table()
     catalog["FIELD"] = ["03000+0000", "03000+0000", "01500+0000", "02700+0000", "01500+0000"]

@@ -13,8 +13,8 @@ from skydetect.bubbles.windows import field_truth, make_windows, read_windows, w
 from skydetect.io import spitzer as sio
 
 
-def test_same_window_same_array_on_every_path(tmp_path, field_files, tile, truth):
-    crops = BubbleCrops([tile], truth, seed=0, augment=False, **PP)
+def test_same_window_same_array_on_every_path(tmp_path, field_files, spitzer_field, truth):
+    crops = BubbleCrops([spitzer_field], truth, seed=0, augment=False, **PP)
     assert len(crops) == truth["CLEAR"].sum() > 0
     x_crop, boxes, (x0, y0, size) = crops.crop(np.random.default_rng(2), crops.items[0])
     # inference path: the field read again from its FITS file, the window by geometry
@@ -22,7 +22,7 @@ def test_same_window_same_array_on_every_path(tmp_path, field_files, tile, truth
     np.testing.assert_array_equal(preprocess_window(again.data, x0, y0, size, **PP), x_crop)
     # validation-window path: the window file's geometry, through the field preprocessor
     # (row summed-area tables, one smoothing per scale): another implementation of the steps
-    arrays = make_windows({"03000+0000": field_truth(tile, truth)}, [8], 1 / 3)
+    arrays = make_windows({"03000+0000": field_truth(spitzer_field, truth)}, [8], 1 / 3)
     arrays["x0"][0], arrays["y0"][0], arrays["size"][0] = x0, y0, size
     write_windows(tmp_path / "w.h5", arrays, {})
     w = read_windows(tmp_path / "w.h5")
@@ -38,7 +38,7 @@ def test_same_window_same_array_on_every_path(tmp_path, field_files, tile, truth
     assert np.abs(batch[0] - x_crop).max() < 0.1
     assert np.all((boxes >= 0) & (boxes <= PP["input_size"]))
     # augmenting after preprocessing == preprocessing the rotated / flipped sky
-    window = tile.data[:, y0 : y0 + size, x0 : x0 + size]
+    window = spitzer_field.data[:, y0 : y0 + size, x0 : x0 + size]
     direct = preprocess_window(window, 0, 0, size, **PP)
     assert np.abs(direct - x_crop).mean() < 0.02  # the margin matters only at the edges
     for k in (1, 2, 3):
@@ -54,13 +54,13 @@ def test_same_window_same_array_on_every_path(tmp_path, field_files, tile, truth
     )
 
 
-def test_padded_field_prepares_the_inside_alike_and_fills_outside_as_no_coverage(tile):
+def test_padded_field_prepares_the_inside_alike_and_fills_outside_as_no_coverage(spitzer_field):
     from skydetect.bubbles.preprocess import FieldPreprocessor
     from skydetect.bubbles.window_stream import WindowStream
 
-    h, w = tile.shape
-    plain = FieldPreprocessor(tile.data, **PP)
-    padded = FieldPreprocessor(tile.data, pad=30, **PP)
+    h, w = spitzer_field.shape
+    plain = FieldPreprocessor(spitzer_field.data, **PP)
+    padded = FieldPreprocessor(spitzer_field.data, pad=30, **PP)
     assert padded.shape == (h, w) and padded.filled.shape[1:] == (h, w)  # arrays not framed
     # windows inside are those of the plain field, also in one call with edge windows
     inside = ([0, 50, 60], [0, 40, 50], [40, 40, 40])
@@ -70,7 +70,7 @@ def test_padded_field_prepares_the_inside_alike_and_fills_outside_as_no_coverage
     # a window half outside: a cut-out of its data, NaN outside the field
     edge = padded.window(-20, 40, 40)
     np.testing.assert_array_equal(mixed[0], edge)
-    framed = np.pad(tile.data, ((0, 0), (30, 30), (30, 30)), constant_values=np.nan)
+    framed = np.pad(spitzer_field.data, ((0, 0), (30, 30), (30, 30)), constant_values=np.nan)
     np.testing.assert_allclose(edge, preprocess_window(framed, 10, 70, 40, **PP), atol=1e-6)
     # finite, in [0, 1], its outside half the local background
     # (smooth: no structure brighter than the field part's own range)
@@ -82,7 +82,7 @@ def test_padded_field_prepares_the_inside_alike_and_fills_outside_as_no_coverage
     with pytest.raises(ValueError, match="30 px around the"):
         padded.window(-31, 40, 40)
     # a stream over edge windows prepares the field with the padding they need
-    stream = WindowStream(tile.data, [-20, 50], [40, 40], [40, 40], **PP)
+    stream = WindowStream(spitzer_field.data, [-20, 50], [40, 40], [40, 40], **PP)
     np.testing.assert_array_equal(stream[:], mixed)
 
 

@@ -238,14 +238,14 @@ def test_the_sample_is_the_same_windows_preprocessed_alike(tmp_path):
 
 
 # ------------------------------------------------------------------ bounded memory
-def test_streaming_validation_gives_the_in_memory_f2(tmp_path, field_files, tile, truth):
+def test_streaming_validation_gives_the_in_memory_f2(tmp_path, field_files, spitzer_field, truth):
     import tensorflow as tf
 
     from skydetect.bubbles.detect import DetectSettings
     from skydetect.bubbles.ssd.model import build_ssd
     from skydetect.bubbles.train import ValidationField, load_validation, validate
 
-    arrays = make_windows({"03000+0000": field_truth(tile, truth)}, [6, 12], 1 / 3)
+    arrays = make_windows({"03000+0000": field_truth(spitzer_field, truth)}, [6, 12], 1 / 3)
     write_windows(tmp_path / "v.h5", arrays, {})
     path = field_files[0] / "aligned.fits"
     streamed = load_validation(tmp_path / "v.h5", {"03000+0000": path}, PP)
@@ -253,7 +253,7 @@ def test_streaming_validation_gives_the_in_memory_f2(tmp_path, field_files, tile
     f = streamed[0]
     in_memory = ValidationField(
         f.name,
-        preprocess_windows(tile.data, f.x0, f.y0, f.size, **PP),
+        preprocess_windows(spitzer_field.data, f.x0, f.y0, f.size, **PP),
         f.x0,
         f.y0,
         f.size,

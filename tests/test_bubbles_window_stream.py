@@ -10,12 +10,12 @@ from skydetect.bubbles.preprocess import preprocess_windows
 from skydetect.bubbles.windows import sliding_windows
 
 
-def test_window_stream_equals_the_stack_and_bounds_memory(tile):
+def test_window_stream_equals_the_stack_and_bounds_memory(spitzer_field):
     from skydetect.bubbles.window_stream import WindowStream
 
-    x0, y0, size = sliding_windows(tile.shape, [40, 80], 1 / 3)
-    full = preprocess_windows(tile.data, x0, y0, size, **PP)
-    stream = WindowStream(tile.data, x0, y0, size, **PP)  # no cache
+    x0, y0, size = sliding_windows(spitzer_field.shape, [40, 80], 1 / 3)
+    full = preprocess_windows(spitzer_field.data, x0, y0, size, **PP)
+    stream = WindowStream(spitzer_field.data, x0, y0, size, **PP)  # no cache
     assert len(stream) == len(full) and stream.shape == full.shape
     # a chunk sums the window statistics in another order than one call over all windows
     # (float32 rounding, which depends on the CPU's vector width): equal to 1e-6
@@ -24,21 +24,21 @@ def test_window_stream_equals_the_stack_and_bounds_memory(tile):
     np.testing.assert_allclose(stream[np.array([3, 100, 4])], full[[3, 100, 4]], **same)
     np.testing.assert_array_equal(stream[np.array([3, 100, 4])][1], stream[100:101][0])
     assert stream._cache is None  # nothing kept between chunks
-    cached = WindowStream(tile.data, x0, y0, size, cache_mb=100, **PP)
+    cached = WindowStream(spitzer_field.data, x0, y0, size, cache_mb=100, **PP)
     np.testing.assert_allclose(cached[:5], full[:5], **same)
     np.testing.assert_array_equal(cached[:5], cached[np.arange(5)])
     assert cached._cache is not None
 
 
-def test_window_stream_disk_cache_serves_the_stack_and_cleans_up(tile, tmp_path):
+def test_window_stream_disk_cache_serves_the_stack_and_cleans_up(spitzer_field, tmp_path):
     """Windows too large for memory go to a temporary .npy once (in chunks); every later read
     equals the preprocessed stack, nothing is kept in memory, the file goes with the stream."""
     from skydetect.bubbles.window_stream import WindowStream
 
-    x0, y0, size = sliding_windows(tile.shape, [40, 80], 1 / 3)
-    full = preprocess_windows(tile.data, x0, y0, size, **PP)
+    x0, y0, size = sliding_windows(spitzer_field.shape, [40, 80], 1 / 3)
+    full = preprocess_windows(spitzer_field.data, x0, y0, size, **PP)
     disk = WindowStream(
-        tile.data,
+        spitzer_field.data,
         x0,
         y0,
         size,
@@ -64,7 +64,7 @@ def test_window_stream_disk_cache_serves_the_stack_and_cleans_up(tile, tmp_path)
     gc.collect()
     assert not list(tmp_path.glob("windows_*.npy"))
     small = WindowStream(
-        tile.data, x0, y0, size, disk_cache_mb=0.01, cache_dir=tmp_path, **PP
+        spitzer_field.data, x0, y0, size, disk_cache_mb=0.01, cache_dir=tmp_path, **PP
     )  # too large for the disk cache as well: preprocessed on every pass
     np.testing.assert_allclose(small[3:4], full[3:4], rtol=0, atol=1e-6)
     assert not list(tmp_path.glob("windows_*.npy"))

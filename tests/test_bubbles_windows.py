@@ -47,9 +47,9 @@ def test_edge_windows_reach_past_the_field_by_edge_pad_only():
     assert left.any() and np.all(x0[left] + 10 == 0)
 
 
-def test_window_boxes_never_leave_window_or_image(tmp_path, tile, truth):
-    fields = {"03000+0000": field_truth(tile, truth)}
-    # add a bubble straddling the corner of the tile
+def test_window_boxes_never_leave_window_or_image(tmp_path, spitzer_field, truth):
+    fields = {"03000+0000": field_truth(spitzer_field, truth)}
+    # add a bubble straddling the corner of the field
     t = fields["03000+0000"]
     t["boxes"] = np.vstack([t["boxes"], [[-5.0, -5.0, 7.0, 7.0]]])
     for k, v in (
@@ -63,7 +63,7 @@ def test_window_boxes_never_leave_window_or_image(tmp_path, tile, truth):
     arrays = make_windows(fields, [8, 16], 1 / 3)
     write_windows(tmp_path / "w.h5", arrays, {"split": "validation"})
     w = read_windows(tmp_path / "w.h5")
-    h, wd = tile.shape
+    h, wd = spitzer_field.shape
     assert np.all((w["x0"] >= 0) & (w["y0"] >= 0))
     assert np.all((w["x0"] + w["size"] <= wd) & (w["y0"] + w["size"] <= h))
     assert set(np.unique(w["size"])) == {40, 80}  # 8' and 16' at 12"

@@ -53,12 +53,12 @@ def test_align_reprojects_a_smooth_24um_field(tmp_path):
         h = w.to_header()
         h["BUNIT"] = "MJy/sr"
         fits.PrimaryHDU(data, header=h).writeto(tmp_path / name)
-    tile = sio.align_field(tmp_path / "i4.fits", tmp_path / "m1.fits", "01500+0000")
+    spitzer_field = sio.align_field(tmp_path / "i4.fits", tmp_path / "m1.fits", "01500+0000")
     yy, xx = np.mgrid[: shape8[0], : shape8[1]]
     lon, lat = w8.pixel_to_world_values(xx, yy)
     expected = 10 + 5 * sio.wrap_glon(lon) + 20 * lat
-    np.testing.assert_allclose(tile.data[0], expected, atol=2e-3)
-    np.testing.assert_array_equal(tile.data[1], i8)
+    np.testing.assert_allclose(spitzer_field.data[0], expected, atol=2e-3)
+    np.testing.assert_array_equal(spitzer_field.data[1], i8)
 
 
 def test_align_rejects_wrong_unit(tmp_path):

@@ -62,8 +62,8 @@ def test_injected_bubble_lands_at_its_wcs_pixel(tmp_path, monkeypatch):
     y_exp = (ny - 1) / 2 + 0.15 * 3600 / 8
     sio.write_mosaic(tmp_path / "i4.fits", i4)
     sio.write_mosaic(tmp_path / "m1.fits", m1)
-    tile = sio.align_field(tmp_path / "i4.fits", tmp_path / "m1.fits", "03000+0000")
-    x, y = cat.bubble_pixels(truth, tile.wcs)
+    spitzer_field = sio.align_field(tmp_path / "i4.fits", tmp_path / "m1.fits", "03000+0000")
+    x, y = cat.bubble_pixels(truth, spitzer_field.wcs)
     assert x[0] == pytest.approx(x_exp, abs=0.01) and y[0] == pytest.approx(y_exp, abs=0.01)
     # the 8 µm ring (radius 2' = 15 px) is brightest on the circle centred on that pixel
     r = 15.0
@@ -73,14 +73,14 @@ def test_injected_bubble_lands_at_its_wcs_pixel(tmp_path, monkeypatch):
         for dx in range(-3, 4):
             xs = np.rint(x_exp + dx + r * np.cos(phi)).astype(int)
             ys = np.rint(y_exp + dy + r * np.sin(phi)).astype(int)
-            score = np.mean(tile.data[1][ys, xs])
+            score = np.mean(spitzer_field.data[1][ys, xs])
             if score > best_score:
                 best, best_score = (dx, dy), score
     assert abs(best[0]) <= 1 and abs(best[1]) <= 1
     # the 24 µm interior, after the TAN -> CAR reprojection, peaks there too
     from scipy import ndimage
 
-    sm = ndimage.gaussian_filter(np.nan_to_num(tile.data[0]), 2.0)
+    sm = ndimage.gaussian_filter(np.nan_to_num(spitzer_field.data[0]), 2.0)
     cut = sm[int(y_exp) - 8 : int(y_exp) + 9, int(x_exp) - 8 : int(x_exp) + 9]
     py, px = np.unravel_index(np.argmax(cut), cut.shape)
     assert abs(int(x_exp) - 8 + px - x_exp) <= 1 and abs(int(y_exp) - 8 + py - y_exp) <= 1
