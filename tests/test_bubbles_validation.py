@@ -137,7 +137,7 @@ def test_training_validates_the_sample_and_checks_the_threshold_on_every_window(
 ):
     """train_ssd: the epochs' F2 on the sample, the saved threshold from every window."""
     pytest.importorskip("tensorflow")
-    from test_bubbles_model import _Crops, _setup
+    from ssd_fixtures import _Crops, _setup
 
     import skydetect.bubbles.train as T
 
