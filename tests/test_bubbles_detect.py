@@ -8,7 +8,7 @@ from skydetect.bubbles.detect import DetectSettings, merge_detections, window_to
 
 
 def test_merge_across_overlapping_windows_one_box_per_object():
-    objects = np.array([[120, 40, 160, 80], [300, 200, 360, 260]], float)  # tile pixels
+    objects = np.array([[120, 40, 160, 80], [300, 200, 360, 260]], float)  # field pixels
     windows = [
         (x0, y0, s)
         for s in (96, 192)
@@ -30,7 +30,7 @@ def test_merge_across_overlapping_windows_one_box_per_object():
     assert E.count(merged, s, objects, rule="iou", iou_threshold=0.7).n_found == 2
 
 
-def test_window_to_tile_exact_inverse():
+def test_window_to_field_exact_inverse():
     b = window_to_field(np.array([[0.0, 0.0, 1.0, 1.0], [0.25, 0.5, 0.75, 1.0]]), 10, 20, 200)
     np.testing.assert_allclose(b, [[10, 20, 210, 220], [60, 120, 160, 220]])
 
@@ -63,7 +63,7 @@ class _BrightBoxSSD:
         return out
 
 
-def test_detect_tile_maps_boxes_back_exactly():
+def test_detect_field_maps_boxes_back_exactly():
     from functools import partial
 
     from skydetect.bubbles.detect import detect_field

@@ -62,8 +62,8 @@ def test_unclear_boxes_count_neither_way():
     found = np.array([[0, 0, 20, 20], [200, 0, 220, 20]], float)
     jitter = np.arange(10)[:, None] * [0.5, 0, 0.5, 0]
     for extra, want in ((on_unclear + jitter, 0.5), (empty + jitter * 10, 0.7)):
-        tiles = [(np.r_[found, extra], np.r_[0.9, 0.55, np.full(10, 0.6)], truth2, clear2)]
-        assert E.best_threshold(tiles, [0.5, 0.7])[0] == want
+        fields = [(np.r_[found, extra], np.r_[0.9, 0.55, np.full(10, 0.6)], truth2, clear2)]
+        assert E.best_threshold(fields, [0.5, 0.7])[0] == want
 
 
 def test_iou_rule_one_to_one():

@@ -80,8 +80,8 @@ def test_study_name_changes_with_settings_and_data(tmp_path):
     )
 
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
-    a.write_bytes(b"tile one")
-    b.write_bytes(b"tile two")
+    a.write_bytes(b"field one")
+    b.write_bytes(b"field two")
     cfg = {"train": {"learning_rate": 1e-3, "threads": 2, "mem_mb": 8000}, "seed": 1}
     base = study_name("ssd_x", settings_key(cfg), data_digest([a, b]))
     assert base.startswith("ssd_x-") and base == study_name(
@@ -92,7 +92,7 @@ def test_study_name_changes_with_settings_and_data(tmp_path):
     assert study_name("ssd_x", settings_key(same), data_digest([a, b])) == base
     other = {"train": {"learning_rate": 2e-3, "threads": 2}, "seed": 1}
     assert study_name("ssd_x", settings_key(other), data_digest([a, b])) != base
-    b.write_bytes(b"tile 2 regenerated")
+    b.write_bytes(b"field 2 regenerated")
     new = study_name("ssd_x", settings_key(cfg), data_digest([a, b]))
     assert new != base
     # a stale study in the same journal is never mixed into the new one
