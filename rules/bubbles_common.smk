@@ -35,7 +35,7 @@ BUBBLE_PATHS = SimpleNamespace(
     masked="results/bubbles/masked/{field}.fits",
     negatives="results/bubbles/negatives/{field}.h5",
     negative_groups="results/bubbles/negatives/groups.ecsv",
-    negative_figure="results/bubbles/figures/negatives_group_{cls}.png",
+    negative_figure="results/bubbles/figures/negatives_group_{group}.png",
     windows="results/bubbles/windows/{bubble_split}.h5",  # validation / test windows
     field_figure="results/bubbles/figures/field_{field}.png",
     # model side: the optuna study (a trial file per worker), the SSD, its detections
@@ -95,7 +95,7 @@ BUBBLE_TRUTH = BUBBLE_PATHS.truth if BUB_SOURCE == "simulate" else BUBBLE_PATHS.
 # the negatives of the training fields and the figures of their k-means groups
 BUBBLE_TRAIN_NEGATIVES = expand(BUBBLE_PATHS.negatives, field=BUBBLE_SPLITS["train"])
 BUBBLE_NEG_FIGURES = expand(
-    BUBBLE_PATHS.negative_figure, cls=range(BUB["negatives"]["n_classes"])
+    BUBBLE_PATHS.negative_figure, group=range(BUB["negatives"]["n_groups"])
 )
 # the bubble run, and the fields it detects on (bubbles.detect.splits) besides the survey's
 # and the named mosaics

@@ -12,7 +12,7 @@ log = setup_script_logging(snakemake.log[0])
 
 from skydetect.bubbles.negative_groups import (  # noqa: E402
     GROUP_STAGE,
-    class_table,
+    group_table,
     group_windows,
     window_features,
     write_group_table,
@@ -31,15 +31,15 @@ shape = (cfg_s := files[0]["attrs"]["input_size"], cfg_s, 2) if files else (0, 0
 inputs = NegativeInputs(paths, file_of, index, shape)
 fields = np.concatenate([np.full(len(f["x0"]), f["attrs"]["field"]) for f in files])
 features = window_features(inputs, cfg["pca_components"], seed)
-labels = group_windows(features, cfg["n_classes"], seed)
-table = class_table(
-    fields, index, labels, cfg["n_classes"], cfg["drop_classes"], cfg["class_weights"]
+labels = group_windows(features, cfg["n_groups"], seed)
+table = group_table(
+    fields, index, labels, cfg["n_groups"], cfg["drop_groups"], cfg["group_weights"]
 )
-log.info("group sizes: %s", np.bincount(labels, minlength=cfg["n_classes"]).tolist())
+log.info("group sizes: %s", np.bincount(labels, minlength=cfg["n_groups"]).tolist())
 write_group_table(snakemake.output.table, table)
 rng = np.random.default_rng([seed, GROUP_STAGE])
-for cls, path in enumerate(snakemake.output.figures):
-    members = np.flatnonzero(labels == cls)
+for group, path in enumerate(snakemake.output.figures):
+    members = np.flatnonzero(labels == group)
     shown = np.sort(rng.permutation(members)[: cfg["montage_size"]])
-    kept = "kept" if cls not in cfg["drop_classes"] else "dropped"
-    plot_montage(inputs[shown], path, f"negative group {cls}: {len(members)} windows ({kept})")
+    kept = "kept" if group not in cfg["drop_groups"] else "dropped"
+    plot_montage(inputs[shown], path, f"negative group {group}: {len(members)} windows ({kept})")

@@ -10,7 +10,7 @@ from bubble_fixtures import PP
 
 from skydetect.bubbles.masks import mask_field
 from skydetect.bubbles.negative_groups import (
-    class_table,
+    group_table,
     group_windows,
     window_features,
     write_group_table,
@@ -107,25 +107,25 @@ def test_negatives_file_and_groups_round_trip(tmp_path, spitzer_field, truth):
         out["attrs"],
     )
     labels = group_windows(window_features(inputs, 8), 3, seed=0)
-    table = class_table(
+    table = group_table(
         ["03000+0000"] * 40,
         np.arange(40),
         labels,
         3,
-        drop_classes=[2],
-        class_weights=[1.0, 0.5, 1.0],
+        drop_groups=[2],
+        group_weights=[1.0, 0.5, 1.0],
     )
     write_group_table(tmp_path / "groups.ecsv", table)
     got = read_negatives([path], tmp_path / "groups.ecsv")
     assert len(got["x0"]) == (labels != 2).sum()
-    assert set(got["cls"]) <= {0, 1}
-    np.testing.assert_allclose(got["weight"], np.where(got["cls"] == 1, 0.5, 1.0))
+    assert set(got["group"]) <= {0, 1}
+    np.testing.assert_allclose(got["weight"], np.where(got["group"] == 1, 0.5, 1.0))
     assert not isinstance(got["inputs"], np.ndarray)  # lazy: rows are read when indexed
     np.testing.assert_array_equal(got["inputs"][:], inputs[labels != 2])
     pick = np.array([5, 1, 1, 3])  # unsorted, repeated: a batch draw
     np.testing.assert_array_equal(got["inputs"][pick], inputs[labels != 2][pick])
-    with pytest.raises(ValueError, match="class_weights"):
-        class_table(["f"], [0], [0], 3, class_weights=[1.0])
+    with pytest.raises(ValueError, match="group_weights"):
+        group_table(["f"], [0], [0], 3, group_weights=[1.0])
 
 
 def test_negative_size_fit_uses_training_fields_only(spitzer_field, truth):

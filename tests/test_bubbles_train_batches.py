@@ -28,9 +28,9 @@ def _rng(seed=1):
     return np.random.default_rng(seed)
 
 
-def test_negatives_drawn_with_their_class_weights():
+def test_negatives_drawn_with_their_group_weights():
     """Each negative carries its index as pixel value: the draws over many epochs follow the
-    per-class weights (weight 0 never, weight 3 three times as often as weight 1)."""
+    per-group weights (weight 0 never, weight 3 three times as often as weight 1)."""
     xs, bs = _ring(_rng(0), 4)
     neg = np.broadcast_to(np.arange(6.0)[:, None, None, None], (6, S, S, 2)).astype(np.float32)
     w = np.array([1, 1, 3, 3, 0, 0.0])

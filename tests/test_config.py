@@ -46,6 +46,23 @@ def test_unknown_key_is_named():
         validate_config(cfg, SCHEMA)
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("n_classes", "n_groups"),
+        ("drop_classes", "drop_groups"),
+        ("class_weights", "group_weights"),
+    ],
+)
+def test_old_negative_group_keys_are_refused(old, new):
+    """The negatives' k-means keys say group: a config with an old key fails naming it."""
+    cfg = copy.deepcopy(load(ROOT / "config/config.yaml"))
+    neg = cfg["bubbles"]["negatives"]
+    neg[old] = neg.pop(new)
+    with pytest.raises(ConfigError, match=rf"'bubbles\.negatives\.{old}'.*{new}"):
+        validate_config(cfg, SCHEMA)
+
+
 def test_unknown_top_level_key_is_named():
     with pytest.raises(ConfigError, match="'colour'"):
         validate_config({"colour": "blue"}, SCHEMA)
@@ -89,8 +106,8 @@ def shipped():
             ["bubbles.detect.min_score", "bubbles.train.thresholds", "0.5"],
         ),
         (
-            lambda c: c["bubbles"]["negatives"].update(class_weights=[1, 2]),
-            ["bubbles.negatives.class_weights", "bubbles.negatives.n_classes"],
+            lambda c: c["bubbles"]["negatives"].update(group_weights=[1, 2]),
+            ["bubbles.negatives.group_weights", "bubbles.negatives.n_groups"],
         ),
         (
             lambda c: c["bubbles"]["ssd"].update(backbone="vgg16"),

@@ -242,22 +242,22 @@ def _bubble_rules(cfg: dict) -> list[str]:
             "before a threshold is chosen"
         )
     neg = bub.get("negatives", {})
-    n_classes = neg.get("n_classes")
-    if n_classes is not None:
-        weights = neg.get("class_weights")
-        if weights is not None and len(weights) != n_classes:
+    n_groups = neg.get("n_groups")
+    if n_groups is not None:
+        weights = neg.get("group_weights")
+        if weights is not None and len(weights) != n_groups:
             out.append(
-                f"'bubbles.negatives.class_weights' has {len(weights)} entries but "
-                f"'bubbles.negatives.n_classes' is {n_classes}"
+                f"'bubbles.negatives.group_weights' has {len(weights)} entries but "
+                f"'bubbles.negatives.n_groups' is {n_groups}"
             )
-        bad = [c for c in neg.get("drop_classes") or [] if not 0 <= c < n_classes]
+        bad = [g for g in neg.get("drop_groups") or [] if not 0 <= g < n_groups]
         if bad:
             out.append(
-                f"'bubbles.negatives.drop_classes' {bad} outside 0..{n_classes - 1} "
-                "('bubbles.negatives.n_classes')"
+                f"'bubbles.negatives.drop_groups' {bad} outside 0..{n_groups - 1} "
+                "('bubbles.negatives.n_groups')"
             )
-        elif len(set(neg.get("drop_classes") or [])) >= n_classes:
-            out.append("'bubbles.negatives.drop_classes' drops every negative class")
+        elif len(set(neg.get("drop_groups") or [])) >= n_groups:
+            out.append("'bubbles.negatives.drop_groups' drops every negative group")
     out += _mock_bubble_rules(bub.get("simulate", {}))
     ssd = bub.get("ssd", {})
     n_maps = {"vgg16": 6, "light": 4}.get(ssd.get("backbone"), None)

@@ -3,7 +3,7 @@
 Features per window, computed on the preprocessed inputs (S, S, 2) reduced to 32 × 32: radial
 profile (mean in 8 annuli about the centre, per channel), moments (mean, standard
 deviation, skewness per channel) and a PCA embedding (``pca_components``) of 16 × 16
-block-averaged thumbnails; standardised, then k-means (scikit-learn, seeded). Class 0 is
+block-averaged thumbnails; standardised, then k-means (scikit-learn, seeded). Group 0 is
 the largest. The reference used the trained detector's 256-d backbone features instead; these
 fixed features need no trained model, so the clustering can run before training.
 """
@@ -68,13 +68,13 @@ def window_features(inputs: np.ndarray, pca_components: int = 16, seed: int = 0)
     return np.hstack([_radial_profiles(small), mean, std, skew, emb])
 
 
-def group_windows(features: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
-    """k-means labels of standardised features; class 0 is the most populated."""
+def group_windows(features: np.ndarray, n_groups: int, seed: int) -> np.ndarray:
+    """k-means labels of standardised features; group 0 is the most populated."""
     # lazy: scikit-learn (~1.5 s to import) is needed only by the grouping step
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import StandardScaler
 
-    k = int(min(n_classes, len(features)))
+    k = int(min(n_groups, len(features)))
     if k == 0:
         return np.zeros(0, int)
     x = StandardScaler().fit_transform(features)
@@ -85,23 +85,23 @@ def group_windows(features: np.ndarray, n_classes: int, seed: int) -> np.ndarray
     return remap[labels]
 
 
-def class_table(fields, indices, labels, n_classes, drop_classes=(), class_weights=None) -> Table:
-    """The per-window table of ``groups.ecsv``: FIELD INDEX CLASS KEEP WEIGHT."""
-    if class_weights is not None and len(class_weights) != n_classes:
+def group_table(fields, indices, labels, n_groups, drop_groups=(), group_weights=None) -> Table:
+    """The per-window table of ``groups.ecsv``: FIELD INDEX GROUP KEEP WEIGHT."""
+    if group_weights is not None and len(group_weights) != n_groups:
         raise ValueError(
-            f"bubbles.negatives.class_weights has {len(class_weights)} entries, "
-            f"n_classes is {n_classes}"
+            f"bubbles.negatives.group_weights has {len(group_weights)} entries, "
+            f"n_groups is {n_groups}"
         )
-    bad = [c for c in drop_classes if not 0 <= c < n_classes]
+    bad = [g for g in drop_groups if not 0 <= g < n_groups]
     if bad:
-        raise ValueError(f"bubbles.negatives.drop_classes {bad} outside 0..{n_classes - 1}")
-    weights = np.ones(n_classes) if class_weights is None else np.asarray(class_weights, float)
+        raise ValueError(f"bubbles.negatives.drop_groups {bad} outside 0..{n_groups - 1}")
+    weights = np.ones(n_groups) if group_weights is None else np.asarray(group_weights, float)
     labels = np.asarray(labels, int)
-    keep = ~np.isin(labels, list(drop_classes))
+    keep = ~np.isin(labels, list(drop_groups))
     t = Table()
     t["FIELD"] = np.asarray(fields).astype(str)
     t["INDEX"] = np.asarray(indices, np.int64)
-    t["CLASS"] = labels
+    t["GROUP"] = labels
     t["KEEP"] = keep
     t["WEIGHT"] = np.where(keep, weights[labels], 0.0)
     return t

@@ -199,18 +199,18 @@ def read_negatives(paths, groups_path, *, keep_only: bool = True) -> dict:
 
     Returns a dict: ``inputs`` (a lazy :class:`NegativeInputs` (N, S, S, C): rows are read
     from the files when indexed), ``x0 y0 size`` (N,), ``field`` (N,) str, ``index`` (row in
-    the field file), ``cls``, ``keep``, ``weight``. With ``keep_only`` the windows of dropped
+    the field file), ``group``, ``keep``, ``weight``. With ``keep_only`` the windows of dropped
     groups are left out.
     """
     table = Table.read(groups_path, format="ascii.ecsv")
-    for col in ("FIELD", "INDEX", "CLASS", "KEEP", "WEIGHT"):
+    for col in ("FIELD", "INDEX", "GROUP", "KEEP", "WEIGHT"):
         if col not in table.colnames:
             raise ValueError(f"{groups_path}: lacks column {col}")
     lookup = {
         (str(f), int(i)): r
         for r, (f, i) in enumerate(zip(table["FIELD"], table["INDEX"], strict=True))
     }
-    keys = ("x0", "y0", "size", "field", "index", "cls", "keep", "weight", "file")
+    keys = ("x0", "y0", "size", "field", "index", "group", "keep", "weight", "file")
     parts = {k: [] for k in keys}
     shape = None
     for k, path in enumerate(paths):
@@ -234,7 +234,7 @@ def read_negatives(paths, groups_path, *, keep_only: bool = True) -> dict:
         parts["field"].append(np.full(sel.sum(), field))
         parts["index"].append(np.arange(len(rows))[sel])
         parts["file"].append(np.full(sel.sum(), k))
-        parts["cls"].append(np.asarray(table["CLASS"], int)[rows][sel])
+        parts["group"].append(np.asarray(table["GROUP"], int)[rows][sel])
         parts["keep"].append(np.asarray(table["KEEP"], bool)[rows][sel])
         parts["weight"].append(np.asarray(table["WEIGHT"], float)[rows][sel])
     out = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}

@@ -2,7 +2,7 @@
 
 Each epoch mixes freshly augmented bubble crops (one per clear bubble, regenerated every
 epoch by the data side's :class:`skydetect.bubbles.crops.BubbleCrops`) with negative windows
-drawn with their per-class weights, ``batch_bubbles`` + ``batch_negatives`` per batch.
+drawn with their per-group weights, ``batch_bubbles`` + ``batch_negatives`` per batch.
 Optimiser: AdamW with global gradient-norm clipping. After every ``validate_every`` epochs
 (and the last) the model detects
 bubbles over the validation windows exactly as inference does (window NMS, merging across
