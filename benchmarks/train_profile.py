@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP_TRAIN_KEYS = ("runs", "threads")
+SKIP_TRAIN_KEYS = ("runs", "threads", "seed")  # not training parameters
 
 
 def load_config() -> dict:
@@ -32,10 +32,11 @@ def load_config() -> dict:
 
 
 # ------------------------------------------------------------------ the two training steps
-def unet_setup(cfg: dict, jit_compile: bool = False):
+def unet_setup(cfg: dict, jit_compile: bool = False, deterministic: bool = True):
     """The default U-Net compiled as skydetect.clusters.train compiles it: ``step()`` is one
     step of ``Model.fit`` (its train function) on an in-memory random batch (``jit_compile``:
-    the train function compiled by XLA instead)."""
+    the train function compiled by XLA instead; ``deterministic``: op determinism, as the
+    workflow trains on a CPU)."""
     import tensorflow as tf
 
     from skydetect.clusters import losses as L
@@ -47,7 +48,8 @@ def unet_setup(cfg: dict, jit_compile: bool = False):
     runs = cl["train"].get("runs") or {}
     bands = len(next(iter(runs.values()))["bands"]) if runs else len(cfg["planck"]["bands"])
     size, batch = int(cl["patch"]["size"]), int(tp["batch_size"])
-    tf.config.experimental.enable_op_determinism()  # as training on a CPU
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()  # as training on a CPU
     tf.keras.utils.set_random_seed(0)
     model = M.build_model((size, size, bands), M.model_params(cl["model"]))
     opt = (
