@@ -31,7 +31,7 @@ rule simulate_spitzer_field:
         "benchmarks/rules/simulate_spitzer_field/{field}.tsv"
     wildcard_constraints:
         field=GLIMPSE_FIELD,
-    priority: 15  # feeds train_ssd, started before the U-Nets: ahead of them and of the rest
+    priority: PRIORITY.bubble_training
     conda:
         ENV_SKY
     threads: 1
@@ -98,7 +98,7 @@ rule bubble_catalog:
         "logs/bubble_catalog/all.log",
     benchmark:
         "benchmarks/rules/bubble_catalog/all.tsv"
-    priority: 15  # feeds train_ssd, started before the U-Nets: ahead of them and of the rest
+    priority: PRIORITY.bubble_training
     conda:
         ENV_SKY
     threads: 1
@@ -146,7 +146,7 @@ rule align_spitzer_field:
         "benchmarks/rules/align_spitzer_field/{field}.tsv"
     wildcard_constraints:
         field=GLIMPSE_FIELD,
-    priority: 15  # feeds train_ssd, started before the U-Nets: ahead of them and of the rest
+    priority: PRIORITY.bubble_training
     conda:
         ENV_SKY
     threads: 1
@@ -182,7 +182,7 @@ rule mask_bubbles:
         "logs/mask_bubbles/{field}.log",
     benchmark:
         "benchmarks/rules/mask_bubbles/{field}.tsv"
-    priority: 15  # feeds train_ssd, started before the U-Nets: ahead of them and of the rest
+    priority: PRIORITY.bubble_training
     conda:
         ENV_SKY
     threads: 1
@@ -205,7 +205,7 @@ rule sample_negatives:
         "logs/sample_negatives/{field}.log",
     benchmark:
         "benchmarks/rules/sample_negatives/{field}.tsv"
-    priority: 15  # feeds train_ssd, started before the U-Nets: ahead of them and of the rest
+    priority: PRIORITY.bubble_training
     conda:
         ENV_SKY
     threads: 1
@@ -236,7 +236,7 @@ rule group_negatives:
         "logs/group_negatives/all.log",
     benchmark:
         "benchmarks/rules/group_negatives/all.tsv"
-    priority: 15  # feeds train_ssd, the longest job: not left until the cluster side is done
+    priority: PRIORITY.bubble_training
     conda:
         ENV_SKY
     threads: 1
@@ -260,7 +260,7 @@ rule make_validation_windows:
         "logs/make_validation_windows/{bubble_split}.log",
     benchmark:
         "benchmarks/rules/make_validation_windows/{bubble_split}.tsv"
-    priority: 15  # feeds train_ssd, started before the U-Nets: ahead of them and of the rest
+    priority: PRIORITY.bubble_training
     conda:
         ENV_SKY
     threads: 1

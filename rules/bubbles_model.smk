@@ -99,10 +99,7 @@ rule train_ssd:
         "logs/train_ssd/{brun}.log",
     benchmark:
         "benchmarks/rules/train_ssd/{brun}.tsv"
-    # the longest job of the default run: started as soon as its inputs exist, beside the
-    # first U-Net (priority 10; the scheduler weighs the sum of the priorities of the jobs it
-    # starts together, so 15 + 10 beats the two U-Nets' 10 + 10), the second U-Net after that
-    priority: 15
+    priority: PRIORITY.bubble_training
     conda:
         ENV_GPU
     threads: BUB["train"]["threads"]

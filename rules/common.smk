@@ -89,6 +89,14 @@ ENV_GPU = "../envs/gpu.yaml"
 # a changed memory request does not rerun a training.
 SCHEDULING_KEYS = ("threads", "mem_mb", "runtime", "gpus")
 
+# Job priorities, for few cores: the jobs that feed a training start ahead of inference and
+# plots (priority 0), which fill the cores around the trainings. Snakemake weighs the sum of
+# the priorities of the jobs it starts together: the mock sky (two threads) outranks two
+# one-core jobs, and the bubble SSD with one U-Net (15 + 10) outranks the two U-Nets (10 + 10),
+# so the SSD trains beside the first U-Net and the second follows on the core the first frees.
+# Measured: docs/performance.md, "The default run".
+PRIORITY = SimpleNamespace(mock_sky=50, bubble_training=15, cluster_training=10)
+
 
 def computing_params(section):
     """A config section without its scheduling keys (what the script computes with)."""

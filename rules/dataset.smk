@@ -17,7 +17,7 @@ rule build_catalog:
         "benchmarks/rules/build_catalog/{name}.tsv"
     wildcard_constraints:
         name="planck_z|planck_no-z|MCXC|RM30|RM50",
-    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
+    priority: PRIORITY.cluster_training
     conda:
         ENV_SKY
     threads: 1
@@ -43,7 +43,7 @@ rule cut_patches:
         "benchmarks/rules/cut_patches/{split}_{tile}.tsv"
     wildcard_constraints:
         split="train|validation",
-    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
+    priority: PRIORITY.cluster_training
     conda:
         ENV_SKY
     threads: 1
@@ -98,7 +98,7 @@ rule normalise:
         "logs/normalise/all.log",
     benchmark:
         "benchmarks/rules/normalise/all.tsv"
-    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
+    priority: PRIORITY.cluster_training
     conda:
         ENV_SKY
     threads: 1
@@ -129,7 +129,7 @@ rule assemble:
         "logs/assemble/{split}.log",
     benchmark:
         "benchmarks/rules/assemble/{split}.tsv"
-    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
+    priority: PRIORITY.cluster_training
     conda:
         ENV_SKY
     threads: 1

@@ -16,10 +16,9 @@ rule simulate_planck_sky:
         "logs/simulate_planck_sky/all.log",
     benchmark:
         "benchmarks/rules/simulate_planck_sky/all.tsv"
-    # the root of the cluster side, started first on both cores (97 s on two AMD EPYC cores
-    # under AVX2; on one, beside the bubble side's preparation, 166 s): the scheduler weighs
-    # the priorities of the jobs it starts together, so above two one-core jobs' 10 + 10
-    priority: 50
+    # started first, on both cores (97 s on two AMD EPYC cores under AVX2; on one, beside the
+    # bubble side's preparation, 166 s)
+    priority: PRIORITY.mock_sky
     conda:
         ENV_SKY
     threads: 2
@@ -46,7 +45,7 @@ rule check_map:
         "logs/check_map/{band}.log",
     benchmark:
         "benchmarks/rules/check_map/{band}.tsv"
-    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
+    priority: PRIORITY.cluster_training
     conda:
         ENV_SKY
     threads: 1

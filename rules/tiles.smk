@@ -30,7 +30,7 @@ rule split_tiles:
         "logs/split_tiles/all.log",
     benchmark:
         "benchmarks/rules/split_tiles/all.tsv"
-    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
+    priority: PRIORITY.cluster_training
     conda:
         ENV_SKY
     threads: 1

@@ -14,7 +14,7 @@ rule select_run_bands:
     wildcard_constraints:
         run=one_of(UNET_RUNS),
         split="train|validation",
-    priority: 10  # feeds a training, the longest jobs: ahead of inference and plots
+    priority: PRIORITY.cluster_training
     conda:
         ENV_SKY
     threads: 1
@@ -47,9 +47,7 @@ rule train_segmentation:
         "benchmarks/rules/train_segmentation/{run}.tsv"
     wildcard_constraints:
         run=one_of(UNET_RUNS),
-    # with the bubble training, the longest jobs: the second run starts on the core the first
-    # one frees, ahead of the inference and plots that can wait
-    priority: 10
+    priority: PRIORITY.cluster_training
     conda:
         ENV_GPU
     threads: CL["train"]["threads"]
