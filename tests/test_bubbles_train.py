@@ -49,6 +49,22 @@ def test_validate_every_k_epochs_and_patience_in_epochs(tmp_path, monkeypatch):
     assert lrs == pytest.approx([3e-3, 3e-3 * 0.525, 3e-3 * 0.05])
 
 
+def test_validating_less_often_leaves_the_loss_curve_unchanged(tmp_path):
+    """Validation every 3rd epoch instead of every epoch saves its cost and nothing else: the
+    training draws no random number and moves no weight in validation, so every epoch's
+    training loss is the same to the last bit."""
+    curves = []
+    for every in (1, 3):
+        model, priors, neg, val, settings, out = _setup(tmp_path, f"every{every}")
+        settings.epochs, settings.patience, settings.validate_every = 3, 10, every
+        res = train_ssd(model, priors, _Crops(2), neg, val, settings, out, seed=11)
+        curves.append([r["loss"] for r in res["history"]])
+        n_validated = sum(np.isfinite(r["val_f2"]) for r in res["history"])
+        assert n_validated == (3 if every == 1 else 1)
+    assert len(curves[0]) == 3 and curves[0][-1] != curves[0][0]
+    assert curves[0] == curves[1]
+
+
 def test_cosine_learning_rate_schedule():
     from skydetect.bubbles.train import epoch_learning_rate
 
