@@ -43,14 +43,15 @@ from skydetect.sky.spitzer import simulate_field
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def naive_sample(data, rng, n, mu, sigma, k_range, min_size, flat_min_std, max_tries):
+def naive_sample(data, rng, n, mu, sigma, half_width_factor, min_size, flat_min_std, max_tries):
     """Peer: draw windows one by one and check NaN / flatness on the sliced window."""
     _, h, w = data.shape
     out, tries = [], 0
     while len(out) < n and tries < max_tries:
         tries += 1
         size = max(
-            int(np.rint(2 * rng.uniform(*k_range) * np.exp(rng.normal(mu, sigma)))), min_size
+            int(np.rint(2 * rng.uniform(*half_width_factor) * np.exp(rng.normal(mu, sigma)))),
+            min_size,
         )
         x0 = int(np.rint(rng.uniform(0, w) - size / 2))
         y0 = int(np.rint(rng.uniform(0, h) - size / 2))

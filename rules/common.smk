@@ -39,6 +39,8 @@ def workflow_library():
     with open(workflow_file("src/skydetect.files")) as fh:
         listing = fh.read().split()
     fetched = [workflow_file(f"src/{rel}") for rel in listing]
+    # beside src/: the library's defaults (skydetect.schema)
+    workflow_file("config/schema.yaml")
     # .../src of .../src/skydetect/__init__.py
     library = fetched[0][: -len(os.sep + listing[0])]
     # set for the jobs (each job, local or on a cluster node, parses the workflow again and
@@ -483,7 +485,7 @@ XMATCH_CFG = CL["crossmatch"]
 EVAL_CFG = CL["evaluate"]
 MMF_CFG = CL["mmf"]  # the matched multi-frequency filter (rules/mmf.smk)
 CATALOG_CFG = CL["cluster_catalog"]  # the published catalogues (rules/catalog.smk)
-CLUSTER_RUNS = UNET_RUNS + (["mmf"] if MMF_CFG.get("enabled", False) else [])
+CLUSTER_RUNS = UNET_RUNS + (["mmf"] if MMF_CFG["enabled"] else [])
 # The scorecard's rows: every U-Net run, the MMF, and their combination (U-Net run
 # clusters.evaluate.combine_run, default the first, merged with the MMF by position).
 COMBINE_RUN = EVAL_CFG.get("combine_run") or UNET_RUNS[0]

@@ -42,7 +42,7 @@ crops, negatives, validation, validation_sample = load_all_data(
     p.preprocess,
     p.seed,
     validation_background=p.train["validation_background_windows"],
-    k_range=p.k_range,
+    half_width_factor=p.half_width_factor,
     box_scale=p.box_scale,
 )
 # every clear bubble must appear in some window at a scale the crops train on
@@ -51,7 +51,7 @@ check_catalog_scales(
     p.windows,
     crops.fields[0].pixel_arcsec,
     crops.fields[0].shape,
-    p.k_range,
+    p.half_width_factor,
     where=sm.input.catalog,
 )
 out_dir = Path(sm.output.model).parent

@@ -41,7 +41,7 @@ crops, negatives, validation, validation_sample = load_all_data(
     p.preprocess,
     p.seed,
     validation_background=p.train["validation_background_windows"],
-    k_range=p.k_range,
+    half_width_factor=p.half_width_factor,
     box_scale=p.box_scale,
 )
 detect = DetectSettings.from_config(p.detect)
@@ -51,7 +51,7 @@ keys = (
     "ssd",
     "detect",
     "preprocess",
-    "k_range",
+    "half_width_factor",
     "box_scale",
     "min_cover",
     "iou_threshold",

@@ -79,7 +79,7 @@ def test_crops_give_unclear_bubbles_no_target(tmp_path):
     for b in boxes:  # mark each bubble by a bright square in channel 0
         data[0, int(b[1]) : int(b[3]), int(b[0]) : int(b[2])] += 100 + 50 * (b is boxes[1])
     field = SpitzerField(data, w, 12.0, "03000+0000")
-    crops = BubbleCrops([field], t, seed=3, k_range=(3.0, 3.5), input_size=48)
+    crops = BubbleCrops([field], t, seed=3, half_width_factor=(3.0, 3.5), input_size=48)
     assert len(crops) == 1  # only the clear bubble makes crops
     priors = default_boxes([6, 3], [0.2, 0.5, 0.9], [[2], [2]])
     n_ign = 0

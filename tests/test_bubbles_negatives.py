@@ -22,6 +22,7 @@ from skydetect.bubbles.negatives import (
     size_fit_bubbles,
     write_negatives,
 )
+from skydetect.schema import schema_defaults
 
 
 def test_negative_windows_avoid_masked_pixels(spitzer_field, truth):
@@ -74,14 +75,8 @@ def test_flat_windows_are_rejected():
 
 
 def _negative_settings(per_field):
-    """bubbles.negatives settings of the negatives tests."""
-    return {
-        "per_field": per_field,
-        "half_width_factor": [1.7, 5.9],
-        "min_size_px": 8,
-        "flat_min_std": 0.05,
-        "max_tries_factor": 50,
-    }
+    """bubbles.negatives settings of the negatives tests: the schema's, ``per_field`` windows."""
+    return {**schema_defaults("bubbles.negatives"), "per_field": per_field, "min_size_px": 8}
 
 
 def test_negatives_file_and_groups_round_trip(tmp_path, spitzer_field, truth):

@@ -47,36 +47,19 @@ def test_config_windows_cover_the_configured_sizes():
     import yaml
 
     from skydetect.bubbles.scales import check_config_scales, window_sizes_for
+    from skydetect.config import validate_config
 
     root = Path(__file__).resolve().parents[1]
     for path in (root / "config/config.yaml", root / "tests/workflow/config.yaml"):
         cfg = yaml.safe_load(path.read_text())
-        b = cfg["bubbles"]
-        full = {
-            "source": b.get("source", "simulate"),
-            "simulate": {
-                **{
-                    "pixel_arcsec": 1.2,
-                    "width_deg": 3.0,
-                    "height_deg": 2.0,
-                    "min_majaxis_arcmin": 0.2,
-                    "max_majaxis_arcmin": 11.5,
-                },
-                **b.get("simulate", {}),
-            },
-            "windows": {"box_scale": 1.3, **b["windows"]},
-            "negatives": {"half_width_factor": [1.7, 5.9], **b.get("negatives", {})},
-        }
+        full = validate_config(cfg, root / "config/schema.yaml")["bubbles"]
         check_config_scales(full)
         full["windows"]["sizes_arcmin"] = [48]
         with pytest.raises(ValueError, match="bubbles.windows.sizes_arcmin"):
             check_config_scales(full)
     # the proposed sizes do cover what they are proposed for
     for lo, hi in ((0.13, 10.62), (0.4, 11.5)):
-        full = {
-            "source": "simulate",
-            "windows": {"sizes_arcmin": window_sizes_for(lo, hi)},
-            "simulate": {"pixel_arcsec": 1.2, "min_majaxis_arcmin": lo, "max_majaxis_arcmin": hi},
-            "negatives": {"half_width_factor": [1.7, 5.9]},
-        }
+        full = validate_config({}, root / "config/schema.yaml")["bubbles"]
+        full["windows"]["sizes_arcmin"] = window_sizes_for(lo, hi)
+        full["simulate"].update(min_majaxis_arcmin=lo, max_majaxis_arcmin=hi)
         check_config_scales(full)

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from skydetect.config import ConfigError, validate_config
+from skydetect.schema import schema_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -37,6 +38,51 @@ def test_defaults_are_not_shared_between_configs():
     a["clusters"]["tiles"]["test"].append(7)
     b = validate_config({}, SCHEMA)
     assert b["clusters"]["tiles"]["test"] == [0, 6, 19]
+
+
+def _sections(cfg, schema, prefix=""):
+    """Every dotted section of a validated config (a key whose schema lists properties), with
+    its content."""
+    for key, value in cfg.items():
+        sub = schema.get("properties", {}).get(key, {})
+        if isinstance(value, dict) and "properties" in sub:
+            yield f"{prefix}{key}", value
+            yield from _sections(value, sub, f"{prefix}{key}.")
+
+
+def test_library_defaults_are_what_validation_fills_in():
+    """schema_defaults (what the library's settings take as defaults) gives every section of
+    the validated empty config exactly, nested defaults included; a section the schema lacks
+    is named."""
+    cfg = validate_config({}, SCHEMA)
+    sections = dict(_sections(cfg, load(SCHEMA)))
+    assert {
+        "clusters.mmf",
+        "clusters.train.loss_params",
+        "bubbles.train",
+        "planck.simulate",
+    } <= set(sections)
+    for name, content in sections.items():
+        assert schema_defaults(name) == content, name
+    with pytest.raises(KeyError, match="clusters.nope"):
+        schema_defaults("clusters.nope")
+
+
+def test_settings_take_the_schema_defaults():
+    """The settings objects built with no arguments are the validated empty config's."""
+    from skydetect.bubbles.train_settings import TrainSettings
+    from skydetect.clusters.detect import DetectParams
+    from skydetect.clusters.mmf import MMFConfig
+    from skydetect.sky.params import SimulationParams
+
+    cfg = validate_config({}, SCHEMA)
+    assert MMFConfig(bands=["143"]).snr_threshold == cfg["clusters"]["mmf"]["snr_threshold"]
+    assert DetectParams().threshold == cfg["clusters"]["detect"]["threshold"]
+    assert TrainSettings().epochs == cfg["bubbles"]["train"]["epochs"]
+    sim = SimulationParams()
+    assert sim.calibration_error == cfg["planck"]["simulate"]["calibration_error"]
+    sim.calibration_error["100"] = 0.5  # a copy per instance: the schema's default is untouched
+    assert SimulationParams().calibration_error == cfg["planck"]["simulate"]["calibration_error"]
 
 
 def test_unknown_key_is_named():
@@ -114,7 +160,10 @@ def shipped():
             ["bubbles.ssd.backbone", "bubbles.preprocess.input_size", "300"],
         ),
         (
-            lambda c: (c["planck"].update(bands=["100", "y"]), c["clusters"]["mmf"].update(bands=["143"])),
+            lambda c: (
+                c["planck"].update(bands=["100", "y"]),
+                c["clusters"]["mmf"].update(bands=["143"]),
+            ),
             ["clusters.mmf.bands", "planck.bands"],
         ),
     ],
@@ -181,7 +230,6 @@ def test_ssd_scales_must_match_the_feature_maps():
         validate_config(cfg, SCHEMA)
     cfg["bubbles"]["ssd"]["aspect_ratios"] = [[2], [2]]
     validate_config(cfg, SCHEMA)  # two maps, three scales: consistent
-
 
 
 # ----------------------------------------------------------------- schema defaults and the

@@ -350,20 +350,19 @@ def test_process_killed_with_sigkill_resumes(data, tmp_path):
     assert Path(out / "weights.h5").is_file()
 
 
-def test_schema_defaults_are_the_library_defaults_and_the_reference():
-    from skydetect.clusters.losses import LOSS_DEFAULTS
+def test_schema_defaults_are_the_reference_and_the_shipped_config_trains():
     from skydetect.config import validate_config
 
     root = Path(__file__).resolve().parents[1]
     cfg = validate_config({}, root / "config" / "schema.yaml")
     model, train = cfg["clusters"]["model"], cfg["clusters"]["train"]
+    # the library's defaults are the validated config's (one home: the schema)
     assert model == M.model_params()
+    assert {k: train[k] for k in T.DEFAULT_TRAIN if k != "run"} == {
+        k: v for k, v in T.train_params().items() if k != "run"
+    }
     # the schema holds the mapping of runs; the library trains one run, named by `run`
     assert set(train["runs"]) == {"unet_hfi", "unet_hfi_y"}
-    assert {
-        k: v for k, v in train.items() if k not in ("loss_params", "runs", "threads", "seed")
-    } == {k: v for k, v in T.DEFAULT_TRAIN.items() if k not in ("loss_params", "run")}
-    assert train["loss_params"] == {k: v for k, v in LOSS_DEFAULTS.items() if v}
     # the reference: epochs 30, batch 20, lr 1e-2, patience 12, sgd with momentum 0.9
     assert (train["epochs"], train["batch_size"], train["learning_rate"]) == (30, 20, 0.01)
     assert (train["patience"], train["optimizer"], train["momentum"]) == (12, "sgd", 0.9)

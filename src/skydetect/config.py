@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 
 from skydetect.config_inputs import input_rules
+from skydetect.schema import load_schema
 
 
 class ConfigError(ValueError):
@@ -39,11 +40,6 @@ def _with_defaults(validator_class):
         yield from validate_properties(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
-
-
-def load_schema(schema_path: str | Path) -> dict:
-    with open(schema_path) as fh:
-        return yaml.safe_load(fh)
 
 
 def _key(path) -> str:
@@ -185,7 +181,7 @@ def _cluster_rules(cfg: dict) -> list[str]:
     out += _patch_margin_rules(cl.get("patch", {}))
     bands = [str(b) for b in cfg.get("planck", {}).get("bands", [])]
     mmf = cl.get("mmf", {})
-    if mmf.get("enabled", False) and "clusters" in cfg.get("detectors", []):
+    if mmf.get("enabled") and "clusters" in cfg.get("detectors", []):
         freq = [b for b in bands if b != "y"]
         chosen = [str(b) for b in (mmf.get("bands") or freq)]
         bad = [b for b in chosen if b not in freq]
@@ -297,7 +293,7 @@ def mask_dust_band(cfg: dict) -> str | None:
 
 def _mask_rules(cfg: dict) -> list[str]:
     planck = cfg.get("planck", {})
-    if planck.get("source", "simulate") != "simulate":
+    if planck.get("source") != "simulate":  # the mock's own masks only
         return []
     bands = [str(b) for b in planck.get("bands", [])]
     band = planck.get("masks", {}).get("dust_band")

@@ -73,7 +73,7 @@ def _configured_files(cfg: dict) -> list[tuple[str, str, str]]:
                 out.append(("bubbles.local.mosaic_dir", local["mosaic_dir"], "dir"))
             out += [(f"bubbles.local.{k}", local[k], "file")
                     for k in ("catalog", "clear_names") if local.get(k)]
-        if bub.get("source", "simulate") == "simulate":
+        if bub.get("source") == "simulate":
             sim = bub.get("simulate", {})
             keys = ("positions_from", "statistics_from", "clear_names_from")
             out += [(f"bubbles.simulate.{k}", sim[k], "file") for k in keys if sim.get(k)]

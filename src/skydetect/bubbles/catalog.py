@@ -25,6 +25,7 @@ from skydetect.io.atomic import atomic_path
 from skydetect.io.content import duplicate_rows, warn_once
 from skydetect.io.spitzer import wrap_glon
 from skydetect.io.tables import CatalogError, read_table
+from skydetect.schema import schema_defaults
 
 # re-exported: the catalogue layout wraps GLON this way; the error of every catalogue reader
 __all__ = ["CatalogError", "wrap_glon"]
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 COLUMNS = ["MWP", "GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 FLOAT_COLUMNS = ["GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 UNITS = {"GLON": "deg", "GLAT": "deg", "MajAxis": "arcmin", "MinAxis": "arcmin"}
+#: Half-width of a bubble's box in MajAxis (the schema's ``bubbles.windows.box_scale``)
+BOX_SCALE = float(schema_defaults("bubbles.windows")["box_scale"])
+#: Crop and window half-widths in MajAxis (the schema's ``bubbles.negatives.half_width_factor``)
+HALF_WIDTH_FACTOR = tuple(schema_defaults("bubbles.negatives")["half_width_factor"])
 UNITS |= {"Reff": "arcmin", "theta": "deg"}
 
 
@@ -219,10 +224,12 @@ def bubble_pixels(table: Table, wcs) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x, float), np.asarray(y, float)
 
 
-def bubble_boxes(table: Table, wcs, pixel_arcsec: float, scale: float = 1.3) -> np.ndarray:
-    """Boxes (N, 4) ``x_min y_min x_max y_max`` (pixel-edge coordinates) of ±scale·MajAxis."""
+def bubble_boxes(
+    table: Table, wcs, pixel_arcsec: float, box_scale: float = BOX_SCALE
+) -> np.ndarray:
+    """Boxes (N, 4) ``x_min y_min x_max y_max`` (pixel-edge coordinates) of ±box_scale·MajAxis."""
     x, y = bubble_pixels(table, wcs)
-    half = scale * np.asarray(table["MajAxis"], float) * 60.0 / pixel_arcsec
+    half = box_scale * np.asarray(table["MajAxis"], float) * 60.0 / pixel_arcsec
     xc, yc = x + 0.5, y + 0.5
     return np.stack([xc - half, yc - half, xc + half, yc + half], axis=1).reshape(-1, 4)
 

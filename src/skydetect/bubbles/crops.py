@@ -1,6 +1,6 @@
 """Training crops around clear bubbles, regenerated every epoch (nothing written to disk).
 
-Around each clear bubble: a square crop of half-width k·MajAxis, k uniform in ``k_range``
+Around each clear bubble: a square crop of half-width k·MajAxis, k uniform in ``half_width_factor``
 (reference 1.7-5.9), its centre shifted at random so that the bubble's box (±box_scale·MajAxis)
 stays inside, then shifted (never truncated) to lie inside the field. The crop is
 preprocessed with :func:`skydetect.bubbles.preprocess.preprocess_window` (the same function
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from skydetect.bubbles.catalog import bubble_boxes, in_field
+from skydetect.bubbles.catalog import BOX_SCALE, HALF_WIDTH_FACTOR, bubble_boxes, in_field
 from skydetect.bubbles.preprocess import preprocess_window
 from skydetect.bubbles.scales import crop_side
 from skydetect.bubbles.windows import boxes_in_window, clip_boxes, field_to_input
@@ -61,14 +61,14 @@ def crop_geometry(
     box: np.ndarray,
     maj_px: float,
     shape: tuple[int, int],
-    k_range=(1.7, 5.9),
+    half_width_factor=HALF_WIDTH_FACTOR,
     min_size: int = 8,
 ) -> tuple[int, int, int]:
     """(x0, y0, size) of a random crop around the bubble with box ``box`` (field coordinates)."""
     h, w = shape
     xc, yc = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half_box = (box[2] - box[0]) / 2
-    half = rng.uniform(k_range[0], k_range[1]) * maj_px
+    half = rng.uniform(half_width_factor[0], half_width_factor[1]) * maj_px
     size = int(crop_side(half, half_box, min(h, w), min_size))
     slack = max(size / 2 - half_box, 0.0)
     cx = xc + rng.uniform(-slack, slack)
@@ -92,18 +92,18 @@ class BubbleCrops:
         catalog,
         *,
         seed: int,
-        k_range=(1.7, 5.9),
-        box_scale: float = 1.3,
+        half_width_factor=HALF_WIDTH_FACTOR,
+        box_scale: float = BOX_SCALE,
         augment: bool = True,
         clear_only: bool = True,
         **preprocess_kwargs,
     ):
         self.fields = list(fields)
         self.seed = int(seed)
-        self.k_range = tuple(k_range)
+        self.half_width_factor = tuple(half_width_factor)
         self.augment = augment
         self.preprocess_kwargs = preprocess_kwargs
-        self.input_size = int(preprocess_kwargs.get("input_size", 300))
+        self.input_size = int(preprocess_kwargs["input_size"])
         self.items = []  # (field index, bubble row in the field's boxes)
         self.boxes, self.maj_px, self.other = [], [], []
         for t, field in enumerate(self.fields):
@@ -128,7 +128,7 @@ class BubbleCrops:
         t, i = item
         field = self.fields[t]
         x0, y0, size = crop_geometry(
-            rng, self.boxes[t][i], self.maj_px[t][i], field.shape, self.k_range
+            rng, self.boxes[t][i], self.maj_px[t][i], field.shape, self.half_width_factor
         )
         x = preprocess_window(field.data, x0, y0, size, **self.preprocess_kwargs)
         idx, clipped = boxes_in_window(self.boxes[t], x0, y0, size)

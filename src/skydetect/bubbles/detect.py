@@ -22,6 +22,7 @@ from astropy.table import Table
 from tqdm import tqdm
 
 from skydetect.io.spitzer import wrap_glon
+from skydetect.schema import schema_defaults
 
 from .preprocess import FieldPreprocessor
 from .ssd.boxes import nms
@@ -30,17 +31,18 @@ from .window_stream import WindowStream
 from .windows import centres_inside
 
 log = logging.getLogger(__name__)
+_DEFAULTS = schema_defaults("bubbles.detect")
 
 
 @dataclass
 class DetectSettings:
     """Post-processing of the raw SSD outputs (``bubbles.detect`` in the config)."""
 
-    min_score: float = 0.3  # boxes below this are dropped before any NMS
-    window_nms_iou: float = 0.45  # NMS inside one window
-    max_per_window: int = 50  # boxes kept per window after NMS
-    merge_iou: float = 0.3  # NMS across windows and scales
-    batch_size: int = 32
+    min_score: float = _DEFAULTS["min_score"]  # boxes below this are dropped before any NMS
+    window_nms_iou: float = _DEFAULTS["window_nms_iou"]  # NMS inside one window
+    max_per_window: int = _DEFAULTS["max_per_window"]  # boxes kept per window after NMS
+    merge_iou: float = _DEFAULTS["merge_iou"]  # NMS across windows and scales
+    batch_size: int = _DEFAULTS["batch_size"]
 
     @classmethod
     def from_config(cls, cfg: dict) -> DetectSettings:

@@ -29,7 +29,7 @@ from scipy import ndimage
 from skydetect.sky import spitzer
 from skydetect.sky.spitzer import FWHM_TO_SIGMA
 
-from .catalog import wrap_glon
+from .catalog import BOX_SCALE, wrap_glon
 from .evaluate import iou_matches
 from .ssd.boxes import intersection, iou
 
@@ -154,7 +154,7 @@ def windows_near(windows, boxes, margin: float = 1.0):
     return x0[keep], y0[keep], size[keep]
 
 
-def inject_pass(data, wcs, pixel_arcsec, cells, avoid, rng, *, box_scale=1.3,
+def inject_pass(data, wcs, pixel_arcsec, cells, avoid, rng, *, box_scale=BOX_SCALE,
                 strength24=2.0, separation=0.1, beam_px=(0.0, 0.0)):  # fmt: skip
     """One pass: ``cells`` (N, 2) bubbles placed and painted into a copy of ``data`` (2, H, W:
     24 µm, 8 µm). Returns ``(image, table)``, the table one row per bubble painted (centre,

@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 from astropy.table import Table
 
+from skydetect.bubbles.catalog import HALF_WIDTH_FACTOR
 from skydetect.bubbles.window_stream import WindowStream
 from skydetect.io.atomic import atomic_path
 from skydetect.io.spitzer import wrap_glon
@@ -61,7 +62,7 @@ def sample_windows(
     mu: float,
     sigma: float,
     *,
-    half_width_factor=(1.7, 5.9),
+    half_width_factor=HALF_WIDTH_FACTOR,
     min_size_px: int = 16,
     flat_min_std: float = 0.05,
     max_tries_factor: int = 50,
@@ -285,7 +286,7 @@ def negatives_for_field(
         min_size_px=int(neg["min_size_px"]),
         flat_min_std=float(neg["flat_min_std"]),
         max_tries_factor=int(neg["max_tries_factor"]),
-        min_valid_fraction=float(neg.get("min_valid_fraction", 1.0)),
+        min_valid_fraction=float(neg["min_valid_fraction"]),
         mask=field.mask,
     )
     inputs = WindowStream(field.data, x0, y0, size, **preprocess)

@@ -1,7 +1,7 @@
 """Which bubble sizes the sliding windows show at a scale the network was trained on.
 
 A training crop around a bubble of MajAxis ``m`` (pixels) has side ``2 k m`` with ``k`` uniform
-in ``k_range`` (the reference's 1.7-5.9), but never less than the bubble's box plus 2 pixels or
+in ``half_width_factor`` (the reference's 1.7-5.9), but never less than the bubble's box plus 2 pixels or
 ``min_size`` pixels, and never more than the field's smaller side (:func:`crop_side`, used by
 :func:`skydetect.bubbles.crops.crop_geometry`). The network therefore knows a bubble of that
 size only inside windows whose side lies between the smallest and the largest crop side it
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .catalog import BOX_SCALE, HALF_WIDTH_FACTOR
 from .windows import box_centres, sizes_to_pixels
 
 # MajAxis range (arcmin) of the MWP DR2 clear bubbles (624 in the Galactic-plane CSV of
@@ -39,13 +40,17 @@ def crop_side(half_px, half_box_px, field_side: int, min_size: int = 8):
 
 
 def crop_side_range(
-    maj_px, k_range=(1.7, 5.9), box_scale: float = 1.3, field_side: int = 10**9, min_size: int = 8
+    maj_px,
+    half_width_factor=HALF_WIDTH_FACTOR,
+    box_scale: float = BOX_SCALE,
+    field_side: int = 10**9,
+    min_size: int = 8,
 ):
     """Smallest and largest crop side (pixels) of bubbles of MajAxis ``maj_px`` (pixels)."""
     m = np.asarray(maj_px, float)
     half_box = box_scale * m
-    lo = crop_side(k_range[0] * m, half_box, field_side, min_size)
-    hi = crop_side(k_range[1] * m, half_box, field_side, min_size)
+    lo = crop_side(half_width_factor[0] * m, half_box, field_side, min_size)
+    hi = crop_side(half_width_factor[1] * m, half_box, field_side, min_size)
     return lo, hi
 
 
@@ -54,14 +59,14 @@ def covered(
     sizes_arcmin,
     pixel_arcsec: float,
     field_shape=(10**9, 10**9),
-    k_range=(1.7, 5.9),
-    box_scale: float = 1.3,
+    half_width_factor=HALF_WIDTH_FACTOR,
+    box_scale: float = BOX_SCALE,
     min_size: int = 8,
 ) -> np.ndarray:
     """Boolean per size: some window side lies within the crop sides of that bubble size."""
     m_px = np.asarray(maj_arcmin, float).reshape(-1) * 60.0 / pixel_arcsec
     side = int(min(field_shape))
-    lo, hi = crop_side_range(m_px, k_range, box_scale, side, min_size)
+    lo, hi = crop_side_range(m_px, half_width_factor, box_scale, side, min_size)
     w = sizes_to_pixels(sizes_arcmin, pixel_arcsec, tuple(field_shape))
     return ((w[None, :] >= lo[:, None]) & (w[None, :] <= hi[:, None])).any(axis=1)
 
@@ -85,16 +90,19 @@ def _uncovered_text(m: np.ndarray, ok: np.ndarray) -> str:
 
 
 def window_sizes_for(
-    min_arcmin: float, max_arcmin: float, k_range=(1.7, 5.9), overlap: float = 1.15
+    min_arcmin: float, max_arcmin: float, half_width_factor=HALF_WIDTH_FACTOR, overlap: float = 1.15
 ) -> list[float]:
     """Window sides (arcmin, rounded to 0.1') covering bubbles of MajAxis ``min``-``max``: the
     first at ``2 k_hi min``, then a geometric series of ratio ``(k_hi / k_lo) / overlap``."""
-    k_lo, k_hi = float(k_range[0]), float(k_range[1])
+    k_lo, k_hi = float(half_width_factor[0]), float(half_width_factor[1])
     ratio = max((k_hi / k_lo) / overlap, 1.05)
     sizes = [2 * k_hi * min_arcmin / overlap]
     while sizes[-1] / (2 * k_lo) < max_arcmin:
         sizes.append(sizes[-1] * ratio)
-    return [float(np.floor(s * 10) / 10) if i == 0 else float(np.round(s, 1)) for i, s in enumerate(sizes)]
+    return [
+        float(np.floor(s * 10) / 10) if i == 0 else float(np.round(s, 1))
+        for i, s in enumerate(sizes)
+    ]
 
 
 def check_scales(
@@ -102,15 +110,15 @@ def check_scales(
     sizes_arcmin,
     pixel_arcsec: float,
     field_shape=(10**9, 10**9),
-    k_range=(1.7, 5.9),
-    box_scale: float = 1.3,
+    half_width_factor=HALF_WIDTH_FACTOR,
+    box_scale: float = BOX_SCALE,
     min_size: int = 8,
     what: str = "catalogue bubbles",
 ) -> None:
     """Raise ``ValueError`` naming the bubble sizes that no window shows at a trained scale."""
     m = np.asarray(maj_arcmin, float).reshape(-1)
     m = m[np.isfinite(m) & (m > 0)]
-    ok = covered(m, sizes_arcmin, pixel_arcsec, field_shape, k_range, box_scale, min_size)
+    ok = covered(m, sizes_arcmin, pixel_arcsec, field_shape, half_width_factor, box_scale, min_size)
     if ok.all():
         return
     lo, hi = float(m.min()), float(m.max())
@@ -118,9 +126,9 @@ def check_scales(
         f"{what}: MajAxis {_uncovered_text(m, ok)} arcmin ({(~ok).sum()} of {len(m)}) appear in no "
         f"sliding window at a scale the training crops cover (config keys "
         f"bubbles.windows.sizes_arcmin = {list(sizes_arcmin)}, "
-        f"bubbles.negatives.half_width_factor = {list(k_range)}, pixel {pixel_arcsec}\"); "
+        f'bubbles.negatives.half_width_factor = {list(half_width_factor)}, pixel {pixel_arcsec}"); '
         f"windows covering {lo:.2f}-{hi:.2f}' would be e.g. "
-        f"{window_sizes_for(lo, hi, k_range)}"
+        f"{window_sizes_for(lo, hi, half_width_factor)}"
     )
 
 
@@ -129,18 +137,18 @@ def config_size_range(bubbles: dict) -> tuple[tuple[float, float], float, tuple[
     from the ``bubbles`` config section: the mock's drawn range for ``simulate`` (MWP DR2's
     when it places bubbles at catalogue positions), the MWP DR2 clear range at GLIMPSE's 1.2"
     on a 3° x 2° field otherwise."""
-    src = bubbles.get("source", "simulate")
+    src = bubbles["source"]
     if src == "simulate":
-        sim = bubbles.get("simulate", {})
-        pix = float(sim.get("pixel_arcsec", 1.2))
+        sim = bubbles["simulate"]
+        pix = float(sim["pixel_arcsec"])
         shape = (
-            int(round(float(sim.get("height_deg", 2.0)) * 3600 / pix)),
-            int(round(float(sim.get("width_deg", 3.0)) * 3600 / pix)),
+            int(round(float(sim["height_deg"]) * 3600 / pix)),
+            int(round(float(sim["width_deg"]) * 3600 / pix)),
         )
         if sim.get("positions_from"):
             return MWP_DR2_CLEAR_MAJAXIS, pix, shape
         return (
-            (float(sim.get("min_majaxis_arcmin", 0.2)), float(sim.get("max_majaxis_arcmin", 11.5))),
+            (float(sim["min_majaxis_arcmin"]), float(sim["max_majaxis_arcmin"])),
             pix,
             shape,
         )
@@ -156,9 +164,9 @@ def window_sizes(bubbles: dict) -> tuple[list[float], bool]:
     (:func:`config_size_range`: the catalogue's for download and local, the mock's drawn
     range for simulate) by :func:`window_sizes_for`.
     """
-    given = bubbles.get("windows", {}).get("sizes_arcmin")
+    given = bubbles["windows"]["sizes_arcmin"]
     if isinstance(given, dict):
-        given = given.get(bubbles.get("source", "simulate"))
+        given = given.get(bubbles["source"])
     if given is not None:
         return [float(s) for s in given], True
     (lo, hi), _, _ = config_size_range(bubbles)
@@ -179,15 +187,20 @@ def check_config_scales(bubbles: dict, n: int = 200, check: bool = True) -> list
         pix,
         shape,
         bubbles["negatives"]["half_width_factor"],
-        bubbles["windows"].get("box_scale", 1.3),
+        bubbles["windows"]["box_scale"],
         8,
-        what=f"bubble sizes {lo}-{hi}' of bubbles.source {bubbles.get('source', 'simulate')}",
+        what=f"bubble sizes {lo}-{hi}' of bubbles.source {bubbles['source']}",
     )
     return sizes
 
 
 def check_catalog_scales(
-    catalog, windows: dict, pixel_arcsec: float, field_shape, k_range, where: str = "catalogue"
+    catalog,
+    windows: dict,
+    pixel_arcsec: float,
+    field_shape,
+    half_width_factor,
+    where: str = "catalogue",
 ) -> None:
     """:func:`check_scales` on the clear bubbles of a catalogue table (``MajAxis``, ``CLEAR``)
     with the ``bubbles.windows`` config section."""
@@ -198,14 +211,21 @@ def check_catalog_scales(
             windows["sizes_arcmin"],
             pixel_arcsec,
             field_shape,
-            k_range,
-            windows.get("box_scale", 1.3),
+            half_width_factor,
+            windows["box_scale"],
             what=f"{where}: clear bubbles",
         )
 
 
 def framing_windows(
-    x0, y0, size, boxes, maj_px, k_range=(1.7, 5.9), box_scale: float = 1.3, field_side=10**9
+    x0,
+    y0,
+    size,
+    boxes,
+    maj_px,
+    half_width_factor=HALF_WIDTH_FACTOR,
+    box_scale: float = BOX_SCALE,
+    field_side=10**9,
 ) -> np.ndarray:
     """Windows ``(x0, y0, size)`` that frame a bubble at a trained scale (boolean per window):
     the bubble's box centre lies in the window (as :func:`skydetect.bubbles.windows.boxes_in_window`
@@ -217,10 +237,16 @@ def framing_windows(
     if not len(b) or not len(x0):
         return out
     cx, cy = box_centres(b)
-    lo, hi = crop_side_range(np.asarray(maj_px, float).reshape(-1), k_range, box_scale, field_side)
+    lo, hi = crop_side_range(
+        np.asarray(maj_px, float).reshape(-1), half_width_factor, box_scale, field_side
+    )
     for k in range(len(b)):  # per bubble: bounded memory on fields of many windows
         out |= (
-            (cx[k] >= x0) & (cx[k] < x0 + size) & (cy[k] >= y0) & (cy[k] < y0 + size)
-            & (size >= lo[k]) & (size <= hi[k])
+            (cx[k] >= x0)
+            & (cx[k] < x0 + size)
+            & (cy[k] >= y0)
+            & (cy[k] < y0 + size)
+            & (size >= lo[k])
+            & (size <= hi[k])
         )
     return out

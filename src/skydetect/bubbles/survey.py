@@ -24,10 +24,13 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 
 from skydetect.io.spitzer import wrap_glon
+from skydetect.schema import schema_defaults
 
+from .catalog import BOX_SCALE
 from .coverage import COVERAGE_COLUMNS
 
 GLIMPSE_STEP_DEG = 3.0  # GLIMPSE / MIPSGAL tile centres every 3° in l
+_MATCH_FACTOR = schema_defaults("bubbles.survey")["match_factor"]
 
 
 def survey_longitudes(fields=None, lmin: float = 1.0, lmax: float = 65.0) -> list[float]:
@@ -106,7 +109,7 @@ def merge_fields(tables: list[Table], merge_iou: float = 0.3) -> Table:
 
 
 def survey_catalog(
-    merged: Table, mwp: Table, box_scale: float = 1.3, match_factor: float = 1.0
+    merged: Table, mwp: Table, box_scale: float = BOX_SCALE, match_factor: float = _MATCH_FACTOR
 ) -> Table:
     """The survey catalogue (columns in the module docstring) from merged detections and the
     MWP catalogue (``skydetect.bubbles.catalog`` layout)."""
@@ -170,7 +173,12 @@ def survey_counts(catalog: Table, mwp: Table, fields: list[str], field_lon: dict
             in_area = (mwp_l >= lo) & (mwp_l < hi) & (np.abs(mwp_b) <= 1.0)
         st = np.asarray(catalog["STATUS"])[sel]
         rows.append(
-            (f, int(sel.sum()), int((st == "KNOWN").sum()), int((st == "NEW").sum()),
-             int(in_area.sum()))
+            (
+                f,
+                int(sel.sum()),
+                int((st == "KNOWN").sum()),
+                int((st == "NEW").sum()),
+                int(in_area.sum()),
+            )
         )
     return Table(rows=rows, names=("field", "detected", "known", "new", "mwp_in_fields"))

@@ -19,7 +19,7 @@ import numpy as np
 
 from skydetect.io.spitzer import read_field
 
-from .catalog import read_catalog
+from .catalog import BOX_SCALE, HALF_WIDTH_FACTOR, read_catalog
 from .crops import BubbleCrops
 from .negatives import read_negatives
 from .scales import framing_windows
@@ -56,7 +56,11 @@ VAL_STAGE = 81  # seed component of the validation sample
 
 
 def validation_sample(
-    windows: dict, n_background: int | None, seed: int, k_range=(1.7, 5.9), box_scale=1.3
+    windows: dict,
+    n_background: int | None,
+    seed: int,
+    half_width_factor=HALF_WIDTH_FACTOR,
+    box_scale=BOX_SCALE,
 ) -> dict[str, np.ndarray] | None:
     """Indices (per field, into that field's windows in file order) of the validation sample
     of a window file (:func:`skydetect.bubbles.windows.read_windows`): every window framing a
@@ -79,8 +83,14 @@ def validation_sample(
         t = windows["truth"][name]
         maj_px = np.asarray(t["maj_arcmin"], float) * 60.0 / float(t["pixel_arcsec"])
         f = framing_windows(
-            windows["x0"][sel], windows["y0"][sel], windows["size"][sel], t["boxes"], maj_px,
-            k_range, box_scale, int(min(t["shape"])),
+            windows["x0"][sel],
+            windows["y0"][sel],
+            windows["size"][sel],
+            t["boxes"],
+            maj_px,
+            half_width_factor,
+            box_scale,
+            int(min(t["shape"])),
         )
         framing[name] = np.flatnonzero(f)
         rest += [(name, i) for i in np.flatnonzero(~f)]
@@ -100,7 +110,9 @@ def validation_sample(
     }
     log.info(
         "validation sample: %d windows framing a bubble + %d of %d others",
-        sum(len(v) for v in framing.values()), len(pick), len(rest),
+        sum(len(v) for v in framing.values()),
+        len(pick),
+        len(rest),
     )
     return out
 
@@ -180,7 +192,7 @@ def load_training_data(
     train_fields, catalog_path, negatives_paths, groups_path, preprocess, seed: int, **crop_kwargs
 ):
     """Bubble crop generator (data side's ``BubbleCrops``, given ``crop_kwargs`` such as
-    ``k_range`` and ``box_scale``) and the kept negative windows."""
+    ``half_width_factor`` and ``box_scale``) and the kept negative windows."""
     fields = [read_field(p) for p in train_fields]
     crops = BubbleCrops(fields, read_catalog(catalog_path), seed=seed, **crop_kwargs, **preprocess)
     neg = read_negatives(list(negatives_paths), groups_path) if negatives_paths else None
@@ -214,8 +226,8 @@ def load_all_data(
         win,
         validation_background,
         seed,
-        crop_kwargs.get("k_range", (1.7, 5.9)),
-        crop_kwargs.get("box_scale", 1.3),
+        crop_kwargs.get("half_width_factor", HALF_WIDTH_FACTOR),
+        crop_kwargs.get("box_scale", BOX_SCALE),
     )
     # with a sample, every window is validated once (the final threshold check): not cached
     full = load_validation(windows_path, fields, preprocess, win=win, cache=select is None)

@@ -6,32 +6,36 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from skydetect.schema import schema_defaults
+
+_TRAIN, _SSD = schema_defaults("bubbles.train"), schema_defaults("bubbles.ssd")
+_EVALUATE = schema_defaults("bubbles.evaluate")
+
 
 @dataclass
 class TrainSettings:
-    """Training hyper-parameters (``bubbles.train`` + loss/matching from ``bubbles.ssd``)."""
+    """Training hyper-parameters (``bubbles.train`` + loss/matching from ``bubbles.ssd`` and
+    ``bubbles.evaluate``); the defaults are the schema's."""
 
-    epochs: int = 10
-    patience: int = 5
-    batch_bubbles: int = 16
-    batch_negatives: int = 16
-    crop_repeats: int = 1  # independent augmented crops of every bubble per epoch
-    validate_every: int = 1  # validation F2 after every this many epochs (and the last)
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine": per-epoch cosine decay to lr_min_fraction
-    lr_min_fraction: float = 0.05
-    weight_decay: float = 1e-3
-    clipnorm: float = 1.0
-    iou_match: float = 0.5
-    neg_pos_ratio: float = 3.0
-    min_negatives: int = 8
-    min_cover: float = 1 / 3  # "don't care" cover of the unclear bubbles in the targets
-    iou_threshold: float = 0.5  # the validation F2's one-to-one matching (bubbles.evaluate)
-    validation_background_windows: int | None = None  # recorded: which sample was validated
-    mixed_precision: bool | str = "auto"  # float16 compute: "auto" = on a GPU only
-    thresholds: list = field(
-        default_factory=lambda: [round(t, 2) for t in np.arange(0.5, 0.951, 0.05)]
-    )
+    epochs: int = _TRAIN["epochs"]
+    patience: int = _TRAIN["patience"]
+    batch_bubbles: int = _TRAIN["batch_bubbles"]
+    batch_negatives: int = _TRAIN["batch_negatives"]
+    crop_repeats: int = _TRAIN["crop_repeats"]  # augmented crops of every bubble per epoch
+    validate_every: int = _TRAIN["validate_every"]  # validation F2 every this many epochs
+    learning_rate: float = _TRAIN["learning_rate"]
+    lr_schedule: str = _TRAIN["lr_schedule"]  # or "cosine": per-epoch decay to lr_min_fraction
+    lr_min_fraction: float = _TRAIN["lr_min_fraction"]
+    weight_decay: float = _TRAIN["weight_decay"]
+    clipnorm: float = _TRAIN["clipnorm"]
+    iou_match: float = _SSD["iou_match"]
+    neg_pos_ratio: float = _SSD["neg_pos_ratio"]
+    min_negatives: int = _SSD["min_negatives"]
+    min_cover: float = _EVALUATE["min_cover"]  # "don't care" cover of the unclear bubbles
+    iou_threshold: float = _EVALUATE["iou_threshold"]  # the validation F2's one-to-one matching
+    validation_background_windows: int | None = _TRAIN["validation_background_windows"]
+    mixed_precision: bool | str = _TRAIN["mixed_precision"]  # "auto": float16 on a GPU only
+    thresholds: list = field(default_factory=lambda: list(_TRAIN["thresholds"]))
 
     @classmethod
     def from_config(cls, train: dict, ssd: dict | None = None, **override) -> TrainSettings:

@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from skydetect.bubbles.catalog import bubble_boxes, in_field
+from skydetect.bubbles.catalog import BOX_SCALE, bubble_boxes, in_field
 from skydetect.io.atomic import atomic_path
 
 
@@ -226,7 +226,7 @@ def read_windows(path: str | os.PathLike) -> dict:
     return out
 
 
-def field_truth(field, catalog, box_scale: float = 1.3) -> dict:
+def field_truth(field, catalog, box_scale: float = BOX_SCALE) -> dict:
     """The truth entry of :func:`make_windows` for one field: all catalogue bubbles in it."""
     sub = catalog[in_field(catalog, field.wcs, field.shape)]
     return {

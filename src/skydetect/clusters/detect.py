@@ -38,6 +38,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from skydetect.io.atomic import atomic_path
+from skydetect.schema import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,19 @@ DETECTION_COLUMNS = [
 ]
 CENTRES = ("weighted", "plain")
 OVERSIZE = ("reject", "split")
+_DEFAULTS = schema_defaults("clusters.detect")
 
 
 @dataclass(frozen=True)
 class DetectParams:
     """Detection criteria (config ``clusters.detect``)."""
 
-    threshold: float = 0.9
-    min_pixels: int = 3
-    max_radius_arcmin: float = 15.0
-    centre: str = "weighted"
-    oversize: str = "reject"
-    max_split_depth: int = 4
+    threshold: float = _DEFAULTS["threshold"]
+    min_pixels: int = _DEFAULTS["min_pixels"]
+    max_radius_arcmin: float = _DEFAULTS["max_radius_arcmin"]
+    centre: str = _DEFAULTS["centre"]
+    oversize: str = _DEFAULTS["oversize"]
+    max_split_depth: int = _DEFAULTS["max_split_depth"]
 
     def __post_init__(self):
         if not 0.0 <= self.threshold < 1.0:

@@ -23,10 +23,12 @@ from astropy.table import Table
 from skydetect.clusters import inject, mmf
 from skydetect.clusters.detect import DetectParams, find_detections
 from skydetect.clusters.predict import predict_tile, read_cover
+from skydetect.schema import schema_defaults
 
 log = logging.getLogger(__name__)
 
 INJECT_STAGE = 7  # the injections' random stream: default_rng([seed, INJECT_STAGE, tile])
+_EVALUATE = schema_defaults("clusters.evaluate")  # the match radius
 
 
 @dataclass
@@ -43,9 +45,9 @@ class UNetRun:
 class MatchRadius:
     """The evaluation's match radius: clip(scale x THETA500, min, max) arcmin."""
 
-    scale: float = 1.0
-    min_arcmin: float = 5.0
-    max_arcmin: float = 15.0
+    scale: float = _EVALUATE["theta500_scale"]
+    min_arcmin: float = _EVALUATE["min_radius_arcmin"]
+    max_arcmin: float = _EVALUATE["max_radius_arcmin"]
 
 
 def avoid_positions(tables) -> tuple[np.ndarray, np.ndarray]:

@@ -29,21 +29,17 @@ from collections.abc import Callable
 from typing import Any
 
 import skydetect  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from skydetect.schema import schema_defaults
 
 EPS = 1e-7
 SMOOTH = 1e-6
 
-#: Parameters of each loss and their defaults (reference values where it states them).
+#: Parameters of each loss and their defaults: the schema's ``clusters.train.loss_params``
+#: (reference values where it states them); the losses without parameters take none.
 LOSS_DEFAULTS: dict[str, dict[str, float]] = {
     "binary_crossentropy": {},
-    "focal_loss": {"alpha": 0.5, "gamma": 2.0},
     "dice_loss": {},
-    "focal_dice_loss": {"delta": 0.5, "gamma": 0.75},
-    "tversky_loss": {"delta": 0.3},
-    "focal_tversky_loss": {"delta": 0.3, "gamma": 0.75},
-    "cosine_tversky_loss": {"delta": 0.3, "gamma": 1.0},
-    "combo_loss": {"alpha": 0.5, "beta": 0.5},
-    "mixed_focal_loss": {"weight": 0.5, "delta": 0.7, "gamma": 0.75, "gamma_focal": 2.0},
+    **schema_defaults("clusters.train")["loss_params"],
 }
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import skydetect  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from skydetect.io.atomic import atomic_path
+from skydetect.schema import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +59,7 @@ ARCHITECTURES = {
 DEEP_SUPERVISION = {"unet_plus", "u2net", "unet_3plus"}
 
 #: Model parameters and their defaults (those of the reference, see config/schema.yaml).
-DEFAULT_PARAMS: dict[str, Any] = {
-    "architecture": "unet",
-    "filter_num": [64, 128, 256, 512, 1024],
-    "activation": "ReLU",
-    "batch_norm": False,
-    "pool": "max",
-    "unpool": "bilinear",
-    "stack_num_down": 2,
-    "stack_num_up": 2,
-    "dilation_num": [1, 3, 15, 31],
-    "deep_supervision": False,
-}
+DEFAULT_PARAMS: dict[str, Any] = schema_defaults("clusters.model")  # the reference network
 _POOL = {"max": "max", "ave": "ave", "conv": False}
 _UNPOOL = {"bilinear": "bilinear", "nearest": "nearest", "transpose": False}
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from skydetect.io.atomic import atomic_path
 
-from .patches import _ARRAYS, PatchConfig, PatchSet
+from .patches import PATCH_ARRAYS, PatchConfig, PatchSet
 
 
 def write_patches(path, patches, cfg: PatchConfig, attrs: dict, extra=None) -> int:
@@ -37,7 +37,7 @@ def write_patches(path, patches, cfg: PatchConfig, attrs: dict, extra=None) -> i
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             ds = {}
-            for key in _ARRAYS:
+            for key in PATCH_ARRAYS:
                 shape = shapes.get(key, ())
                 ds[key] = f.create_dataset(
                     key, (0, *shape), dtypes[key], maxshape=(None, *shape), chunks=(64, *shape)
@@ -46,7 +46,7 @@ def write_patches(path, patches, cfg: PatchConfig, attrs: dict, extra=None) -> i
                 m = len(ps)
                 if m == 0:
                     continue
-                for key in _ARRAYS:
+                for key in PATCH_ARRAYS:
                     ds[key].resize(n + m, axis=0)
                     ds[key][n:] = np.asarray(getattr(ps, key), dtype=dtypes[key])
                 n += m
@@ -66,7 +66,7 @@ def write_patches(path, patches, cfg: PatchConfig, attrs: dict, extra=None) -> i
 def read_patches(path) -> PatchSet:
     """Read a patch (or dataset) file completely."""
     with h5py.File(path, "r") as f:
-        for k in _ARRAYS:
+        for k in PATCH_ARRAYS:
             if k not in f:
                 raise ValueError(f"patch file {path} has no '{k}' dataset")
         return PatchSet(

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from skydetect.clusters import cover as coverlib
 from skydetect.clusters import masks as masklib
 from skydetect.geometry import projection, tiles
+from skydetect.schema import schema_defaults
 
 __all__ = [
     "PatchConfig",
@@ -41,32 +42,37 @@ __all__ = [
     "cut_training",
     "cut_cover",
     "STAGE",
+    "PATCH_ARRAYS",
 ]
 
 STAGE = 3  # seed component of this stage
 SPLIT_CODES = {"train": 0, "validation": 1, "cover": 2}
-_ARRAYS = ("inputs", "masks", "glon", "glat", "angle", "flip", "tile", "cluster_ids")
+_PATCH, _MASK = schema_defaults("clusters.patch"), schema_defaults("clusters.mask")
+PATCH_ARRAYS = ("inputs", "masks", "glon", "glat", "angle", "flip", "tile", "cluster_ids")
 
 
 @dataclass
 class PatchConfig:
+    """Patch cutting (``clusters.patch``) and training masks (``clusters.mask``); the defaults
+    are the schema's."""
+
     bands: list
-    size: int = 64
-    pixel_arcmin: float = 1.7
-    sampling: str = "nearest"
-    loops: int = 3
-    max_shift_px: float = 30.0
-    rotate: bool = True
-    flip: bool = True
-    cover_overlap: float = 0.2
-    cover_margin: int | None = 6
-    max_clusters_per_tile: int | None = None
-    background_per_tile: int = 0
-    disk_radius: float | None = 2.5
-    theta500: bool = False
-    theta500_scale: float = 1.0
-    random_max_arcmin: float = 15.0
-    max_ids: int = 8
+    size: int = _PATCH["size"]
+    pixel_arcmin: float = _PATCH["pixel_arcmin"]
+    sampling: str = _PATCH["sampling"]
+    loops: int = _PATCH["loops"]
+    max_shift_px: float = _PATCH["max_shift"]
+    rotate: bool = _PATCH["rotate"]
+    flip: bool = _PATCH["flip"]
+    cover_overlap: float = _PATCH["cover_overlap"]
+    cover_margin: int | None = _PATCH["cover_margin"]
+    max_clusters_per_tile: int | None = _PATCH["max_clusters_per_tile"]
+    background_per_tile: int = _PATCH["background_per_tile"]
+    disk_radius: float | None = _MASK["disk_radius"]
+    theta500: bool = _MASK["theta500"]
+    theta500_scale: float = _MASK["theta500_scale"]
+    random_max_arcmin: float = _MASK["random_max_arcmin"]
+    max_ids: int = _MASK["max_ids"]
     chunk: int = 128
 
     @classmethod
@@ -81,11 +87,9 @@ class PatchConfig:
             rotate=bool(patch["rotate"]),
             flip=bool(patch["flip"]),
             cover_overlap=float(patch["cover_overlap"]),
-            cover_margin=None
-            if patch.get("cover_margin", 6) is None
-            else int(patch.get("cover_margin", 6)),
-            max_clusters_per_tile=patch.get("max_clusters_per_tile"),
-            background_per_tile=int(patch.get("background_per_tile", 0)),
+            cover_margin=None if patch["cover_margin"] is None else int(patch["cover_margin"]),
+            max_clusters_per_tile=patch["max_clusters_per_tile"],
+            background_per_tile=int(patch["background_per_tile"]),
             disk_radius=mask["disk_radius"],
             theta500=bool(mask["theta500"]),
             theta500_scale=float(mask["theta500_scale"]),
@@ -258,7 +262,7 @@ def collect(chunks, cfg: PatchConfig, attrs=None) -> PatchSet:
     if not parts:
         ps = _empty(cfg)
     else:
-        ps = PatchSet(*(np.concatenate([getattr(p, k) for p in parts]) for k in _ARRAYS))
+        ps = PatchSet(*(np.concatenate([getattr(p, k) for p in parts]) for k in PATCH_ARRAYS))
     ps.attrs.update(attrs or {})
     return ps
 

@@ -43,6 +43,7 @@ import numpy as np
 
 import skydetect  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from skydetect.io.atomic import atomic_path
+from skydetect.schema import schema_defaults
 
 from . import losses as L
 from . import models as M
@@ -65,21 +66,16 @@ log = logging.getLogger(__name__)
 STAGE = 4  # seed stream of this stage: np.random.default_rng([seed, STAGE, ...])
 
 #: Training parameters and their defaults (those of the reference; see config/schema.yaml).
+#: The training parameters of one run and their defaults (the schema's ``clusters.train``, the
+#: reference training) without what the workflow keeps to itself: the mapping of runs, the
+#: job's threads and the seed (an argument of :func:`train`).
 DEFAULT_TRAIN: dict[str, Any] = {
     "run": "default",
-    "loss": "mixed_focal_loss",
-    "loss_params": {},
-    "optimizer": "sgd",
-    "learning_rate": 1e-2,
-    "momentum": 0.9,
-    "batch_size": 20,
-    "epochs": 30,
-    "patience": 12,
-    "lr_patience": 5,
-    "lr_factor": 0.5,
-    "min_lr": 1e-6,
-    "augment": True,
-    "mixed_precision": True,
+    **{
+        k: v
+        for k, v in schema_defaults("clusters.train").items()
+        if k not in ("runs", "threads", "seed")
+    },
 }
 
 

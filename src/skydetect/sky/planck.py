@@ -63,7 +63,6 @@ from skydetect.sky.mock_catalogs import (  # noqa: F401  (the public API of the 
     write_truth,
 )
 from skydetect.sky.params import (  # noqa: F401
-    CIB_CORRELATION,
     COMPONENTS,
     YMAPS,
     SimulationParams,

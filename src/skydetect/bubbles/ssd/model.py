@@ -22,12 +22,15 @@ import numpy as np
 
 import skydetect  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 from skydetect.io.atomic import atomic_path
+from skydetect.schema import schema_defaults
 
 from .boxes import decode, to_corners
 from .priors import boxes_per_location, default_boxes, linear_scales
 
 BACKBONES = ("vgg16", "light")
+_SSD_DEFAULTS = schema_defaults("bubbles.ssd")
 
+#: What ``scales: null`` and ``aspect_ratios: null`` mean for each backbone
 _DEFAULTS = {
     "vgg16": {
         "input_size": 300,
@@ -45,14 +48,14 @@ _DEFAULTS = {
 def resolve_config(config: dict | None = None) -> dict:
     """Complete architecture description with the backbone's defaults filled in."""
     cfg = dict(config or {})
-    backbone = cfg.get("backbone", "light")
+    backbone = cfg.get("backbone", _SSD_DEFAULTS["backbone"])
     if backbone not in BACKBONES:
         raise ValueError(f"unknown SSD backbone {backbone!r} (known: {', '.join(BACKBONES)})")
     out = {
         "backbone": backbone,
         "n_channels": 2,
         "n_classes": 2,
-        "width": 1.0,
+        "width": _SSD_DEFAULTS["width"],
         **_DEFAULTS[backbone],
     }
     for k, v in cfg.items():

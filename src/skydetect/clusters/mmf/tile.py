@@ -18,12 +18,14 @@ from skydetect.clusters.mmf.peaks import find_peaks
 from skydetect.clusters.mmf.profiles import MMFError, profile_params
 from skydetect.clusters.mmf.sampling import PatchGrid, clean_data, sample_tile
 from skydetect.geometry import projection, tiles
+from skydetect.schema import schema_defaults
 from skydetect.sky.instrument import channel
 
 log = logging.getLogger(__name__)
 
 # patches filtered together (one batched FFT, spectrum and solve; ~60 MB of work arrays)
 PATCH_BATCH = 8
+_DEFAULTS = schema_defaults("clusters.mmf")
 
 
 @dataclass
@@ -31,22 +33,20 @@ class MMFConfig:
     """The ``clusters.mmf`` settings (see config/schema.yaml for their meaning)."""
 
     bands: list[str]
-    theta500_arcmin: list[float] = field(
-        default_factory=lambda: [1.0, 1.4, 1.9, 2.5, 3.4, 4.5, 6.1, 8.2, 11.1, 15.0]
-    )
-    snr_threshold: float = 4.5
-    patch_size: int = 128
-    pixel_arcmin: float = 1.7
-    apodisation_px: int = 12
-    pixel_window: bool = True
-    profile: str = "arnaud10"
-    truncation_r500: float = 5.0
-    spectrum_min_modes: int = 50
-    spectrum_smooth_bins: int = 3
-    subtract_snr: float | None = 10.0
-    dedup_radius_arcmin: float = 5.0
-    peak_footprint_px: int = 5
-    max_invalid_fraction: float = 0.5
+    theta500_arcmin: list[float] = field(default_factory=lambda: _DEFAULTS["theta500_arcmin"])
+    snr_threshold: float = _DEFAULTS["snr_threshold"]
+    patch_size: int = _DEFAULTS["patch_size"]
+    pixel_arcmin: float = _DEFAULTS["pixel_arcmin"]
+    apodisation_px: int = _DEFAULTS["apodisation_px"]
+    pixel_window: bool = _DEFAULTS["pixel_window"]
+    profile: str = _DEFAULTS["profile"]
+    truncation_r500: float = _DEFAULTS["truncation_r500"]
+    spectrum_min_modes: int = _DEFAULTS["spectrum_min_modes"]
+    spectrum_smooth_bins: int = _DEFAULTS["spectrum_smooth_bins"]
+    subtract_snr: float | None = _DEFAULTS["subtract_snr"]
+    dedup_radius_arcmin: float = _DEFAULTS["dedup_radius_arcmin"]
+    peak_footprint_px: int = _DEFAULTS["peak_footprint_px"]
+    max_invalid_fraction: float = _DEFAULTS["max_invalid_fraction"]
 
     @classmethod
     def from_config(cls, mmf: dict, planck_bands) -> MMFConfig:
