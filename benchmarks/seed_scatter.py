@@ -151,7 +151,9 @@ def markdown(rows: list[dict], meta: dict, runs: list[dict]) -> str:
               "| --- | ---: | --- | ---: | ---: | --- |"]  # fmt: skip
     for r in runs:
         wall = r.get("wall_s", math.nan)
-        status = {None: "existing", 0: "complete"}.get(r.get("rc"), f"FAILED (rc {r.get('rc')})")
+        status = {None: "existing", 0: "complete", "missing": "not run"}.get(
+            r.get("rc"), f"FAILED (rc {r.get('rc')})"
+        )
         lines.append(f"| {r['label']} | {r['sky_seed']} | {r['isa']} | {r['seed']} "
                      f"| {_f(wall / 60)} | {status} |")  # fmt: skip
     lines += ["", "std: sample standard deviation over every run; '–' where a quantity is "
@@ -188,6 +190,9 @@ def main(argv=None) -> int:
         if run["rc"] == 0:
             first.setdefault(run["group"], workdir)
     done = [r for r in runs if r.get("rc", 0) == 0 and (base / r["label"] / SCORECARD).exists()]
+    for r in runs:  # summarising: a planned run without a scorecard was not run (or failed)
+        if args.summarise and r not in done:
+            r["rc"] = "missing"
     cards = read_scorecards({r["label"]: base / r["label"] / SCORECARD for r in done})
     rows = spread(cards, {r["label"]: r["group"] for r in done})
     meta = {

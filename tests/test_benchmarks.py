@@ -116,6 +116,13 @@ def test_seed_scatter_table_from_fake_scorecards(tmp_path):
     assert "| unet_hfi | C_SNR45_AT_P90 | 4 (0) | – | – | – | – | – |" in text
     with pytest.raises(SystemExit, match="no scorecard"):
         ss.read_scorecards({"x": tmp_path / "missing.ecsv"})
+    # a summary over a plan of which some runs were never made: those are listed as not run
+    assert ss.main(["--summarise", str(tmp_path), "--seeds", "1", "2", "3", "--sky-seeds", "42",
+                    "7", "--isa", "native", "--out", str(tmp_path / "part.md")]) == 1  # fmt: skip
+    part = (tmp_path / "part.md").read_text()
+    assert "runs: 4 of 6 with a scorecard" in part
+    assert "| sky7_native_train3 | 7 | native | 3 | – | not run |" in part
+    assert "| sky42_native_train1 | 42 | native | 1 | – | existing |" in part
 
 
 def test_seed_scatter_runs_snakemake_with_the_seeds_and_the_isa(tmp_path, monkeypatch):
