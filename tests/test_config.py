@@ -66,6 +66,8 @@ def test_library_defaults_are_what_validation_fills_in():
         assert schema_defaults(name) == content, name
     with pytest.raises(KeyError, match="clusters.nope"):
         schema_defaults("clusters.nope")
+    with pytest.raises(FileNotFoundError, match="nowhere/schema.yaml"):
+        schema_defaults("clusters", "/nowhere/schema.yaml")
 
 
 def test_settings_take_the_schema_defaults():
