@@ -15,6 +15,9 @@ import numpy as np
 
 from skydetect.clusters import normalise
 from skydetect.io.atomic import atomic_path
+from skydetect.schema import schema_defaults
+
+_NORMALISE = schema_defaults("clusters.normalise")
 
 __all__ = [
     "DatasetError",
@@ -55,7 +58,9 @@ def check_patch_files(paths, bands) -> dict:
     return common or {}
 
 
-def fit_normalisation(paths, bands, method="mad", max_patches=2000, seed=0) -> dict:
+def fit_normalisation(
+    paths, bands, method=_NORMALISE["method"], max_patches=_NORMALISE["max_patches"], seed=0
+) -> dict:
     """Statistics from (a seeded random subset of at most ``max_patches``) training patches."""
     if not paths:
         raise DatasetError("no training patch files to compute the normalisation from")

@@ -22,12 +22,16 @@ import numpy as np
 from astropy.table import Table
 
 from skydetect.clusters.crossmatch import galactic, greedy_match
+from skydetect.schema import schema_defaults
 
 SCORECARD_COLUMNS = [
     "DETECTOR", "N_CAND", "PURITY", "PURITY_LO", "PURITY_HI", "CHANCE_RATE", "C_SNR45",
     "C_SNR6", "C_SNR45_AT_P90", "C_SNR45_AT_P90_LO", "C_SNR45_AT_P90_HI", "THRESHOLD_AT_P90",
 ]  # fmt: skip
 HEADLINE = (4.5, 6.0)
+
+_EVALUATE = schema_defaults("clusters.evaluate")  # the scorecard's defaults
+_PURITY = _EVALUATE["purity_target"]
 
 
 def score_column(detector: str) -> str:
@@ -128,7 +132,7 @@ def rates(keep, cand_true, truth_det, truth_sel, wc=None, wt=None):
     return purity, completeness
 
 
-def at_purity(thresholds, purity, completeness, target=0.9) -> tuple[float, float]:
+def at_purity(thresholds, purity, completeness, target=_PURITY) -> tuple[float, float]:
     """(completeness, threshold) where the purity first reaches ``target`` along ascending
     thresholds, linearly interpolated; NaN where it never does."""
     ok = np.flatnonzero(np.nan_to_num(purity, nan=-1.0) >= target)
@@ -269,9 +273,9 @@ def score_detector(
     operating_point,
     thresholds,
     mmf_thresholds=None,
-    target: float = 0.9,
-    n_bootstrap: int = 200,
-    n_scramble: int = 20,
+    target: float = _PURITY,
+    n_bootstrap: int = _EVALUATE["n_bootstrap"],
+    n_scramble: int = _EVALUATE["n_scramble"],
     seed: int = 0,
     weights: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict, Table]:
