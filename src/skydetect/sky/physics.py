@@ -33,7 +33,10 @@ from astropy import constants as const
 from astropy.cosmology import Planck18
 from scipy import integrate, special
 
+from skydetect.schema import schema_defaults
 from skydetect.sky.instrument import T_CMB, channel
+
+_Z = schema_defaults("planck.simulate")  # the redshift range of the drawn clusters
 
 COSMO = Planck18
 ARCMIN_PER_RAD = 180.0 * 60.0 / np.pi
@@ -249,7 +252,7 @@ def tinker08_dndlnm(m500, z):
     return dn_dlnm_h * h**3
 
 
-def cluster_counts_grid(m_min, m_max=30.0, z_min=0.01, z_max=1.5, n_m=120, n_z=60):
+def cluster_counts_grid(m_min, m_max=30.0, z_min=_Z["z_min"], z_max=_Z["z_max"], n_m=120, n_z=60):
     """Full-sky expected counts per (ln M500, z) cell from the Tinker mass function.
 
     Returns ``(lnm_edges, z_edges, counts)`` with counts of shape (n_m, n_z).
@@ -266,7 +269,7 @@ def cluster_counts_grid(m_min, m_max=30.0, z_min=0.01, z_max=1.5, n_m=120, n_z=6
     return lnm_edges, z_edges, counts
 
 
-def sample_clusters(rng, m_min, n=None, m_max=30.0, z_min=0.01, z_max=1.5):
+def sample_clusters(rng, m_min, n=None, m_max=30.0, z_min=_Z["z_min"], z_max=_Z["z_max"]):
     """Draw (M500 [1e14 Msun], z) from the mass function; ``n`` None -> Poisson(expected)."""
     lnm_edges, z_edges, counts = cluster_counts_grid(m_min, m_max, z_min, z_max)
     total = counts.sum()
