@@ -181,11 +181,32 @@ def test_evaluate_table_and_reliability_plot(tmp_path):
         tables[det], _ = synthetic(1000, seed=20 + i, detector=det)
         models[det] = cal.fit_calibration(det, train)
     table, curves = cal.evaluate(models, tables, n_bins=10)
-    assert table.colnames == ["DETECTOR", "ECE", "N"]
+    assert table.colnames[:3] == ["DETECTOR", "ECE", "N"]
+    # the same truth rate on fit and test: true fractions and mean P(real) agree
+    for r in table:
+        assert abs(r["TRUE_FRACTION"] - r["TRUE_FRACTION_FIT"]) < 0.05
+        assert abs(r["MEAN_P_REAL"] - r["TRUE_FRACTION"]) < 0.05
     assert list(table["DETECTOR"]) == ["unet_hfi", "mmf"] and list(table["N"]) == [1000, 1000]
     assert np.all(table["ECE"] < 0.08)
     plot_reliability(curves, table, tmp_path / "reliability.png")
     assert (tmp_path / "reliability.png").stat().st_size > 1000
+
+
+def test_a_base_rate_shift_between_fit_and_test_is_reported():
+    """Test candidates true more often than those fitted on (the same score, truth rate
+    doubled): the table shows it, the mean P(real) stays at the fitted rate, and the ECE is
+    about the shift of the true fraction."""
+    train, _ = synthetic(4000, seed=3)
+    rng = np.random.default_rng(4)
+    prob = rng.uniform(0.0, 1.0, 4000)
+    test = Table({"PEAK_PROB": prob, "IS_TRUE": rng.random(4000) < np.minimum(2 * prob**3, 1)})
+    model = cal.fit_calibration("unet_hfi", train)
+    table, _ = cal.evaluate({"unet_hfi": model}, {"unet_hfi": test})
+    r = table[0]
+    assert r["TRUE_FRACTION_FIT"] == pytest.approx(0.25, abs=0.02)  # mean of s**3
+    assert r["TRUE_FRACTION"] == pytest.approx(0.40, abs=0.03)  # mean of min(2 s**3, 1)
+    assert r["MEAN_P_REAL"] == pytest.approx(r["TRUE_FRACTION_FIT"], abs=0.02)
+    assert r["ECE"] == pytest.approx(r["TRUE_FRACTION"] - r["MEAN_P_REAL"], abs=0.03)
 
 
 def test_masked_scores_read_as_missing_and_empty_test_sets():

@@ -278,14 +278,28 @@ def read_matched_candidates(path) -> Table:
 
 
 def evaluate(calibrations: dict, tables: dict, n_bins: int = 10) -> tuple[Table, dict]:
-    """``DETECTOR ECE N`` of every detector's calibrated test candidates, and their
-    reliability curves (:func:`reliability_curve`) by detector."""
+    """``DETECTOR ECE N`` of every detector's calibrated test candidates, with what shifts a
+    calibration between the candidates it was fitted on and those it is scored on:
+    ``MEAN_P_REAL`` (mean calibrated P on test), ``TRUE_FRACTION`` (fraction true on test) and
+    ``TRUE_FRACTION_FIT`` (on the fitted candidates, the validation tiles); and the reliability
+    curves (:func:`reliability_curve`) by detector."""
     rows, curves = [], {}
     for detector, table in tables.items():
         is_true = truth_labels(table, f"{detector} test candidates")
         prob = apply_calibration(calibrations[detector], table)
-        rows.append((detector, expected_calibration_error(prob, is_true, n_bins), len(table)))
+        fit = calibrations[detector]
+        fit_fraction = fit["n_true"] / fit["n_fit"] if fit.get("n_fit") else float("nan")
+        rows.append((detector, expected_calibration_error(prob, is_true, n_bins), len(table),
+                     float(prob.mean()) if prob.size else float("nan"),
+                     float(is_true.mean()) if is_true.size else float("nan"),
+                     float(fit_fraction)))  # fmt: skip
         curves[detector] = reliability_curve(prob, is_true, n_bins)
-    out = Table(rows=rows or None, names=("DETECTOR", "ECE", "N"), dtype=(str, float, int))
+    names = ("DETECTOR", "ECE", "N", "MEAN_P_REAL", "TRUE_FRACTION", "TRUE_FRACTION_FIT")
+    out = Table(rows=rows or None, names=names, dtype=(str, float, int, float, float, float))
     out["ECE"].description = f"expected calibration error, {n_bins} equal-count bins"
+    out["MEAN_P_REAL"].description = "mean calibrated P(real) of the test candidates"
+    out["TRUE_FRACTION"].description = "fraction of the test candidates that are true"
+    out["TRUE_FRACTION_FIT"].description = (
+        "fraction true among the candidates the calibration was fitted on (validation tiles)"
+    )
     return out, curves
