@@ -9,6 +9,7 @@ workflow's tree, where the workflow's scripts import the library from.
 from __future__ import annotations
 
 import copy
+from dataclasses import field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,12 @@ def _load(path: str) -> dict:
 def load_schema(schema_path: str | Path = SCHEMA_PATH) -> dict:
     """The schema as a dict (a copy: callers may change it)."""
     return copy.deepcopy(_load(str(schema_path)))
+
+
+def copied_default(defaults: dict, key: str):
+    """A dataclass field whose default is ``defaults[key]`` (a list or dict of
+    :func:`schema_defaults`), deep-copied for every instance so that none shares it."""
+    return field(default_factory=lambda: copy.deepcopy(defaults[key]))
 
 
 def _fill(node: dict, value: dict) -> dict:

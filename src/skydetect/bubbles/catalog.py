@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 COLUMNS = ["MWP", "GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 FLOAT_COLUMNS = ["GLON", "GLAT", "MajAxis", "MinAxis", "Reff", "theta", "Ecc"]
 UNITS = {"GLON": "deg", "GLAT": "deg", "MajAxis": "arcmin", "MinAxis": "arcmin"}
+UNITS |= {"Reff": "arcmin", "theta": "deg"}
 #: Half-width of a bubble's box in MajAxis (the schema's ``bubbles.windows.box_scale``)
 BOX_SCALE = float(schema_defaults("bubbles.windows")["box_scale"])
 #: Crop and window half-widths in MajAxis (the schema's ``bubbles.negatives.half_width_factor``)
 HALF_WIDTH_FACTOR = tuple(schema_defaults("bubbles.negatives")["half_width_factor"])
-UNITS |= {"Reff": "arcmin", "theta": "deg"}
 
 
 def load_clear_names(path: str | os.PathLike) -> np.ndarray:

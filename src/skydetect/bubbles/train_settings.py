@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from skydetect.schema import schema_defaults
+from skydetect.schema import copied_default, schema_defaults
 
 _TRAIN, _SSD = schema_defaults("bubbles.train"), schema_defaults("bubbles.ssd")
 _EVALUATE = schema_defaults("bubbles.evaluate")
@@ -35,7 +35,7 @@ class TrainSettings:
     iou_threshold: float = _EVALUATE["iou_threshold"]  # the validation F2's one-to-one matching
     validation_background_windows: int | None = _TRAIN["validation_background_windows"]
     mixed_precision: bool | str = _TRAIN["mixed_precision"]  # "auto": float16 on a GPU only
-    thresholds: list = field(default_factory=lambda: list(_TRAIN["thresholds"]))
+    thresholds: list = copied_default(_TRAIN, "thresholds")
 
     @classmethod
     def from_config(cls, train: dict, ssd: dict | None = None, **override) -> TrainSettings:

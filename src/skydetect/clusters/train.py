@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 
 STAGE = 4  # seed stream of this stage: np.random.default_rng([seed, STAGE, ...])
 
-#: Training parameters and their defaults (those of the reference; see config/schema.yaml).
 #: The training parameters of one run and their defaults (the schema's ``clusters.train``, the
 #: reference training) without what the workflow keeps to itself: the mapping of runs, the
 #: job's threads and the seed (an argument of :func:`train`).

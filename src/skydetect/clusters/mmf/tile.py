@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import healpy as hp
 import numpy as np
@@ -18,7 +18,7 @@ from skydetect.clusters.mmf.peaks import find_peaks
 from skydetect.clusters.mmf.profiles import MMFError, profile_params
 from skydetect.clusters.mmf.sampling import PatchGrid, clean_data, sample_tile
 from skydetect.geometry import projection, tiles
-from skydetect.schema import schema_defaults
+from skydetect.schema import copied_default, schema_defaults
 from skydetect.sky.instrument import channel
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class MMFConfig:
     """The ``clusters.mmf`` settings (see config/schema.yaml for their meaning)."""
 
     bands: list[str]
-    theta500_arcmin: list[float] = field(default_factory=lambda: _DEFAULTS["theta500_arcmin"])
+    theta500_arcmin: list[float] = copied_default(_DEFAULTS, "theta500_arcmin")
     snr_threshold: float = _DEFAULTS["snr_threshold"]
     patch_size: int = _DEFAULTS["patch_size"]
     pixel_arcmin: float = _DEFAULTS["pixel_arcmin"]
