@@ -296,6 +296,26 @@ def test_deep_supervision_and_sgd_train(data, tmp_path, loss):
     assert float(get_loss(loss)(y, outs[-1])) != pytest.approx(want, rel=1e-3)
 
 
+def test_cosine_schedule_sets_every_epoch_rate_and_resumes_on_it(data, tmp_path):
+    """With lr_schedule cosine the rate of each epoch is the schedule's (ReduceLROnPlateau
+    off), from the base rate down to lr_min_fraction of it, also across a resume."""
+    from skydetect import schedule
+
+    params = {**TRAIN, "epochs": 4, "lr_schedule": "cosine", "lr_min_fraction": 0.1,
+              "lr_patience": 1, "lr_factor": 0.01}  # fmt: skip
+    out = tmp_path / "m"
+    with pytest.raises(KeyboardInterrupt):
+        T.train(*data, out, MODEL, params, seed=5, extra_callbacks=[Interrupt(after=2)])
+    T.train(*data, out, MODEL, params, seed=5)
+    got = [r["lr"] for r in T.read_history(out / "history.csv")]
+    lr = TRAIN["learning_rate"]
+    want = [schedule.epoch_learning_rate(lr, "cosine", e, 4, 0.1) for e in range(4)]
+    assert got == pytest.approx(want, rel=1e-5)
+    assert got[0] == pytest.approx(lr) and got[-1] == pytest.approx(0.1 * lr)
+    with pytest.raises(ValueError, match="clusters.train.lr_schedule"):
+        T.train_params({"lr_schedule": "step"})
+
+
 def test_bad_inputs(data, tmp_path):
     other = make_dataset(tmp_path / "v.h5", 8, bands=("100", "143", "217"))
     with pytest.raises(ValueError, match="v.h5: size/bands"):

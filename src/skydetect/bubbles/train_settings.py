@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
+from skydetect import schedule
 from skydetect.schema import copied_default, schema_defaults
 
 _TRAIN, _SSD = schema_defaults("bubbles.train"), schema_defaults("bubbles.ssd")
@@ -44,17 +43,9 @@ class TrainSettings:
 
 
 def epoch_learning_rate(settings: TrainSettings, epoch: int) -> float:
-    """Learning rate of epoch ``epoch`` (0-based): ``learning_rate`` throughout, or with
-    ``lr_schedule`` "cosine" a half cosine from it at the first epoch down to
-    ``lr_min_fraction`` of it at the last (set at each epoch start: a resumed run continues
-    the same schedule)."""
-    lr = float(settings.learning_rate)
-    if settings.lr_schedule == "constant":
-        return lr
-    if settings.lr_schedule != "cosine":
-        raise ValueError(
-            f"config: bubbles.train.lr_schedule is {settings.lr_schedule!r} (constant or cosine)"
-        )
-    t = epoch / max(int(settings.epochs) - 1, 1)
-    f = float(settings.lr_min_fraction)
-    return lr * (f + (1.0 - f) * 0.5 * (1.0 + np.cos(np.pi * min(t, 1.0))))
+    """Learning rate of epoch ``epoch`` (0-based): :func:`skydetect.schedule.epoch_learning_rate`
+    of ``learning_rate`` with ``lr_schedule`` and ``lr_min_fraction``."""
+    return schedule.epoch_learning_rate(
+        settings.learning_rate, settings.lr_schedule, epoch, settings.epochs,
+        settings.lr_min_fraction, key="bubbles.train.lr_schedule",
+    )  # fmt: skip

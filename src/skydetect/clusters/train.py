@@ -4,7 +4,8 @@
 (:mod:`skydetect.clusters.losses`) and the optimiser (``adam``, or ``sgd`` with momentum),
 streams batches with :mod:`skydetect.clusters.pipeline`, and fits with
 
-* ``ReduceLROnPlateau`` on ``val_loss`` (``lr_patience``, ``lr_factor``, ``min_lr``),
+* ``ReduceLROnPlateau`` on ``val_loss`` (``lr_patience``, ``lr_factor``, ``min_lr``), or with
+  ``lr_schedule`` "cosine" the per-epoch rate of :mod:`skydetect.schedule` instead,
 * ``EarlyStopping`` on ``val_loss`` (``patience``), restoring the best weights,
 * ``CSVLogger`` (``checkpoint/history.csv``, appended),
 * a checkpoint after every epoch (``tf.train.CheckpointManager`` in ``checkpoint/``:
@@ -42,6 +43,7 @@ import h5py
 import numpy as np
 
 import skydetect  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from skydetect import schedule
 from skydetect.io.atomic import atomic_path
 from skydetect.schema import schema_defaults
 
@@ -90,6 +92,8 @@ def train_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
         if int(out[key]) < 1:
             raise ValueError(f"training parameter {key!r} must be >= 1, got {out[key]}")
     L.get_loss(out["loss"], out["loss_params"].get(out["loss"], {}))  # validates name + params
+    schedule.epoch_learning_rate(out["learning_rate"], out["lr_schedule"], 0, out["epochs"],
+                                 out["lr_min_fraction"], key="clusters.train.lr_schedule")  # fmt: skip
     return out
 
 
@@ -216,8 +220,8 @@ def _restore_or_reset(tf, net, opt, ckpt_dir: Path, fp: str, epochs: int):
 
 
 def _fit_callbacks(tf, train_p, state, manager, epoch_var, ckpt_dir: Path, fp, extra) -> list:
-    """ReduceLR, EarlyStopping (both set to the saved ``state``), CSVLogger, the epoch
-    checkpoint, then ``extra``."""
+    """ReduceLR (or the ``lr_schedule``), EarlyStopping (both set to the saved ``state``),
+    CSVLogger, the epoch checkpoint, then ``extra``."""
     EarlyStop, ReduceLR, EpochCheckpoint = resumable_callbacks(tf)
     es = EarlyStop(monitor="val_loss", patience=int(train_p["patience"]), restore_best_weights=True)
     rl = ReduceLR(
@@ -231,8 +235,16 @@ def _fit_callbacks(tf, train_p, state, manager, epoch_var, ckpt_dir: Path, fp, e
         if (ckpt_dir / BEST).is_file():
             es.resume["weights"] = load_best(ckpt_dir / BEST)
         rl.resume = state["reduce_lr"]
+    lr_callback = rl  # its counters are saved even when a schedule sets the rate instead
+    if train_p["lr_schedule"] != "constant":
+        lr_callback = tf.keras.callbacks.LearningRateScheduler(
+            lambda epoch, _lr: schedule.epoch_learning_rate(
+                train_p["learning_rate"], train_p["lr_schedule"], epoch, train_p["epochs"],
+                train_p["lr_min_fraction"], key="clusters.train.lr_schedule",
+            )
+        )  # fmt: skip
     return [
-        rl,
+        lr_callback,
         es,
         tf.keras.callbacks.CSVLogger(str(ckpt_dir / HISTORY), append=True),
         EpochCheckpoint(manager, epoch_var, ckpt_dir, es, rl, fp, int(train_p["epochs"])),
