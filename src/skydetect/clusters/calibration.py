@@ -286,8 +286,8 @@ def evaluate(calibrations: dict, tables: dict, n_bins: int = 10) -> tuple[Table,
     rows, curves = [], {}
     for detector, table in tables.items():
         is_true = truth_labels(table, f"{detector} test candidates")
-        prob = apply_calibration(calibrations[detector], table)
         fit = calibrations[detector]
+        prob = apply_calibration(fit, table)
         fit_fraction = fit["n_true"] / fit["n_fit"] if fit.get("n_fit") else float("nan")
         rows.append((detector, expected_calibration_error(prob, is_true, n_bins), len(table),
                      float(prob.mean()) if prob.size else float("nan"),

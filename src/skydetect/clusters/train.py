@@ -92,9 +92,17 @@ def train_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
         if int(out[key]) < 1:
             raise ValueError(f"training parameter {key!r} must be >= 1, got {out[key]}")
     L.get_loss(out["loss"], out["loss_params"].get(out["loss"], {}))  # validates name + params
-    schedule.epoch_learning_rate(out["learning_rate"], out["lr_schedule"], 0, out["epochs"],
-                                 out["lr_min_fraction"], key="clusters.train.lr_schedule")  # fmt: skip
+    epoch_rate(out, 0)  # validates the schedule
     return out
+
+
+def epoch_rate(train_p: dict[str, Any], epoch: int) -> float:
+    """Learning rate of epoch ``epoch`` (0-based) under ``lr_schedule``
+    (:func:`skydetect.schedule.epoch_learning_rate`)."""
+    return schedule.epoch_learning_rate(
+        train_p["learning_rate"], train_p["lr_schedule"], epoch, train_p["epochs"],
+        train_p["lr_min_fraction"], key="clusters.train.lr_schedule",
+    )  # fmt: skip
 
 
 def code_version() -> str:
@@ -238,11 +246,8 @@ def _fit_callbacks(tf, train_p, state, manager, epoch_var, ckpt_dir: Path, fp, e
     lr_callback = rl  # its counters are saved even when a schedule sets the rate instead
     if train_p["lr_schedule"] != "constant":
         lr_callback = tf.keras.callbacks.LearningRateScheduler(
-            lambda epoch, _lr: schedule.epoch_learning_rate(
-                train_p["learning_rate"], train_p["lr_schedule"], epoch, train_p["epochs"],
-                train_p["lr_min_fraction"], key="clusters.train.lr_schedule",
-            )
-        )  # fmt: skip
+            lambda epoch, _lr: epoch_rate(train_p, epoch)
+        )
     return [
         lr_callback,
         es,

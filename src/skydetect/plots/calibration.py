@@ -24,11 +24,10 @@ def plot_reliability(curves: dict[str, Table], summary: Table, path) -> None:
         r = rows.get(detector)
         label = detector
         if r is not None:
-            label += f": ECE {float(r['ECE']):.3f}, N {int(r['N'])}"
-            if "TRUE_FRACTION" in summary.colnames:
-                label += (f"\n  true {float(r['TRUE_FRACTION']):.2f} on test, "
-                          f"{float(r['TRUE_FRACTION_FIT']):.2f} where fitted; "
-                          f"mean P {float(r['MEAN_P_REAL']):.2f}")  # fmt: skip
+            label += (f": ECE {float(r['ECE']):.3f}, N {int(r['N'])}"
+                      f"\n  true {float(r['TRUE_FRACTION']):.2f} on test, "
+                      f"{float(r['TRUE_FRACTION_FIT']):.2f} where fitted; "
+                      f"mean P {float(r['MEAN_P_REAL']):.2f}")  # fmt: skip
         ax.plot(curve["P_MEAN"], curve["TRUE_FRACTION"], marker="o", ms=4, label=label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
