@@ -128,6 +128,36 @@ def test_combined_rule_maximises_true_clusters_at_target_purity():
     assert none["unet_threshold"] is None and none["mmf_threshold"] is None
 
 
+def test_combined_rule_keeps_unet_detections_the_mmf_confirms_at_lower_snr():
+    # 8 true clusters: 4 bright (MMF S/N 6), 4 faint that both detectors see (U-Net 0.9, MMF
+    # S/N 4.5); false: 3 MMF-only at S/N 4.5 and 3 U-Net-only at 0.9, far from any cluster
+    truth = Table({"GLON": 100.0 + 2 * np.arange(8), "GLAT": np.full(8, 40.0),
+                   "SNR": np.full(8, 8.0), "ID": np.arange(8)})  # fmt: skip
+    nan = np.nan
+    rows = [(i, nan, 6.0) for i in range(4)] + [(i, 0.9, 4.5) for i in range(4, 8)]
+    rows += [(-1, nan, 4.5), (-2, nan, 4.5), (-3, nan, 4.5)]
+    rows += [(-4, 0.9, nan), (-5, 0.9, nan), (-6, 0.9, nan)]
+    cand = Table({
+        "GLON": [100.0 + 2 * i if i >= 0 else 200.0 + 3 * i for i, _, _ in rows],
+        "GLAT": [40.0 if i >= 0 else -30.0 for i, _, _ in rows],
+        "PEAK_PROB": [p for _, p, _ in rows], "SNR": [s for _, _, s in rows],
+    })  # fmt: skip
+    grids = ([0.5, 0.9, 0.99], [4.5, 6.0])
+    best = H.combined_rule(cand, truth, 5.0, *grids, 0.9)
+    # either detector alone: at best the 4 bright clusters (U-Net 0.99 keeps nothing); the
+    # U-Net confirmed by the MMF at S/N 4.5 adds the 4 faint ones and none of the false
+    assert (best["unet_threshold"], best["mmf_threshold"], best["unet_min_snr"]) == (0.5, 6.0, 4.5)
+    assert best["n_true_val"] == 8 and best["purity_val"] == pytest.approx(1.0)
+    op = H.operating_point({"combined": best}, "combined")
+    keep = S.threshold_mask(cand, "combined", [op[0]], [op[1]], op[2])[0]
+    assert keep.tolist() == [True] * 8 + [False] * 6
+    # an entry without the key (or null) is the U-Net alone: its false candidates pass
+    assert H.operating_point({"combined": {"unet_threshold": 0.5, "mmf_threshold": 6.0}},
+                             "combined")[2] == -np.inf  # fmt: skip
+    alone = S.threshold_mask(cand, "combined", [0.5], [6.0])[0]
+    assert alone.sum() == 11 and alone[-3:].all()
+
+
 def test_blocks_cover_the_tiles_and_resample_candidates_and_clusters_together():
     blocks = H.area_blocks([TEST_TILE, VAL_TILE])
     assert len(blocks) == 32

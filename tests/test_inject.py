@@ -217,6 +217,11 @@ def test_combined_detects_when_either_part_does():
                "SCORE_u": [0.95, 0.2, np.nan, 0.5], "SCORE_mmf": [3.0, 6.0, np.nan, 4.0]})  # fmt: skip
     thr = {"score": ["PEAK_PROB", "SNR"], "threshold": [0.9, 4.5]}
     assert list(selfunc.detected(t, "combined", thr, ["u", "mmf"])) == [True, True, False, False]
+    # with the U-Net confirmed by the MMF at S/N >= 3.5, the first needs S/N 3.0 >= 3.5: lost
+    thr["min_snr"] = 3.5
+    assert list(selfunc.detected(t, "combined", thr, ["u", "mmf"])) == [False, True, False, False]
+    thr["min_snr"] = 2.5
+    assert list(selfunc.detected(t, "combined", thr, ["u", "mmf"])) == [True, True, False, False]
 
 
 # --------------------------------------------------------------------------- files
@@ -256,7 +261,8 @@ def test_thresholds_file(tmp_path):
     thr = selfunc.read_thresholds(path, ["mmf", "unet_hfi_y", "combined"])
     assert thr["mmf"]["threshold"] == 4.5
     assert thr["unet_hfi_y"]["threshold"] == np.inf  # never reached on validation: keeps nothing
-    assert thr["combined"] == {"score": ["PEAK_PROB", "SNR"], "threshold": [0.8, 5.0]}
+    assert thr["combined"] == {"score": ["PEAK_PROB", "SNR"], "threshold": [0.8, 5.0],
+                               "min_snr": -np.inf}  # no unet_min_snr: the U-Net alone suffices
     with pytest.raises(selfunc.SelectionFunctionError, match="unet_hfi"):
         selfunc.read_thresholds(path, ["mmf", "unet_hfi"])
 

@@ -4,8 +4,11 @@
   (U-Net ``PEAK_PROB``, MMF ``SNR``) whose purity on the validation tiles reaches the target
   (``clusters.evaluate.purity_target``): along a sweep the number of true clusters only falls
   with the threshold, so this is the most true clusters at that purity. The combined rule
-  (U-Net ``PEAK_PROB >= a`` or MMF ``SNR >= b``) is the pair of the two grids with the most
-  true clusters at purity >= target (ties: higher purity, then fewer candidates). Matching as
+  keeps a candidate with MMF ``SNR >= b``, or with U-Net ``PEAK_PROB >= a`` and MMF
+  ``SNR >= c`` (a U-Net detection the MMF confirms at a lower S/N; ``c`` null: the U-Net
+  alone, either detector suffices). ``(a, b, c)`` is the triple of the grids (``c``: null
+  and the MMF grid) with the most true clusters at purity >= target (ties: higher purity,
+  then fewer candidates, then the U-Net alone before a confirmation). Matching as
   in the scorecard, one-to-one in order of truth S/N, redone at every grid point. A detector
   that never reaches the target on validation gets no threshold (``null``): it keeps no
   candidate on test.
@@ -113,11 +116,12 @@ def matched_candidates(cand: Table, truth: Table, radius) -> Table:
 
 # ----------------------------------------------------------------------- thresholds
 def _counts(cand: Table, truth: Table, radius, keep: np.ndarray):
-    """(n kept, n true) for each row of ``keep`` (matching redone per row)."""
+    """(n kept, n true) for each row of ``keep`` (matching redone once per distinct row)."""
     cv = S.unit_vectors(cand, "candidates") if len(cand) else np.zeros((0, 3))
     m = S.Matcher(cv, S.unit_vectors(truth, "truth"), np.asarray(truth["SNR"], float), radius)
-    cand_true, _ = S.sweep(m, keep)
-    return keep.sum(axis=1), cand_true.sum(axis=1)
+    rows, inverse = np.unique(keep, axis=0, return_inverse=True)
+    cand_true, _ = S.sweep(m, rows)
+    return keep.sum(axis=1), cand_true.sum(axis=1)[inverse.ravel()]
 
 
 def _purity(n_kept, n_true) -> np.ndarray:
@@ -144,25 +148,31 @@ def threshold_at_purity(cand: Table, truth: Table, radius, column: str, grid, ta
 
 
 def combined_rule(cand: Table, truth: Table, radius, unet_grid, mmf_grid, target: float):
-    """``{"unet_threshold", "mmf_threshold", "purity_val", "n_true_val"}``: the pair (a, b)
-    of the grids whose rule ``PEAK_PROB >= a or SNR >= b`` keeps the most true clusters at
-    purity >= ``target`` (ties: higher purity, then fewer candidates); None where none does."""
+    """``{"unet_threshold", "mmf_threshold", "unet_min_snr", "purity_val", "n_true_val"}``:
+    the triple (a, b, c) of the grids whose rule ``SNR >= b or (PEAK_PROB >= a and SNR >= c)``
+    keeps the most true clusters at purity >= ``target`` (``c`` from None, the U-Net alone,
+    and ``mmf_grid``; ties: higher purity, then fewer candidates, then the smaller ``c``);
+    None where none does."""
     ug = np.asarray(unet_grid, float)
     mg = np.asarray(mmf_grid, float)
+    cg = np.concatenate([[-np.inf], mg])
     keep = (
-        S.threshold_mask(cand, "combined", ug, mg)
+        np.vstack([S.threshold_mask(cand, "combined", ug, mg, c) for c in cg])
         if len(cand)
-        else np.zeros((ug.size * mg.size, 0), bool)
+        else np.zeros((cg.size * ug.size * mg.size, 0), bool)
     )
     n_kept, n_true = _counts(cand, truth, radius, keep)
     purity = _purity(n_kept, n_true)
-    out = {"unet_threshold": None, "mmf_threshold": None, "purity_val": None, "n_true_val": 0}
+    out = {"unet_threshold": None, "mmf_threshold": None, "unet_min_snr": None,
+           "purity_val": None, "n_true_val": 0}  # fmt: skip
     ok = np.flatnonzero(np.nan_to_num(purity, nan=-1.0) >= target)
     if ok.size:
-        k = int(ok[np.lexsort((n_kept[ok], -purity[ok], -n_true[ok]))[0]])
+        best = int(ok[np.lexsort((ok, n_kept[ok], -purity[ok], -n_true[ok]))[0]])
+        c, k = divmod(best, ug.size * mg.size)
         out.update(
             unet_threshold=float(ug[k % ug.size]), mmf_threshold=float(mg[k // ug.size]),
-            purity_val=float(purity[k]), n_true_val=int(n_true[k]),
+            unet_min_snr=None if c == 0 else float(cg[c]),
+            purity_val=float(purity[best]), n_true_val=int(n_true[best]),
         )  # fmt: skip
     return out
 
@@ -189,7 +199,8 @@ def choose_thresholds(candidates: dict[str, Table], truth: Table, radius, tiles,
 
 def operating_point(thresholds: dict, detector: str):
     """The fixed threshold of ``detector`` from a thresholds mapping (NaN: keep nothing);
-    for ``combined`` the pair (U-Net, MMF)."""
+    for ``combined`` the triple (U-Net, MMF, the S/N a U-Net candidate needs: -inf where
+    ``unet_min_snr`` is null or absent)."""
     if detector not in thresholds:
         raise ValueError(f"thresholds: no entry for detector {detector!r}")
     entry = thresholds[detector]
@@ -198,7 +209,9 @@ def operating_point(thresholds: dict, detector: str):
         return float("nan") if x is None else float(x)
 
     if detector == "combined":
-        return num(entry.get("unet_threshold")), num(entry.get("mmf_threshold"))
+        c = entry.get("unet_min_snr")
+        return (num(entry.get("unet_threshold")), num(entry.get("mmf_threshold")),
+                -np.inf if c is None else float(c))  # fmt: skip
     return num(entry.get("threshold"))
 
 

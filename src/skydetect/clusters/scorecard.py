@@ -201,16 +201,19 @@ def default_grid(detector: str, lowest: float) -> np.ndarray:
     )
 
 
-def threshold_mask(cand: Table, detector: str, thresholds, mmf_thresholds=None) -> np.ndarray:
+def threshold_mask(cand: Table, detector: str, thresholds, mmf_thresholds=None,
+                   unet_min_snr: float = -np.inf) -> np.ndarray:  # fmt: skip
     """(T, N) whether each candidate passes each threshold of ``detector``'s score; for
-    ``combined``, each (MMF S/N, U-Net) pair of ``mmf_thresholds`` x ``thresholds`` (either
-    passes), MMF-major."""
+    ``combined``, each (MMF S/N, U-Net) pair of ``mmf_thresholds`` x ``thresholds``, MMF-major:
+    ``SNR >= b``, or ``PEAK_PROB >= a`` with ``SNR >= unet_min_snr`` (-inf: the U-Net alone;
+    a U-Net candidate without an MMF detection has no S/N)."""
     if detector != "combined":
         s = np.nan_to_num(np.asarray(cand[score_column(detector)], float), nan=-np.inf)
         return s[None, :] >= np.asarray(thresholds, float)[:, None]
     pp = np.nan_to_num(np.asarray(cand["PEAK_PROB"], float), nan=-np.inf)
     sn = np.nan_to_num(np.asarray(cand["SNR"], float), nan=-np.inf)
-    rows = [(pp >= tu) | (sn >= tm) for tm in mmf_thresholds for tu in thresholds]
+    confirmed = sn >= (-np.inf if np.isnan(unet_min_snr) else unet_min_snr)
+    rows = [(sn >= tm) | ((pp >= tu) & confirmed) for tm in mmf_thresholds for tu in thresholds]
     return np.array(rows).reshape(-1, len(cand))
 
 
@@ -220,8 +223,8 @@ def _keep_matrix(cand: Table, detector: str, thresholds, mt, op) -> np.ndarray:
         return np.zeros((len(thresholds) * len(mt) + 1, 0), bool)
     return np.vstack(
         [
-            threshold_mask(cand, detector, thresholds, mt),
-            threshold_mask(cand, detector, [op[0]], [op[1]]),
+            threshold_mask(cand, detector, thresholds, mt, op[2]),
+            threshold_mask(cand, detector, [op[0]], [op[1]], op[2]),
         ]
     )
 
@@ -282,9 +285,10 @@ def score_detector(
     """One scorecard row (dict) and the sweep curves of ``detector``.
 
     ``truth``: the true clusters of the area above the detectability floor, with a per-cluster
-    ``radius`` [arcmin]; ``operating_point``: the nominal threshold (combined: the pair
-    (U-Net, MMF); NaN keeps nothing); ``thresholds``: ascending sweep (combined: the U-Net's,
-    with ``mmf_thresholds`` the MMF's); ``weights``: bootstrap counts of the candidates (B, Nc)
+    ``radius`` [arcmin]; ``operating_point``: the nominal threshold (combined: the triple
+    (U-Net, MMF, the MMF S/N a U-Net candidate needs; a pair: none), see
+    :func:`threshold_mask`; NaN keeps nothing); ``thresholds``: ascending sweep (combined: the U-Net's, with ``mmf_thresholds``
+    the MMF's, at the operating point's third value); ``weights``: bootstrap counts of the candidates (B, Nc)
     and true clusters (B, Nt) (a block bootstrap, :mod:`skydetect.clusters.heldout`), or None
     for ``n_bootstrap`` independent resamples of each.
     """
@@ -292,7 +296,7 @@ def score_detector(
     comb = detector == "combined"
     thresholds = np.asarray(thresholds, float)
     mt = np.asarray(mmf_thresholds if comb else [np.nan], float)
-    op = tuple(operating_point) if comb else (operating_point, None)
+    op = (*operating_point, -np.inf)[:3] if comb else (operating_point, None, -np.inf)
     keep = _keep_matrix(cand, detector, thresholds, mt, op)
     tvec = unit_vectors(truth, "truth")
     snr = np.asarray(truth["SNR"], float)

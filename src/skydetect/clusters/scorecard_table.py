@@ -181,8 +181,12 @@ def _threshold(row, thresholds: dict) -> str:
     name = str(row["DETECTOR"])
     entry = thresholds.get(name, {})
     if name == "combined":
-        a, b = entry.get("unet_threshold"), entry.get("mmf_threshold")
-        return "–" if a is None or b is None else f"P >= {a:g} or S/N >= {b:g}"
+        a, b, c = (entry.get(k) for k in ("unet_threshold", "mmf_threshold", "unet_min_snr"))
+        if a is None or b is None:
+            return "–"
+        return f"S/N >= {b:g}, or P >= {a:g} and S/N >= {c:g}" if c is not None else (
+            f"P >= {a:g} or S/N >= {b:g}"
+        )
     return _f(row["THRESHOLD_VAL"], "{:g}")
 
 
@@ -196,15 +200,17 @@ def _explanation(table: Table) -> str:
         f"clusters above the detectability floor (truth S/N >= {m.get('min_truth_snr')}), "
         f"{n45} with S/N > 4.5 and {n6} with S/N > 6. Every threshold is fixed on the "
         f"validation tiles (results/evaluation/thresholds.json): the lowest reaching purity "
-        f"{m.get('purity_target')} there (combined: the U-Net-or-MMF pair with the most true "
-        "clusters at that purity); the test tiles are scored once at it: N_CAND, purity, "
+        f"{m.get('purity_target')} there (combined: the MMF S/N, and the U-Net probability "
+        "with the MMF S/N it also needs, if any, with the most true clusters at that purity); "
+        "the test tiles are scored once at it: N_CAND, purity, "
         "chance rate (as many candidates at random positions in the test tiles, "
         f"{m.get('n_scramble')} draws), completeness and N true (true clusters in the "
         "catalogue). Matching one-to-one in order of truth S/N. Intervals: "
         f"{m.get('n_bootstrap')} spatial block-bootstrap resamples (nside-8 HEALPix blocks of "
         "the test area, candidates and clusters together; the differences to the MMF paired "
         "on the same draws). Last column, description only: completeness where the test "
-        "sweep itself first reaches purity 0.90 (a threshold tuned on test); '–': never."
+        "sweep itself first reaches purity 0.90 (a threshold tuned on test; combined: over the "
+        "U-Net and MMF grids at the validation's confirming S/N); '–': never."
         + _mask_sentence(m.get("mask_policy"))
     )
 

@@ -6,7 +6,8 @@ matched to each injection (NaN: none), and fixed thresholds per detector
 (``results/evaluation/thresholds.json``: ``{detector: {"score": column, "threshold": x}}``).
 An injection is detected by a detector when its score reaches the threshold; the
 ``combined`` detector (U-Net run ``clusters.evaluate.combine_run`` merged with the MMF)
-detects an injection when either of its parts does at the combined entry's thresholds.
+detects an injection when either of its parts does at the combined entry's thresholds (the
+U-Net's only with the MMF's S/N at ``unet_min_snr`` where the entry sets it).
 
 Output (:func:`write_selection_function`), in the layout of Planck's
 ``HFI_PCCS_SZ-selfunc`` files (a completeness image over the theta500 x Y grid, the grid axes
@@ -76,8 +77,9 @@ def read_injections(paths, y_edges=None, theta_edges=None) -> Table:
 def read_thresholds(path, detectors) -> dict:
     """{detector: {"score": column, "threshold": x}} for ``detectors`` from the thresholds
     file of rule choose_thresholds (``combined``: its ``unet_threshold`` and
-    ``mmf_threshold`` as score and threshold lists, U-Net first), checked. A threshold the
-    validation never reached (null) keeps nothing (+inf)."""
+    ``mmf_threshold`` as score and threshold lists, U-Net first, and ``unet_min_snr``, the
+    MMF S/N a U-Net detection also needs, as ``min_snr``: -inf where null or absent),
+    checked. A threshold the validation never reached (null) keeps nothing (+inf)."""
     try:
         with open(path) as fh:
             data = json.load(fh)
@@ -96,8 +98,10 @@ def read_thresholds(path, detectors) -> dict:
                 f"{path}: no entry {det!r} with {' and '.join(map(repr, keys))} (has {sorted(data)})"
             )
         if det == "combined":
+            c = entry.get("unet_min_snr")
             out[det] = {"score": ["PEAK_PROB", "SNR"],
-                        "threshold": [value(entry["unet_threshold"]), value(entry["mmf_threshold"])]}  # fmt: skip
+                        "threshold": [value(entry["unet_threshold"]), value(entry["mmf_threshold"])],
+                        "min_snr": -np.inf if c is None else float(c)}  # fmt: skip
         else:
             out[det] = {"score": str(entry["score"]), "threshold": value(entry["threshold"])}
     return out
@@ -107,7 +111,8 @@ def detected(injections: Table, detector: str, threshold: dict, parts=None) -> n
     """Bool per injection: found by ``detector`` at ``threshold`` ({"score", "threshold"}).
 
     ``parts``: for ``combined``, the detectors (U-Net run, ``mmf``) whose SCORE columns
-    carry the listed scores, in the order of the entry's lists."""
+    carry the listed scores, in the order of the entry's lists; any part suffices, the U-Net
+    only where the MMF's score also reaches the entry's ``min_snr`` (if given)."""
     def reach(col, thr):
         if col not in injections.colnames:
             raise SelectionFunctionError(f"injection table has no column {col!r}")
@@ -122,7 +127,10 @@ def detected(injections: Table, detector: str, threshold: dict, parts=None) -> n
         raise SelectionFunctionError(
             f"{detector!r}: {len(thr)} thresholds for the parts {list(parts)}"
         )
-    return np.any([reach(f"SCORE_{p}", t) for p, t in zip(parts, thr, strict=True)], axis=0)
+    found = [reach(f"SCORE_{p}", t) for p, t in zip(parts, thr, strict=True)]
+    if threshold.get("min_snr", -np.inf) > -np.inf:
+        found[0] = found[0] & reach(f"SCORE_{parts[-1]}", threshold["min_snr"])
+    return np.any(found, axis=0)
 
 
 def cell_counts(y_bin, theta_bin, found, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +183,8 @@ def write_selection_function(path, grid: dict, y_edges, theta_edges, thresholds:
             hdu.header["DETECTOR"] = det
             hdu.header["SCORE"] = ",".join(np.atleast_1d(thr["score"]).astype(str))
             hdu.header["THRESH"] = ",".join(f"{t:g}" for t in np.atleast_1d(thr["threshold"]))
+            if np.isfinite(thr.get("min_snr", -np.inf)):
+                hdu.header["MINSNR"] = (thr["min_snr"], "MMF S/N a U-Net detection also needs")
             hdu.header["CTYPE1"], hdu.header["CTYPE2"] = "Y5R500", "THETA500"
             hdus.append(hdu)
     thetas = Table({"THETA500_LO": theta_edges[:-1], "THETA500_HI": theta_edges[1:],
