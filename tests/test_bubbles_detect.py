@@ -30,14 +30,41 @@ def test_merge_across_overlapping_windows_one_box_per_object():
     assert E.count(merged, s, objects, rule="iou", iou_threshold=0.7).n_found == 2
 
 
+def test_box_fusion_averages_each_overlapping_group_weighted_by_score():
+    from skydetect.bubbles.ssd.boxes import iou
+
+    true = np.array([100.0, 100.0, 140.0, 140.0])
+    rng = np.random.default_rng(7)
+    # 20 noisy views of one object (corners scattered by 4 px), one lone box far away
+    views = true + rng.normal(0, 4.0, (20, 4))
+    scores = rng.uniform(0.5, 0.9, 20)
+    boxes = np.vstack([views, [[400, 400, 420, 420]]])
+    scores = np.append(scores, 0.95)
+    fused, s = merge_detections(boxes, scores, 0.3, "wbf")
+    assert len(fused) == 2 and s.tolist() == [0.95, scores[:20].max()]  # best first, best score
+    np.testing.assert_allclose(fused[0], [400, 400, 420, 420])  # alone: unchanged
+    expect = (views * scores[:20, None]).sum(0) / scores[:20].sum()
+    np.testing.assert_allclose(fused[1], expect)  # the score-weighted mean of its members
+    # the fused box sits closer to the object than NMS's single best box
+    kept, _ = merge_detections(boxes, scores, 0.3, "nms")
+    assert iou(true[None], fused[1:])[0, 0] > iou(true[None], kept[1:])[0, 0]
+    # boxes that overlap no more than the threshold stay apart, as under NMS
+    pair = np.array([[0, 0, 10, 10], [5, 0, 15, 10]], float)  # IoU 1/3
+    assert len(merge_detections(pair, [0.9, 0.8], 0.4, "wbf")[0]) == 2
+    assert len(merge_detections(pair, [0.9, 0.8], 0.3, "wbf")[0]) == 1
+    with pytest.raises(ValueError, match="bubbles.detect.merge"):
+        merge_detections(pair, [0.9, 0.8], 0.3, "mean")
+
+
 def test_window_to_field_exact_inverse():
     b = window_to_field(np.array([[0.0, 0.0, 1.0, 1.0], [0.25, 0.5, 0.75, 1.0]]), 10, 20, 200)
     np.testing.assert_allclose(b, [[10, 20, 210, 220], [60, 120, 160, 220]])
 
 
 def test_detect_settings_from_config():
-    s = DetectSettings.from_config({"merge_iou": 0.25, "unknown": 1})
-    assert s.merge_iou == 0.25 and s.window_nms_iou == 0.45
+    s = DetectSettings.from_config({"merge_iou": 0.25, "merge": "wbf", "unknown": 1})
+    assert s.merge_iou == 0.25 and s.window_nms_iou == 0.45 and s.merge == "wbf"
+    assert DetectSettings().merge == "nms"  # the schema's default: the reference's NMS
 
 
 class _BrightBoxSSD:

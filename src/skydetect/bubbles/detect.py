@@ -7,8 +7,9 @@ reach past the field, over no coverage) and go through the shared preprocessing
 centred outside belong to the neighbouring field. Boxes predicted
 in window-input coordinates are mapped back to field pixels with the exact inverse of that
 crop (:func:`skydetect.bubbles.windows.input_to_field`), suppressed within the window
-(``window_nms_iou``), then merged across windows and scales by NMS at ``merge_iou`` (0.3 in
-the reference). Boxes are corner form ``(x_min, y_min, x_max, y_max)`` in field pixel-edge
+(``window_nms_iou``), then merged across windows and scales at ``merge_iou`` (0.3 in the
+reference) by NMS (``merge: nms``, the reference's) or by weighted box fusion (``merge: wbf``:
+overlapping boxes averaged, weighted by score; :func:`skydetect.bubbles.ssd.boxes.fuse`). Boxes are corner form ``(x_min, y_min, x_max, y_max)`` in field pixel-edge
 coordinates (see docs/dataflow.md).
 """
 
@@ -25,7 +26,7 @@ from skydetect.io.spitzer import wrap_glon
 from skydetect.schema import schema_defaults
 
 from .preprocess import FieldPreprocessor
-from .ssd.boxes import nms
+from .ssd.boxes import fuse, nms
 from .ssd.model import predict_boxes
 from .window_stream import WindowStream
 from .windows import centres_inside
@@ -41,7 +42,8 @@ class DetectSettings:
     min_score: float = _DEFAULTS["min_score"]  # boxes below this are dropped before any NMS
     window_nms_iou: float = _DEFAULTS["window_nms_iou"]  # NMS inside one window
     max_per_window: int = _DEFAULTS["max_per_window"]  # boxes kept per window after NMS
-    merge_iou: float = _DEFAULTS["merge_iou"]  # NMS across windows and scales
+    merge_iou: float = _DEFAULTS["merge_iou"]  # merging across windows and scales
+    merge: str = _DEFAULTS["merge"]  # nms (keep the best box) | wbf (fuse overlapping boxes)
     batch_size: int = _DEFAULTS["batch_size"]
 
     @classmethod
@@ -69,12 +71,20 @@ def window_detections(boxes_unit, scores, settings: DetectSettings):
     return boxes[idx][keep], scores[idx][keep]
 
 
-def merge_detections(boxes, scores, iou_threshold: float = 0.3):
-    """Merge boxes from overlapping windows and scales (field coordinates) by NMS."""
+MERGES = ("nms", "wbf")
+
+
+def merge_detections(boxes, scores, iou_threshold: float = 0.3, method: str = "nms"):
+    """Merge boxes from overlapping windows and scales (field coordinates): ``nms`` keeps the
+    best of each overlapping group, ``wbf`` fuses the group into its score-weighted mean."""
+    if method not in MERGES:
+        raise ValueError(f"bubbles.detect.merge: {method!r} is not one of {', '.join(MERGES)}")
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(boxes) == 0:
         return boxes, scores
+    if method == "wbf":
+        return fuse(boxes, scores, iou_threshold)
     keep = nms(boxes, scores, iou_threshold)
     return boxes[keep], scores[keep]
 
@@ -104,7 +114,7 @@ def detect_windows(
     if field_shape is not None:
         inside = centres_inside(b, field_shape)
         b, s = b[inside], s[inside]
-    return merge_detections(b, s, settings.merge_iou) if merge else (b, s)
+    return merge_detections(b, s, settings.merge_iou, settings.merge) if merge else (b, s)
 
 
 def detect_field(
@@ -160,7 +170,9 @@ def detect_field(
         scores.append(s)
     if not boxes:
         return np.zeros((0, 4)), np.zeros(0)
-    return merge_detections(np.concatenate(boxes), np.concatenate(scores), settings.merge_iou)
+    return merge_detections(
+        np.concatenate(boxes), np.concatenate(scores), settings.merge_iou, settings.merge
+    )
 
 
 CATALOG_COLUMNS = [

@@ -148,3 +148,32 @@ def nms(
         score_threshold=float(score_threshold),
     )
     return keep.numpy().astype(np.int64)
+
+
+def fuse(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float):
+    """Weighted box fusion of one detector's boxes (Solovyev, Wang & Gabruseva 2021, Image
+    Vis. Comput. 107, 104117): ``(fused boxes, scores)``, best first.
+
+    Boxes are taken best score first; a box whose IoU with a fused box exceeds
+    ``iou_threshold`` joins the one it overlaps most, which becomes the score-weighted mean of
+    its members' corners; any other box starts a fused box of its own. A fused box keeps its
+    best member's score, so that a score threshold acts on it as on the box NMS would keep."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-scores, kind="stable")
+    fused = np.zeros((len(boxes), 4))
+    weighted = np.zeros((len(boxes), 4))
+    weight = np.zeros(len(boxes))
+    best = np.zeros(len(boxes))
+    n = 0
+    for i in order:
+        b, s = boxes[i], scores[i]
+        ov = iou(b[None], fused[:n])[0] if n else np.zeros(0)
+        j = int(np.argmax(ov)) if n else -1
+        if j < 0 or ov[j] <= iou_threshold:
+            j, n = n, n + 1
+            best[j] = s
+        weighted[j] += s * b
+        weight[j] += s
+        fused[j] = weighted[j] / weight[j] if weight[j] > 0 else b
+    return fused[:n], best[:n]
