@@ -9,8 +9,9 @@ in window-input coordinates are mapped back to field pixels with the exact inver
 crop (:func:`skydetect.bubbles.windows.input_to_field`), suppressed within the window
 (``window_nms_iou``), then merged across windows and scales at ``merge_iou`` (0.3 in the
 reference) by NMS (``merge: nms``, the reference's) or by weighted box fusion (``merge: wbf``:
-overlapping boxes averaged, weighted by score; :func:`skydetect.bubbles.ssd.boxes.fuse`). Boxes are corner form ``(x_min, y_min, x_max, y_max)`` in field pixel-edge
-coordinates (see docs/dataflow.md).
+overlapping boxes averaged, weighted by score; :func:`skydetect.bubbles.ssd.boxes.fuse`).
+Boxes are corner form ``(x_min, y_min, x_max, y_max)`` in field pixel-edge coordinates (see
+docs/dataflow.md).
 """
 
 from __future__ import annotations

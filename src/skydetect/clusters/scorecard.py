@@ -287,10 +287,11 @@ def score_detector(
     ``truth``: the true clusters of the area above the detectability floor, with a per-cluster
     ``radius`` [arcmin]; ``operating_point``: the nominal threshold (combined: the triple
     (U-Net, MMF, the MMF S/N a U-Net candidate needs; a pair: none), see
-    :func:`threshold_mask`; NaN keeps nothing); ``thresholds``: ascending sweep (combined: the U-Net's, with ``mmf_thresholds``
-    the MMF's, at the operating point's third value); ``weights``: bootstrap counts of the candidates (B, Nc)
-    and true clusters (B, Nt) (a block bootstrap, :mod:`skydetect.clusters.heldout`), or None
-    for ``n_bootstrap`` independent resamples of each.
+    :func:`threshold_mask`; NaN keeps nothing); ``thresholds``: ascending sweep (combined:
+    the U-Net's, with ``mmf_thresholds`` the MMF's, at the operating point's third value);
+    ``weights``: bootstrap counts of the candidates (B, Nc) and true clusters (B, Nt) (a block
+    bootstrap, :mod:`skydetect.clusters.heldout`), or None for ``n_bootstrap`` independent
+    resamples of each.
     """
     rng = np.random.default_rng([int(seed), 12, sum(map(ord, detector))])
     comb = detector == "combined"
