@@ -3,12 +3,13 @@
 A training crop around a bubble of MajAxis ``m`` (pixels) has side ``2 k m`` with ``k``
 uniform in ``half_width_factor`` (the reference's 1.7-5.9), but never less than the bubble's
 box plus 2 pixels or ``min_size`` pixels, and never more than the field's smaller side
-(:func:`crop_side`, used by :func:`skydetect.bubbles.crops.crop_geometry`). The network therefore knows a bubble of that
-size only inside windows whose side lies between the smallest and the largest crop side it
-can have (:func:`crop_side_range`). A bubble is *covered* when at least one sliding-window side
-(``bubbles.windows.sizes_arcmin``, rounded to pixels and capped at the field as
-:func:`skydetect.bubbles.windows.sizes_to_pixels` does) falls in that range; with the reference
-k range one window side covers sizes within a factor 5.9 / 1.7 = 3.5.
+(:func:`crop_side`, used by :func:`skydetect.bubbles.crops.crop_geometry`). The network
+therefore knows a bubble of that size only inside windows whose side lies between the
+smallest and the largest crop side it can have (:func:`crop_side_range`). A bubble is
+*covered* when at least one sliding-window side (``bubbles.windows.sizes_arcmin``, rounded to
+pixels and capped at the field as :func:`skydetect.bubbles.windows.sizes_to_pixels` does)
+falls in that range; with the reference k range one window side covers sizes within a factor
+5.9 / 1.7 = 3.5.
 
 :func:`check_scales` raises naming the uncovered sizes; :func:`window_sizes_for` proposes
 window sides covering a size range, the sides of a source without sides given in the config

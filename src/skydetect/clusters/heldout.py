@@ -197,6 +197,13 @@ def choose_thresholds(candidates: dict[str, Table], truth: Table, radius, tiles,
     return out
 
 
+def unet_min_snr(entry: dict) -> float:
+    """The MMF S/N a U-Net detection also needs under a ``combined`` thresholds entry: its
+    ``unet_min_snr``, or -inf (the U-Net alone) where that is null or absent."""
+    c = entry.get("unet_min_snr")
+    return -np.inf if c is None else float(c)
+
+
 def operating_point(thresholds: dict, detector: str):
     """The fixed threshold of ``detector`` from a thresholds mapping (NaN: keep nothing);
     for ``combined`` the triple (U-Net, MMF, the S/N a U-Net candidate needs: -inf where
@@ -209,9 +216,8 @@ def operating_point(thresholds: dict, detector: str):
         return float("nan") if x is None else float(x)
 
     if detector == "combined":
-        c = entry.get("unet_min_snr")
         return (num(entry.get("unet_threshold")), num(entry.get("mmf_threshold")),
-                -np.inf if c is None else float(c))  # fmt: skip
+                unet_min_snr(entry))  # fmt: skip
     return num(entry.get("threshold"))
 
 

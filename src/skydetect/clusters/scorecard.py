@@ -212,7 +212,7 @@ def threshold_mask(cand: Table, detector: str, thresholds, mmf_thresholds=None,
         return s[None, :] >= np.asarray(thresholds, float)[:, None]
     pp = np.nan_to_num(np.asarray(cand["PEAK_PROB"], float), nan=-np.inf)
     sn = np.nan_to_num(np.asarray(cand["SNR"], float), nan=-np.inf)
-    confirmed = sn >= (-np.inf if np.isnan(unet_min_snr) else unet_min_snr)
+    confirmed = sn >= unet_min_snr
     rows = [(sn >= tm) | ((pp >= tu) & confirmed) for tm in mmf_thresholds for tu in thresholds]
     return np.array(rows).reshape(-1, len(cand))
 

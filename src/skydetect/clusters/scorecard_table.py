@@ -184,9 +184,9 @@ def _threshold(row, thresholds: dict) -> str:
         a, b, c = (entry.get(k) for k in ("unet_threshold", "mmf_threshold", "unet_min_snr"))
         if a is None or b is None:
             return "–"
-        return f"S/N >= {b:g}, or P >= {a:g} and S/N >= {c:g}" if c is not None else (
-            f"P >= {a:g} or S/N >= {b:g}"
-        )
+        if c is None:
+            return f"P >= {a:g} or S/N >= {b:g}"
+        return f"S/N >= {b:g}, or P >= {a:g} and S/N >= {c:g}"
     return _f(row["THRESHOLD_VAL"], "{:g}")
 
 

@@ -26,6 +26,7 @@ from astropy.io import fits
 from astropy.table import Table, vstack
 from scipy import stats
 
+from skydetect.clusters.heldout import unet_min_snr
 from skydetect.io.atomic import atomic_path
 
 CONFIDENCE = 0.6827
@@ -98,10 +99,9 @@ def read_thresholds(path, detectors) -> dict:
                 f"{path}: no entry {det!r} with {' and '.join(map(repr, keys))} (has {sorted(data)})"
             )
         if det == "combined":
-            c = entry.get("unet_min_snr")
             out[det] = {"score": ["PEAK_PROB", "SNR"],
                         "threshold": [value(entry["unet_threshold"]), value(entry["mmf_threshold"])],
-                        "min_snr": -np.inf if c is None else float(c)}  # fmt: skip
+                        "min_snr": unet_min_snr(entry)}  # fmt: skip
         else:
             out[det] = {"score": str(entry["score"]), "threshold": value(entry["threshold"])}
     return out

@@ -168,9 +168,9 @@ def fuse(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float):
     n = 0
     for i in order:
         b, s = boxes[i], scores[i]
-        ov = iou(b[None], fused[:n])[0] if n else np.zeros(0)
+        ov = iou(b[None], fused[:n])[0]
         j = int(np.argmax(ov)) if n else -1
-        if j < 0 or ov[j] <= iou_threshold:
+        if j < 0 or ov[j] <= iou_threshold:  # a new group, led by its best box
             j, n = n, n + 1
             best[j] = s
         weighted[j] += s * b
