@@ -55,5 +55,7 @@ rule evaluate_calibration:
     params:
         detectors=CALIBRATION_DETECTORS,
         n_bins=CL["calibration"]["n_bins"],
+        n_bootstrap=CL["evaluate"]["n_bootstrap"],
+        seed=config["seed"],
     script:
         "../scripts/evaluate_calibration.py"

@@ -223,3 +223,39 @@ def test_masked_scores_read_as_missing_and_empty_test_sets():
                    "DETECTORS": np.zeros(0, "U4"), "IS_TRUE": np.zeros(0, bool)})  # fmt: skip
     table, curves = cal.evaluate({"combined": model}, {"combined": empty})
     assert table["N"][0] == 0 and np.isnan(table["ECE"][0]) and len(curves["combined"]) == 0
+
+
+def test_ece_of_a_perfectly_calibrated_probability_is_its_binomial_floor():
+    """Labels drawn from P(real) = 0.5 in 10 bins of 50: each bin's fraction true scatters by
+    sqrt(0.25 / 50), so the ECE is E|N(0, 0.0707)| = 0.0707 * sqrt(2 / pi) = 0.056; four times
+    the candidates halve it."""
+    rng = np.random.default_rng(5)
+    floor = cal.ece_if_calibrated(np.full(500, 0.5), rng, n_bins=10, n_draws=400)
+    assert np.median(floor) == pytest.approx(0.0707 * np.sqrt(2 / np.pi), rel=0.12)
+    quad = cal.ece_if_calibrated(np.full(2000, 0.5), rng, n_bins=10, n_draws=400)
+    assert np.median(quad) == pytest.approx(np.median(floor) / 2, rel=0.15)
+
+
+def test_ece_interval_resamples_blocks_of_sky_not_candidates():
+    """Candidates all inside one nside-8 block: every block resample repeats the same
+    candidates, so the ECE's interval has zero width; spread over many blocks it does not.
+    A miscalibrated P(real) (true twice as often as it says) sits above the floor."""
+    rng = np.random.default_rng(6)
+    prob = rng.uniform(0.05, 0.45, 500)
+    is_true = rng.random(500) < 2 * prob
+    one_block = Table({"PEAK_PROB": prob, "IS_TRUE": is_true,
+                       "GLON": 30.0 + rng.uniform(0, 0.5, 500),
+                       "GLAT": 40.0 + rng.uniform(0, 0.5, 500)})  # fmt: skip
+    model = {"version": cal.FORMAT_VERSION, "detector": "unet_hfi", "n_fit": 10, "n_true": 3,
+             "method": "isotonic", "score": "PEAK_PROB", "x": [0.0, 1.0], "y": [0.0, 1.0]}  # fmt: skip
+    table, _ = cal.evaluate({"unet_hfi": model}, {"unet_hfi": one_block}, n_bootstrap=50)
+    r = table[0]
+    assert r["ECE_LO95"] == pytest.approx(r["ECE"]) and r["ECE_HI95"] == pytest.approx(r["ECE"])
+    spread = Table(one_block)
+    spread["GLON"] = rng.uniform(0, 360, 500)
+    spread["GLAT"] = np.degrees(np.arcsin(rng.uniform(-1, 1, 500)))
+    table, _ = cal.evaluate({"unet_hfi": model}, {"unet_hfi": spread}, n_bootstrap=50)
+    r = table[0]
+    assert r["ECE_LO95"] < r["ECE"] < r["ECE_HI95"]
+    assert r["ECE"] == pytest.approx(np.mean(prob), abs=0.04)  # true 2p against p
+    assert r["ECE_LO95"] > r["ECE_CALIBRATED_HI95"]

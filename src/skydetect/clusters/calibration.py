@@ -25,7 +25,12 @@ estimate of the truth rate; 1/2 with no candidates), marked ``"fallback"`` in th
 
 :func:`expected_calibration_error` bins candidates in equal-count bins of the predicted
 probability (sorted, split into ``n_bins`` groups that differ by at most one candidate) and
-returns sum_b (n_b / N) |mean predicted_b - fraction true_b|.
+returns sum_b (n_b / N) |mean predicted_b - fraction true_b|. :func:`evaluate` gives it two
+yardsticks: a 95 % spatial block-bootstrap interval (nside-8 HEALPix blocks of the tiles that
+hold the candidates, as the scorecard's, :mod:`skydetect.clusters.heldout`), and the ECE a
+perfectly calibrated P(real) would show on the same candidates, from labels drawn as
+Bernoulli(P(real)) (consistency resampling, Broecker & Smith 2007, Weather Forecast. 22, 651):
+with ~50 candidates a bin, binomial noise alone gives an ECE of a few per cent.
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import healpy as hp
 import numpy as np
 from astropy.table import Table
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from skydetect.clusters import heldout as H
 from skydetect.clusters.scorecard import score_column
 from skydetect.io.atomic import atomic_path
 
@@ -232,6 +239,41 @@ def expected_calibration_error(prob, is_true, n_bins: int = 10) -> float:
     return float(total / prob.size)
 
 
+def ece_interval(prob, is_true, weights, n_bins: int = 10, level: float = 0.95):
+    """Central ``level`` interval of the ECE over bootstrap resamples: ``weights`` (B, N)
+    says how often each candidate is drawn in each resample (rows repeated that often)."""
+    prob = np.asarray(prob, float)
+    is_true = np.asarray(is_true, bool)
+    rows = np.arange(prob.size)
+    eces = []
+    for w in np.asarray(weights, np.int64):
+        idx = np.repeat(rows, w)
+        eces.append(expected_calibration_error(prob[idx], is_true[idx], n_bins))
+    return H.interval(eces, level)
+
+
+def ece_if_calibrated(prob, rng, n_bins: int = 10, n_draws: int = 200) -> np.ndarray:
+    """``n_draws`` ECEs of ``prob`` against labels drawn as Bernoulli(``prob``): the ECE of a
+    perfectly calibrated probability on these candidates (its sampling floor)."""
+    prob = np.asarray(prob, float)
+    labels = rng.random((n_draws, prob.size)) < prob[None, :]
+    return np.array([expected_calibration_error(prob, lab, n_bins) for lab in labels])
+
+
+def _block_resamples(table: Table, n_bootstrap: int, rng) -> np.ndarray:
+    """(n_bootstrap, N) block-bootstrap weights of the rows of ``table``: nside-8 blocks of
+    the nside-2 tiles that hold its rows, drawn with replacement; without ``GLON``/``GLAT``
+    columns, the rows one by one."""
+    if len(table) == 0:
+        return np.zeros((n_bootstrap, 0))
+    if "GLON" not in table.colnames or "GLAT" not in table.colnames:
+        return rng.multinomial(len(table), np.full(len(table), 1.0 / len(table)), n_bootstrap)
+    lon, lat = np.asarray(table["GLON"], float), np.asarray(table["GLAT"], float)
+    blocks = H.area_blocks(np.unique(hp.ang2pix(H.TILE_NSIDE, lon, lat, lonlat=True)))
+    draws = H.block_draws(len(blocks), n_bootstrap, rng)
+    return H.block_weights(draws, H.block_index(table, blocks, "calibration candidates"))
+
+
 def reliability_curve(prob, is_true, n_bins: int = 10) -> Table:
     """Per equal-count bin: ``P_MEAN`` (mean predicted), ``TRUE_FRACTION``, ``N``."""
     prob = np.asarray(prob, float)
@@ -277,29 +319,50 @@ def read_matched_candidates(path) -> Table:
     return table
 
 
-def evaluate(calibrations: dict, tables: dict, n_bins: int = 10) -> tuple[Table, dict]:
-    """``DETECTOR ECE N`` of every detector's calibrated test candidates, with what shifts a
-    calibration between the candidates it was fitted on and those it is scored on:
-    ``MEAN_P_REAL`` (mean calibrated P on test), ``TRUE_FRACTION`` (fraction true on test) and
-    ``TRUE_FRACTION_FIT`` (on the fitted candidates, the validation tiles); and the reliability
-    curves (:func:`reliability_curve`) by detector."""
+EVALUATION_COLUMNS = (
+    ("DETECTOR", str, "detector"),
+    ("ECE", float, "expected calibration error, {n_bins} equal-count bins"),
+    ("N", int, "test candidates"),
+    ("ECE_LO95", float, "2.5th percentile of the ECE, spatial block bootstrap"),
+    ("ECE_HI95", float, "97.5th percentile of the ECE, spatial block bootstrap"),
+    ("ECE_CALIBRATED", float,
+     "median ECE of a perfectly calibrated P(real) on these candidates (labels drawn from it)"),
+    ("ECE_CALIBRATED_HI95", float, "95th percentile of that ECE"),
+    ("MEAN_P_REAL", float, "mean calibrated P(real) of the test candidates"),
+    ("TRUE_FRACTION", float, "fraction of the test candidates that are true"),
+    ("TRUE_FRACTION_FIT", float,
+     "fraction true among the candidates the calibration was fitted on (validation tiles)"),
+)  # fmt: skip
+
+
+def evaluate(calibrations: dict, tables: dict, n_bins: int = 10, n_bootstrap: int = 200,
+             seed: int = 0) -> tuple[Table, dict]:  # fmt: skip
+    """``DETECTOR ECE N`` of every detector's calibrated test candidates, with the ECE's
+    yardsticks (:data:`EVALUATION_COLUMNS`: its 95 % block-bootstrap interval from
+    ``n_bootstrap`` resamples, and the ECE of a perfectly calibrated P(real) on the same
+    candidates) and what shifts a calibration between the candidates it was fitted on and
+    those it is scored on: ``MEAN_P_REAL`` (mean calibrated P on test), ``TRUE_FRACTION``
+    (fraction true on test) and ``TRUE_FRACTION_FIT`` (on the fitted candidates, the
+    validation tiles); and the reliability curves (:func:`reliability_curve`) by detector."""
     rows, curves = [], {}
     for detector, table in tables.items():
+        rng = np.random.default_rng([int(seed), 25, len(rows)])
         is_true = truth_labels(table, f"{detector} test candidates")
         fit = calibrations[detector]
         prob = apply_calibration(fit, table)
         fit_fraction = fit["n_true"] / fit["n_fit"] if fit.get("n_fit") else float("nan")
+        weights = _block_resamples(table, n_bootstrap, rng)
+        null = ece_if_calibrated(prob, rng, n_bins, n_bootstrap) if prob.size else [np.nan]
         rows.append((detector, expected_calibration_error(prob, is_true, n_bins), len(table),
+                     *ece_interval(prob, is_true, weights, n_bins),
+                     float(np.median(null)), float(np.percentile(null, 95)),
                      float(prob.mean()) if prob.size else float("nan"),
                      float(is_true.mean()) if is_true.size else float("nan"),
                      float(fit_fraction)))  # fmt: skip
         curves[detector] = reliability_curve(prob, is_true, n_bins)
-    names = ("DETECTOR", "ECE", "N", "MEAN_P_REAL", "TRUE_FRACTION", "TRUE_FRACTION_FIT")
-    out = Table(rows=rows or None, names=names, dtype=(str, float, int, float, float, float))
-    out["ECE"].description = f"expected calibration error, {n_bins} equal-count bins"
-    out["MEAN_P_REAL"].description = "mean calibrated P(real) of the test candidates"
-    out["TRUE_FRACTION"].description = "fraction of the test candidates that are true"
-    out["TRUE_FRACTION_FIT"].description = (
-        "fraction true among the candidates the calibration was fitted on (validation tiles)"
-    )
+    names = [c[0] for c in EVALUATION_COLUMNS]
+    out = Table(rows=rows or None, names=names, dtype=[c[1] for c in EVALUATION_COLUMNS])
+    for name, _, text in EVALUATION_COLUMNS[1:]:
+        out[name].description = text.format(n_bins=n_bins)
+    out.meta["n_bootstrap"] = int(n_bootstrap)
     return out, curves

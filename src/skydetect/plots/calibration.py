@@ -14,7 +14,8 @@ from astropy.table import Table  # noqa: E402
 def plot_reliability(curves: dict[str, Table], summary: Table, path) -> None:
     """Observed fraction of true candidates against the mean calibrated P(real), per
     equal-count bin and detector (:func:`skydetect.clusters.calibration.reliability_curve`),
-    with the diagonal of perfect calibration. The legend gives each detector's ECE and N and
+    with the diagonal of perfect calibration. The legend gives each detector's ECE with its
+    95 % interval, the ECE a perfectly calibrated P(real) would show on the same candidates, N and
     what moves a calibration off the diagonal as a whole: the fraction of true candidates on
     test against that among the candidates it was fitted on, and the mean P(real) on test."""
     fig, ax = plt.subplots(figsize=(6.0, 6.0))
@@ -24,7 +25,9 @@ def plot_reliability(curves: dict[str, Table], summary: Table, path) -> None:
         r = rows.get(detector)
         label = detector
         if r is not None:
-            label += (f": ECE {float(r['ECE']):.3f}, N {int(r['N'])}"
+            label += (f": ECE {float(r['ECE']):.3f} [{float(r['ECE_LO95']):.3f}, "
+                      f"{float(r['ECE_HI95']):.3f}] (calibrated: "
+                      f"{float(r['ECE_CALIBRATED']):.3f}), N {int(r['N'])}"
                       f"\n  true {float(r['TRUE_FRACTION']):.2f} on test, "
                       f"{float(r['TRUE_FRACTION_FIT']):.2f} where fitted; "
                       f"mean P {float(r['MEAN_P_REAL']):.2f}")  # fmt: skip
