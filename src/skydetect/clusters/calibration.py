@@ -252,7 +252,7 @@ def ece_interval(prob, is_true, weights, n_bins: int = 10, level: float = 0.95):
     return H.interval(eces, level)
 
 
-def ece_if_calibrated(prob, rng, n_bins: int = 10, n_draws: int = 200) -> np.ndarray:
+def ece_if_calibrated(prob, rng, n_bins: int = 10, n_draws: int = 2000) -> np.ndarray:
     """``n_draws`` ECEs of ``prob`` against labels drawn as Bernoulli(``prob``): the ECE of a
     perfectly calibrated probability on these candidates (its sampling floor)."""
     prob = np.asarray(prob, float)
@@ -346,13 +346,13 @@ def evaluate(calibrations: dict, tables: dict, n_bins: int = 10, n_bootstrap: in
     validation tiles); and the reliability curves (:func:`reliability_curve`) by detector."""
     rows, curves = [], {}
     for detector, table in tables.items():
-        rng = np.random.default_rng([int(seed), 25, len(rows)])
+        rng = np.random.default_rng([int(seed), len(rows)])
         is_true = truth_labels(table, f"{detector} test candidates")
         fit = calibrations[detector]
         prob = apply_calibration(fit, table)
         fit_fraction = fit["n_true"] / fit["n_fit"] if fit.get("n_fit") else float("nan")
         weights = _block_resamples(table, n_bootstrap, rng)
-        null = ece_if_calibrated(prob, rng, n_bins, n_bootstrap) if prob.size else [np.nan]
+        null = ece_if_calibrated(prob, rng, n_bins) if prob.size else [np.nan]
         rows.append((detector, expected_calibration_error(prob, is_true, n_bins), len(table),
                      *ece_interval(prob, is_true, weights, n_bins),
                      float(np.median(null)), float(np.percentile(null, 95)),
