@@ -264,10 +264,8 @@ def _block_resamples(table: Table, n_bootstrap: int, rng) -> np.ndarray:
     """(n_bootstrap, N) block-bootstrap weights of the rows of ``table``: nside-8 blocks of
     the nside-2 tiles that hold its rows, drawn with replacement; without ``GLON``/``GLAT``
     columns, the rows one by one."""
-    if len(table) == 0:
-        return np.zeros((n_bootstrap, 0))
-    if "GLON" not in table.colnames or "GLAT" not in table.colnames:
-        return rng.multinomial(len(table), np.full(len(table), 1.0 / len(table)), n_bootstrap)
+    if len(table) == 0 or "GLON" not in table.colnames or "GLAT" not in table.colnames:
+        return H.block_draws(len(table), n_bootstrap, rng)  # each row its own block
     lon, lat = np.asarray(table["GLON"], float), np.asarray(table["GLAT"], float)
     blocks = H.area_blocks(np.unique(hp.ang2pix(H.TILE_NSIDE, lon, lat, lonlat=True)))
     draws = H.block_draws(len(blocks), n_bootstrap, rng)
